@@ -1,0 +1,245 @@
+"""`fewstep compare` and `fewstep generate`: the headless interface other tools rely on.
+
+Exit codes: 0 done; 2 bad input (one line on stderr, nothing written); 1 an unexpected failure;
+130 interrupted. Every input is checked before any model loads or any file is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+from engine.errors import FewstepError, ModelInputError, RequestError
+from engine.model_files import ModelPaths
+from engine.modes import DEFAULT_COMPARISON, MODES, ModelRole
+from engine.request import MAX_SEED, GenerationRequest, ModeSettings
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """Bad command-line input; its message is the one line the user sees."""
+
+
+class _Parser(argparse.ArgumentParser):
+    # argparse prints the whole usage block and exits; the contract is one clear line and code 2.
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see: {self.prog} --help)")
+
+
+def _size(text: str) -> tuple[int, int]:
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"size {text!r} must look like 1024x1024 (WIDTHxHEIGHT)")
+    width, height = int(parts[0]), int(parts[1])
+    if width % 8 or height % 8 or width < 8 or height < 8:
+        raise argparse.ArgumentTypeError(
+            f"size {text}: width and height must be multiples of 8 (e.g. 1024x1024)"
+        )
+    return width, height
+
+
+def _seed(text: str) -> int:
+    if not text.isdigit() or int(text) > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"seed {text!r} must be a whole number from 0 to {MAX_SEED}")
+    return int(text)
+
+
+def _mode_value(text: str) -> tuple[str, str]:
+    mode, sep, value = text.partition("=")
+    if not sep or not value:
+        raise argparse.ArgumentTypeError(f"{text!r} must look like MODE=VALUE, e.g. lcm=4")
+    if mode not in MODES:
+        raise argparse.ArgumentTypeError(
+            f"unknown mode {mode!r} in {text!r}; known modes: {', '.join(MODES)}"
+        )
+    return mode, value
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--prompt", required=True, help="what to draw")
+    parser.add_argument("--negative", default="", help="what to avoid (only used where CFG is above 1)")
+    parser.add_argument("--seed", type=_seed, default=0, help="seed of the initial noise (default 0)")
+    parser.add_argument("--size", type=_size, help="WIDTHxHEIGHT, multiples of 8 (default: the model's own)")
+    for role in ModelRole:
+        parser.add_argument(f"--{role}", type=Path, metavar="PATH", help=f"the {role} file or folder")
+    parser.add_argument("--steps", type=_mode_value, action="append", default=[], metavar="MODE=N")
+    parser.add_argument("--guidance", type=_mode_value, action="append", default=[], metavar="MODE=G")
+    parser.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
+    parser.add_argument("--dtype", help="float32, float16 or bfloat16 (default: fp16 on GPUs, fp32 on CPU)")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="fewstep", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    compare = commands.add_parser("compare", help="run several modes on one prompt, same seed, side by side")
+    _add_common(compare)
+    compare.add_argument(
+        "--modes",
+        default=",".join(DEFAULT_COMPARISON),
+        help=f"comma-separated, from: {', '.join(MODES)} (default: {','.join(DEFAULT_COMPARISON)})",
+    )
+    compare.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="folder for grid.png and report"
+    )
+    generate = commands.add_parser("generate", help="one image with one mode")
+    _add_common(generate)
+    generate.add_argument("--mode", required=True, choices=list(MODES), metavar="MODE")
+    generate.add_argument("--out", type=Path, required=True, metavar="FILE.png")
+    return parser
+
+
+@dataclass(frozen=True)
+class Job:
+    request: GenerationRequest
+    paths: ModelPaths
+    out: Path
+    single: bool
+
+
+def _mode_settings(names: Sequence[str], args: argparse.Namespace) -> tuple[ModeSettings, ...]:
+    steps: dict[str, int] = {}
+    guidance: dict[str, float] = {}
+    for mode, value in args.steps:
+        if not value.lstrip("-").isdigit():
+            raise UsageError(f"--steps {mode}={value}: steps must be a whole number")
+        steps[mode] = int(value)
+        if steps[mode] < 1:
+            raise UsageError(f"--steps {mode}={value}: steps must be at least 1")
+    for mode, value in args.guidance:
+        try:
+            guidance[mode] = float(value)
+        except ValueError:
+            raise UsageError(f"--guidance {mode}={value}: guidance must be a number") from None
+    for mode in [*steps, *guidance]:
+        if mode not in names:
+            raise UsageError(
+                f"--steps/--guidance name mode {mode!r}, which is not being run ({', '.join(names)})"
+            )
+    return tuple(ModeSettings(mode=n, steps=steps.get(n), guidance=guidance.get(n)) for n in names)
+
+
+def _model_paths(args: argparse.Namespace) -> ModelPaths:
+    given = {role: getattr(args, role.replace("-", "_")) for role in ModelRole}
+    if not any(given.values()):
+        from engine.builtin import builtin_model_paths
+
+        return builtin_model_paths()
+    if given[ModelRole.BASE] is None:
+        others = ", ".join(f"--{r}" for r, p in given.items() if p is not None)
+        raise UsageError(f"{others} needs --base: the SDXL base model whose text encoders and VAE it uses")
+    return ModelPaths(**{role.replace("-", "_"): path for role, path in given.items()})
+
+
+def parse_job(argv: Sequence[str]) -> tuple[argparse.Namespace, Job]:
+    args = build_parser().parse_args(argv)
+    if args.command == "compare":
+        names = [n.strip() for n in args.modes.split(",") if n.strip()]
+        unknown = [n for n in names if n not in MODES]
+        if unknown or not names:
+            raise UsageError(
+                f"--modes: unknown mode {', '.join(unknown) or '(none)'}; known: {', '.join(MODES)}"
+            )
+        if args.out.exists() and not args.out.is_dir():
+            raise UsageError(f"--out {args.out} is a file; compare writes a folder")
+    else:
+        names = [args.mode]
+        if args.out.suffix.lower() != ".png":
+            raise UsageError(f"--out {args.out} must be a .png file")
+        if args.out.is_dir():
+            raise UsageError(f"--out {args.out} is a folder; generate writes one .png file")
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads {args.threads} must be at least 1")
+    width, height = args.size if args.size else (None, None)
+    request = GenerationRequest(
+        prompt=args.prompt,
+        negative_prompt=args.negative,
+        seeds=(args.seed,),
+        width=width,
+        height=height,
+        modes=_mode_settings(names, args),
+    )
+    request.validate()
+    paths = _model_paths(args)
+    files = paths.checked()
+    if args.command == "generate":
+        spec = MODES[args.mode]
+        missing = [r for r in spec.required_roles if r not in files]
+        if missing:
+            raise UsageError(f"mode {args.mode} needs {', '.join('--' + r for r in missing)}")
+    return args, Job(request=request, paths=paths, out=args.out, single=args.command == "generate")
+
+
+def _say(message: str) -> None:
+    print(f"fewstep: {message}", file=sys.stderr, flush=True)
+
+
+def run(argv: Sequence[str]) -> int:
+    args, job = parse_job(argv)
+    # Heavy imports only once the input is known to be good: a typo answers at once.
+    from engine.builtin import BUILTIN_LABEL, BUILTIN_NOTE
+    from engine.device import plan_device
+    from engine.engine import Engine
+    from engine.outputs import RunContext, png_parameters, write_comparison, write_png
+
+    if job.paths.builtin:
+        _say("no model given: using the " + BUILTIN_LABEL)
+    plan = plan_device(args.device, args.dtype, args.threads)
+    started = time.perf_counter()
+    engine = Engine(job.paths, plan)
+    _say(f"models loaded in {time.perf_counter() - started:.1f} s on {plan.describe()}")
+    for settings in job.request.modes:
+        if missing := engine.missing_files(settings.mode):
+            _say(f"skipping {settings.mode}: no {' or '.join('--' + r for r in missing)} given")
+    comparison = engine.run(job.request)
+    base = job.paths.base
+    context = RunContext(
+        model_label=BUILTIN_LABEL if job.paths.builtin else (base.name if base else "?"),
+        device=plan.describe(),
+        note=BUILTIN_NOTE if job.paths.builtin else "",
+    )
+    for result in comparison.results:
+        for warning in result.warnings:
+            _say(f"warning: {warning}")
+    if job.single:
+        from PIL import Image
+
+        result = comparison.results[0]
+        write_png(job.out, Image.fromarray(result.image), png_parameters(result, comparison, context))
+        print(f"{result.mode}: {result.steps} steps, {result.timings.total:.2f} s -> {job.out}")
+        return EXIT_OK
+    write_comparison(job.out, comparison, context)
+    for result in comparison.results:
+        t = result.timings
+        print(
+            f"{result.mode:15} {result.steps:3d} steps  guidance {result.guidance:<4g} {t.total:7.3f} s"
+            f"  (denoise {t.denoising:.3f}, decode {t.decode:.3f}, switch {t.switch:.4f})"
+        )
+    print(f"wrote {job.out / 'grid.png'} and {job.out / 'report.json'}")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return run(sys.argv[1:] if argv is None else argv)
+    except (UsageError, FewstepError) as exc:
+        _say(f"error: {exc}")
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if os.environ.get("FEWSTEP_DEBUG"):
+            raise
+        _say(f"unexpected failure: {type(exc).__name__}: {exc} (FEWSTEP_DEBUG=1 shows the traceback)")
+        return EXIT_FAILED
+
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_OK", "ModelInputError", "RequestError", "main"]

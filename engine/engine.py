@@ -1,0 +1,367 @@
+"""The engine: owns every model on the device and runs comparisons of modes on one prompt.
+
+The base pipeline (text encoders, VAE, base UNet) is loaded once. The LCM-LoRA and the Lightning
+LoRA live in the base UNet as named adapters, switched on and off. The LCM and Lightning UNets are
+separate UNet objects, each in a light pipeline that shares the base's text encoders, tokenizers
+and VAE (the same tensors, not copies). A pipeline per UNet, rather than assigning pipe.unet, keeps
+the adapters with the UNet they were loaded into (stack.md: after `pipe.unet = other`, set_adapters
+silently applies to the text encoders only).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine.device import DevicePlan, plan_device
+from engine.errors import JobCancelled, RequestError
+from engine.libraries import quiet_diffusers
+from engine.loading import load_base, load_lcm_unet, load_lora, load_unet_state_dict
+from engine.model_files import ModelFile, ModelPaths
+from engine.modes import MODES, ModelRole, ModeSpec, UNetSource, contract_warnings
+from engine.previews import latent_preview
+from engine.request import (
+    ComparisonResult,
+    GenerationRequest,
+    ModeResult,
+    ModeSettings,
+    Progress,
+    SkippedMode,
+    Timings,
+)
+
+diffusers = quiet_diffusers()
+from diffusers import StableDiffusionXLPipeline  # noqa: E402
+
+ProgressCallback = Callable[[Progress], None]
+ResultCallback = Callable[[ModeResult], None]
+CancelCheck = Callable[[], bool]
+StatusCallback = Callable[[str], None]
+
+_UNET_ROLES = {UNetSource.LCM: ModelRole.LCM_UNET, UNetSource.LIGHTNING: ModelRole.LIGHTNING_UNET}
+
+
+@dataclass(frozen=True)
+class PromptEmbeddings:
+    prompt: torch.Tensor
+    negative: torch.Tensor | None
+    pooled: torch.Tensor
+    negative_pooled: torch.Tensor | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ResolvedMode:
+    """A mode's settings with defaults filled in from its spec and its file."""
+
+    spec: ModeSpec
+    steps: int
+    guidance: float
+    file_steps: int | None
+
+
+class Engine:
+    """Every model on the device; one comparison at a time (the caller serialises jobs)."""
+
+    def __init__(
+        self, paths: ModelPaths, plan: DevicePlan | None = None, *, on_status: StatusCallback | None = None
+    ):
+        say = on_status or (lambda _message: None)
+        self.plan = plan or plan_device()
+        self.paths = paths
+        self.files: dict[ModelRole, ModelFile] = paths.checked()
+        if ModelRole.BASE not in self.files:
+            raise RequestError("no base model given: every mode needs the SDXL base (--base)")
+        device, dtype = self.plan.device, self.plan.dtype
+        say("loading the base model")
+        self.base = load_base(self.files[ModelRole.BASE], device, dtype)
+        # Kept at load time: every scheduler is built from it, never from the scheduler in use,
+        # whose config would carry e.g. trailing spacing into the next mode (stack.md).
+        self.original_scheduler_config = self.base.scheduler.config
+        self.pipes: dict[UNetSource, Any] = {UNetSource.BASE: self.base}
+        if (info := self.files.get(ModelRole.LCM_UNET)) is not None:
+            say("loading the LCM UNet")
+            self.pipes[UNetSource.LCM] = self._pipeline_with(load_lcm_unet(info, device, dtype))
+        if (info := self.files.get(ModelRole.LIGHTNING_UNET)) is not None:
+            say("loading the Lightning UNet")
+            self.pipes[UNetSource.LIGHTNING] = self._pipeline_with(
+                load_unet_state_dict(info, self.base.unet, device, dtype)
+            )
+        self.adapters: dict[ModelRole, str] = {}
+        for role in (ModelRole.LCM_LORA, ModelRole.LIGHTNING_LORA):
+            if (info := self.files.get(role)) is not None:
+                say(f"loading the {role}")
+                load_lora(self.base, info, str(role), f"--{role}")
+                self.adapters[role] = str(role)
+        # peft freezes each weight it wraps (requires_grad=False), and torch's matmul then folds some
+        # non-contiguous products differently: equally valid, but the last bit differs from a plain
+        # pipeline. Each adapter state sets the flags that plain diffusers would have in that state,
+        # so every image stays bit-identical to it (a few hundred flag writes, microseconds).
+        self._wrapped_weights = [
+            parameter
+            for module in self.base.unet.modules()
+            if getattr(module, "lora_A", None) is not None
+            for parameter in module.base_layer.parameters()
+        ]
+        self._active_adapters: tuple[str, ...] | None = None
+        self._apply_adapters(())
+        self._schedulers: dict[str, Any] = {}
+        self.native_size = (
+            self.base.default_sample_size * self.base.vae_scale_factor,
+            self.base.default_sample_size * self.base.vae_scale_factor,
+        )
+        say("ready")
+
+    # --- what can run -------------------------------------------------------------------------
+
+    def _pipeline_with(self, unet: Any) -> Any:
+        base = self.base
+        pipe = StableDiffusionXLPipeline(
+            vae=base.vae,
+            text_encoder=base.text_encoder,
+            text_encoder_2=base.text_encoder_2,
+            tokenizer=base.tokenizer,
+            tokenizer_2=base.tokenizer_2,
+            unet=unet,
+            scheduler=base.scheduler,
+            force_zeros_for_empty_prompt=base.config.force_zeros_for_empty_prompt,
+            add_watermarker=False,
+        )
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    def missing_files(self, mode: str) -> tuple[ModelRole, ...]:
+        """The files a mode needs that were not given (empty when it can run)."""
+        return tuple(role for role in MODES[mode].required_roles if role not in self.files)
+
+    def available_modes(self) -> tuple[str, ...]:
+        return tuple(name for name in MODES if not self.missing_files(name))
+
+    def resolve(self, settings: ModeSettings) -> ResolvedMode:
+        spec = settings.spec
+        file_steps = None
+        if spec.steps_fixed_by_file:
+            role = spec.adapter or _UNET_ROLES.get(spec.unet)
+            info = self.files.get(role) if role is not None else None
+            file_steps = info.lightning_steps if info is not None else None
+        steps = settings.steps or file_steps or spec.default_steps
+        guidance = spec.default_guidance if settings.guidance is None else settings.guidance
+        return ResolvedMode(spec=spec, steps=steps, guidance=guidance, file_steps=file_steps)
+
+    # --- switching ----------------------------------------------------------------------------
+
+    def _scheduler_for(self, spec: ModeSpec) -> Any:
+        scheduler = self._schedulers.get(spec.name)
+        if scheduler is None:
+            overrides = dict(spec.scheduler_overrides)
+            unet_info = self.files.get(_UNET_ROLES[spec.unet]) if spec.unet in _UNET_ROLES else None
+            if unet_info is not None and unet_info.x0_prediction:
+                # Lightning's 1-step UNet predicts the clean image; only its name says so.
+                overrides["prediction_type"] = "sample"
+            scheduler_class = getattr(diffusers, spec.scheduler)
+            scheduler = scheduler_class.from_config(self.original_scheduler_config, **overrides)
+            self._schedulers[spec.name] = scheduler
+        return scheduler
+
+    def _apply_adapters(self, wanted: tuple[str, ...]) -> None:
+        if wanted == self._active_adapters or not self.adapters:
+            self._active_adapters = wanted
+            return
+        if wanted:
+            self.base.enable_lora()
+            self.base.set_adapters(list(wanted), [1.0] * len(wanted))
+        else:
+            # Disabled adapters leave the base output bit-exact (stack.md); fuse/unfuse would drift.
+            self.base.disable_lora()
+        for parameter in self._wrapped_weights:
+            parameter.requires_grad_(not wanted)
+        self._active_adapters = wanted
+
+    def switch_to(self, mode: str) -> float:
+        """Make a mode current; returns the seconds it took. Reads no file."""
+        spec = MODES[mode]
+        if missing := self.missing_files(mode):
+            raise RequestError(f"mode {mode} needs {', '.join('--' + r for r in missing)}")
+        start = time.perf_counter()
+        pipe = self.pipes[spec.unet]
+        pipe.scheduler = self._scheduler_for(spec)
+        if spec.unet is UNetSource.BASE:
+            self._apply_adapters((self.adapters[spec.adapter],) if spec.adapter else ())
+        return time.perf_counter() - start
+
+    # --- running ------------------------------------------------------------------------------
+
+    def encode(self, prompt: str, negative_prompt: str, *, with_negative: bool) -> PromptEmbeddings:
+        start = time.perf_counter()
+        with torch.inference_mode():
+            embeds = self.base.encode_prompt(
+                prompt,
+                device=self.plan.device,
+                num_images_per_prompt=1,
+                do_classifier_free_guidance=with_negative,
+                # None, not "", so that an empty negative prompt becomes zeros as SDXL's
+                # force_zeros_for_empty_prompt asks, exactly as a plain diffusers call does.
+                negative_prompt=negative_prompt or None,
+            )
+        prompt_embeds, negative, pooled, negative_pooled = embeds
+        return PromptEmbeddings(prompt_embeds, negative, pooled, negative_pooled, time.perf_counter() - start)
+
+    def plan_order(self, modes: Iterable[ModeSettings]) -> list[ModeSettings]:
+        """Cheapest switches first: schedulers (free) and adapter toggles on the base UNet, then the
+        full UNets. The results are still reported in the order asked for."""
+
+        def cost(settings: ModeSettings) -> tuple[int, str, str]:
+            spec = settings.spec
+            return (spec.unet is not UNetSource.BASE, str(spec.unet), str(spec.adapter or ""))
+
+        return sorted(modes, key=cost)
+
+    def run(
+        self,
+        request: GenerationRequest,
+        *,
+        on_progress: ProgressCallback | None = None,
+        on_result: ResultCallback | None = None,
+        should_cancel: CancelCheck | None = None,
+    ) -> ComparisonResult:
+        """Every requested mode times every seed, from the same initial noise per seed.
+
+        Raises JobCancelled when should_cancel() turns true; results delivered before stay valid and
+        the engine stays usable.
+        """
+        request.validate()
+        cancelled = should_cancel or (lambda: False)
+        runnable: list[ModeSettings] = []
+        skipped: list[SkippedMode] = []
+        for settings in request.modes:
+            if missing := self.missing_files(settings.mode):
+                reason = f"needs {', '.join('--' + r for r in missing)}"
+                skipped.append(SkippedMode(mode=settings.mode, reason=reason))
+            else:
+                runnable.append(settings)
+        if not runnable:
+            raise RequestError(
+                "none of the chosen modes can run: " + "; ".join(f"{s.mode} {s.reason}" for s in skipped)
+            )
+        width, height = (
+            (request.width, request.height) if request.width and request.height else self.native_size
+        )
+        resolved = {s.mode: self.resolve(s) for s in runnable}
+        with_negative = any(r.guidance > 1.0 and r.spec.unet is not UNetSource.LCM for r in resolved.values())
+        embeddings: PromptEmbeddings | None = None
+        results: dict[tuple[str, int], ModeResult] = {}
+        for settings in self.plan_order(runnable):
+            if cancelled():
+                raise JobCancelled
+            mode = resolved[settings.mode]
+            switch_seconds = self.switch_to(settings.mode)
+            shared = embeddings is not None
+            if embeddings is None:
+                embeddings = self.encode(request.prompt, request.negative_prompt, with_negative=with_negative)
+            for seed_index, seed in enumerate(request.seeds):
+                result = self._denoise(
+                    mode,
+                    embeddings,
+                    seed=seed,
+                    width=width,
+                    height=height,
+                    negative_prompt=request.negative_prompt,
+                    switch_seconds=switch_seconds if seed_index == 0 else 0.0,
+                    encoding_shared=shared or seed_index > 0,
+                    want_previews=request.want_previews,
+                    on_progress=on_progress,
+                    cancelled=cancelled,
+                )
+                results[(settings.mode, seed)] = result
+                if on_result is not None:
+                    on_result(result)
+        ordered = tuple(results[(s.mode, seed)] for seed in request.seeds for s in runnable)
+        return ComparisonResult(
+            request=request, results=ordered, skipped=tuple(skipped), width=width, height=height
+        )
+
+    def _denoise(
+        self,
+        mode: ResolvedMode,
+        embeddings: PromptEmbeddings,
+        *,
+        seed: int,
+        width: int,
+        height: int,
+        negative_prompt: str,
+        switch_seconds: float,
+        encoding_shared: bool,
+        want_previews: bool,
+        on_progress: ProgressCallback | None,
+        cancelled: CancelCheck,
+    ) -> ModeResult:
+        spec = mode.spec
+        pipe = self.pipes[spec.unet]
+        step_times: list[float] = []
+
+        def step_end(_pipe: Any, index: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+            step_times.append(time.perf_counter())
+            if cancelled():
+                # Raising, rather than diffusers' _interrupt flag, skips the VAE decode of a
+                # picture nobody will see.
+                raise JobCancelled
+            if on_progress is not None:
+                preview = latent_preview(tensors["latents"]) if want_previews else None
+                on_progress(
+                    Progress(mode=spec.name, seed=seed, step=index + 1, total=mode.steps, preview=preview)
+                )
+            return {}
+
+        # Drawn exactly as StableDiffusionXLPipeline draws them from this generator, so plain
+        # diffusers with the same seed reproduces every image; LCM's per-step noise follows from it.
+        generator = torch.Generator("cpu").manual_seed(seed)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            output = pipe(
+                prompt_embeds=embeddings.prompt,
+                negative_prompt_embeds=embeddings.negative,
+                pooled_prompt_embeds=embeddings.pooled,
+                negative_pooled_prompt_embeds=embeddings.negative_pooled,
+                num_inference_steps=mode.steps,
+                guidance_scale=mode.guidance,
+                width=width,
+                height=height,
+                generator=generator,
+                callback_on_step_end=step_end,
+                callback_on_step_end_tensor_inputs=["latents"],
+            )
+        end = time.perf_counter()
+        image = np.asarray(output.images[0].convert("RGB"), dtype=np.uint8)
+        marks = [start, *step_times]
+        timings = Timings(
+            text_encoding=embeddings.seconds,
+            switch=switch_seconds,
+            denoising=step_times[-1] - start,
+            per_step=tuple(b - a for a, b in pairwise(marks)),
+            decode=end - step_times[-1],
+        )
+        warnings = contract_warnings(
+            spec,
+            steps=mode.steps,
+            guidance=mode.guidance,
+            negative_prompt=negative_prompt,
+            file_steps=mode.file_steps,
+        )
+        return ModeResult(
+            mode=spec.name,
+            seed=seed,
+            steps=mode.steps,
+            guidance=mode.guidance,
+            scheduler=type(pipe.scheduler).__name__,
+            timesteps=tuple(float(t) for t in pipe.scheduler.timesteps.tolist()),
+            timings=timings,
+            image=image,
+            warnings=warnings,
+            text_encoding_shared=encoding_shared,
+        )

@@ -1,0 +1,120 @@
+"""Loading the real files: the base pipeline, the distilled UNets and the LoRA adapters."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import init_empty_weights
+from safetensors.torch import load_file
+
+from engine.errors import ModelInputError
+from engine.libraries import quiet_diffusers
+from engine.model_files import ModelFile
+
+diffusers = quiet_diffusers()
+from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel  # noqa: E402
+
+_LORA_SUFFIX = re.compile(r"\.(lora_down|lora_up|lora_A|lora_B|lora\.down|lora\.up)\.weight$|\.alpha$")
+
+
+def _variant_for(folder: Path, dtype: torch.dtype) -> str | None:
+    """Real repositories ship fp32 and .fp16 weights side by side: take the fp16 ones for fp16 runs,
+    and also when they are the only ones (a CPU run then upcasts them)."""
+    has_fp16 = any(folder.glob("*.fp16.safetensors"))
+    has_full = any(p for p in folder.glob("*.safetensors") if ".fp16." not in p.name)
+    if has_fp16 and (dtype == torch.float16 or not has_full):
+        return "fp16"
+    return None
+
+
+def load_base(info: ModelFile, device: torch.device, dtype: torch.dtype) -> Any:
+    """The SDXL base pipeline from a diffusers folder, offline."""
+    variant = _variant_for(info.path / "unet", dtype)
+    try:
+        pipe = StableDiffusionXLPipeline.from_pretrained(
+            info.path, dtype=dtype, variant=variant, use_safetensors=True, local_files_only=True
+        )
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise ModelInputError(
+            f"--base {info.path}: cannot load this SDXL folder ({_first_line(exc)})"
+        ) from None
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
+def load_lcm_unet(info: ModelFile, device: torch.device, dtype: torch.dtype) -> Any:
+    """latent-consistency/lcm-sdxl: a diffusers UNet folder with a guidance embedding."""
+    try:
+        unet = UNet2DConditionModel.from_pretrained(
+            info.path, dtype=dtype, variant=_variant_for(info.path, dtype), local_files_only=True
+        )
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ModelInputError(f"--lcm-unet {info.path}: cannot load this UNet ({_first_line(exc)})") from None
+    return unet.to(device)
+
+
+def load_unet_state_dict(info: ModelFile, base_unet: Any, device: torch.device, dtype: torch.dtype) -> Any:
+    """A Lightning UNet: a bare state dict that must fit the base UNet's architecture exactly."""
+    state = load_file(str(info.path), device="cpu")
+    # Meta tensors first: a random initialisation of a 2.6 B-parameter UNet only to overwrite it
+    # would cost seconds and a second copy in RAM.
+    with init_empty_weights():
+        unet = UNet2DConditionModel.from_config(base_unet.config)
+    try:
+        unet.load_state_dict(state, strict=True, assign=True)
+    except RuntimeError as exc:
+        raise ModelInputError(
+            f"--lightning-unet {info.path}: its tensors do not fit the base model's UNet ({_first_line(exc)})"
+        ) from None
+    return unet.to(device=device, dtype=dtype)
+
+
+def lora_module_names(state_dict_keys: list[str]) -> set[str]:
+    """The modules a LoRA file patches, as written in the file."""
+    return {_LORA_SUFFIX.sub("", key) for key in state_dict_keys if _LORA_SUFFIX.search(key)}
+
+
+def load_lora(pipe: Any, info: ModelFile, adapter_name: str, option: str) -> int:
+    """Load a LoRA as a named adapter and prove that every module it names received it.
+
+    diffusers drops LoRA keys it cannot place with no more than a log line; a silently partial
+    adapter would make a mode quietly wrong, so the count is checked here. Returns the module count.
+    """
+    state = load_file(str(info.path), device="cpu")
+    expected = len(lora_module_names(list(state)))
+    try:
+        with warnings.catch_warnings():
+            # peft warns on every second adapter in one model; several named adapters are the design.
+            warnings.filterwarnings("ignore", message="Already found a `peft_config`", category=UserWarning)
+            pipe.load_lora_weights(state, adapter_name=adapter_name)
+    except (ValueError, RuntimeError, KeyError) as exc:
+        raise ModelInputError(
+            f"{option} {info.path}: this LoRA does not fit the base model ({_first_line(exc)})"
+        ) from None
+    landed = _count_adapter_modules(pipe, adapter_name)
+    if landed != expected:
+        pipe.delete_adapters(adapter_name)
+        raise ModelInputError(
+            f"{option} {info.path}: only {landed} of the {expected} modules it names exist in this"
+            " base model; it was made for another model"
+        )
+    return landed
+
+
+def _count_adapter_modules(pipe: Any, adapter_name: str) -> int:
+    count = 0
+    for component in (pipe.unet, pipe.text_encoder, pipe.text_encoder_2):
+        for module in component.modules():
+            lora_a = getattr(module, "lora_A", None)
+            if lora_a is not None and adapter_name in lora_a:
+                count += 1
+    return count
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__

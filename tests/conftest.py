@@ -1,0 +1,57 @@
+"""Shared fixtures: one tiny model set and one engine per session, torch on one thread."""
+
+from __future__ import annotations
+
+import os
+
+# One torch thread: tests share 2 cores with other processes (stack.md: a contended thread pool made
+# generation 50 to 500 times slower). Set before anything imports torch.
+os.environ.setdefault("FEWSTEP_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.engine import Engine
+from engine.model_files import ModelPaths
+from engine.tiny_model import TinyModelSet, build_tiny_model_set
+
+torch.set_num_threads(1)
+
+ROLES = ("base", "lcm_unet", "lcm_lora", "lightning_unet", "lightning_lora")
+
+
+@pytest.fixture(autouse=True)
+def _private_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes the developer's real cache or settings."""
+    monkeypatch.setenv("FEWSTEP_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> TinyModelSet:
+    return build_tiny_model_set(tmp_path_factory.mktemp("models") / "tiny")
+
+
+def model_paths_of(models: TinyModelSet, *, without: tuple[str, ...] = ()) -> ModelPaths:
+    def pick(name: str) -> Path | None:
+        return None if name in without else Path(getattr(models, name))
+
+    return ModelPaths(
+        base=pick("base"),
+        lcm_unet=pick("lcm_unet"),
+        lcm_lora=pick("lcm_lora"),
+        lightning_unet=pick("lightning_unet"),
+        lightning_lora=pick("lightning_lora"),
+    )
+
+
+@pytest.fixture(scope="session")
+def engine_all(tiny_models: TinyModelSet) -> Engine:
+    """An engine with all five modes resident, shared by tests that leave it as they found it."""
+    return Engine(model_paths_of(tiny_models))
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -1,0 +1,161 @@
+"""Each mode against modes.md and against plain diffusers run as its model card says."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from diffusers import (
+    DDIMScheduler,
+    EulerDiscreteScheduler,
+    LCMScheduler,
+    StableDiffusionXLPipeline,
+    UNet2DConditionModel,
+)
+from safetensors.torch import load_file
+
+from engine.engine import Engine
+from engine.modes import DEFAULT_COMPARISON
+from engine.request import GenerationRequest, ModeResult, ModeSettings
+from engine.tiny_model import TinyModelSet
+
+PROMPT = "a large red circle on a blue background"
+SEED = 1234
+
+
+def run_mode(engine: Engine, mode: str, *, seed: int = SEED, **settings: Any) -> ModeResult:
+    request = GenerationRequest(prompt=PROMPT, seeds=(seed,), modes=(ModeSettings(mode=mode, **settings),))
+    return engine.run(request).results[0]
+
+
+def generator() -> torch.Generator:
+    return torch.Generator("cpu").manual_seed(SEED)
+
+
+def plain_base(models: TinyModelSet) -> Any:
+    pipe = StableDiffusionXLPipeline.from_pretrained(models.base, dtype=torch.float32, local_files_only=True)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+# Each function is the model card's own recipe, on the tiny files.
+def card_ddim(models: TinyModelSet) -> np.ndarray:
+    pipe = plain_base(models)
+    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    return np.asarray(
+        pipe(PROMPT, num_inference_steps=30, guidance_scale=5.0, generator=generator()).images[0]
+    )
+
+
+def card_lcm(models: TinyModelSet) -> np.ndarray:
+    # The card's fp16 arguments dropped, as on a CPU: the fp32 weights, no variant.
+    unet = UNet2DConditionModel.from_pretrained(models.lcm_unet, dtype=torch.float32)
+    pipe = StableDiffusionXLPipeline.from_pretrained(
+        models.base, unet=unet, dtype=torch.float32, local_files_only=True
+    )
+    pipe.set_progress_bar_config(disable=True)
+    pipe.scheduler = LCMScheduler.from_config(pipe.scheduler.config)
+    return np.asarray(
+        pipe(PROMPT, num_inference_steps=4, guidance_scale=8.0, generator=generator()).images[0]
+    )
+
+
+def card_lcm_lora(models: TinyModelSet) -> np.ndarray:
+    pipe = plain_base(models)
+    pipe.scheduler = LCMScheduler.from_config(pipe.scheduler.config)
+    pipe.load_lora_weights(str(models.lcm_lora))
+    return np.asarray(
+        pipe(PROMPT, num_inference_steps=4, guidance_scale=1.0, generator=generator()).images[0]
+    )
+
+
+def card_lightning(models: TinyModelSet) -> np.ndarray:
+    unet = UNet2DConditionModel.from_config(models.base, subfolder="unet")
+    unet.load_state_dict(load_file(str(models.lightning_unet)))
+    pipe = StableDiffusionXLPipeline.from_pretrained(
+        models.base, unet=unet, dtype=torch.float32, local_files_only=True
+    )
+    pipe.set_progress_bar_config(disable=True)
+    pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config, timestep_spacing="trailing")
+    return np.asarray(pipe(PROMPT, num_inference_steps=4, guidance_scale=0, generator=generator()).images[0])
+
+
+def card_lightning_lora(models: TinyModelSet) -> np.ndarray:
+    pipe = plain_base(models)
+    pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config, timestep_spacing="trailing")
+    pipe.load_lora_weights(str(models.lightning_lora))
+    return np.asarray(pipe(PROMPT, num_inference_steps=4, guidance_scale=0, generator=generator()).images[0])
+
+
+CARDS: dict[str, Callable[[TinyModelSet], np.ndarray]] = {
+    "ddim": card_ddim,
+    "lcm": card_lcm,
+    "lcm-lora": card_lcm_lora,
+    "lightning": card_lightning,
+    "lightning-lora": card_lightning_lora,
+}
+
+# shared/docs/modes.md, "Expected timesteps".
+EXPECTED_TIMESTEPS = {
+    "ddim": list(range(958, 0, -33)),  # [958, 925, ..., 34, 1]
+    "lcm": [999, 759, 499, 259],
+    "lcm-lora": [999, 759, 499, 259],
+    "lightning": [999, 749, 499, 249],
+    "lightning-lora": [999, 749, 499, 249],
+}
+
+
+@pytest.mark.parametrize("mode", DEFAULT_COMPARISON)
+def test_timesteps_match_modes_md(engine_all: Engine, mode: str) -> None:
+    result = run_mode(engine_all, mode)
+    assert [round(t) for t in result.timesteps] == EXPECTED_TIMESTEPS[mode]
+    assert all(float(t).is_integer() for t in result.timesteps)
+    assert result.steps == len(EXPECTED_TIMESTEPS[mode])
+
+
+@pytest.mark.parametrize("mode", DEFAULT_COMPARISON)
+def test_image_equals_plain_diffusers_with_card_settings(
+    engine_all: Engine, tiny_models: TinyModelSet, mode: str
+) -> None:
+    expected = CARDS[mode](tiny_models)
+    # Run a different mode first so that the engine has to switch into this one.
+    other = "lcm-lora" if mode == "ddim" else "ddim"
+    run_mode(engine_all, other, steps=2)
+    result = run_mode(engine_all, mode)
+    assert result.image.shape == expected.shape
+    np.testing.assert_array_equal(result.image, expected)
+
+
+def test_same_seed_twice_is_identical_and_seeds_differ(engine_all: Engine) -> None:
+    first = run_mode(engine_all, "lcm")
+    second = run_mode(engine_all, "lcm")
+    other_seed = run_mode(engine_all, "lcm", seed=SEED + 1)
+    np.testing.assert_array_equal(first.image, second.image)
+    assert not np.array_equal(first.image, other_seed.image)
+
+
+def test_modes_differ_from_one_another(engine_all: Engine) -> None:
+    request = GenerationRequest(
+        prompt=PROMPT, seeds=(SEED,), modes=tuple(ModeSettings(mode=m) for m in DEFAULT_COMPARISON)
+    )
+    images = {r.mode: r.image for r in engine_all.run(request).results}
+    assert list(images) == list(DEFAULT_COMPARISON)
+    names = list(images)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            difference = np.abs(images[a].astype(int) - images[b].astype(int)).mean()
+            assert difference > 1.0, f"{a} and {b} gave nearly the same image"
+
+
+def test_adapters_off_equals_the_base_exactly(engine_all: Engine, tiny_models: TinyModelSet) -> None:
+    run_mode(engine_all, "lightning-lora")  # leave an adapter active, then go back to the base
+    with_adapters_loaded = run_mode(engine_all, "ddim", steps=5)
+    pipe = plain_base(tiny_models)  # no LoRA ever loaded
+    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    plain = np.asarray(
+        pipe(PROMPT, num_inference_steps=5, guidance_scale=5.0, generator=generator()).images[0]
+    )
+    np.testing.assert_array_equal(with_adapters_loaded.image, plain)
