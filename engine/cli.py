@@ -243,3 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_OK", "ModelInputError", "RequestError", "main"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,11 +1,12 @@
 """The engine: owns every model on the device and runs comparisons of modes on one prompt.
 
 The base pipeline (text encoders, VAE, base UNet) is loaded once. The LCM-LoRA and the Lightning
-LoRA live in the base UNet as named adapters, switched on and off. The LCM and Lightning UNets are
-separate UNet objects, each in a light pipeline that shares the base's text encoders, tokenizers
-and VAE (the same tensors, not copies). A pipeline per UNet, rather than assigning pipe.unet, keeps
-the adapters with the UNet they were loaded into (stack.md: after `pipe.unet = other`, set_adapters
-silently applies to the text encoders only).
+LoRA are loaded once, each as a named adapter in a twin of the base UNet that shares its weight
+tensors. The LCM and Lightning UNets are separate UNet objects. Every UNet sits in a light pipeline
+that shares the base's text encoders, tokenizers and VAE (the same tensors, not copies), so a mode
+switch is a choice of pipeline plus a scheduler, and reads no file. A pipeline per UNet, rather
+than assigning pipe.unet, keeps adapters with the UNet they were loaded into (stack.md: after
+`pipe.unet = other`, set_adapters silently applies to the text encoders only).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import torch
 from engine.device import DevicePlan, plan_device
 from engine.errors import JobCancelled, RequestError
 from engine.libraries import quiet_diffusers
-from engine.loading import load_base, load_lcm_unet, load_lora, load_unet_state_dict
+from engine.loading import load_base, load_lcm_unet, load_lora, load_unet_state_dict, share_weights
 from engine.model_files import ModelFile, ModelPaths
 from engine.modes import MODES, ModelRole, ModeSpec, UNetSource, contract_warnings
 from engine.previews import latent_preview
@@ -66,6 +67,11 @@ class ResolvedMode:
     file_steps: int | None
 
 
+def pipeline_key(spec: ModeSpec) -> UNetSource | ModelRole:
+    """Which of the engine's pipelines runs a mode: the adapter's twin, else the mode's UNet."""
+    return spec.adapter or spec.unet
+
+
 class Engine:
     """Every model on the device; one comparison at a time (the caller serialises jobs)."""
 
@@ -84,7 +90,7 @@ class Engine:
         # Kept at load time: every scheduler is built from it, never from the scheduler in use,
         # whose config would carry e.g. trailing spacing into the next mode (stack.md).
         self.original_scheduler_config = self.base.scheduler.config
-        self.pipes: dict[UNetSource, Any] = {UNetSource.BASE: self.base}
+        self.pipes: dict[UNetSource | ModelRole, Any] = {UNetSource.BASE: self.base}
         if (info := self.files.get(ModelRole.LCM_UNET)) is not None:
             say("loading the LCM UNet")
             self.pipes[UNetSource.LCM] = self._pipeline_with(load_lcm_unet(info, device, dtype))
@@ -93,24 +99,17 @@ class Engine:
             self.pipes[UNetSource.LIGHTNING] = self._pipeline_with(
                 load_unet_state_dict(info, self.base.unet, device, dtype)
             )
-        self.adapters: dict[ModelRole, str] = {}
+        # Each distillation LoRA gets its own twin of the base UNet: the same weight tensors (no
+        # copy), its own peft wrappers. Switching between base, LCM-LoRA and Lightning LoRA is then
+        # a choice of pipeline, with no adapter toggling (set_adapters costs 10 to 20 ms on every
+        # switch) and no wrapper overhead on the reference mode. Nothing may fuse into a twin: it
+        # would write into the shared base weights.
         for role in (ModelRole.LCM_LORA, ModelRole.LIGHTNING_LORA):
             if (info := self.files.get(role)) is not None:
                 say(f"loading the {role}")
-                load_lora(self.base, info, str(role), f"--{role}")
-                self.adapters[role] = str(role)
-        # peft freezes each weight it wraps (requires_grad=False), and torch's matmul then folds some
-        # non-contiguous products differently: equally valid, but the last bit differs from a plain
-        # pipeline. Each adapter state sets the flags that plain diffusers would have in that state,
-        # so every image stays bit-identical to it (a few hundred flag writes, microseconds).
-        self._wrapped_weights = [
-            parameter
-            for module in self.base.unet.modules()
-            if getattr(module, "lora_A", None) is not None
-            for parameter in module.base_layer.parameters()
-        ]
-        self._active_adapters: tuple[str, ...] | None = None
-        self._apply_adapters(())
+                pipe = self._pipeline_with(share_weights(self.base.unet))
+                load_lora(pipe, info, str(role), f"--{role}")
+                self.pipes[role] = pipe
         self._schedulers: dict[str, Any] = {}
         self.native_size = (
             self.base.default_sample_size * self.base.vae_scale_factor,
@@ -169,30 +168,13 @@ class Engine:
             self._schedulers[spec.name] = scheduler
         return scheduler
 
-    def _apply_adapters(self, wanted: tuple[str, ...]) -> None:
-        if wanted == self._active_adapters or not self.adapters:
-            self._active_adapters = wanted
-            return
-        if wanted:
-            self.base.enable_lora()
-            self.base.set_adapters(list(wanted), [1.0] * len(wanted))
-        else:
-            # Disabled adapters leave the base output bit-exact (stack.md); fuse/unfuse would drift.
-            self.base.disable_lora()
-        for parameter in self._wrapped_weights:
-            parameter.requires_grad_(not wanted)
-        self._active_adapters = wanted
-
     def switch_to(self, mode: str) -> float:
         """Make a mode current; returns the seconds it took. Reads no file."""
         spec = MODES[mode]
         if missing := self.missing_files(mode):
             raise RequestError(f"mode {mode} needs {', '.join('--' + r for r in missing)}")
         start = time.perf_counter()
-        pipe = self.pipes[spec.unet]
-        pipe.scheduler = self._scheduler_for(spec)
-        if spec.unet is UNetSource.BASE:
-            self._apply_adapters((self.adapters[spec.adapter],) if spec.adapter else ())
+        self.pipes[pipeline_key(spec)].scheduler = self._scheduler_for(spec)
         return time.perf_counter() - start
 
     # --- running ------------------------------------------------------------------------------
@@ -302,7 +284,7 @@ class Engine:
         cancelled: CancelCheck,
     ) -> ModeResult:
         spec = mode.spec
-        pipe = self.pipes[spec.unet]
+        pipe = self.pipes[pipeline_key(spec)]
         step_times: list[float] = []
 
         def step_end(_pipe: Any, index: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:

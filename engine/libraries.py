@@ -17,6 +17,7 @@ def quiet_diffusers() -> ModuleType:
     import transformers.utils.logging as transformers_logging
 
     transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
     import diffusers
     import diffusers.utils.logging as diffusers_logging
 

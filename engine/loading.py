@@ -73,6 +73,16 @@ def load_unet_state_dict(info: ModelFile, base_unet: Any, device: torch.device, 
     return unet.to(device=device, dtype=dtype)
 
 
+def share_weights(unet: Any) -> Any:
+    """A second UNet object over the same weight tensors: adapters injected into it leave the
+    original untouched (its modules, its requires_grad flags), at no cost in memory."""
+    with init_empty_weights():
+        twin = UNet2DConditionModel.from_config(unet.config)
+    # state_dict() gives detached views of the same storage; assign=True adopts them as they are.
+    twin.load_state_dict(unet.state_dict(), strict=True, assign=True)
+    return twin.eval()
+
+
 def lora_module_names(state_dict_keys: list[str]) -> set[str]:
     """The modules a LoRA file patches, as written in the file."""
     return {_LORA_SUFFIX.sub("", key) for key in state_dict_keys if _LORA_SUFFIX.search(key)}

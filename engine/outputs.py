@@ -15,7 +15,7 @@ from PIL import Image, PngImagePlugin
 from engine.atomic import atomic_write, atomic_write_text
 from engine.grid import Tile, make_grid
 from engine.metadata import a1111_parameters
-from engine.modes import MODES
+from engine.modes import MODES, GuidanceKind
 from engine.request import ComparisonResult, ModeResult
 
 
@@ -35,13 +35,22 @@ def version_of(package: str) -> str:
         return "not installed"
 
 
+def guidance_label(result: ModeResult) -> str:
+    """How the guidance number acts in this mode, in words an artist knows."""
+    if MODES[result.mode].guidance_kind is GuidanceKind.EMBEDDING:
+        return f"guidance {result.guidance:g} (embedded)"
+    return f"CFG {result.guidance:g}" if result.guidance > 1.0 else "CFG off"
+
+
 def tile_lines(result: ModeResult) -> tuple[str, ...]:
+    """The grid's caption: what ran, then where the seconds went. Short lines: tiles are narrow."""
     t = result.timings
     encoding = "shared" if result.text_encoding_shared else f"{t.text_encoding:.2f}"
     return (
-        f"{result.mode}  ·  {result.steps} steps  ·  guidance {result.guidance:g}  ·  seed {result.seed}",
-        f"{t.total:.2f} s  (text {encoding} / denoise {t.denoising:.2f} / decode {t.decode:.2f}"
-        f" / switch {t.switch:.3f})",
+        f"{result.mode} · {result.steps} steps · {guidance_label(result)}",
+        f"{t.total:.2f} s · seed {result.seed}",
+        f"text {encoding} · denoise {t.denoising:.2f}",
+        f"decode {t.decode:.2f} · switch {t.switch:.3f}",
     )
 
 

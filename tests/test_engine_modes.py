@@ -73,7 +73,7 @@ def card_lcm_lora(models: TinyModelSet) -> np.ndarray:
 
 
 def card_lightning(models: TinyModelSet) -> np.ndarray:
-    unet = UNet2DConditionModel.from_config(models.base, subfolder="unet")
+    unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(models.base, subfolder="unet"))
     unet.load_state_dict(load_file(str(models.lightning_unet)))
     pipe = StableDiffusionXLPipeline.from_pretrained(
         models.base, unet=unet, dtype=torch.float32, local_files_only=True

@@ -1,0 +1,33 @@
+"""Every check CI runs, in order: ruff, mypy, the import boundary, pytest.
+
+.venv/bin/python -m tests [pytest arguments]
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def run(step: str, command: list[str]) -> None:
+    print(f"== {step}: {' '.join(command)}", flush=True)
+    code = subprocess.call(command, cwd=ROOT)
+    if code != 0:
+        print(f"== {step} failed (exit {code})", flush=True)
+        sys.exit(code)
+
+
+def main() -> None:
+    run("ruff", [str(BIN / "ruff"), "check", "."])
+    run("ruff format", [str(BIN / "ruff"), "format", "--check", "."])
+    run("mypy", [str(BIN / "mypy")])
+    run("import boundary", [sys.executable, "-m", "tests.check_boundary"])
+    run("pytest", [sys.executable, "-m", "pytest", *sys.argv[1:]])
+
+
+if __name__ == "__main__":
+    main()

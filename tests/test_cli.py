@@ -1,0 +1,198 @@
+"""The CLI contract: names, files written, exit codes, one-line errors that write nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image, PngImagePlugin
+
+from engine.cli import EXIT_BAD_INPUT, EXIT_OK, main
+from engine.tiny_model import TinyModelSet
+from tests.conftest import REPO_ROOT
+
+
+def png_text(image: Image.Image) -> dict[str, str]:
+    assert isinstance(image, PngImagePlugin.PngImageFile)
+    return image.text
+
+
+def model_args(models: TinyModelSet) -> list[str]:
+    return [
+        "--base", str(models.base),
+        "--lcm-unet", str(models.lcm_unet),
+        "--lcm-lora", str(models.lcm_lora),
+        "--lightning-unet", str(models.lightning_unet),
+        "--lightning-lora", str(models.lightning_lora),
+    ]  # fmt: skip
+
+
+def test_compare_writes_grid_images_and_report(
+    tiny_models: TinyModelSet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "cmp"
+    code = main(
+        ["compare", "--prompt", "a red circle", "--seed", "3", "--steps", "ddim=6", "--guidance", "lcm=6.5",
+         "--out", str(out), *model_args(tiny_models)]
+    )  # fmt: skip
+    assert code == EXIT_OK, capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    modes = [r["mode"] for r in report["results"]]
+    assert modes == ["ddim", "lcm", "lcm-lora", "lightning", "lightning-lora"]
+    by_mode = {r["mode"]: r for r in report["results"]}
+    assert by_mode["ddim"]["steps"] == 6 and by_mode["lcm"]["guidance"] == 6.5
+    assert by_mode["lightning"]["timesteps"] == [999, 749, 499, 249]
+    assert by_mode["lcm"]["scheduler"] == "LCMScheduler"
+    for record in report["results"]:
+        assert record["seed"] == 3
+        assert set(record["seconds"]) >= {
+            "text_encoding",
+            "denoising",
+            "per_step",
+            "decode",
+            "switch",
+            "total",
+        }
+        with Image.open(out / record["file"]) as image:
+            assert image.size == (64, 64)
+            assert "Steps: " in png_text(image)["parameters"]
+    with Image.open(out / "grid.png") as grid:
+        assert grid.width > 5 * 64
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["grid.png", "report.json", *(f"{m}.png" for m in modes)]
+    )
+
+
+def test_generate_writes_one_png(tiny_models: TinyModelSet, tmp_path: Path) -> None:
+    out = tmp_path / "one.png"
+    code = main(
+        ["generate", "--mode", "lightning", "--prompt", "x", "--out", str(out), *model_args(tiny_models)]
+    )
+    assert code == EXIT_OK
+    with Image.open(out) as image:
+        assert png_text(image)["parameters"].splitlines()[-1].startswith("Steps: 4, Sampler: Euler")
+    assert list(tmp_path.iterdir()) == [out]
+
+
+def test_without_model_options_the_builtin_model_is_used_and_labelled(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "builtin"
+    assert main(["compare", "--prompt", "x", "--modes", "lcm,lightning", "--out", str(out)]) == EXIT_OK
+    assert "UNTRAINED" in capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    assert "UNTRAINED" in report["model"] and [r["mode"] for r in report["results"]] == ["lcm", "lightning"]
+
+
+def test_a_mode_whose_file_is_not_given_is_skipped_with_a_notice(
+    tiny_models: TinyModelSet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "partial"
+    code = main(["compare", "--prompt", "x", "--modes", "ddim,lcm", "--steps", "ddim=2", "--base",
+                 str(tiny_models.base), "--out", str(out)])  # fmt: skip
+    assert code == EXIT_OK
+    err = capsys.readouterr().err
+    assert "skipping lcm: no --lcm-unet given" in err
+    assert [r["mode"] for r in json.loads((out / "report.json").read_text())["results"]] == ["ddim"]
+
+
+BAD_INPUTS = {
+    "unknown mode": (["--modes", "ddim,turbo"], "unknown mode turbo"),
+    "size not multiple of 8": (["--size", "100x64"], "multiples of 8"),
+    "size malformed": (["--size", "big"], "WIDTHxHEIGHT"),
+    "steps below 1": (["--steps", "lcm=0"], "at least 1"),
+    "steps not a number": (["--steps", "lcm=four"], "whole number"),
+    "steps for unknown mode": (["--steps", "turbo=4"], "unknown mode"),
+    "negative seed": (["--seed", "-1"], "seed"),
+    "missing path": (["--lcm-unet", "/nonexistent/lcm"], "does not exist"),
+    "lora given as unet": (["--lightning-unet", "{lightning_lora}"], "this is a LoRA"),
+    "unet given as lora": (["--lcm-lora", "{lightning_unet}"], "takes an LCM-LoRA"),
+    "base given a file": (["--base", "{lcm_lora}"], "takes an SDXL diffusers folder"),
+    "lcm given base unet": (["--lcm-unet", "{base}/unet"], "not an LCM UNet"),
+    "pickle": (["--lcm-lora", "{pickle}"], "never unpickles"),
+    "truncated": (["--lightning-unet", "{truncated}"], "not a readable safetensors"),
+    "lightning without step count": (["--lightning-unet", "{renamed}"], "cannot tell the step count"),
+    "unreadable": (["--lightning-lora", "{unreadable}"], "not a readable safetensors"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_gives_one_line_exit_2_and_writes_nothing(
+    case: str, tiny_models: TinyModelSet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "model.ckpt").write_bytes(b"\x80\x04not really a pickle")
+    data = tiny_models.lightning_unet.read_bytes()
+    (broken / "sdxl_lightning_4step_unet.safetensors").write_bytes(data[: len(data) // 2])
+    (broken / "my_unet.safetensors").write_bytes(data)
+    unreadable = broken / "sdxl_lightning_4step_lora.safetensors"
+    unreadable.write_bytes(b"")
+    names = {
+        "lightning_lora": tiny_models.lightning_lora,
+        "lightning_unet": tiny_models.lightning_unet,
+        "lcm_lora": tiny_models.lcm_lora,
+        "base": tiny_models.base,
+        "pickle": broken / "model.ckpt",
+        "truncated": broken / "sdxl_lightning_4step_unet.safetensors",
+        "renamed": broken / "my_unet.safetensors",
+        "unreadable": unreadable,
+    }
+    extra, expected = BAD_INPUTS[case]
+    extra = [arg.format(**names) for arg in extra]
+    out = tmp_path / "out"
+    args = ["compare", "--prompt", "x", "--out", str(out), *model_args(tiny_models)]
+    # A later option wins in argparse, so the bad value replaces the good one.
+    code = main([*args, *extra])
+    captured = capsys.readouterr()
+    assert code == EXIT_BAD_INPUT
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert expected in lines[0]
+    assert "Traceback" not in captured.err
+    assert not out.exists()
+
+
+def test_other_bad_invocations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    png = tmp_path / "x.png"
+    assert main(["generate", "--mode", "nope", "--prompt", "x", "--out", str(png)]) == EXIT_BAD_INPUT
+    assert (
+        main(["generate", "--mode", "lcm", "--prompt", "x", "--out", str(tmp_path / "x.jpg")])
+        == EXIT_BAD_INPUT
+    )
+    assert main(["compare", "--prompt", "x"]) == EXIT_BAD_INPUT  # --out missing
+    assert (
+        main(["compare", "--prompt", "x", "--lcm-lora", str(png), "--out", str(tmp_path / "o")])
+        == EXIT_BAD_INPUT
+    )
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 4
+    assert "needs --base" in errors[3]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_console_script_runs_as_a_process(tmp_path: Path) -> None:
+    """The installed entry point, as other tools call it: exit code 2 and one line, no traceback."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "engine.cli",
+            "compare",
+            "--prompt",
+            "x",
+            "--size",
+            "65x64",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=120,
+    )
+    assert done.returncode == EXIT_BAD_INPUT
+    assert done.stderr.strip().count("\n") == 0 and "multiples of 8" in done.stderr
