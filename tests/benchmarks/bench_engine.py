@@ -167,6 +167,22 @@ def bench_overhead(engine: Engine, models: TinyModelSet, repeats: int) -> None:
     print(f"  -> mean overhead {statistics.mean(ratios) - 1:+.1%}; goal <= +3%")
 
 
+def bench_fusing(models: TinyModelSet, repeats: int) -> None:
+    """The model cards fuse their LoRA for speed; the engine keeps adapters unfused to switch freely."""
+    pipe = plain_pipeline(models, "lcm-lora")
+    plain_call(pipe, "lcm-lora")
+    unfused = statistics.median(seconds(partial(plain_call, pipe, "lcm-lora")) for _ in range(repeats))
+    fuse = seconds(pipe.fuse_lora)
+    fused = statistics.median(seconds(partial(plain_call, pipe, "lcm-lora")) for _ in range(repeats))
+    unfuse = seconds(pipe.unfuse_lora)
+    saved = unfused - fused
+    verdict = f"fusing pays after {(fuse + unfuse) / saved:.1f} images" if saved > 0 else "fusing does not pay here"
+    print(
+        f"LCM-LoRA image unfused {unfused * 1e3:.1f} ms vs fused {fused * 1e3:.1f} ms"
+        f" (fuse {fuse * 1e3:.1f} ms, unfuse {unfuse * 1e3:.1f} ms): {verdict}"
+    )
+
+
 def bench_comparison(engine: Engine, repeats: int) -> None:
     together: list[float] = []
     alone: list[float] = []
@@ -276,6 +292,7 @@ def main() -> None:
         bench_switch(engine, models, args.repeats)
         bench_overhead(engine, models, args.repeats)
         bench_comparison(engine, args.repeats)
+        bench_fusing(models, args.repeats)
         bench_memory(Path(tmp) / "wider")
 
 
