@@ -10,13 +10,13 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
 from engine.errors import FewstepError, ModelInputError, RequestError
-from engine.model_files import ModelPaths
+from engine.model_files import ModelFile, ModelPaths, StyleLora, check_style_lora, inspect_path
 from engine.modes import DEFAULT_COMPARISON, MODES, ModelRole
 from engine.request import MAX_SEED, GenerationRequest, ModeSettings
 
@@ -62,6 +62,16 @@ def _mode_value(text: str) -> tuple[str, str]:
     return mode, value
 
 
+def _style_lora(text: str) -> StyleLora:
+    path, sep, weight = text.rpartition(":")
+    if sep and path:
+        try:
+            return StyleLora(Path(path), float(weight))
+        except ValueError:
+            pass  # a colon inside the path (C:\\...), no weight
+    return StyleLora(Path(text), 1.0)
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompt", required=True, help="what to draw")
     parser.add_argument("--negative", default="", help="what to avoid (only used where CFG is above 1)")
@@ -69,6 +79,14 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=_size, help="WIDTHxHEIGHT, multiples of 8 (default: the model's own)")
     for role in ModelRole:
         parser.add_argument(f"--{role}", type=Path, metavar="PATH", help=f"the {role} file or folder")
+    parser.add_argument(
+        "--lora",
+        type=_style_lora,
+        action="append",
+        default=[],
+        metavar="PATH[:WEIGHT]",
+        help="a style LoRA on every mode that uses the base UNet (repeatable; weight 1 by default)",
+    )
     parser.add_argument("--steps", type=_mode_value, action="append", default=[], metavar="MODE=N")
     parser.add_argument("--guidance", type=_mode_value, action="append", default=[], metavar="MODE=G")
     parser.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
@@ -93,7 +111,50 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(generate)
     generate.add_argument("--mode", required=True, choices=list(MODES), metavar="MODE")
     generate.add_argument("--out", type=Path, required=True, metavar="FILE.png")
+    models = commands.add_parser(
+        "models", help="list and classify the model files in a folder and the HF cache"
+    )
+    models.add_argument(
+        "folder", nargs="?", type=Path, help="folder to scan (default: only the Hugging Face cache)"
+    )
     return parser
+
+
+def list_models(folder: Path | None) -> int:
+    """`fewstep models`: what each file is and which modes it enables; refused files say why."""
+    from engine.hub_cache import cached_model_repos
+    from engine.model_files import FileKind, Refused, scan_models
+
+    rows: list[tuple[str, str, str]] = []
+
+    def add(found: Iterable[object]) -> None:
+        for item in found:
+            if isinstance(item, Refused):
+                rows.append(("refused: " + item.reason, "-", str(item.path)))
+            elif isinstance(item, ModelFile) and item.kind is not FileKind.OTHER:
+                rows.append((item.describe(), ", ".join(item.enables) or "-", str(item.path)))
+
+    if folder is not None:
+        if not folder.is_dir():
+            raise UsageError(f"{folder} is not a folder")
+        add(scan_models(folder))
+    for repo in cached_model_repos():
+        info = inspect_path(repo.snapshot)
+        if info.kind is FileKind.OTHER:  # a repository of several files, like ByteDance/SDXL-Lightning
+            add(scan_models(repo.snapshot))
+        else:
+            rows.append(
+                (info.describe(), ", ".join(info.enables) or "-", f"{repo.repo_id} (Hugging Face cache)")
+            )
+    if not rows:
+        print("no model files found" + (f" in {folder}" if folder else " in the Hugging Face cache"))
+        return EXIT_OK
+    width = max(len(r[0]) for r in rows)
+    enables = max(len(r[1]) for r in rows)
+    print(f"{'what it is':{width}}  {'enables':{enables}}  path")
+    for what, modes, path in rows:
+        print(f"{what:{width}}  {modes:{enables}}  {path}")
+    return EXIT_OK
 
 
 @dataclass(frozen=True)
@@ -128,14 +189,26 @@ def _mode_settings(names: Sequence[str], args: argparse.Namespace) -> tuple[Mode
 
 def _model_paths(args: argparse.Namespace) -> ModelPaths:
     given = {role: getattr(args, role.replace("-", "_")) for role in ModelRole}
+    styles = tuple(args.lora)
+    for style in styles:
+        check_style_lora(style.path)
     if not any(given.values()):
+        from dataclasses import replace
+
         from engine.builtin import builtin_model_paths
 
-        return builtin_model_paths()
+        return replace(builtin_model_paths(), styles=styles)
     if given[ModelRole.BASE] is None:
         others = ", ".join(f"--{r}" for r, p in given.items() if p is not None)
         raise UsageError(f"{others} needs --base: the SDXL base model whose text encoders and VAE it uses")
-    return ModelPaths(**{role.replace("-", "_"): path for role, path in given.items()})
+    return ModelPaths(
+        base=given[ModelRole.BASE],
+        lcm_unet=given[ModelRole.LCM_UNET],
+        lcm_lora=given[ModelRole.LCM_LORA],
+        lightning_unet=given[ModelRole.LIGHTNING_UNET],
+        lightning_lora=given[ModelRole.LIGHTNING_LORA],
+        styles=styles,
+    )
 
 
 def parse_job(argv: Sequence[str]) -> tuple[argparse.Namespace, Job]:
@@ -182,6 +255,8 @@ def _say(message: str) -> None:
 
 
 def run(argv: Sequence[str]) -> int:
+    if argv[:1] == ["models"]:
+        return list_models(build_parser().parse_args(argv).folder)
     args, job = parse_job(argv)
     # Heavy imports only once the input is known to be good: a typo answers at once.
     from engine.builtin import BUILTIN_LABEL, BUILTIN_NOTE

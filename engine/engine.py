@@ -23,8 +23,8 @@ import torch
 from engine.device import DevicePlan, plan_device
 from engine.errors import JobCancelled, RequestError
 from engine.libraries import quiet_diffusers
-from engine.loading import load_base, load_lcm_unet, load_lora, load_unet_state_dict, share_weights
-from engine.model_files import ModelFile, ModelPaths
+from engine.loading import load_base, load_lcm_unet, load_lightning_unet, load_lora, share_weights
+from engine.model_files import FileKind, ModelFile, ModelPaths, check_style_lora
 from engine.modes import MODES, ModelRole, ModeSpec, UNetSource, contract_warnings
 from engine.previews import latent_preview
 from engine.request import (
@@ -36,6 +36,8 @@ from engine.request import (
     SkippedMode,
     Timings,
 )
+from engine.sdxl_config import sdxl_config_dir
+from engine.styles import AdapterState, LoadedStyle, active_styles, load_style
 
 diffusers = quiet_diffusers()
 from diffusers import StableDiffusionXLPipeline  # noqa: E402
@@ -85,8 +87,13 @@ class Engine:
         if ModelRole.BASE not in self.files:
             raise RequestError("no base model given: every mode needs the SDXL base (--base)")
         device, dtype = self.plan.device, self.plan.dtype
+        base_info = self.files[ModelRole.BASE]
+        # Configs for single files: the base folder itself when it is one, else the shipped SDXL set.
+        self.config_dir = paths.base_config or (
+            base_info.path if base_info.kind is FileKind.SDXL_FOLDER else sdxl_config_dir()
+        )
         say("loading the base model")
-        self.base = load_base(self.files[ModelRole.BASE], device, dtype)
+        self.base = load_base(base_info, device, dtype, self.config_dir)
         # Kept at load time: every scheduler is built from it, never from the scheduler in use,
         # whose config would carry e.g. trailing spacing into the next mode (stack.md).
         self.original_scheduler_config = self.base.scheduler.config
@@ -97,7 +104,7 @@ class Engine:
         if (info := self.files.get(ModelRole.LIGHTNING_UNET)) is not None:
             say("loading the Lightning UNet")
             self.pipes[UNetSource.LIGHTNING] = self._pipeline_with(
-                load_unet_state_dict(info, self.base.unet, device, dtype)
+                load_lightning_unet(info, self.base.unet, self.config_dir, device, dtype)
             )
         # Each distillation LoRA gets its own twin of the base UNet: the same weight tensors (no
         # copy), its own peft wrappers. Switching between base, LCM-LoRA and Lightning LoRA is then
@@ -110,6 +117,13 @@ class Engine:
                 pipe = self._pipeline_with(share_weights(self.base.unet))
                 load_lora(pipe, info, str(role), f"--{role}")
                 self.pipes[role] = pipe
+        twins = [self.pipes[r] for r in (ModelRole.LCM_LORA, ModelRole.LIGHTNING_LORA) if r in self.pipes]
+        self.styles: list[LoadedStyle] = []
+        for index, style in enumerate(paths.styles):
+            say(f"loading style LoRA {style.path.name}")
+            info = check_style_lora(style.path)
+            self.styles.append(load_style(self.base, twins, info, f"style-{index}", style.weight))
+        self._adapters = AdapterState()
         self._schedulers: dict[str, Any] = {}
         self.native_size = (
             self.base.default_sample_size * self.base.vae_scale_factor,
@@ -168,14 +182,22 @@ class Engine:
             self._schedulers[spec.name] = scheduler
         return scheduler
 
-    def switch_to(self, mode: str) -> float:
-        """Make a mode current; returns the seconds it took. Reads no file."""
+    def switch_to(self, mode: str, styles: tuple[tuple[str, float], ...] = ()) -> float:
+        """Make a mode current, with these styles on its base UNet; returns the seconds it took.
+        Reads no file."""
         spec = MODES[mode]
         if missing := self.missing_files(mode):
             raise RequestError(f"mode {mode} needs {', '.join('--' + r for r in missing)}")
         start = time.perf_counter()
-        self.pipes[pipeline_key(spec)].scheduler = self._scheduler_for(spec)
+        pipe = self.pipes[pipeline_key(spec)]
+        pipe.scheduler = self._scheduler_for(spec)
+        if self.styles and spec.unet is UNetSource.BASE:
+            own = ((str(spec.adapter), 1.0),) if spec.adapter else ()
+            self._adapters.apply_unet(pipe.unet, own + styles, keep_base_flags=pipe is self.base)
         return time.perf_counter() - start
+
+    def _style(self, name: str) -> LoadedStyle:
+        return next(s for s in self.styles if s.name == name)
 
     # --- running ------------------------------------------------------------------------------
 
@@ -236,16 +258,35 @@ class Engine:
         )
         resolved = {s.mode: self.resolve(s) for s in runnable}
         with_negative = any(r.guidance > 1.0 and r.spec.unet is not UNetSource.LCM for r in resolved.values())
-        embeddings: PromptEmbeddings | None = None
+        known = {s.name for s in self.styles}
+        for name, _weight in request.style_weights or ():
+            if name not in known:
+                raise RequestError(
+                    f"no style LoRA named {name!r} is loaded ({', '.join(sorted(known)) or 'none'})"
+                )
+        styles_on = active_styles(
+            self.styles, dict(request.style_weights) if request.style_weights is not None else None
+        )
+        # One encoding per state of the text encoders: the distillation LoRAs never touch them, so
+        # usually one for the whole comparison; a second only where a style patches them and the
+        # full distilled UNets run without it.
+        encodings: dict[tuple[tuple[str, float], ...], PromptEmbeddings] = {}
         results: dict[tuple[str, int], ModeResult] = {}
         for settings in self.plan_order(runnable):
             if cancelled():
                 raise JobCancelled
             mode = resolved[settings.mode]
-            switch_seconds = self.switch_to(settings.mode)
-            shared = embeddings is not None
-            if embeddings is None:
-                embeddings = self.encode(request.prompt, request.negative_prompt, with_negative=with_negative)
+            mode_styles = styles_on if mode.spec.unet is UNetSource.BASE else ()
+            switch_seconds = self.switch_to(settings.mode, mode_styles)
+            text_state = tuple((n, w) for n, w in mode_styles if self._style(n).patches_text_encoders)
+            shared = text_state in encodings
+            if not shared:
+                if any(s.patches_text_encoders for s in self.styles):
+                    self._adapters.apply_text((self.base.text_encoder, self.base.text_encoder_2), text_state)
+                encodings[text_state] = self.encode(
+                    request.prompt, request.negative_prompt, with_negative=with_negative
+                )
+            embeddings = encodings[text_state]
             for seed_index, seed in enumerate(request.seeds):
                 result = self._denoise(
                     mode,
@@ -259,6 +300,7 @@ class Engine:
                     want_previews=request.want_previews,
                     on_progress=on_progress,
                     cancelled=cancelled,
+                    styles=mode_styles,
                 )
                 results[(settings.mode, seed)] = result
                 if on_result is not None:
@@ -282,6 +324,7 @@ class Engine:
         want_previews: bool,
         on_progress: ProgressCallback | None,
         cancelled: CancelCheck,
+        styles: tuple[tuple[str, float], ...],
     ) -> ModeResult:
         spec = mode.spec
         pipe = self.pipes[pipeline_key(spec)]
@@ -346,4 +389,5 @@ class Engine:
             image=image,
             warnings=warnings,
             text_encoding_shared=encoding_shared,
+            styles=styles,
         )

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from engine.errors import ModelInputError
 from engine.libraries import quiet_diffusers
-from engine.model_files import ModelFile
+from engine.model_files import FileKind, ModelFile
 
 diffusers = quiet_diffusers()
 from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel  # noqa: E402
@@ -31,16 +31,26 @@ def _variant_for(folder: Path, dtype: torch.dtype) -> str | None:
     return None
 
 
-def load_base(info: ModelFile, device: torch.device, dtype: torch.dtype) -> Any:
-    """The SDXL base pipeline from a diffusers folder, offline."""
-    variant = _variant_for(info.path / "unet", dtype)
+def load_base(info: ModelFile, device: torch.device, dtype: torch.dtype, config_dir: Path) -> Any:
+    """The SDXL base pipeline from a diffusers folder or an original single file, offline.
+
+    A single file needs `config_dir`, a diffusers-layout folder of configs and tokenizers without
+    weights (formats.md: without it from_single_file looks the config up on the hub).
+    """
     try:
-        pipe = StableDiffusionXLPipeline.from_pretrained(
-            info.path, dtype=dtype, variant=variant, use_safetensors=True, local_files_only=True
-        )
+        if info.kind is FileKind.SDXL_SINGLE_FILE:
+            pipe = StableDiffusionXLPipeline.from_single_file(
+                str(info.path), config=str(config_dir), local_files_only=True, dtype=dtype
+            )
+        else:
+            variant = _variant_for(info.path / "unet", dtype)
+            pipe = StableDiffusionXLPipeline.from_pretrained(
+                info.path, dtype=dtype, variant=variant, use_safetensors=True, local_files_only=True
+            )
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        # diffusers reports a checkpoint of the wrong shapes as "not a valid CLIP model"; say what it means.
         raise ModelInputError(
-            f"--base {info.path}: cannot load this SDXL folder ({_first_line(exc)})"
+            f"--base {info.path}: cannot load it as SDXL base ({_first_line(exc)}); is it a complete SDXL checkpoint?"
         ) from None
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
@@ -57,8 +67,20 @@ def load_lcm_unet(info: ModelFile, device: torch.device, dtype: torch.dtype) -> 
     return unet.to(device)
 
 
-def load_unet_state_dict(info: ModelFile, base_unet: Any, device: torch.device, dtype: torch.dtype) -> Any:
-    """A Lightning UNet: a bare state dict that must fit the base UNet's architecture exactly."""
+def load_lightning_unet(
+    info: ModelFile, base_unet: Any, config_dir: Path, device: torch.device, dtype: torch.dtype
+) -> Any:
+    """A Lightning UNet: ByteDance's bare state dict, which must fit the base UNet exactly, or the
+    UNet of an all-in-one Lightning checkpoint in the original single-file layout."""
+    option = f"--lightning-unet {info.path}"
+    if info.kind is FileKind.LIGHTNING_CHECKPOINT:
+        try:
+            unet = UNet2DConditionModel.from_single_file(
+                str(info.path), config=str(config_dir), subfolder="unet", local_files_only=True, dtype=dtype
+            )
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            raise ModelInputError(f"{option}: cannot read its UNet ({_first_line(exc)})") from None
+        return unet.to(device)
     state = load_file(str(info.path), device="cpu")
     # Meta tensors first: a random initialisation of a 2.6 B-parameter UNet only to overwrite it
     # would cost seconds and a second copy in RAM.
@@ -68,7 +90,7 @@ def load_unet_state_dict(info: ModelFile, base_unet: Any, device: torch.device, 
         unet.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as exc:
         raise ModelInputError(
-            f"--lightning-unet {info.path}: its tensors do not fit the base model's UNet ({_first_line(exc)})"
+            f"{option}: its tensors do not fit the base model's UNet ({_first_line(exc)})"
         ) from None
     return unet.to(device=device, dtype=dtype)
 
@@ -105,7 +127,7 @@ def load_lora(pipe: Any, info: ModelFile, adapter_name: str, option: str) -> int
         raise ModelInputError(
             f"{option} {info.path}: this LoRA does not fit the base model ({_first_line(exc)})"
         ) from None
-    landed = _count_adapter_modules(pipe, adapter_name)
+    landed = count_adapter_modules([pipe.unet, pipe.text_encoder, pipe.text_encoder_2], adapter_name)
     if landed != expected:
         pipe.delete_adapters(adapter_name)
         raise ModelInputError(
@@ -115,9 +137,10 @@ def load_lora(pipe: Any, info: ModelFile, adapter_name: str, option: str) -> int
     return landed
 
 
-def _count_adapter_modules(pipe: Any, adapter_name: str) -> int:
+def count_adapter_modules(components: list[Any], adapter_name: str) -> int:
+    """How many modules of these models hold the named adapter."""
     count = 0
-    for component in (pipe.unet, pipe.text_encoder, pipe.text_encoder_2):
+    for component in components:
         for module in component.modules():
             lora_a = getattr(module, "lora_A", None)
             if lora_a is not None and adapter_name in lora_a:

@@ -44,6 +44,8 @@ class GenerationRequest:
     height: int | None = None
     modes: tuple[ModeSettings, ...]
     want_previews: bool = False
+    # (style adapter name, weight) overrides; None: every loaded style at its own weight; 0 turns one off.
+    style_weights: tuple[tuple[str, float], ...] | None = None
 
     def validate(self) -> None:
         """Raise RequestError with a message that says what to change."""
@@ -69,6 +71,9 @@ class GenerationRequest:
                 raise RequestError(f"{side_name} {side} must be a multiple of 8 between 8 and {MAX_SIDE}")
         if (self.width is None) != (self.height is None):
             raise RequestError("give both width and height, or neither")
+        for name, weight in self.style_weights or ():
+            if not -10.0 <= weight <= 10.0:
+                raise RequestError(f"style {name}: weight {weight:g} must be between -10 and 10")
         if not self.seeds:
             raise RequestError("no seed given")
         for seed in self.seeds:
@@ -105,6 +110,7 @@ class ModeResult:
     image: RGBImage = field(repr=False)
     warnings: tuple[str, ...] = ()
     text_encoding_shared: bool = False  # True when an earlier mode of the same comparison paid for it
+    styles: tuple[tuple[str, float], ...] = ()  # style LoRAs active on this image, with weights
 
 
 @dataclass(frozen=True, kw_only=True)
