@@ -7,16 +7,18 @@ Exit codes: 0 done; 2 bad input (one line on stderr, nothing written); 1 an unex
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
+from engine.atomic import atomic_write_text
 from engine.errors import FewstepError, ModelInputError, RequestError
-from engine.model_files import ModelFile, ModelPaths, StyleLora, check_style_lora, inspect_path
+from engine.model_files import ModelFile, ModelPaths, StyleLora, check_style_lora, check_vae, inspect_path
 from engine.modes import DEFAULT_COMPARISON, MODES, ModelRole
 from engine.request import MAX_SEED, GenerationRequest, ModeSettings
 
@@ -92,6 +94,13 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
     parser.add_argument("--dtype", help="float32, float16 or bfloat16 (default: fp16 on GPUs, fp32 on CPU)")
     parser.add_argument("--threads", type=int, help="CPU threads for torch")
+    parser.add_argument(
+        "--residency",
+        choices=["auto", "all", "one"],
+        default="auto",
+        help="which distilled UNets stay on the GPU: all, one at a time, or auto (from free memory)",
+    )
+    parser.add_argument("--vae", type=Path, metavar="PATH", help="a replacement VAE, e.g. sdxl-vae-fp16-fix")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -192,16 +201,19 @@ def _model_paths(args: argparse.Namespace) -> ModelPaths:
     styles = tuple(args.lora)
     for style in styles:
         check_style_lora(style.path)
+    if args.vae is not None:
+        check_vae(args.vae)
     if not any(given.values()):
         from dataclasses import replace
 
         from engine.builtin import builtin_model_paths
 
-        return replace(builtin_model_paths(), styles=styles)
+        return replace(builtin_model_paths(), styles=styles, vae=args.vae)
     if given[ModelRole.BASE] is None:
         others = ", ".join(f"--{r}" for r, p in given.items() if p is not None)
         raise UsageError(f"{others} needs --base: the SDXL base model whose text encoders and VAE it uses")
     return ModelPaths(
+        vae=args.vae,
         base=given[ModelRole.BASE],
         lcm_unet=given[ModelRole.LCM_UNET],
         lcm_lora=given[ModelRole.LCM_LORA],
@@ -250,6 +262,20 @@ def parse_job(argv: Sequence[str]) -> tuple[argparse.Namespace, Job]:
     return args, Job(request=request, paths=paths, out=args.out, single=args.command == "generate")
 
 
+def describe_memory(memory: dict[str, Any]) -> str:
+    gib = 1024**3
+    weights = sum(m["bytes"] for m in memory["models"].values())
+    waiting = sum(m["bytes"] for m in memory["models"].values() if m["on"] == "cpu")
+    parts = [f"weights {weights / gib:.2f} GiB (residency: {memory['residency']})"]
+    if memory.get("device_allocated") is not None:
+        parts.append(
+            f"{waiting / gib:.2f} GiB waiting in CPU RAM, {memory['device_allocated'] / gib:.2f} GiB on the GPU"
+        )
+    if memory.get("process_rss"):
+        parts.append(f"process RSS {memory['process_rss'] / gib:.2f} GiB")
+    return ", ".join(parts)
+
+
 def _say(message: str) -> None:
     print(f"fewstep: {message}", file=sys.stderr, flush=True)
 
@@ -263,13 +289,18 @@ def run(argv: Sequence[str]) -> int:
     from engine.device import plan_device
     from engine.engine import Engine
     from engine.outputs import RunContext, png_parameters, write_comparison, write_png
+    from engine.residency import Residency
 
     if job.paths.builtin:
         _say("no model given: using the " + BUILTIN_LABEL)
     plan = plan_device(args.device, args.dtype, args.threads)
     started = time.perf_counter()
-    engine = Engine(job.paths, plan)
-    _say(f"models loaded in {time.perf_counter() - started:.1f} s on {plan.describe()}")
+    engine = Engine(job.paths, plan, residency=Residency(args.residency))
+    memory = engine.memory_report()
+    _say(
+        f"models loaded in {time.perf_counter() - started:.1f} s on {plan.describe()}; "
+        + describe_memory(memory)
+    )
     for settings in job.request.modes:
         if missing := engine.missing_files(settings.mode):
             _say(f"skipping {settings.mode}: no {' or '.join('--' + r for r in missing)} given")
@@ -290,7 +321,9 @@ def run(argv: Sequence[str]) -> int:
         write_png(job.out, Image.fromarray(result.image), png_parameters(result, comparison, context))
         print(f"{result.mode}: {result.steps} steps, {result.timings.total:.2f} s -> {job.out}")
         return EXIT_OK
-    write_comparison(job.out, comparison, context)
+    report = write_comparison(job.out, comparison, context)
+    report["memory"] = memory
+    atomic_write_text(job.out / "report.json", json.dumps(report, indent=2) + "\n")
     for result in comparison.results:
         t = result.timings
         print(

@@ -11,20 +11,23 @@ than assigning pipe.unet, keeps adapters with the UNet they were loaded into (st
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from engine.decoding import decode_upcast, looks_failed
 from engine.device import DevicePlan, plan_device
 from engine.errors import JobCancelled, RequestError
 from engine.libraries import quiet_diffusers
-from engine.loading import load_base, load_lcm_unet, load_lightning_unet, load_lora, share_weights
-from engine.model_files import FileKind, ModelFile, ModelPaths, check_style_lora
+from engine.loading import load_base, load_lcm_unet, load_lightning_unet, load_lora, load_vae, share_weights
+from engine.model_files import FileKind, ModelFile, ModelPaths, check_style_lora, check_vae
 from engine.modes import MODES, ModelRole, ModeSpec, UNetSource, contract_warnings
 from engine.previews import latent_preview
 from engine.request import (
@@ -36,6 +39,7 @@ from engine.request import (
     SkippedMode,
     Timings,
 )
+from engine.residency import Residency, plan_residency
 from engine.sdxl_config import sdxl_config_dir
 from engine.styles import AdapterState, LoadedStyle, active_styles, load_style
 
@@ -69,6 +73,26 @@ class ResolvedMode:
     file_steps: int | None
 
 
+def module_bytes(module: Any) -> int:
+    return sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))
+
+
+def free_device_bytes(device: torch.device) -> int | None:
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free)
+    return None
+
+
+def process_rss() -> int | None:
+    """Resident memory of this process, where the OS tells it cheaply (Linux)."""
+    try:
+        with Path("/proc/self/statm").open(encoding="ascii") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def pipeline_key(spec: ModeSpec) -> UNetSource | ModelRole:
     """Which of the engine's pipelines runs a mode: the adapter's twin, else the mode's UNet."""
     return spec.adapter or spec.unet
@@ -78,8 +102,13 @@ class Engine:
     """Every model on the device; one comparison at a time (the caller serialises jobs)."""
 
     def __init__(
-        self, paths: ModelPaths, plan: DevicePlan | None = None, *, on_status: StatusCallback | None = None
-    ):
+        self,
+        paths: ModelPaths,
+        plan: DevicePlan | None = None,
+        *,
+        on_status: StatusCallback | None = None,
+        residency: Residency = Residency.AUTO,
+    ) -> None:
         say = on_status or (lambda _message: None)
         self.plan = plan or plan_device()
         self.paths = paths
@@ -94,18 +123,33 @@ class Engine:
         )
         say("loading the base model")
         self.base = load_base(base_info, device, dtype, self.config_dir)
+        if paths.vae is not None:
+            say("loading the VAE")
+            # Before any other pipeline is built: they all share the base's VAE object.
+            self.base.vae = load_vae(check_vae(paths.vae), self.config_dir, device, dtype)
         # Kept at load time: every scheduler is built from it, never from the scheduler in use,
         # whose config would carry e.g. trailing spacing into the next mode (stack.md).
         self.original_scheduler_config = self.base.scheduler.config
         self.pipes: dict[UNetSource | ModelRole, Any] = {UNetSource.BASE: self.base}
+        # Distilled full UNets load into CPU RAM first; the residency policy then decides, from the
+        # device memory left once the base is in, which of them move to the device.
+        cpu = torch.device("cpu")
         if (info := self.files.get(ModelRole.LCM_UNET)) is not None:
             say("loading the LCM UNet")
-            self.pipes[UNetSource.LCM] = self._pipeline_with(load_lcm_unet(info, device, dtype))
+            self.pipes[UNetSource.LCM] = self._pipeline_with(load_lcm_unet(info, cpu, dtype))
         if (info := self.files.get(ModelRole.LIGHTNING_UNET)) is not None:
             say("loading the Lightning UNet")
             self.pipes[UNetSource.LIGHTNING] = self._pipeline_with(
-                load_lightning_unet(info, self.base.unet, self.config_dir, device, dtype)
+                load_lightning_unet(info, self.base.unet, self.config_dir, cpu, dtype)
             )
+        full_unets = {str(k): module_bytes(p.unet) for k, p in self.pipes.items() if k is not UNetSource.BASE}
+        self.residency = plan_residency(
+            residency, device_type=device.type, free_bytes=free_device_bytes(device), unet_bytes=full_unets
+        )
+        self._on_device: UNetSource | None = None
+        for key in full_unets:
+            if self.residency is Residency.ALL:
+                self.pipes[UNetSource(key)].unet.to(device)
         # Each distillation LoRA gets its own twin of the base UNet: the same weight tensors (no
         # copy), its own peft wrappers. Switching between base, LCM-LoRA and Lightning LoRA is then
         # a choice of pipeline, with no adapter toggling (set_adapters costs 10 to 20 ms on every
@@ -191,10 +235,51 @@ class Engine:
         start = time.perf_counter()
         pipe = self.pipes[pipeline_key(spec)]
         pipe.scheduler = self._scheduler_for(spec)
+        if (
+            self.residency is Residency.ONE
+            and spec.unet is not UNetSource.BASE
+            and self._on_device is not spec.unet
+        ):
+            if self._on_device is not None:
+                self.pipes[self._on_device].unet.to("cpu")
+            pipe.unet.to(self.plan.device)
+            self._on_device = spec.unet
         if self.styles and spec.unet is UNetSource.BASE:
             own = ((str(spec.adapter), 1.0),) if spec.adapter else ()
             self._adapters.apply_unet(pipe.unet, own + styles, keep_base_flags=pipe is self.base)
         return time.perf_counter() - start
+
+    def memory_report(self) -> dict[str, Any]:
+        """Bytes of weights per model and where they live, plus the process and device totals."""
+        models: dict[str, dict[str, Any]] = {}
+        base = self.base
+        for name, module in (
+            ("text encoders", (base.text_encoder, base.text_encoder_2)),
+            ("vae", (base.vae,)),
+        ):
+            models[name] = {"bytes": sum(module_bytes(m) for m in module), "on": str(self.plan.device)}
+        models["base unet"] = {"bytes": module_bytes(base.unet), "on": str(self.plan.device)}
+        for key, pipe in self.pipes.items():
+            if key is UNetSource.BASE:
+                continue
+            if isinstance(key, ModelRole):  # a LoRA twin: only its LoRA matrices are its own
+                lora = sum(
+                    p.numel() * p.element_size() for n, p in pipe.unet.named_parameters() if "lora_" in n
+                )
+                models[f"{key} (matrices)"] = {"bytes": lora, "on": str(self.plan.device)}
+            else:
+                models[f"{key} unet"] = {
+                    "bytes": module_bytes(pipe.unet),
+                    "on": str(next(pipe.unet.parameters()).device),
+                }
+        report: dict[str, Any] = {
+            "residency": str(self.residency),
+            "models": models,
+            "process_rss": process_rss(),
+        }
+        if self.plan.device.type == "cuda":
+            report["device_allocated"] = torch.cuda.memory_allocated(self.plan.device)
+        return report
 
     def _style(self, name: str) -> LoadedStyle:
         return next(s for s in self.styles if s.name == name)
@@ -329,9 +414,12 @@ class Engine:
         spec = mode.spec
         pipe = self.pipes[pipeline_key(spec)]
         step_times: list[float] = []
+        final_latents: list[torch.Tensor] = []
 
         def step_end(_pipe: Any, index: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
             step_times.append(time.perf_counter())
+            if index == mode.steps - 1:
+                final_latents.append(tensors["latents"])
             if cancelled():
                 # Raising, rather than diffusers' _interrupt flag, skips the VAE decode of a
                 # picture nobody will see.
@@ -347,7 +435,9 @@ class Engine:
         # diffusers with the same seed reproduces every image; LCM's per-step noise follows from it.
         generator = torch.Generator("cpu").manual_seed(seed)
         start = time.perf_counter()
-        with torch.inference_mode():
+        # A VAE overflowing in fp16 yields NaN, which numpy warns about when diffusers casts it to
+        # uint8; the black image it leaves is detected and decoded again below.
+        with torch.inference_mode(), np.errstate(invalid="ignore"):
             output = pipe(
                 prompt_embeds=embeddings.prompt,
                 negative_prompt_embeds=embeddings.negative,
@@ -361,8 +451,12 @@ class Engine:
                 callback_on_step_end=step_end,
                 callback_on_step_end_tensor_inputs=["latents"],
             )
-        end = time.perf_counter()
         image = np.asarray(output.images[0].convert("RGB"), dtype=np.uint8)
+        retried = False
+        if pipe.vae.dtype != torch.float32 and looks_failed(image) and final_latents:
+            image = decode_upcast(pipe, final_latents[-1])
+            retried = True
+        end = time.perf_counter()
         marks = [start, *step_times]
         timings = Timings(
             text_encoding=embeddings.seconds,
@@ -378,6 +472,10 @@ class Engine:
             negative_prompt=negative_prompt,
             file_steps=mode.file_steps,
         )
+        if retried:
+            warnings += (
+                "the VAE overflowed in fp16 (a black image), so it was decoded again in fp32; sdxl-vae-fp16-fix avoids this",
+            )
         return ModeResult(
             mode=spec.name,
             seed=seed,

@@ -16,7 +16,7 @@ from engine.libraries import quiet_diffusers
 from engine.model_files import FileKind, ModelFile
 
 diffusers = quiet_diffusers()
-from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel  # noqa: E402
+from diffusers import AutoencoderKL, StableDiffusionXLPipeline, UNet2DConditionModel  # noqa: E402
 
 _LORA_SUFFIX = re.compile(r"\.(lora_down|lora_up|lora_A|lora_B|lora\.down|lora\.up)\.weight$|\.alpha$")
 
@@ -93,6 +93,22 @@ def load_lightning_unet(
             f"{option}: its tensors do not fit the base model's UNet ({_first_line(exc)})"
         ) from None
     return unet.to(device=device, dtype=dtype)
+
+
+def load_vae(info: ModelFile, config_dir: Path, device: torch.device, dtype: torch.dtype) -> Any:
+    """A replacement VAE (e.g. madebyollin/sdxl-vae-fp16-fix): a diffusers folder or one file."""
+    try:
+        if info.kind is FileKind.VAE_FOLDER:
+            vae = AutoencoderKL.from_pretrained(
+                info.path, dtype=dtype, variant=_variant_for(info.path, dtype), local_files_only=True
+            )
+        else:
+            vae = AutoencoderKL.from_single_file(
+                str(info.path), config=str(config_dir), subfolder="vae", local_files_only=True, dtype=dtype
+            )
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise ModelInputError(f"--vae {info.path}: cannot load this VAE ({_first_line(exc)})") from None
+    return vae.to(device)
 
 
 def share_weights(unet: Any) -> Any:

@@ -38,6 +38,8 @@ class FileKind(StrEnum):
     LCM_LORA = "LCM-LoRA"
     LIGHTNING_LORA = "SDXL-Lightning LoRA"
     STYLE_LORA = "style LoRA"
+    VAE_FOLDER = "VAE (diffusers folder)"
+    VAE_FILE = "VAE (single file)"
     NOT_SDXL = "not an SDXL model"
     OTHER = "unrecognised"
 
@@ -78,6 +80,8 @@ _ENABLES: Mapping[FileKind, tuple[str, ...]] = {
     FileKind.LCM_LORA: ("lcm-lora",),
     FileKind.LIGHTNING_LORA: ("lightning-lora",),
     FileKind.STYLE_LORA: ("style on every base-UNet mode",),
+    FileKind.VAE_FOLDER: ("a replacement VAE for every mode",),
+    FileKind.VAE_FILE: ("a replacement VAE for every mode",),
 }
 
 
@@ -171,6 +175,10 @@ def _classify_file(path: Path) -> ModelFile:
                 path, FileKind.LIGHTNING_CHECKPOINT, lightning_steps=steps, x0_prediction="_x0" in path.stem
             )
         return ModelFile(path, FileKind.SDXL_SINGLE_FILE)
+    if any(k.startswith(("encoder.down.", "encoder.down_blocks.")) for k in keys) and any(
+        k.startswith("decoder.") for k in keys
+    ):
+        return ModelFile(path, FileKind.VAE_FILE)
     if "conv_in.weight" in keys and any(k.startswith("down_blocks.") for k in keys):
         if lightning:
             return ModelFile(
@@ -200,6 +208,8 @@ def _classify_folder(path: Path) -> ModelFile:
     config = path / "config.json"
     if config.is_file():
         data = _read_json(config)
+        if data.get("_class_name") == "AutoencoderKL":
+            return ModelFile(path, FileKind.VAE_FOLDER)
         if data.get("_class_name") == "UNet2DConditionModel":
             if data.get("addition_embed_type") != "text_time":
                 return ModelFile(path, FileKind.NOT_SDXL, "a UNet of Stable Diffusion 1.x or 2.x")
@@ -278,6 +288,13 @@ def check_style_lora(path: Path) -> ModelFile:
     info = inspect_path(path)
     if info.kind not in _LORAS:
         raise ModelInputError(f"--lora {path}: this is {_article(info.describe())}, not an SDXL LoRA")
+    return info
+
+
+def check_vae(path: Path) -> ModelFile:
+    info = inspect_path(path)
+    if info.kind not in (FileKind.VAE_FOLDER, FileKind.VAE_FILE):
+        raise ModelInputError(f"--vae {path}: this is {_article(info.describe())}, not a VAE")
     return info
 
 

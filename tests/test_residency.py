@@ -1,0 +1,70 @@
+"""The residency policy: which full distilled UNets stay on the device."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+import torch
+
+from engine.engine import Engine
+from engine.modes import UNetSource
+from engine.residency import RESIDENCY_MARGIN, Residency, plan_residency
+from engine.tiny_model import TinyModelSet
+from tests.conftest import model_paths_of
+
+GIB = 1024**3
+SDXL_UNET_FP16 = 5 * GIB
+
+
+@pytest.mark.parametrize(
+    ("policy", "device", "free", "expected"),
+    [
+        (Residency.AUTO, "cpu", None, Residency.ALL),
+        (Residency.AUTO, "cuda", 2 * SDXL_UNET_FP16 + int(RESIDENCY_MARGIN), Residency.ALL),
+        (Residency.AUTO, "cuda", 2 * SDXL_UNET_FP16, Residency.ONE),  # no room left for activations
+        (Residency.ONE, "cuda", 80 * GIB, Residency.ONE),  # the user's choice wins
+        (Residency.ALL, "cuda", 1 * GIB, Residency.ALL),
+    ],
+)
+def test_policy_is_chosen_from_free_memory(
+    policy: Residency, device: str, free: int | None, expected: Residency
+) -> None:
+    sizes = {"lcm": SDXL_UNET_FP16, "lightning": SDXL_UNET_FP16}
+    assert plan_residency(policy, device_type=device, free_bytes=free, unet_bytes=sizes) is expected
+
+
+def test_one_at_a_time_moves_only_the_needed_unet(
+    tiny_models: TinyModelSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = Engine(model_paths_of(tiny_models), residency=Residency.ONE)
+    # Pretend the device is a GPU; the moves are recorded, not made.
+    engine.plan = replace(engine.plan, device=torch.device("cuda"))
+    moves: list[tuple[str, str]] = []
+    for key in (UNetSource.LCM, UNetSource.LIGHTNING):
+
+        def record(device: Any, _key: str = str(key)) -> None:
+            moves.append((_key, str(device)))
+
+        monkeypatch.setattr(engine.pipes[key].unet, "to", record)
+    for mode in ("ddim", "lcm", "lcm-lora", "lcm", "lightning", "ddim", "lightning"):
+        engine.switch_to(mode)
+    # LCM moves in once and out when Lightning comes in; base-UNet modes move nothing.
+    assert moves == [("lcm", "cuda"), ("lcm", "cpu"), ("lightning", "cuda")]
+
+
+def test_memory_report_counts_shared_weights_once(engine_all: Engine) -> None:
+    report = engine_all.memory_report()
+    models = report["models"]
+    assert set(models) == {
+        "text encoders",
+        "vae",
+        "base unet",
+        "lcm unet",
+        "lightning unet",
+        "lcm-lora (matrices)",
+        "lightning-lora (matrices)",
+    }
+    assert models["lcm-lora (matrices)"]["bytes"] < models["base unet"]["bytes"] / 4
+    assert report["residency"] == "all"
