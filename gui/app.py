@@ -1,0 +1,36 @@
+"""Starts the desktop application: the window first, the engine after, in its own thread."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from gui.jobs import EngineConfig
+from gui.main_window import MainWindow
+from gui.settings import load_settings
+from gui.theme import apply_theme
+from gui.worker import EngineWorker
+
+
+def create_window(app: QApplication) -> MainWindow:
+    apply_theme(app)
+    loaded = load_settings()
+    settings = loaded.settings
+    worker = EngineWorker(EngineConfig(paths=settings.model_paths_for_engine(), device=settings.device))
+    return MainWindow(settings, worker, settings_problem=loaded.problem)
+
+
+def run_app(argv: Sequence[str] = ()) -> int:
+    # Passive OpenMP threads: torch shares the machine with the GUI thread (stack.md).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    app = QApplication([sys.argv[0], *argv])
+    app.setApplicationName("Fewstep")
+    window = create_window(app)
+    window.show()
+    # Load the engine once the window has painted, so that torch's import never delays it.
+    QTimer.singleShot(0, window.start)
+    return app.exec()

@@ -1,0 +1,86 @@
+"""The values that pass between the window and the worker thread: jobs in, events out.
+
+Plain frozen dataclasses, free of Qt and torch, so that either side can be tested alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from engine.model_files import ModelPaths
+from engine.request import ComparisonResult, GenerationRequest, ModeResult, Progress
+
+
+class JobKind(StrEnum):
+    COMPARISON = "comparison"  # the Generate button: every checked mode times every seed
+    LIVE = "live"  # a render while the artist types; superseded by the next edit
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job:
+    """One generation: the engine's request plus what the window needs to route its events."""
+
+    id: int
+    request: GenerationRequest
+    kind: JobKind = JobKind.COMPARISON
+    save_to: Path | None = None  # the output folder; None keeps the images in memory only
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineConfig:
+    """What the engine is built from; a change of it reloads the engine before the next job."""
+
+    paths: ModelPaths | None  # None: the built-in model
+    device: str = "auto"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineInfo:
+    """What the loaded engine can do, reported once it is ready."""
+
+    builtin: bool
+    available_modes: tuple[str, ...]
+    file_steps: tuple[tuple[str, int], ...]  # (mode, steps) for files trained for one step count
+    native_size: tuple[int, int]
+    device: str
+    model_label: str
+
+    def steps_of_file(self, mode: str) -> int | None:
+        return dict(self.file_steps).get(mode)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SavedImage:
+    png: Path
+    sidecar: Path
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProgressEvent:
+    job_id: int
+    progress: Progress
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageEvent:
+    """One mode of a job finished; saved is None when the job keeps its images in memory."""
+
+    job_id: int
+    result: ModeResult
+    saved: SavedImage | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class FinishedEvent:
+    job_id: int
+    comparison: ComparisonResult
+    run_record: Path | None = None  # the history entry, when the job was saved
+    save_error: str | None = None  # the images exist in memory but could not be written
+
+
+@dataclass(frozen=True, kw_only=True)
+class FailedEvent:
+    job_id: int
+    message: str  # one line an artist can act on

@@ -1,0 +1,40 @@
+"""The `fewstep` command: `fewstep compare|generate ...` runs the headless CLI, anything else the window.
+
+Qt is imported only for the window, so scripts that call the CLI never load it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+CLI_COMMANDS = frozenset({"compare", "generate"})
+USAGE = """usage: fewstep [gui]                 open the desktop application
+       fewstep compare --prompt ... --out DIR    compare modes side by side (see fewstep compare --help)
+       fewstep generate --prompt ... --mode M --out FILE.png
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in CLI_COMMANDS:
+        from engine.cli import main as cli_main
+
+        return cli_main(args)
+    if args and args[0] in ("-h", "--help"):
+        print(USAGE, end="")
+        return 0
+    if args and args[0] == "gui":
+        args = args[1:]
+    elif args and not args[0].startswith("-"):
+        # An unknown word is most likely a mistyped subcommand: answer as the CLI does, without a window.
+        from engine.cli import main as cli_main
+
+        return cli_main(args)
+    from gui.app import run_app
+
+    return run_app(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Screenshots for the README: the main window after a real comparison, and the settings dialog.
+
+Runs the real application on the built-in model (built into a temporary cache on first use), under
+Qt's offscreen platform unless a display is available. Settings and output go to temporary folders:
+the developer's own are never touched.
+
+    .venv/bin/python packaging/screenshots.py [--out docs/screenshots]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PROMPT = "a lighthouse on a cliff at dusk, dramatic clouds, oil painting"
+NEGATIVE = ""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
+    parser.add_argument("--seeds", type=int, default=2, help="rows of the grid")
+    args = parser.parse_args()
+    scratch = Path(tempfile.mkdtemp(prefix="fewstep-shots-"))
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    os.environ["FEWSTEP_SETTINGS"] = str(scratch / "settings.json")
+    os.environ.setdefault("FEWSTEP_CACHE_DIR", str(scratch / "cache"))
+    os.environ.setdefault("FEWSTEP_THREADS", "1")
+    sys.path.insert(0, str(REPO))
+
+    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from engine.modes import ModelRole
+    from gui.app import create_window
+    from gui.settings import Settings, save_settings
+    from gui.settings_dialog import SettingsDialog
+
+    save_settings(Settings(output_dir=scratch / "out"))
+    app = QApplication([sys.argv[0]])
+    window = create_window(app)
+    window.resize(1600, 960)
+    window.show()
+    window.start()
+
+    def wait_for(signal: object, seconds: float) -> None:
+        loop = QEventLoop()
+        signal.connect(loop.quit)  # type: ignore[attr-defined]
+        QTimer.singleShot(int(seconds * 1000), loop.quit)
+        loop.exec()
+
+    wait_for(window.worker.engine_ready, 180)
+    if window.engine_info is None:
+        print("the engine did not load", file=sys.stderr)
+        return 1
+    window.prompt_panel.prompt.setPlainText(PROMPT)
+    window.prompt_panel.negative.setPlainText(NEGATIVE)
+    window.prompt_panel.seed_count.setValue(args.seeds)
+    # One setting outside its mode's contract, so that the picture shows how Fewstep says so.
+    window.mode_panel.apply("lightning-lora", steps=8, guidance=None)
+    window.generate()
+    wait_for(window.worker.job_finished, 300)
+    window.grid.select(1)
+    app.processEvents()
+    args.out.mkdir(parents=True, exist_ok=True)
+    main_shot = args.out / "main-window.png"
+    window.grab().save(str(main_shot))
+
+    dialog = SettingsDialog(window.settings, window)
+    # Real paths show the on-the-spot checks: the built-in model's base and Lightning LoRA.
+    from engine.builtin import builtin_model_paths
+
+    builtin = builtin_model_paths()
+    dialog.rows[ModelRole.BASE].edit.setText(str(builtin.base))
+    dialog.rows[ModelRole.LIGHTNING_LORA].edit.setText(str(builtin.lightning_lora))
+    dialog.resize(720, dialog.sizeHint().height())
+    dialog.show()
+    app.processEvents()
+    settings_shot = args.out / "settings-dialog.png"
+    dialog.grab().save(str(settings_shot))
+    dialog.close()
+    window.close()
+    print(f"wrote {main_shot} and {settings_shot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

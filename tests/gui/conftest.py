@@ -1,0 +1,156 @@
+"""GUI fixtures: offscreen Qt, private settings and output folders, the real worker on the tiny models.
+
+Every test fails if it leaves a QThread running (napari's rule): a worker that outlives its test
+would keep the engine busy and emit signals into the next test.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before Qt is imported: no display is needed, and none of the developer's is used.
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import QThread
+from pytestqt.qtbot import QtBot
+
+from engine.engine import Engine
+from engine.modes import ModelRole
+from engine.outputs import RunContext
+from engine.tiny_model import TinyModelSet
+from gui.jobs import EngineConfig
+from gui.main_window import MainWindow
+from gui.settings import Settings, save_settings
+from gui.theme import apply_theme
+from gui.worker import EngineFactory, EngineWorker, LoadedEngine, describe
+
+ENGINE_READY_MS = 120_000
+JOB_MS = 120_000
+
+
+@pytest.fixture(autouse=True)
+def _no_thread_left(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    started: list[QThread] = []
+    original_start = QThread.start
+
+    def start(self: QThread, *args: Any) -> None:
+        started.append(self)
+        original_start(self, *args)
+
+    monkeypatch.setattr(QThread, "start", start)
+    yield
+    running = []
+    for thread in started:
+        try:
+            if thread.isRunning():
+                running.append(thread)
+        except RuntimeError:  # its C++ object is gone, so it has stopped
+            continue
+    for thread in running:  # stop them, so that one leak does not spill into the next tests
+        if isinstance(thread, EngineWorker):
+            thread.stop()
+        else:
+            thread.quit()
+            thread.wait(10_000)
+    if running:
+        pytest.fail(f"{len(running)} QThread(s) still running after the test: {running}")
+
+
+@pytest.fixture(autouse=True)
+def _private_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No test reads or writes the developer's settings."""
+    path = tmp_path / "config" / "settings.json"
+    monkeypatch.setenv("FEWSTEP_SETTINGS", str(path))
+    return path
+
+
+@pytest.fixture
+def output_dir(tmp_path: Path) -> Path:
+    return tmp_path / "out"
+
+
+def roles_of(models: TinyModelSet) -> dict[ModelRole, Path]:
+    return {
+        ModelRole.BASE: Path(models.base),
+        ModelRole.LCM_UNET: Path(models.lcm_unet),
+        ModelRole.LCM_LORA: Path(models.lcm_lora),
+        ModelRole.LIGHTNING_UNET: Path(models.lightning_unet),
+        ModelRole.LIGHTNING_LORA: Path(models.lightning_lora),
+    }
+
+
+@pytest.fixture
+def gui_settings(tiny_models: TinyModelSet, output_dir: Path) -> Settings:
+    settings = Settings(model_paths=roles_of(tiny_models), output_dir=output_dir)
+    save_settings(settings)
+    return settings
+
+
+@pytest.fixture
+def shared_engine_factory(engine_all: Engine) -> EngineFactory:
+    """The session's engine, so that each test skips the 2 s load; the worker and its thread are real."""
+
+    def factory(config: EngineConfig, say: Callable[[str], None]) -> LoadedEngine:
+        say("using the test session's engine")
+        label = "tiny test model"
+        return LoadedEngine(
+            engine=engine_all,
+            info=describe(engine_all, builtin=False, device="cpu", model_label=label),
+            context=RunContext(model_label=label, device="cpu"),
+        )
+
+    return factory
+
+
+WindowMaker = Callable[..., MainWindow]
+
+
+@pytest.fixture
+def make_window(
+    qtbot: QtBot, qapp: Any, gui_settings: Settings, shared_engine_factory: EngineFactory
+) -> Iterator[WindowMaker]:
+    """A started main window whose engine is ready; closed (and its worker stopped) afterwards."""
+    apply_theme(qapp)
+    windows: list[MainWindow] = []
+
+    def make(
+        settings: Settings | None = None,
+        factory: EngineFactory | None = None,
+        wait_ready: bool = True,
+        start: bool = True,
+    ) -> MainWindow:
+        """start=False leaves window.start() to the test, to wait on a signal the start may emit."""
+        chosen = settings or gui_settings
+        worker = EngineWorker(
+            EngineConfig(paths=chosen.model_paths_for_engine(), device="cpu"),
+            factory or shared_engine_factory,
+        )
+        window = MainWindow(chosen, worker)
+        qtbot.addWidget(window)
+        windows.append(window)
+        window.show()
+        if not start:
+            return window
+        if wait_ready:
+            with qtbot.waitSignal(worker.engine_ready, timeout=ENGINE_READY_MS):
+                window.start()
+        else:
+            window.start()
+        return window
+
+    yield make
+    for window in windows:
+        window.close()
+        window.worker.stop()
+
+
+def two_step_modes(window: MainWindow, modes: tuple[str, ...]) -> None:
+    """Only these modes, at 2 steps each: the tiny model renders a tile in a few hundredths of a second."""
+    window.mode_panel.set_checked(modes)
+    for mode in modes:
+        window.mode_panel.apply(mode, steps=2, guidance=None)

@@ -1,0 +1,61 @@
+"""Saving: whole files only, never over an earlier image; history entries read back defensively."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from engine.outputs import RunContext
+from engine.request import GenerationRequest, ModeResult, ModeSettings, Timings
+from gui.image_store import HISTORY_FOLDER, load_history, save_image, write_run_record
+from gui.parameters import restore_from_png
+
+CONTEXT = RunContext(model_label="tiny", device="cpu")
+REQUEST = GenerationRequest(prompt="a red circle", seeds=(7,), modes=(ModeSettings(mode="lcm", steps=2),))
+
+
+def result(value: int = 0) -> ModeResult:
+    return ModeResult(
+        mode="lcm",
+        seed=7,
+        steps=2,
+        guidance=8.0,
+        scheduler="LCMScheduler",
+        timesteps=(999.0, 499.0),
+        timings=Timings(text_encoding=0.1, switch=0.0, denoising=0.2, per_step=(0.1, 0.1), decode=0.1),
+        image=np.full((16, 16, 3), value, dtype=np.uint8),
+    )
+
+
+def test_the_same_name_twice_never_overwrites(tmp_path: Path) -> None:
+    first = save_image(tmp_path, "20260101-000000-j1", REQUEST, result(10), CONTEXT)
+    second = save_image(tmp_path, "20260101-000000-j1", REQUEST, result(200), CONTEXT)
+    assert first.png != second.png and first.sidecar != second.sidecar
+    assert first.png.read_bytes() != second.png.read_bytes()
+    assert not list(tmp_path.rglob("*.part"))  # no temporary file left behind
+    sidecar = json.loads(first.sidecar.read_text())
+    assert sidecar["prompt"] == "a red circle" and sidecar["file"] == first.png.name
+    assert sidecar["seconds"]["denoising"] == 0.2
+    restored = restore_from_png(first.png)
+    assert (restored.prompt, restored.mode, restored.steps, restored.seed) == ("a red circle", "lcm", 2, 7)
+
+
+def test_history_round_trip_and_damaged_entries(tmp_path: Path) -> None:
+    saved = save_image(tmp_path, "20260101-000000-j1", REQUEST, result(), CONTEXT)
+    record_path = write_run_record(
+        tmp_path, "20260101-000000-j1", REQUEST, [(result(), saved)], status="finished", context=CONTEXT
+    )
+    history = tmp_path / HISTORY_FOLDER
+    (history / "20260102-000000-j2.json").write_text("{ damaged")
+    escaping = json.loads(record_path.read_text())
+    escaping["images"][0]["png"] = "../../etc/passwd"
+    (history / "20260103-000000-j3.json").write_text(json.dumps(escaping))
+    records, damaged = load_history(tmp_path)
+    assert damaged == 2
+    assert len(records) == 1
+    record = records[0]
+    assert record.request == REQUEST
+    assert record.images[0].png == saved.png.resolve()
+    assert record.status == "finished"

@@ -1,0 +1,120 @@
+"""The settings file: round trip, the environment variable, damaged and newer files; the dialog."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pytestqt.qtbot import QtBot
+
+from engine.modes import ModelRole
+from engine.tiny_model import TinyModelSet
+from gui.settings import SCHEMA_VERSION, Settings, load_settings, save_settings, settings_path
+from gui.settings_dialog import SettingsDialog
+
+
+def test_round_trip_through_the_file(tmp_path: Path) -> None:
+    settings = Settings(
+        model_paths={ModelRole.BASE: tmp_path / "sdxl", ModelRole.LCM_LORA: tmp_path / "lcm.safetensors"},
+        output_dir=tmp_path / "images",
+        device="cpu",
+        live_mode="lcm-lora",
+    )
+    path = save_settings(settings)
+    assert path == settings_path()
+    assert json.loads(path.read_text())["schema_version"] == SCHEMA_VERSION
+    loaded = load_settings()
+    assert loaded.problem is None
+    assert loaded.settings == settings
+
+
+def test_the_environment_variable_moves_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    moved = tmp_path / "elsewhere" / "fewstep.json"
+    monkeypatch.setenv("FEWSTEP_SETTINGS", str(moved))
+    save_settings(Settings(device="cpu"))
+    assert moved.is_file()
+    assert load_settings().settings.device == "cpu"
+
+
+def test_no_file_gives_defaults() -> None:
+    loaded = load_settings()
+    assert loaded == load_settings()
+    assert loaded.problem is None
+    assert loaded.settings.uses_builtin_model
+    assert loaded.settings.model_paths_for_engine() is None
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("{not json", "was not used"),
+        ("[]", "JSON object"),
+        ('{"schema_version": 99}', "newer Fewstep"),
+        ('{"schema_version": 1, "device": "toaster"}', "device"),
+        ('{"schema_version": 1, "model_paths": {"vae": "/x"}}', "unknown model role"),
+        ('{"schema_version": 1, "model_paths": {"base": 3}}', "must be a path"),
+        ('{"schema_version": 1, "live_mode": "turbo"}', "live_mode"),
+        ('{"device": "cpu"}', "schema_version"),
+    ],
+)
+def test_a_damaged_file_gives_defaults_and_says_why(content: str, problem: str) -> None:
+    path = settings_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content)
+    loaded = load_settings()
+    assert loaded.settings == Settings()
+    assert loaded.problem is not None and problem in loaded.problem
+    assert path.read_text() == content  # left for the user to look at, not overwritten
+
+
+def test_model_paths_for_the_engine(tmp_path: Path) -> None:
+    only_lora = Settings(model_paths={ModelRole.LCM_LORA: tmp_path / "a.safetensors"})
+    assert only_lora.model_paths_for_engine() is None  # no base: the built-in model runs
+    with_base = only_lora.with_model_path(ModelRole.BASE, tmp_path / "sdxl")
+    paths = with_base.model_paths_for_engine()
+    assert (
+        paths is not None and paths.base == tmp_path / "sdxl" and paths.lcm_lora == tmp_path / "a.safetensors"
+    )
+
+
+def test_dialog_checks_paths_on_the_spot_and_round_trips(
+    qtbot: QtBot, tiny_models: TinyModelSet, tmp_path: Path
+) -> None:
+    dialog = SettingsDialog(Settings())
+    qtbot.addWidget(dialog)
+    base = dialog.rows[ModelRole.BASE]
+    base.edit.setText(str(tmp_path / "missing"))
+    assert base.error is not None and "does not exist" in base.status.text()
+    base.edit.setText(str(tiny_models.lcm_lora))  # a LoRA given as the base
+    assert base.error is not None and "LoRA" in base.error
+    dialog.accept()
+    assert dialog.result() == 0 and "Fix or clear" in dialog.problem.text()  # refused, dialog stays open
+
+    base.edit.setText(str(tiny_models.base))
+    assert base.error is None and "✓" in base.status.text()
+    dialog.rows[ModelRole.LIGHTNING_LORA].edit.setText(str(tiny_models.lightning_lora))
+    assert "4 steps" in dialog.rows[ModelRole.LIGHTNING_LORA].status.text()
+    dialog.output_dir.setText(str(tmp_path / "pictures"))
+    dialog.device.setCurrentText("cpu")
+    dialog.accept()
+    assert dialog.result() == 1
+    chosen = dialog.chosen_settings()
+    save_settings(chosen)
+    assert load_settings().settings == chosen
+    assert chosen.model_paths == {
+        ModelRole.BASE: Path(tiny_models.base),
+        ModelRole.LIGHTNING_LORA: Path(tiny_models.lightning_lora),
+    }
+    assert chosen.output_dir == tmp_path / "pictures" and chosen.device == "cpu"
+
+
+def test_dialog_refuses_a_file_as_output_folder(qtbot: QtBot, tmp_path: Path) -> None:
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    dialog = SettingsDialog(Settings())
+    qtbot.addWidget(dialog)
+    dialog.output_dir.setText(str(a_file))
+    assert "is a file" in dialog.output_status.text()
+    dialog.accept()
+    assert dialog.result() == 0
