@@ -20,6 +20,11 @@ BUILTIN_NOTE = (
 )
 
 
+# What the GUI shows before the engine has loaded (the engine reports the same once it has).
+BUILTIN_NATIVE_SIZE = (64, 64)
+BUILTIN_LIGHTNING_STEPS = 4
+
+
 def cache_root() -> Path:
     """FEWSTEP_CACHE_DIR moves it (tests use a temporary folder)."""
     return Path(os.environ.get("FEWSTEP_CACHE_DIR") or user_cache_dir("fewstep", appauthor=False))

@@ -16,7 +16,7 @@ from engine.atomic import atomic_write, atomic_write_text
 from engine.grid import Tile, make_grid
 from engine.metadata import a1111_parameters
 from engine.modes import MODES, GuidanceKind
-from engine.request import ComparisonResult, ModeResult
+from engine.request import ComparisonResult, GenerationRequest, ModeResult
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,13 @@ def tile_lines(result: ModeResult) -> tuple[str, ...]:
 
 
 def png_parameters(result: ModeResult, comparison: ComparisonResult, context: RunContext) -> str:
+    return png_parameters_for(result, comparison.request, comparison.width, comparison.height, context)
+
+
+def png_parameters_for(
+    result: ModeResult, request: GenerationRequest, width: int, height: int, context: RunContext
+) -> str:
+    """AUTOMATIC1111's `parameters` text for one image."""
     spec = MODES[result.mode]
     fields: dict[str, object] = {
         "Steps": result.steps,
@@ -62,12 +69,14 @@ def png_parameters(result: ModeResult, comparison: ComparisonResult, context: Ru
         "Schedule type": str(spec.scheduler_overrides.get("timestep_spacing", "leading")).capitalize(),
         "CFG scale": f"{result.guidance:g}",
         "Seed": result.seed,
-        "Size": f"{comparison.width}x{comparison.height}",
+        "Size": f"{width}x{height}",
         "Model": context.model_label,
         "Fewstep mode": result.mode,
         "Version": f"fewstep {version_of('fewstep')}",
     }
-    return a1111_parameters(comparison.request.prompt, comparison.request.negative_prompt, fields)
+    if result.styles:
+        fields["Fewstep styles"] = " ".join(f"{name}:{weight:g}" for name, weight in result.styles)
+    return a1111_parameters(request.prompt, request.negative_prompt, fields)
 
 
 def png_bytes(image: Image.Image, parameters: str | None = None) -> bytes:
