@@ -101,6 +101,13 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         help="which distilled UNets stay on the GPU: all, one at a time, or auto (from free memory)",
     )
     parser.add_argument("--vae", type=Path, metavar="PATH", help="a replacement VAE, e.g. sdxl-vae-fp16-fix")
+    parser.add_argument(
+        "--base-config",
+        type=Path,
+        metavar="DIR",
+        help="config folder (model_index.json, configs, tokenizers) for a single-file --base that is not"
+        " SDXL-sized (default: the shipped SDXL config)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,8 +147,10 @@ def list_models(folder: Path | None) -> int:
         for item in found:
             if isinstance(item, Refused):
                 rows.append(("refused: " + item.reason, "-", str(item.path)))
-            elif isinstance(item, ModelFile) and item.kind is not FileKind.OTHER:
-                rows.append((item.describe(), ", ".join(item.enables) or "-", str(item.path)))
+            elif isinstance(item, ModelFile):
+                usable = item.kind not in (FileKind.OTHER, FileKind.NOT_SDXL)
+                what = item.describe() if usable else f"refused: {item.describe()}"
+                rows.append((what, ", ".join(item.enables) or "-", str(item.path)))
 
     if folder is not None:
         if not folder.is_dir():
@@ -212,7 +221,10 @@ def _model_paths(args: argparse.Namespace) -> ModelPaths:
     if given[ModelRole.BASE] is None:
         others = ", ".join(f"--{r}" for r, p in given.items() if p is not None)
         raise UsageError(f"{others} needs --base: the SDXL base model whose text encoders and VAE it uses")
+    if args.base_config is not None and not (args.base_config / "model_index.json").is_file():
+        raise UsageError(f"--base-config {args.base_config}: not a folder with model_index.json")
     return ModelPaths(
+        base_config=args.base_config,
         vae=args.vae,
         base=given[ModelRole.BASE],
         lcm_unet=given[ModelRole.LCM_UNET],

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
 import re
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 from accelerate import init_empty_weights
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from engine.errors import ModelInputError
@@ -18,7 +23,13 @@ from engine.model_files import FileKind, ModelFile
 diffusers = quiet_diffusers()
 from diffusers import AutoencoderKL, StableDiffusionXLPipeline, UNet2DConditionModel  # noqa: E402
 
-_LORA_SUFFIX = re.compile(r"\.(lora_down|lora_up|lora_A|lora_B|lora\.down|lora\.up)\.weight$|\.alpha$")
+# Every naming of a LoRA's matrices: kohya (lora_down), PEFT (lora_A), old diffusers (lora.down,
+# lora_linear_layer.down) and attention processors (to_q_lora.down).
+_LORA_SUFFIX = re.compile(
+    r"(\.lora_down|\.lora_up|\.lora_A|\.lora_B|\.lora\.down|\.lora\.up"
+    r"|\.lora_linear_layer\.down|\.lora_linear_layer\.up|_lora\.down|_lora\.up)\.weight$|\.alpha$"
+)
+_KOHYA_PREFIXES = ("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_")
 
 
 def _variant_for(folder: Path, dtype: torch.dtype) -> str | None:
@@ -126,23 +137,78 @@ def lora_module_names(state_dict_keys: list[str]) -> set[str]:
     return {_LORA_SUFFIX.sub("", key) for key in state_dict_keys if _LORA_SUFFIX.search(key)}
 
 
+def read_lora_state(path: Path) -> dict[str, torch.Tensor]:
+    """A LoRA file's tensors, non-kohya UNet keys renamed to PEFT's lora_A/lora_B.
+
+    diffusers renames a UNet LoRA to PEFT names only when its first key lacks lora_A, so a file with
+    both namings (what convert_state_dict_to_diffusers(get_peft_model_state_dict(...)) writes) would
+    lose its attention LoRAs; renaming every key here makes the order irrelevant.
+    """
+    state: dict[str, torch.Tensor] = load_file(str(path), device="cpu")
+    if all(k.startswith(_KOHYA_PREFIXES) for k in state):
+        return state
+    from diffusers.utils.state_dict_utils import convert_unet_state_dict_to_peft
+
+    unet = {k: v for k, v in state.items() if k.startswith("unet.")}
+    rest = {k: v for k, v in state.items() if not k.startswith("unet.")}
+    renamed: dict[str, torch.Tensor] = convert_unet_state_dict_to_peft(unet)
+    return {**renamed, **rest}
+
+
+def apply_adapter_metadata(pipe: Any, path: Path, adapter_name: str) -> None:
+    """Give each component the lora_alpha of the file's diffusers adapter metadata, which
+    load_lora_weights ignores when handed a dict (it then runs the LoRA at alpha = rank)."""
+    with safe_open(str(path), framework="pt") as handle:
+        raw = (handle.metadata() or {}).get("lora_adapter_metadata")
+    if not raw:
+        return
+    metadata = json.loads(raw)
+    for prefix in ("unet", "text_encoder", "text_encoder_2"):
+        alpha = metadata.get(f"{prefix}.lora_alpha")
+        if alpha is None:
+            continue
+        for module in getattr(pipe, prefix).modules():
+            if adapter_name in (getattr(module, "lora_alpha", None) or {}):
+                module.lora_alpha[adapter_name] = alpha
+                module.scaling[adapter_name] = alpha / module.r[adapter_name]
+
+
+@contextlib.contextmanager
+def quiet_adapter_loading() -> Iterator[None]:
+    """diffusers logs a failed adapter load (every size mismatch) at ERROR before raising; the
+    engine reports the failure in one line of its own."""
+    logger = logging.getLogger("diffusers.loaders.peft")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            # peft warns on every second adapter in one model; several named adapters are the design.
+            warnings.filterwarnings("ignore", message="Already found a `peft_config`", category=UserWarning)
+            # and on keys it could not place, which the landed-module count below reports.
+            warnings.filterwarnings(
+                "ignore", message="While injecting the PEFT adapters", category=RuntimeWarning
+            )
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def load_lora(pipe: Any, info: ModelFile, adapter_name: str, option: str) -> int:
     """Load a LoRA as a named adapter and prove that every module it names received it.
 
     diffusers drops LoRA keys it cannot place with no more than a log line; a silently partial
     adapter would make a mode quietly wrong, so the count is checked here. Returns the module count.
     """
-    state = load_file(str(info.path), device="cpu")
+    state = read_lora_state(info.path)
     expected = len(lora_module_names(list(state)))
     try:
-        with warnings.catch_warnings():
-            # peft warns on every second adapter in one model; several named adapters are the design.
-            warnings.filterwarnings("ignore", message="Already found a `peft_config`", category=UserWarning)
+        with quiet_adapter_loading():
             pipe.load_lora_weights(state, adapter_name=adapter_name)
     except (ValueError, RuntimeError, KeyError) as exc:
         raise ModelInputError(
             f"{option} {info.path}: this LoRA does not fit the base model ({_first_line(exc)})"
         ) from None
+    apply_adapter_metadata(pipe, info.path, adapter_name)
     landed = count_adapter_modules([pipe.unet, pipe.text_encoder, pipe.text_encoder_2], adapter_name)
     if landed != expected:
         pipe.delete_adapters(adapter_name)

@@ -133,10 +133,11 @@ def _lora_base_model(keys: list[str], metadata: Mapping[str, str]) -> str | None
     return None
 
 
+_LORA_MARKS = (".lora_A.", ".lora.down.", ".lora_down.", ".lora_linear_layer.down.", "_lora.down.")
+
+
 def _is_lora(keys: list[str]) -> bool:
-    return all(k.startswith(_KOHYA_PREFIXES) for k in keys) or any(
-        ".lora_A." in k or ".lora.down." in k or ".lora_down." in k for k in keys
-    )
+    return all(k.startswith(_KOHYA_PREFIXES) for k in keys) or any(m in k for k in keys for m in _LORA_MARKS)
 
 
 def _classify_file(path: Path) -> ModelFile:
@@ -153,7 +154,9 @@ def _classify_file(path: Path) -> ModelFile:
         te = any(k.startswith(("lora_te", "text_encoder")) or ".text_encoder" in k for k in keys)
         if lightning:
             return ModelFile(path, FileKind.LIGHTNING_LORA, lightning_steps=steps, text_encoder_keys=te)
-        names = f"{path.parent.name}/{path.name}".lower()
+        # In the Hugging Face cache the parent is a commit hash; the repository folder names the model.
+        repo = next((p.name for p in path.parents if p.name.startswith("models--")), "")
+        names = f"{repo}/{path.parent.name}/{path.name}".lower()
         kind = FileKind.LCM_LORA if "lcm" in names else FileKind.STYLE_LORA
         return ModelFile(path, kind, text_encoder_keys=te)
     if any(k.startswith("model.diffusion_model.") for k in keys):
@@ -273,9 +276,7 @@ def check_role(role: ModelRole, path: Path) -> ModelFile:
             raise ModelInputError(
                 f"--{role} {path}: this UNet has no guidance embedding (time_cond_proj_dim), so it is not an LCM UNet"
             )
-        raise ModelInputError(
-            f"--{role} {path}: this is {_article(info.describe())}, but --{role} takes {description}"
-        )
+        raise ModelInputError(f"--{role} {path}: this is {_what(info)}, but --{role} takes {description}")
     if role in (ModelRole.LIGHTNING_UNET, ModelRole.LIGHTNING_LORA) and info.lightning_steps is None:
         raise ModelInputError(
             f"--{role} {path}: cannot tell the step count; keep ByteDance's file name, e.g."
@@ -287,7 +288,7 @@ def check_role(role: ModelRole, path: Path) -> ModelFile:
 def check_style_lora(path: Path) -> ModelFile:
     info = inspect_path(path)
     if info.kind not in _LORAS:
-        raise ModelInputError(f"--lora {path}: this is {_article(info.describe())}, not an SDXL LoRA")
+        raise ModelInputError(f"--lora {path}: this is {_what(info)}, not an SDXL LoRA")
     return info
 
 
@@ -296,6 +297,13 @@ def check_vae(path: Path) -> ModelFile:
     if info.kind not in (FileKind.VAE_FOLDER, FileKind.VAE_FILE):
         raise ModelInputError(f"--vae {path}: this is {_article(info.describe())}, not a VAE")
     return info
+
+
+def _what(info: ModelFile) -> str:
+    """What a file is, as the object of "this is ...": "a LoRA for Stable Diffusion 1.x"."""
+    if info.kind in (FileKind.NOT_SDXL, FileKind.OTHER) and info.detail:
+        return info.detail
+    return _article(info.describe())
 
 
 def _article(text: str) -> str:

@@ -8,16 +8,19 @@ weight calls set_adapters only on what changed, and reads no file.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from safetensors.torch import load_file
-
 from engine.errors import ModelInputError
 from engine.libraries import quiet_diffusers
-from engine.loading import count_adapter_modules, load_lora, lora_module_names
+from engine.loading import (
+    count_adapter_modules,
+    load_lora,
+    lora_module_names,
+    quiet_adapter_loading,
+    read_lora_state,
+)
 from engine.model_files import ModelFile
 
 diffusers = quiet_diffusers()
@@ -53,14 +56,13 @@ def load_style(
     """Load one style LoRA into the base pipeline and each twin; the twins share its matrices."""
     load_lora(base_pipe, info, name, "--lora")
     unfreeze_base_weights(base_pipe.unet)
-    state = load_file(str(info.path), device="cpu")
+    state = read_lora_state(info.path)
     unet_state = {k: v for k, v in state.items() if k.startswith(_UNET_KEY_PREFIXES)}
     patches_text = len(unet_state) < len(state)
     for twin in twins:
         if not unet_state:
             break
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Already found a `peft_config`", category=UserWarning)
+        with quiet_adapter_loading():
             # Only UNet keys: the text encoders are shared, and already hold this style.
             twin.load_lora_weights(dict(unet_state), adapter_name=name)
         _share_lora_matrices(base_pipe.unet, twin.unet, name)
@@ -79,6 +81,9 @@ def _share_lora_matrices(source: Any, target: Any, name: str) -> None:
         twin_of = source_modules[module_name]
         module.lora_A[name] = twin_of.lora_A[name]
         module.lora_B[name] = twin_of.lora_B[name]
+        # The base's alpha too: it may come from the file's adapter metadata (apply_adapter_metadata).
+        module.lora_alpha[name] = twin_of.lora_alpha[name]
+        module.scaling[name] = twin_of.scaling[name]
 
 
 class AdapterState:

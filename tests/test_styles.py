@@ -83,13 +83,11 @@ def test_alpha_over_rank_is_honoured(styled_engine: Engine) -> None:
 
 def test_toggling_a_style_reloads_nothing(styled_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     import engine.loading
-    import engine.styles
 
     def no_load(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("a toggle loaded a file")
 
     monkeypatch.setattr(engine.loading, "load_file", no_load)
-    monkeypatch.setattr(engine.styles, "load_file", no_load)
     for weights in ((("style-0", 0.0),), (("style-0", 0.7),), None):
         images(styled_engine, weights)
 
