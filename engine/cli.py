@@ -1,7 +1,8 @@
 """`fewstep compare` and `fewstep generate`: the headless interface other tools rely on.
 
 Exit codes: 0 done; 2 bad input (one line on stderr, nothing written); 1 an unexpected failure;
-130 interrupted. Every input is checked before any model loads or any file is written.
+130 interrupted. Every input is checked from names and file headers before any model loads; what only
+loading can tell (a LoRA that does not fit) is refused before any output is written.
 """
 
 from __future__ import annotations

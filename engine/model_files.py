@@ -341,7 +341,47 @@ class ModelPaths:
 
     def checked(self) -> dict[ModelRole, ModelFile]:
         """Every given path checked for its role; the first problem raises ModelInputError."""
-        return {role: check_role(role, path) for role in ModelRole if (path := self.get(role)) is not None}
+        files = {role: check_role(role, path) for role in ModelRole if (path := self.get(role)) is not None}
+        base, lightning = files.get(ModelRole.BASE), files.get(ModelRole.LIGHTNING_UNET)
+        if base is not None and lightning is not None:
+            check_unet_fits(lightning, base)
+        return files
+
+
+def check_unet_fits(unet: ModelFile, base: ModelFile) -> None:
+    """A bare UNet state dict must match the base UNet tensor for tensor; told from the two headers,
+    before gigabytes are loaded. Only possible against a diffusers folder (a single file's keys are
+    in the original layout); the strict load catches the rest."""
+    if unet.kind is not FileKind.LIGHTNING_UNET or base.kind is not FileKind.SDXL_FOLDER:
+        return
+    weights = sorted((base.path / "unet").glob("diffusion_pytorch_model*.safetensors"))
+    if not weights:
+        return
+    expected = _header_shapes(weights[0])
+    found = _header_shapes(unet.path)
+    if found == expected:
+        return
+    wrong = sorted(k for k in expected.keys() & found.keys() if expected[k] != found[k])
+    missing = sorted(expected.keys() - found.keys())
+    detail = (
+        f"{wrong[0]} is {found[wrong[0]]}, the base has {expected[wrong[0]]}"
+        if wrong
+        else f"{len(missing)} tensors missing, e.g. {missing[0]}"
+        if missing
+        else f"{len(found.keys() - expected.keys())} unexpected tensors"
+    )
+    raise ModelInputError(
+        f"--lightning-unet {unet.path}: its tensors do not fit the base model's UNet ({detail});"
+        " it was made for another model"
+    )
+
+
+def _header_shapes(path: Path) -> dict[str, list[int]]:
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            return {k: list(handle.get_slice(k).get_shape()) for k in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError) as exc:
+        raise ModelInputError(f"{path} is not a readable safetensors file ({exc})") from None
 
 
 @dataclass(frozen=True)

@@ -172,7 +172,7 @@ def test_lightning_unet_with_wrong_shapes_is_refused(
     tmp_path: Path,
     cli: RunCli,
 ) -> None:
-    # Named as ByteDance names it, so only its tensors can tell: it is refused once the base is loaded.
+    # Named as ByteDance names it, so only its tensors can tell: the headers, compared before loading.
     unet = write_wrong_shape_lightning_unet(folder / "other_widths" / "sdxl_lightning_4step_unet.safetensors")
     out = tmp_path / "out"
     code, lines = cli(["--base", str(tiny_models.base), "--lightning-unet", str(unet)], out)
