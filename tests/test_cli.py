@@ -108,8 +108,14 @@ BAD_INPUTS = {
     "steps for unknown mode": (["--steps", "turbo=4"], "unknown mode"),
     "negative seed": (["--seed", "-1"], "seed"),
     "missing path": (["--lcm-unet", "/nonexistent/lcm"], "does not exist"),
-    "lora given as unet": (["--lightning-unet", "{lightning_lora}"], "this is a 4-step SDXL-Lightning LoRA, but"),
-    "unet given as lora": (["--lcm-lora", "{lightning_unet}"], "this is a 4-step SDXL-Lightning UNet, but --lcm-lora"),
+    "lora given as unet": (
+        ["--lightning-unet", "{lightning_lora}"],
+        "this is a 4-step SDXL-Lightning LoRA, but",
+    ),
+    "unet given as lora": (
+        ["--lcm-lora", "{lightning_unet}"],
+        "this is a 4-step SDXL-Lightning UNet, but --lcm-lora",
+    ),
     "base given a lora": (["--base", "{lcm_lora}"], "this is an LCM-LoRA, but --base takes the SDXL base"),
     "lcm given base unet": (["--lcm-unet", "{base}/unet"], "not an LCM UNet"),
     "pickle": (["--lcm-lora", "{pickle}"], "never unpickles"),

@@ -176,7 +176,9 @@ def bench_fusing(models: TinyModelSet, repeats: int) -> None:
     fused = statistics.median(seconds(partial(plain_call, pipe, "lcm-lora")) for _ in range(repeats))
     unfuse = seconds(pipe.unfuse_lora)
     saved = unfused - fused
-    verdict = f"fusing pays after {(fuse + unfuse) / saved:.1f} images" if saved > 0 else "fusing does not pay here"
+    verdict = (
+        f"fusing pays after {(fuse + unfuse) / saved:.1f} images" if saved > 0 else "fusing does not pay here"
+    )
     print(
         f"LCM-LoRA image unfused {unfused * 1e3:.1f} ms vs fused {fused * 1e3:.1f} ms"
         f" (fuse {fuse * 1e3:.1f} ms, unfuse {unfuse * 1e3:.1f} ms): {verdict}"
