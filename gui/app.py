@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
-from gui.jobs import EngineConfig
 from gui.main_window import MainWindow
 from gui.settings import load_settings
 from gui.theme import apply_theme
@@ -20,7 +19,7 @@ def create_window(app: QApplication) -> MainWindow:
     apply_theme(app)
     loaded = load_settings()
     settings = loaded.settings
-    worker = EngineWorker(EngineConfig(paths=settings.model_paths_for_engine(), device=settings.device))
+    worker = EngineWorker(settings.engine_config())
     return MainWindow(settings, worker, settings_problem=loaded.problem)
 
 

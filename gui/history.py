@@ -43,7 +43,6 @@ class HistoryPanel(QWidget):
         self.note.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(QLabel("History"))
         layout.addWidget(self.list, 1)
         layout.addWidget(self.note)
         self._thumbnails: deque[tuple[QListWidgetItem, Path]] = deque()

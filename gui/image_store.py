@@ -22,8 +22,8 @@ from typing import Any
 from PIL import Image
 
 from engine.atomic import atomic_write
-from engine.outputs import RunContext, png_bytes, png_parameters, result_record
-from engine.request import MAX_SEED, ComparisonResult, GenerationRequest, ModeResult, ModeSettings
+from engine.outputs import RunContext, png_bytes, png_parameters_for, result_record
+from engine.request import MAX_SEED, GenerationRequest, ModeResult, ModeSettings
 from gui.jobs import SavedImage
 
 HISTORY_FOLDER = "history"
@@ -80,8 +80,7 @@ def save_image(
     root: Path, run_id: str, request: GenerationRequest, result: ModeResult, context: RunContext
 ) -> SavedImage:
     height, width = result.image.shape[:2]
-    single = ComparisonResult(request=request, results=(result,), width=width, height=height)
-    parameters = png_parameters(result, single, context)
+    parameters = png_parameters_for(result, request, width, height, context)
     folder = root / f"{run_id[:4]}-{run_id[4:6]}-{run_id[6:8]}"  # one folder per day
     png = write_new_file(
         folder / f"{run_id}-{result.mode}-seed{result.seed}.png",

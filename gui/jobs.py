@@ -5,12 +5,15 @@ Plain frozen dataclasses, free of Qt and torch, so that either side can be teste
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from engine.model_files import ModelPaths
 from engine.request import ComparisonResult, GenerationRequest, ModeResult, Progress
+from engine.residency import Residency
 
 
 class JobKind(StrEnum):
@@ -34,6 +37,7 @@ class EngineConfig:
 
     paths: ModelPaths | None  # None: the built-in model
     device: str = "auto"
+    residency: Residency = Residency.AUTO
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,6 +50,9 @@ class EngineInfo:
     native_size: tuple[int, int]
     device: str
     model_label: str
+    styles: tuple[str, ...] = ()  # adapter names of the loaded style LoRAs, "style-0", ...
+    # engine.Engine.memory_report(): {"residency", "models": {name: {"bytes", "on"}}, "process_rss", ...}
+    memory: Mapping[str, Any] | None = field(default=None, compare=False)
 
     def steps_of_file(self, mode: str) -> int | None:
         return dict(self.file_steps).get(mode)

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -28,17 +29,32 @@ from gui.export import export_grid
 from gui.history import HistoryPanel
 from gui.image_store import RecordError, RunRecord, read_run_record
 from gui.image_view import ImageViewer
-from gui.jobs import EngineConfig, EngineInfo, FailedEvent, FinishedEvent, ImageEvent, Job, ProgressEvent
+from gui.jobs import EngineInfo, FailedEvent, FinishedEvent, ImageEvent, Job, ProgressEvent
 from gui.live_mode import LiveRenderer
 from gui.mode_panel import ModePanel
-from gui.model_setup import BUILTIN_HINT, BUILTIN_SIZE, file_steps, missing_hint, missing_roles
+from gui.model_panel import ModelPanel
+from gui.model_setup import (
+    BUILTIN_HINT,
+    BUILTIN_SIZE,
+    Use,
+    check_use,
+    file_steps,
+    in_use,
+    memory_details,
+    memory_summary,
+    missing_hint,
+    missing_roles,
+)
 from gui.parameters import ParametersError, RestoredSettings, restore_from_png
 from gui.prompt_panel import PromptPanel
-from gui.settings import Settings, save_settings
+from gui.settings import MAX_STYLES, Settings, save_settings
 from gui.settings_dialog import SettingsDialog
+from gui.style_panel import StylePanel
 from gui.worker import EngineWorker
 
 LEFT_WIDTH = 330
+RIGHT_WIDTH = 230
+STYLES_OFF_FOR_BUILTIN = "Styles apply once an SDXL base is set; the built-in model ignores them."
 
 
 class MainWindow(QMainWindow):
@@ -58,8 +74,11 @@ class MainWindow(QMainWindow):
 
         self.prompt_panel = PromptPanel()
         self.mode_panel = ModePanel()
+        self.style_panel = StylePanel()
         self.grid = ComparisonGrid()
         self.history = HistoryPanel()
+        self.model_panel = ModelPanel()
+        self.side_tabs = QTabWidget()
         self.viewer = ImageViewer(self.grid, self)
         self.banner = QLabel()
         self.banner.setObjectName("banner")
@@ -71,6 +90,8 @@ class MainWindow(QMainWindow):
         self.model_note.setWordWrap(True)
         self.model_note.setTextFormat(Qt.TextFormat.RichText)
         self.engine_label = QLabel("starting")
+        self.memory_label = QLabel()
+        self.memory_label.setObjectName("tileCaption")
         self.export_button = QPushButton("Export grid")
         self.export_button.setToolTip("one labelled PNG of the whole grid, in the output folder")
         self.export_button.setEnabled(False)
@@ -78,6 +99,8 @@ class MainWindow(QMainWindow):
         self._build_layout()
         self._connect()
         self._apply_model_setup()
+        self.style_panel.set_styles(settings.styles)
+        self.model_panel.set_in_use(in_use(settings))
         self.prompt_panel.set_live_mode(settings.live_mode)
         self.prompt_panel.set_running(False)
         if settings_problem:
@@ -92,6 +115,9 @@ class MainWindow(QMainWindow):
         modes = QGroupBox("Modes")
         QVBoxLayout(modes).addWidget(self.mode_panel)
         left_layout.addWidget(modes, 1)
+        styles = QGroupBox("Style LoRAs")
+        QVBoxLayout(styles).addWidget(self.style_panel)
+        left_layout.addWidget(styles)
         left_scroll = QScrollArea()
         left_scroll.setWidget(left)
         left_scroll.setWidgetResizable(True)
@@ -109,14 +135,17 @@ class MainWindow(QMainWindow):
         bottom.addWidget(self.export_button)
         center_layout.addLayout(bottom)
 
-        self.history.setMinimumWidth(200)
+        self.side_tabs.addTab(self.history, "History")
+        self.side_tabs.addTab(self.model_panel, "Models")
+        self.side_tabs.setMinimumWidth(200)
         splitter = QSplitter()
         splitter.addWidget(left_scroll)
         splitter.addWidget(center)
-        splitter.addWidget(self.history)
+        splitter.addWidget(self.side_tabs)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([LEFT_WIDTH + 20, 900, 230])
+        splitter.setSizes([LEFT_WIDTH + 20, 900, RIGHT_WIDTH])
         self.setCentralWidget(splitter)
+        self.statusBar().addPermanentWidget(self.memory_label)
         self.statusBar().addPermanentWidget(self.engine_label)
         settings_action = QAction("Settings…", self)
         settings_action.setShortcut(QKeySequence("Ctrl+,"))
@@ -134,6 +163,12 @@ class MainWindow(QMainWindow):
         panel.live_toggled.connect(self._live_toggled)
         panel.live_mode.currentIndexChanged.connect(self._live_mode_changed)
         self.mode_panel.changed.connect(self.live.edited)
+        self.style_panel.changed.connect(self._styles_changed)
+        self.style_panel.remove_requested.connect(self.remove_style)
+        self.style_panel.add_requested.connect(lambda path: self.assign_model(Use.STYLE, path))
+        self.model_panel.assign_requested.connect(self.assign_model)
+        self.model_panel.folder_chosen.connect(self._models_folder_chosen)
+        self.model_panel.refused.connect(lambda message: self.show_message(message, "error"))
         for sequence in ("Ctrl+Return", "Ctrl+Enter"):
             QShortcut(QKeySequence(sequence), self, self.generate)
         QShortcut(QKeySequence("Escape"), self, self.cancel)
@@ -157,6 +192,7 @@ class MainWindow(QMainWindow):
         """Start loading the engine and read the history; called once the window is on screen."""
         self.worker.start()
         self.history.reload(self.settings.resolved_output_dir)
+        self.model_panel.scan(self.settings.resolved_models_dir)
 
     # --- messages -------------------------------------------------------------------------------
 
@@ -197,6 +233,9 @@ class MainWindow(QMainWindow):
             own = BUILTIN_SIZE if builtin else None
         self.prompt_panel.set_model_size(own, "built-in model" if builtin else "this model's own")
         self.model_note.setVisible(builtin)
+        self.style_panel.set_inactive_reason(
+            STYLES_OFF_FOR_BUILTIN if self.settings.uses_builtin_model and self.settings.styles else None
+        )
 
     def _hint(self, mode: str) -> str | None:
         roles = missing_roles(self.settings, mode)
@@ -209,10 +248,18 @@ class MainWindow(QMainWindow):
         self.engine_info = info
         self._apply_model_setup()
         self.engine_label.setText(f"ready · {info.model_label} · {info.device}")
+        self.model_panel.set_memory(info.memory)
+        if info.memory is not None:
+            self.memory_label.setText(memory_summary(info.memory))
+            self.memory_label.setToolTip(memory_details(info.memory))
+        else:
+            self.memory_label.setText("")
 
     def _engine_failed(self, message: str) -> None:
         self.engine_info = None
         self.engine_label.setText("engine: not loaded")
+        self.memory_label.setText("")
+        self.model_panel.set_memory(None)
         self.show_message(f"The models could not be loaded: {message}\nFix the paths in Settings.", "error")
 
     # --- generating -----------------------------------------------------------------------------
@@ -234,6 +281,7 @@ class MainWindow(QMainWindow):
             height=height,
             modes=self.mode_panel.chosen(),
             want_previews=True,
+            style_weights=self.settings.style_weights(),
         )
         request.validate()
         return request
@@ -331,6 +379,7 @@ class MainWindow(QMainWindow):
             width=width,
             height=height,
             modes=(self.mode_panel.settings_for(mode),),
+            style_weights=self.settings.style_weights(),
         )
 
     def _live_toggled(self, on: bool) -> None:
@@ -462,24 +511,83 @@ class MainWindow(QMainWindow):
         if dialog.exec():
             self.apply_settings(dialog.chosen_settings())
 
-    def apply_settings(self, settings: Settings) -> None:
+    def apply_settings(self, settings: Settings) -> bool:
+        """Use and save these settings; True when the engine reloads for them."""
         old = self.settings
         self.settings = settings
         try:
             save_settings(settings)
         except OSError as exc:
             self.show_message(f"Settings are used but not saved: {exc.strerror or exc}", "error")
-        config = EngineConfig(paths=settings.model_paths_for_engine(), device=settings.device)
-        if config != EngineConfig(paths=old.model_paths_for_engine(), device=old.device):
+        config = settings.engine_config()
+        reload = config != old.engine_config()
+        if reload:
             self.engine_info = None
             self.engine_label.setText("engine: reloading…")
+            self.memory_label.setText("")
             self.worker.configure(config)
         self._apply_model_setup()
+        self.style_panel.set_styles(settings.styles)
+        self.model_panel.set_in_use(in_use(settings))
         if settings.resolved_output_dir != old.resolved_output_dir:
             self.history.reload(settings.resolved_output_dir)
+        if settings.resolved_models_dir != old.resolved_models_dir:
+            self.model_panel.scan(settings.resolved_models_dir)
+        return reload
+
+    # --- the model panel and the styles ---------------------------------------------------------
+
+    def assign_model(self, use: Use, path: Path) -> bool:
+        """Give a file one use (a role, the VAE, a style), checked first; the engine reloads with it."""
+        try:
+            info = check_use(use, path)
+        except FewstepError as exc:
+            self.show_message(f"{path.name} was not used as {use.label}: {exc}", "error")
+            return False
+        settings = self.settings
+        if use is Use.STYLE:
+            if any(style.path == path for style in settings.styles):
+                self.show_message(f"{path.name} is already in the style list.", "info")
+                return False
+            if len(settings.styles) >= MAX_STYLES:
+                self.show_message(f"At most {MAX_STYLES} style LoRAs; remove one first.", "error")
+                return False
+            new = settings.with_style_added(path)
+        elif use is Use.VAE:
+            new = replace(settings, vae=path)
+        else:
+            assert use.role is not None
+            new = settings.with_model_path(use.role, path)
+        if new == settings:
+            self.show_message(f"{path.name} is already the {use.label}.", "info")
+            return False
+        reloads = self.apply_settings(new)
+        then = " The engine reloads with it." if reloads else ""
+        if use is Use.STYLE and settings.uses_builtin_model:
+            then = " " + STYLES_OFF_FOR_BUILTIN
+        self.show_message(f"{path.name} ({info.describe()}) is now the {use.label}.{then}", "info")
+        return True
+
+    def remove_style(self, index: int) -> None:
+        styles = list(self.settings.styles)
+        if 0 <= index < len(styles):
+            del styles[index]
+            self.apply_settings(replace(self.settings, styles=tuple(styles)))
+
+    def _styles_changed(self) -> None:
+        """A toggle or a weight: only the next request changes; the engine keeps what it loaded."""
+        chosen = self.style_panel.styles()
+        if [s.path for s in chosen] != [s.path for s in self.settings.styles]:
+            return  # the panel is being rebuilt
+        self.apply_settings(replace(self.settings, styles=chosen))
+        self.live.edited()
+
+    def _models_folder_chosen(self, folder: Path) -> None:
+        self.apply_settings(replace(self.settings, models_dir=folder))
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         self.live.set_active(False)
+        self.model_panel.shutdown()
         self.viewer.close()
         self.worker.stop()
         super().closeEvent(event)

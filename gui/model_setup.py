@@ -6,18 +6,29 @@ Read from the settings alone (no weights loaded), so the mode panel is right bef
 from __future__ import annotations
 
 from collections.abc import Mapping
+from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
-from engine.model_files import lightning_steps_from_name
+from engine.builtin import BUILTIN_LIGHTNING_STEPS, BUILTIN_NATIVE_SIZE
+from engine.model_files import (
+    FileKind,
+    ModelFile,
+    check_role,
+    check_style_lora,
+    check_vae,
+    lightning_steps_from_name,
+)
 from engine.modes import MODES, ModelRole
 from gui.settings import Settings
 
 BUILTIN_HINT = (
     "<b>Built-in tiny model</b>: untrained, so its pictures are noise; it shows each mode's steps,"
-    " timesteps and costs. For real pictures open <b>Settings</b> and give SDXL files. Every mode"
-    " needs the <b>SDXL base</b> folder (diffusers format); LCM also needs the <b>lcm-sdxl</b> UNet"
-    " folder, LCM-LoRA the <b>lcm-lora-sdxl</b> file, Lightning <b>sdxl_lightning_4step_unet</b> and"
-    " Lightning LoRA <b>sdxl_lightning_4step_lora</b> (.safetensors, ByteDance's file names)."
+    " timesteps and costs. For real pictures double-click your SDXL files in the <b>Models</b> tab or"
+    " give them in <b>Settings</b>. Every mode needs the <b>SDXL base</b> (folder or single file); LCM"
+    " also needs the <b>lcm-sdxl</b> UNet folder, LCM-LoRA the <b>lcm-lora-sdxl</b> file, Lightning"
+    " <b>sdxl_lightning_4step_unet</b> and Lightning LoRA <b>sdxl_lightning_4step_lora</b>"
+    " (.safetensors, ByteDance's file names)."
 )
 
 ROLE_TITLES: Mapping[ModelRole, str] = {
@@ -29,17 +40,14 @@ ROLE_TITLES: Mapping[ModelRole, str] = {
 }
 
 ROLE_HINTS: Mapping[ModelRole, str] = {
-    ModelRole.BASE: "a diffusers SDXL folder with model_index.json",
+    ModelRole.BASE: "an SDXL diffusers folder, a single .safetensors checkpoint or a cached hub id",
     ModelRole.LCM_UNET: "the lcm-sdxl UNet folder (config.json and weights)",
     ModelRole.LCM_LORA: "an LCM-LoRA .safetensors file",
     ModelRole.LIGHTNING_UNET: "sdxl_lightning_<N>step_unet.safetensors",
     ModelRole.LIGHTNING_LORA: "sdxl_lightning_<N>step_lora.safetensors",
 }
 
-# The built-in set is built with ByteDance's 4-step names (engine.tiny_model's default) and draws
-# 64 x 64 images; the engine reports both once loaded, these cover the seconds before.
-_BUILTIN_LIGHTNING_STEPS = 4
-BUILTIN_SIZE = (64, 64)
+BUILTIN_SIZE = BUILTIN_NATIVE_SIZE  # until the engine reports its own
 
 
 def missing_roles(settings: Settings, mode: str) -> tuple[ModelRole, ...]:
@@ -50,7 +58,7 @@ def missing_roles(settings: Settings, mode: str) -> tuple[ModelRole, ...]:
 
 def missing_hint(roles: tuple[ModelRole, ...]) -> str:
     wanted = "; ".join(f"{ROLE_TITLES[r]} ({ROLE_HINTS[r]})" for r in roles)
-    return f"Needs {wanted}. Add it in Settings."
+    return f"Needs {wanted}. Add it from the Models tab or in Settings."
 
 
 def file_steps(settings: Settings, mode: str) -> int | None:
@@ -59,7 +67,105 @@ def file_steps(settings: Settings, mode: str) -> int | None:
     if not spec.steps_fixed_by_file:
         return None
     if settings.uses_builtin_model:
-        return _BUILTIN_LIGHTNING_STEPS
+        return BUILTIN_LIGHTNING_STEPS
     role = spec.adapter if spec.adapter is not None else ModelRole.LIGHTNING_UNET
     path: Path | None = settings.model_paths.get(role)
     return lightning_steps_from_name(path) if path is not None else None
+
+
+class Use(StrEnum):
+    """What the artist can make of a model file: one of the engine's roles, the VAE, or a style."""
+
+    BASE = ModelRole.BASE.value
+    LCM_UNET = ModelRole.LCM_UNET.value
+    LCM_LORA = ModelRole.LCM_LORA.value
+    LIGHTNING_UNET = ModelRole.LIGHTNING_UNET.value
+    LIGHTNING_LORA = ModelRole.LIGHTNING_LORA.value
+    VAE = "vae"
+    STYLE = "style"
+
+    @property
+    def role(self) -> ModelRole | None:
+        return ModelRole(self.value) if self.value in set(ModelRole) else None
+
+    @property
+    def label(self) -> str:
+        if (role := self.role) is not None:
+            return ROLE_TITLES[role]
+        return "VAE" if self is Use.VAE else "style LoRA"
+
+    @property
+    def action(self) -> str:
+        return "Add as style LoRA" if self is Use.STYLE else f"Use as {self.label}"
+
+
+# The use a double-click gives each kind of file; the others stay in the context menu.
+NATURAL_USE: Mapping[FileKind, Use] = {
+    FileKind.SDXL_FOLDER: Use.BASE,
+    FileKind.SDXL_SINGLE_FILE: Use.BASE,
+    FileKind.LIGHTNING_CHECKPOINT: Use.LIGHTNING_UNET,
+    FileKind.LCM_UNET: Use.LCM_UNET,
+    FileKind.UNET_STATE_DICT: Use.LIGHTNING_UNET,
+    FileKind.LIGHTNING_UNET: Use.LIGHTNING_UNET,
+    FileKind.LCM_LORA: Use.LCM_LORA,
+    FileKind.LIGHTNING_LORA: Use.LIGHTNING_LORA,
+    FileKind.STYLE_LORA: Use.STYLE,
+    FileKind.VAE_FOLDER: Use.VAE,
+    FileKind.VAE_FILE: Use.VAE,
+}
+
+
+def check_use(use: Use, path: Path) -> ModelFile:
+    """engine.model_files' check for this use: ModelInputError, naming what the file is, if it does not fit."""
+    if use is Use.VAE:
+        return check_vae(path)
+    if use is Use.STYLE:
+        return check_style_lora(path)
+    role = use.role
+    assert role is not None
+    return check_role(role, path)
+
+
+def in_use(settings: Settings) -> dict[Path, str]:
+    """Which configured path is used as what, for the model panel's marks."""
+    found: dict[Path, list[str]] = {}
+    for role, path in settings.model_paths.items():
+        found.setdefault(path, []).append(ROLE_TITLES[role])
+    if settings.vae is not None:
+        found.setdefault(settings.vae, []).append("VAE")
+    for style in settings.styles:
+        found.setdefault(style.path, []).append("style")
+    return {path: ", ".join(uses) for path, uses in found.items()}
+
+
+def human_bytes(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(count) < 1024 or unit == "GiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    raise AssertionError("unreachable")
+
+
+def memory_summary(report: Mapping[str, Any]) -> str:
+    """One line for the status bar, from engine.Engine.memory_report()."""
+    models = report.get("models", {})
+    weights = sum(int(m.get("bytes", 0)) for m in models.values())
+    parts = [f"weights {human_bytes(weights)}"]
+    waiting = sum(int(m.get("bytes", 0)) for m in models.values() if m.get("on") == "cpu")
+    if report.get("device_allocated") is not None:
+        parts.append(f"GPU {human_bytes(int(report['device_allocated']))}")
+        if waiting:
+            parts.append(f"{human_bytes(waiting)} waiting in RAM")
+    if report.get("process_rss"):
+        parts.append(f"RSS {human_bytes(int(report['process_rss']))}")
+    parts.append(f"residency {report.get('residency', '?')}")
+    return " · ".join(parts)
+
+
+def memory_details(report: Mapping[str, Any]) -> str:
+    """Each model's weights and where they are, one per line."""
+    models: Mapping[str, Mapping[str, Any]] = report.get("models", {})
+    lines = [
+        f"{name}: {human_bytes(int(m.get('bytes', 0)))} on {m.get('on', '?')}" for name, m in models.items()
+    ]
+    return "\n".join([memory_summary(report), *lines])

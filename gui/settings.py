@@ -14,20 +14,30 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from platformdirs import user_config_dir, user_pictures_dir
+from platformdirs import user_config_dir, user_data_dir, user_pictures_dir
 
 from engine.atomic import atomic_write_text
-from engine.model_files import ModelPaths
+from engine.model_files import ModelPaths, StyleLora
 from engine.modes import MODES, ModelRole
+from engine.residency import Residency
+from gui.jobs import EngineConfig
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SETTINGS_ENV = "FEWSTEP_SETTINGS"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MAX_SETTINGS_BYTES = 1 << 20  # a settings file is a few hundred bytes; anything huge is not ours
+MAX_STYLES = 32
+STYLE_WEIGHT_RANGE = (-10.0, 10.0)  # what engine.request accepts
 
-# Each entry turns a file of version N into version N + 1. Version 1 is the first; a later change to
-# the schema adds its step here instead of breaking the files users already have.
-MIGRATIONS: Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 added the models folder, style LoRAs, the VAE override and the residency policy."""
+    return {**data, "schema_version": 2, "models_dir": None, "styles": [], "vae": None, "residency": "auto"}
+
+
+# Each entry turns a file of version N into version N + 1, so that a change to the schema never
+# breaks the files users already have.
+MIGRATIONS: Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
 
 
 def settings_path() -> Path:
@@ -41,6 +51,23 @@ def default_output_dir() -> Path:
     return Path(user_pictures_dir()) / "Fewstep"
 
 
+def default_models_dir() -> Path:
+    return Path(user_data_dir("fewstep", appauthor=False)) / "models"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StyleSetting:
+    """One style LoRA of the list: always loaded; enabled and weight only change the request."""
+
+    path: Path
+    weight: float = 1.0
+    enabled: bool = True
+
+    @property
+    def effective_weight(self) -> float:
+        return self.weight if self.enabled else 0.0
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """What persists between sessions. No widget state: the window is built from this, not stored in it."""
@@ -50,6 +77,10 @@ class Settings:
     output_dir: Path | None = None  # None: default_output_dir()
     device: str = "auto"
     live_mode: str = "lightning-lora"
+    models_dir: Path | None = None  # None: default_models_dir()
+    styles: tuple[StyleSetting, ...] = ()
+    vae: Path | None = None  # replaces the base's VAE, e.g. sdxl-vae-fp16-fix
+    residency: Residency = Residency.AUTO
 
     @property
     def uses_builtin_model(self) -> bool:
@@ -58,6 +89,30 @@ class Settings:
     @property
     def resolved_output_dir(self) -> Path:
         return self.output_dir or default_output_dir()
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        return self.models_dir or default_models_dir()
+
+    def engine_config(self, device: str | None = None) -> EngineConfig:
+        return EngineConfig(
+            paths=self.model_paths_for_engine(),
+            device=device or self.device,
+            residency=self.residency,
+        )
+
+    def style_weights(self) -> tuple[tuple[str, float], ...] | None:
+        """The request's weights for the loaded styles, named as the engine names them ("style-<index>").
+
+        None where the engine loads no style: no style is set, or the built-in model runs (the
+        artist's SDXL LoRAs do not fit it).
+        """
+        if not self.styles or self.uses_builtin_model:
+            return None
+        return tuple((f"style-{index}", style.effective_weight) for index, style in enumerate(self.styles))
+
+    def with_style_added(self, path: Path) -> Settings:
+        return replace(self, styles=(*self.styles, StyleSetting(path=path)))
 
     def model_paths_for_engine(self) -> ModelPaths | None:
         """None means the built-in model. Files for other roles without a base are kept but unused."""
@@ -70,6 +125,10 @@ class Settings:
             lcm_lora=paths.get(ModelRole.LCM_LORA),
             lightning_unet=paths.get(ModelRole.LIGHTNING_UNET),
             lightning_lora=paths.get(ModelRole.LIGHTNING_LORA),
+            # Every style at weight 1 whatever its setting: a toggle or a new weight then changes only
+            # the request, never the engine's configuration, so it reloads nothing.
+            styles=tuple(StyleLora(style.path, 1.0) for style in self.styles),
+            vae=self.vae,
         )
 
     def with_model_path(self, role: ModelRole, path: Path | None) -> Settings:
@@ -87,6 +146,13 @@ class Settings:
             "output_dir": str(self.output_dir) if self.output_dir else None,
             "device": self.device,
             "live_mode": self.live_mode,
+            "models_dir": str(self.models_dir) if self.models_dir else None,
+            "styles": [
+                {"path": str(style.path), "weight": style.weight, "enabled": style.enabled}
+                for style in self.styles
+            ],
+            "vae": str(self.vae) if self.vae else None,
+            "residency": str(self.residency),
         }
 
 
@@ -105,6 +171,28 @@ def _string(data: Mapping[str, Any], key: str, default: str | None) -> str | Non
     if value is not None and not isinstance(value, str):
         raise SettingsError(f"{key} must be text")
     return value
+
+
+def _styles(data: Mapping[str, Any]) -> tuple[StyleSetting, ...]:
+    raw = data.get("styles", [])
+    if not isinstance(raw, list):
+        raise SettingsError("styles must be a list")
+    if len(raw) > MAX_STYLES:
+        raise SettingsError(f"more than {MAX_STYLES} styles")
+    styles = []
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise SettingsError(f"styles[{index}] must be an object")
+        path, weight, enabled = item.get("path"), item.get("weight", 1.0), item.get("enabled", True)
+        if not isinstance(path, str) or not path:
+            raise SettingsError(f"styles[{index}].path must be a path")
+        low, high = STYLE_WEIGHT_RANGE
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not low <= weight <= high:
+            raise SettingsError(f"styles[{index}].weight must be a number between {low:g} and {high:g}")
+        if not isinstance(enabled, bool):
+            raise SettingsError(f"styles[{index}].enabled must be true or false")
+        styles.append(StyleSetting(path=Path(path), weight=float(weight), enabled=enabled))
+    return tuple(styles)
 
 
 def settings_from_json(data: object) -> Settings:
@@ -137,11 +225,20 @@ def settings_from_json(data: object) -> Settings:
     live_mode = _string(data, "live_mode", "lightning-lora") or "lightning-lora"
     if live_mode not in MODES:
         raise SettingsError(f"live_mode {live_mode!r} is not a mode")
+    residency = _string(data, "residency", "auto") or "auto"
+    if residency not in set(Residency):
+        raise SettingsError(f"residency {residency!r} is not one of {', '.join(Residency)}")
+    models_dir = _string(data, "models_dir", None)
+    vae = _string(data, "vae", None)
     return Settings(
         model_paths=paths,
         output_dir=Path(output) if output else None,
         device=device,
         live_mode=live_mode,
+        models_dir=Path(models_dir) if models_dir else None,
+        styles=_styles(data),
+        vae=Path(vae) if vae else None,
+        residency=Residency(residency),
     )
 
 

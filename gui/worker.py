@@ -14,10 +14,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from PySide6.QtCore import QObject, QThread, Signal
 
@@ -40,6 +40,11 @@ from gui.jobs import (
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_MS = 60_000  # a job stops at its next step; a 1024 px CPU step can take several seconds
+
+
+class LoadedStyleLike(Protocol):
+    @property
+    def name(self) -> str: ...
 
 
 class ResolvedSettings(Protocol):
@@ -65,6 +70,11 @@ class EngineLike(Protocol):
 
     def resolve(self, settings: ModeSettings) -> ResolvedSettings: ...
 
+    def memory_report(self) -> dict[str, Any]: ...
+
+    @property
+    def styles(self) -> Sequence[LoadedStyleLike]: ...
+
 
 @dataclass(frozen=True)
 class LoadedEngine:
@@ -74,6 +84,15 @@ class LoadedEngine:
 
 
 EngineFactory = Callable[[EngineConfig, Callable[[str], None]], LoadedEngine]
+
+
+def memory_of(engine: EngineLike) -> dict[str, Any] | None:
+    """The engine's memory report; a failure to measure is logged, never fatal."""
+    try:
+        return engine.memory_report()
+    except Exception:
+        log.exception("the memory report failed")
+        return None
 
 
 def describe(engine: EngineLike, *, builtin: bool, device: str, model_label: str) -> EngineInfo:
@@ -90,6 +109,8 @@ def describe(engine: EngineLike, *, builtin: bool, device: str, model_label: str
         native_size=engine.native_size,
         device=device,
         model_label=model_label,
+        styles=tuple(style.name for style in engine.styles),
+        memory=memory_of(engine),
     )
 
 
@@ -106,7 +127,7 @@ def load_engine(config: EngineConfig, say: Callable[[str], None]) -> LoadedEngin
         say("preparing the built-in model (built on first use)")
         paths = builtin_model_paths()
     plan = plan_device(None if config.device == "auto" else config.device)
-    engine = Engine(paths, plan, on_status=say)
+    engine = Engine(paths, plan, on_status=say, residency=config.residency)
     base = paths.base
     label = BUILTIN_LABEL if paths.builtin else (base.name if base is not None else "?")
     context = RunContext(

@@ -15,9 +15,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from PySide6.QtCore import QThread
 from pytestqt.qtbot import QtBot
+from safetensors.numpy import save_file
 
 from engine.engine import Engine
 from engine.modes import ModelRole
@@ -67,6 +69,13 @@ def _private_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "config" / "settings.json"
     monkeypatch.setenv("FEWSTEP_SETTINGS", str(path))
     return path
+
+
+@pytest.fixture(autouse=True)
+def _private_model_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The models panel scans a private data folder and an empty Hugging Face cache, never the developer's."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
 
 
 @pytest.fixture
@@ -147,6 +156,18 @@ def make_window(
     for window in windows:
         window.close()
         window.worker.stop()
+
+
+def write_vae_file(path: Path) -> Path:
+    """What engine.model_files takes for an SDXL VAE file (its keys), with tiny tensors."""
+    save_file(
+        {
+            "encoder.down.0.block.0.conv1.weight": np.zeros((4, 4, 3, 3), np.float16),
+            "decoder.conv_in.weight": np.zeros((4, 4, 3, 3), np.float16),
+        },
+        str(path),
+    )
+    return path
 
 
 def two_step_modes(window: MainWindow, modes: tuple[str, ...]) -> None:

@@ -1,0 +1,107 @@
+"""Style LoRAs in the window: loaded once by the real engine; a toggle or a weight changes only the
+request's style weights and reloads nothing."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from pytestqt.qtbot import QtBot
+
+from engine.tiny_model import TinyModelSet
+from gui.jobs import EngineConfig, FinishedEvent
+from gui.main_window import MainWindow
+from gui.parameters import read_png_parameters
+from gui.settings import Settings, StyleSetting, load_settings
+from gui.worker import LoadedEngine, load_engine
+from tests.gui.conftest import ENGINE_READY_MS, JOB_MS, WindowMaker, two_step_modes
+
+
+def style_copies(tiny_models: TinyModelSet, folder: Path) -> tuple[Path, Path]:
+    """Two style LoRAs that fit the tiny model (any SDXL LoRA not named for LCM or Lightning is a style)."""
+    folder.mkdir()
+    first, second = folder / "watercolor_style.safetensors", folder / "ink_style.safetensors"
+    shutil.copy(tiny_models.lightning_lora, first)
+    shutil.copy(tiny_models.lcm_lora, second)
+    return first, second
+
+
+def run(window: MainWindow, qtbot: QtBot) -> FinishedEvent:
+    with qtbot.waitSignal(window.worker.job_finished, timeout=JOB_MS) as finished:
+        assert window.generate() is not None
+    event = finished.args[0]
+    assert isinstance(event, FinishedEvent)
+    return event
+
+
+def styles_by_mode(event: FinishedEvent) -> dict[str, tuple[tuple[str, float], ...]]:
+    return {result.mode: result.styles for result in event.comparison.results}
+
+
+def test_toggling_a_style_or_its_weight_reloads_nothing(
+    make_window: WindowMaker, qtbot: QtBot, gui_settings: Settings, tiny_models: TinyModelSet, tmp_path: Path
+) -> None:
+    first, second = style_copies(tiny_models, tmp_path / "styles")
+    settings = replace(
+        gui_settings,
+        styles=(StyleSetting(path=first, weight=0.8), StyleSetting(path=second, enabled=False)),
+    )
+    loads: list[EngineConfig] = []
+
+    def counting_loader(config: EngineConfig, say: Callable[[str], None]) -> LoadedEngine:
+        loads.append(config)
+        return load_engine(config, say)
+
+    window = make_window(settings=settings, factory=counting_loader)
+    assert window.engine_info is not None and window.engine_info.styles == ("style-0", "style-1")
+    assert loads[0].paths is not None and [s.path for s in loads[0].paths.styles] == [first, second]
+    panel = window.style_panel
+    assert [row.check.text() for row in panel.rows] == ["watercolor_style", "ink_style"]
+    assert not panel.rows[1].weight.isEnabled()  # off: its weight waits
+    two_step_modes(window, ("ddim", "lcm", "lightning-lora"))
+
+    before = run(window, qtbot)
+    # On every mode that denoises with the base UNet; the full LCM UNet has its own weights.
+    assert styles_by_mode(before) == {
+        "ddim": (("style-0", 0.8),),
+        "lcm": (),
+        "lightning-lora": (("style-0", 0.8),),
+    }
+
+    config = window.worker._config
+    panel.rows[0].check.setChecked(False)
+    panel.rows[1].check.setChecked(True)
+    panel.rows[1].weight.setValue(0.5)
+    assert window.settings.style_weights() == (("style-0", 0.0), ("style-1", 0.5))
+    assert window.engine_label.text().startswith("ready")  # no "reloading…"
+    after = run(window, qtbot)
+    assert styles_by_mode(after)["ddim"] == (("style-1", 0.5),)
+    assert len(loads) == 1 and window.worker._config is config  # nothing reloaded
+    png = next(p for p in window.settings.resolved_output_dir.rglob("*ddim*.png") if "j2" in p.name)
+    assert 'Fewstep styles: "style-1:0.5"' in read_png_parameters(png)
+    assert load_settings().settings.styles == (
+        StyleSetting(path=first, weight=0.8, enabled=False),
+        StyleSetting(path=second, weight=0.5, enabled=True),
+    )
+
+    # Removing a style changes what the engine holds: that one reloads.
+    with qtbot.waitSignal(window.worker.engine_ready, timeout=ENGINE_READY_MS):
+        panel.rows[0].remove.click()
+    assert len(loads) == 2 and [s.path for s in window.settings.styles] == [second]
+    info = window.engine_info
+    assert info is not None and list(info.styles) == ["style-0"]
+    assert [row.check.text() for row in panel.rows] == ["ink_style"]
+    assert styles_by_mode(run(window, qtbot))["ddim"] == (("style-0", 0.5),)
+
+
+def test_the_builtin_model_ignores_styles_and_says_so(
+    make_window: WindowMaker, tiny_models: TinyModelSet, tmp_path: Path, output_dir: Path
+) -> None:
+    first, _ = style_copies(tiny_models, tmp_path / "styles")
+    settings = Settings(output_dir=output_dir, styles=(StyleSetting(path=first),))
+    window = make_window(settings=settings, wait_ready=False, start=False)
+    assert settings.style_weights() is None
+    assert settings.model_paths_for_engine() is None
+    assert "built-in model ignores them" in window.style_panel.note.text()
