@@ -298,10 +298,10 @@ def run(argv: Sequence[str]) -> int:
         return list_models(build_parser().parse_args(argv).folder)
     args, job = parse_job(argv)
     # Heavy imports only once the input is known to be good: a typo answers at once.
-    from engine.builtin import BUILTIN_LABEL, BUILTIN_NOTE
+    from engine.builtin import BUILTIN_LABEL
     from engine.device import plan_device
     from engine.engine import Engine
-    from engine.outputs import RunContext, png_parameters, write_comparison, write_png
+    from engine.outputs import png_parameters, write_comparison, write_png
     from engine.residency import Residency
 
     if job.paths.builtin:
@@ -318,12 +318,7 @@ def run(argv: Sequence[str]) -> int:
         if missing := engine.missing_files(settings.mode):
             _say(f"skipping {settings.mode}: no {' or '.join('--' + r for r in missing)} given")
     comparison = engine.run(job.request)
-    base = job.paths.base
-    context = RunContext(
-        model_label=BUILTIN_LABEL if job.paths.builtin else (base.name if base else "?"),
-        device=plan.describe(),
-        note=BUILTIN_NOTE if job.paths.builtin else "",
-    )
+    context = engine.run_context()
     for result in comparison.results:
         for warning in result.warnings:
             _say(f"warning: {warning}")

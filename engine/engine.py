@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine.builtin import BUILTIN_LABEL, BUILTIN_NOTE
 from engine.decoding import decode_upcast, looks_failed
 from engine.device import DevicePlan, plan_device
 from engine.errors import JobCancelled, RequestError
@@ -29,6 +30,7 @@ from engine.libraries import quiet_diffusers
 from engine.loading import load_base, load_lcm_unet, load_lightning_unet, load_lora, load_vae, share_weights
 from engine.model_files import FileKind, ModelFile, ModelPaths, check_style_lora, check_vae
 from engine.modes import MODES, ModelRole, ModeSpec, UNetSource, contract_warnings
+from engine.outputs import RunContext
 from engine.previews import latent_preview
 from engine.request import (
     ComparisonResult,
@@ -280,6 +282,15 @@ class Engine:
         if self.plan.device.type == "cuda":
             report["device_allocated"] = torch.cuda.memory_allocated(self.plan.device)
         return report
+
+    def run_context(self) -> RunContext:
+        """What the files this engine's images are saved to should say about their origin."""
+        if self.paths.builtin:
+            label, note = BUILTIN_LABEL, BUILTIN_NOTE
+        else:
+            label, note = self.files[ModelRole.BASE].path.name, ""
+        styles = {s.name: s.file.path.stem for s in self.styles}
+        return RunContext(model_label=label, device=self.plan.describe(), note=note, style_names=styles)
 
     def _style(self, name: str) -> LoadedStyle:
         return next(s for s in self.styles if s.name == name)

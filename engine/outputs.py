@@ -5,7 +5,8 @@ from __future__ import annotations
 import io
 import json
 import platform
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ class RunContext:
     model_label: str  # e.g. the base folder's name, or "built-in (untrained)"
     device: str
     note: str = ""  # shown on the grid, e.g. that the built-in model is untrained
+    style_names: Mapping[str, str] = field(default_factory=dict)  # style adapter -> its file's name
 
 
 def version_of(package: str) -> str:
@@ -75,7 +77,9 @@ def png_parameters_for(
         "Version": f"fewstep {version_of('fewstep')}",
     }
     if result.styles:
-        fields["Fewstep styles"] = " ".join(f"{name}:{weight:g}" for name, weight in result.styles)
+        fields["Fewstep styles"] = " ".join(
+            f"{context.style_names.get(name, name)}:{weight:g}" for name, weight in result.styles
+        )
     return a1111_parameters(request.prompt, request.negative_prompt, fields)
 
 

@@ -116,7 +116,7 @@ def describe(engine: EngineLike, *, builtin: bool, device: str, model_label: str
 
 def load_engine(config: EngineConfig, say: Callable[[str], None]) -> LoadedEngine:
     """The real engine. Runs on the worker thread: this is where torch is imported."""
-    from engine.builtin import BUILTIN_LABEL, BUILTIN_NOTE, builtin_model_paths
+    from engine.builtin import builtin_model_paths
 
     say("loading torch and diffusers")
     from engine.device import plan_device
@@ -128,12 +128,8 @@ def load_engine(config: EngineConfig, say: Callable[[str], None]) -> LoadedEngin
         paths = builtin_model_paths()
     plan = plan_device(None if config.device == "auto" else config.device)
     engine = Engine(paths, plan, on_status=say, residency=config.residency)
-    base = paths.base
-    label = BUILTIN_LABEL if paths.builtin else (base.name if base is not None else "?")
-    context = RunContext(
-        model_label=label, device=plan.describe(), note=BUILTIN_NOTE if paths.builtin else ""
-    )
-    info = describe(engine, builtin=paths.builtin, device=plan.describe(), model_label=label)
+    context = engine.run_context()
+    info = describe(engine, builtin=paths.builtin, device=plan.describe(), model_label=context.model_label)
     return LoadedEngine(engine=engine, info=info, context=context)
 
 

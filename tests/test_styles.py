@@ -111,3 +111,12 @@ def test_style_matrices_are_held_once(styled_engine: Engine) -> None:
 def test_unknown_style_name_is_refused(styled_engine: Engine) -> None:
     with pytest.raises(RequestError, match="no style LoRA named"):
         images(styled_engine, (("style-9", 1.0),))
+
+
+def test_saved_images_name_the_style_files(styled_engine: Engine) -> None:
+    from engine.outputs import png_parameters_for
+
+    request = GenerationRequest(prompt=PROMPT, modes=(ModeSettings(mode="ddim", steps=2),))
+    result = styled_engine.run(request).results[0]
+    text = png_parameters_for(result, request, 64, 64, styled_engine.run_context())
+    assert 'Fewstep styles: "watercolor_style:1"' in text  # A1111 quotes values holding a colon

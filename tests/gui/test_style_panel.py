@@ -80,7 +80,7 @@ def test_toggling_a_style_or_its_weight_reloads_nothing(
     assert styles_by_mode(after)["ddim"] == (("style-1", 0.5),)
     assert len(loads) == 1 and window.worker._config is config  # nothing reloaded
     png = next(p for p in window.settings.resolved_output_dir.rglob("*ddim*.png") if "j2" in p.name)
-    assert 'Fewstep styles: "style-1:0.5"' in read_png_parameters(png)
+    assert 'Fewstep styles: "ink_style:0.5"' in read_png_parameters(png)  # the file's name, not the adapter's
     assert load_settings().settings.styles == (
         StyleSetting(path=first, weight=0.8, enabled=False),
         StyleSetting(path=second, weight=0.5, enabled=True),
