@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -137,10 +137,6 @@ def scan_hub_cache() -> tuple[tuple[ModelEntry, ...], int]:
         except FewstepError as exc:
             entries.append(ModelEntry(name=repo.repo_id, reference=Path(repo.repo_id), refused=str(exc)))
             continue
-        if info.kind is FileKind.STYLE_LORA and "lcm" in repo.repo_id.lower():
-            # engine.model_files tells an LCM-LoRA by its folder's name, which in the cache is a
-            # commit hash; the repository id (latent-consistency/lcm-lora-sdxl) says it.
-            info = replace(info, kind=FileKind.LCM_LORA)
         if info.kind is not FileKind.OTHER:
             entries.append(ModelEntry(name=repo.repo_id, reference=Path(repo.repo_id), info=info))
             continue
