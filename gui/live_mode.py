@@ -3,11 +3,13 @@
 Edits are debounced (a render starts once the prompt has been still for `delay_ms`). A newer render
 drops every queued live job and stops the running one at its next step, and only the image of the
 newest job is passed on, so a slow old render can never replace the picture of a newer prompt.
+Every live render that finishes is saved and enters the history, like any other image.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
@@ -29,11 +31,13 @@ class LiveRenderer(QObject):
         make_request: Callable[[], GenerationRequest],
         next_job_id: Callable[[], int],
         *,
+        save_to: Callable[[], Path | None] = lambda: None,
         delay_ms: int = DEBOUNCE_MS,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self.worker = worker
+        self.save_to = save_to
         self.make_request = make_request
         self.next_job_id = next_job_id
         self.active = False
@@ -70,7 +74,8 @@ class LiveRenderer(QObject):
             self.latest_job = None
             self.failed.emit(str(exc))
             return
-        job = Job(id=self.next_job_id(), request=request, kind=JobKind.LIVE)
+        # Saved like any finished image (a job stopped by a newer edit finishes nothing, saves nothing).
+        job = Job(id=self.next_job_id(), request=request, kind=JobKind.LIVE, save_to=self.save_to())
         self.latest_job, self.latest_prompt = job.id, request.prompt
         self.submitted += 1
         self.worker.submit(job)

@@ -95,7 +95,13 @@ class MainWindow(QMainWindow):
         self.export_button = QPushButton("Export grid")
         self.export_button.setToolTip("one labelled PNG of the whole grid, in the output folder")
         self.export_button.setEnabled(False)
-        self.live = LiveRenderer(worker, self._live_request, self._next_job_id, parent=self)
+        self.live = LiveRenderer(
+            worker,
+            self._live_request,
+            self._next_job_id,
+            save_to=lambda: self.settings.resolved_output_dir,
+            parent=self,
+        )
         self._build_layout()
         self._connect()
         self._apply_model_setup()

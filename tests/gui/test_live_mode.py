@@ -67,6 +67,10 @@ def test_fifty_quick_edits_render_once_after_the_pause(make_window: WindowMaker,
     assert window.live.submitted - before == 1
     assert log.shown[-1] == (last, last, last)
     assert len(window.grid.tiles) == 1 and window.grid.tiles[0].result is not None
+    # The one finished render is saved like any image; the edits before it saved nothing.
+    saved = list(window.settings.resolved_output_dir.rglob("*.png"))
+    live_pngs = [p for p in saved if f"j{window.live.latest_job}-" in p.name]
+    assert len(live_pngs) == 1
 
 
 def test_fifty_edits_without_debounce_show_only_the_newest_prompt(
