@@ -1,4 +1,4 @@
-"""The `fewstep` command: `fewstep compare|generate ...` runs the headless CLI, anything else the window.
+"""The `fewstep` command: `fewstep compare|generate|models ...` runs the headless CLI, else the window.
 
 Qt is imported only for the window, so scripts that call the CLI never load it.
 """
@@ -8,10 +8,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-CLI_COMMANDS = frozenset({"compare", "generate"})
+CLI_COMMANDS = frozenset({"compare", "generate", "models"})
 USAGE = """usage: fewstep [gui]                 open the desktop application
        fewstep compare --prompt ... --out DIR    compare modes side by side (see fewstep compare --help)
        fewstep generate --prompt ... --mode M --out FILE.png
+       fewstep models [DIR]                      list and classify model files (and the HF cache)
+       fewstep --self-test                       check this installation: versions, backends, every mode
 """
 
 
@@ -21,6 +23,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from engine.cli import main as cli_main
 
         return cli_main(args)
+    if args and args[0] == "--self-test":
+        from gui.self_test import main as self_test_main
+
+        return self_test_main(args[1:])
     if args and args[0] in ("-h", "--help"):
         print(USAGE, end="")
         return 0

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,8 @@ def main() -> None:
     run("ruff format", [str(BIN / "ruff"), "format", "--check", "."])
     run("mypy", [str(BIN / "mypy")])
     run("import boundary", [sys.executable, "-m", "tests.check_boundary"])
+    if os.environ.get("CI") or os.environ.get("FEWSTEP_BUNDLE") == "1":
+        run("installer bundle", [sys.executable, str(ROOT / "packaging" / "smoke_test.py"), "--tarball"])
     run("pytest", [sys.executable, "-m", "pytest", *sys.argv[1:]])
 
 
