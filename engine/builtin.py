@@ -1,7 +1,11 @@
 """The model Fewstep runs when the user has configured none.
 
-Until the trained pocket model ships, this is a tiny random SDXL-architecture model set, made on
-first use in the user's cache folder. Its images are noise: every output says so.
+The pocket model, when it ships in `resources/pocket/` (trained by the project on 64x64 drawings of
+shapes; see docs/pocket.md): a real, if small, SDXL-architecture model whose images follow their
+prompts. Otherwise a tiny random set in the same layouts, made on first use in the user's cache:
+its images are noise, and every output says so.
+
+Torch-free at import: the GUI asks what the built-in model is before the engine loads.
 """
 
 from __future__ import annotations
@@ -13,16 +17,42 @@ from platformdirs import user_cache_dir
 
 from engine.model_files import ModelPaths
 
-BUILTIN_LABEL = "built-in tiny model (UNTRAINED: random weights, images are noise)"
-BUILTIN_NOTE = (
+POCKET_DIR = Path(__file__).resolve().parent.parent / "resources" / "pocket"
+_POCKET_MARKER = "pocket_model.json"  # engine.pocket.export writes it last, once the set is whole
+
+POCKET_LABEL = "built-in pocket model (64x64 shapes, trained by Fewstep)"
+POCKET_NOTE = (
+    "Built-in pocket model: a small SDXL-architecture model trained on 64x64 drawings of one shape."
+    " It understands prompts like 'a large red circle on a blue background, top left'; give real SDXL"
+    " files for real pictures."
+)
+TINY_LABEL = "built-in tiny model (UNTRAINED: random weights, images are noise)"
+TINY_NOTE = (
     "Built-in tiny model, UNTRAINED: random weights, so the images are noise. It shows the modes, costs and"
     " timesteps; give real SDXL files (--base, --lcm-unet, ...) for real pictures."
 )
-
+POCKET_EXAMPLE_PROMPTS = (
+    "a large red circle on a blue background",
+    "a small yellow triangle on a purple background, top left",
+    "a large white square on a green background, bottom right",
+    "a small orange circle on a black background, center",
+)
 
 # What the GUI shows before the engine has loaded (the engine reports the same once it has).
 BUILTIN_NATIVE_SIZE = (64, 64)
 BUILTIN_LIGHTNING_STEPS = 4
+
+
+def pocket_shipped() -> bool:
+    return (POCKET_DIR / _POCKET_MARKER).is_file()
+
+
+def builtin_label() -> str:
+    return POCKET_LABEL if pocket_shipped() else TINY_LABEL
+
+
+def builtin_note() -> str:
+    return POCKET_NOTE if pocket_shipped() else TINY_NOTE
 
 
 def cache_root() -> Path:
@@ -30,8 +60,8 @@ def cache_root() -> Path:
     return Path(os.environ.get("FEWSTEP_CACHE_DIR") or user_cache_dir("fewstep", appauthor=False))
 
 
-def builtin_model_paths() -> ModelPaths:
-    """Paths of the built-in model set, building it the first time (a few seconds)."""
+def tiny_model_paths() -> ModelPaths:
+    """The tiny random set, built in the cache the first time (a few seconds)."""
     from engine.tiny_model import build_tiny_model_set
 
     models = build_tiny_model_set(cache_root() / "tiny-untrained-v1")
@@ -43,3 +73,14 @@ def builtin_model_paths() -> ModelPaths:
         lightning_lora=models.lightning_lora,
         builtin=True,
     )
+
+
+def builtin_model_paths() -> ModelPaths:
+    """The pocket model's files when shipped (those not exported yet left out), else the tiny set."""
+    if pocket_shipped():
+        from engine.pocket.paths import pocket_model_paths
+
+        paths = pocket_model_paths(POCKET_DIR, lightning_steps=BUILTIN_LIGHTNING_STEPS)
+        if paths is not None:
+            return paths
+    return tiny_model_paths()

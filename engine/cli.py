@@ -298,14 +298,14 @@ def run(argv: Sequence[str]) -> int:
         return list_models(build_parser().parse_args(argv).folder)
     args, job = parse_job(argv)
     # Heavy imports only once the input is known to be good: a typo answers at once.
-    from engine.builtin import BUILTIN_LABEL
+    from engine.builtin import builtin_label
     from engine.device import plan_device
     from engine.engine import Engine
     from engine.outputs import png_parameters, write_comparison, write_png
     from engine.residency import Residency
 
     if job.paths.builtin:
-        _say("no model given: using the " + BUILTIN_LABEL)
+        _say("no model given: using the " + builtin_label())
     plan = plan_device(args.device, args.dtype, args.threads)
     started = time.perf_counter()
     engine = Engine(job.paths, plan, residency=Residency(args.residency))

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.builtin import BUILTIN_LABEL, BUILTIN_NOTE
+from engine.builtin import builtin_label, builtin_note
 from engine.decoding import decode_upcast, looks_failed
 from engine.device import DevicePlan, plan_device
 from engine.errors import JobCancelled, RequestError
@@ -286,7 +286,7 @@ class Engine:
     def run_context(self) -> RunContext:
         """What the files this engine's images are saved to should say about their origin."""
         if self.paths.builtin:
-            label, note = BUILTIN_LABEL, BUILTIN_NOTE
+            label, note = builtin_label(), builtin_note()
         else:
             label, note = self.files[ModelRole.BASE].path.name, ""
         styles = {s.name: s.file.path.stem for s in self.styles}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.builtin import BUILTIN_NOTE
+from engine.builtin import builtin_note
 from engine.grid import Tile, make_grid
 from engine.outputs import png_bytes, tile_lines
 from gui.image_store import new_run_id, write_new_file
@@ -18,7 +18,7 @@ def export_grid(root: Path, event: FinishedEvent, info: EngineInfo | None) -> Pa
     comparison = event.comparison
     tiles = [Tile(result.image, tile_lines(result)) for result in comparison.results]
     columns = len({result.mode for result in comparison.results})
-    note = BUILTIN_NOTE if info is not None and info.builtin else ""
+    note = builtin_note() if info is not None and info.builtin else ""
     title = "\n".join(line for line in (comparison.request.prompt.split("\n", 1)[0][:200], note) if line)
     image = make_grid(tiles, columns=columns, title=title)
     run_id = event.run_record.stem if event.run_record is not None else new_run_id(event.job_id)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, PngImagePlugin
 
+from engine.builtin import builtin_label
 from engine.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from engine.tiny_model import TinyModelSet
 from tests.conftest import REPO_ROOT
@@ -82,9 +83,9 @@ def test_without_model_options_the_builtin_model_is_used_and_labelled(
 ) -> None:
     out = tmp_path / "builtin"
     assert main(["compare", "--prompt", "x", "--modes", "lcm,lightning", "--out", str(out)]) == EXIT_OK
-    assert "UNTRAINED" in capsys.readouterr().err
+    assert builtin_label() in capsys.readouterr().err
     report = json.loads((out / "report.json").read_text())
-    assert "UNTRAINED" in report["model"] and [r["mode"] for r in report["results"]] == ["lcm", "lightning"]
+    assert report["model"] == builtin_label() and [r["mode"] for r in report["results"]] == ["lcm", "lightning"]
 
 
 def test_a_mode_whose_file_is_not_given_is_skipped_with_a_notice(
