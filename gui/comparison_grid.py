@@ -6,7 +6,7 @@ a bar split into text encoding, denoising, decode and switch, and the same in nu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QPaintEvent, QResizeEvent
@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from engine.modes import MODES, GuidanceKind
 from engine.request import ModeResult, Progress
+from gui.image_store import RunRecord
 from gui.images import to_qimage
 from gui.theme import MUTED
 
@@ -64,6 +65,12 @@ def cost_html(result: ModeResult) -> str:
         for name, value in values.items()
     )
     return f"<table width='100%' cellspacing='0' cellpadding='0'>{rows}</table>"
+
+
+def styles_text(styles: Iterable[tuple[str, float]]) -> str:
+    """The style LoRAs that were on, by file name: "styles: watercolor 0.8"; empty when none were."""
+    parts = [f"{name} {weight:g}" for name, weight in styles]
+    return "styles: " + ", ".join(parts) if parts else ""
 
 
 SHORT_TITLES = {
@@ -174,6 +181,10 @@ class ImageTile(QFrame):
         self.cost_line = QLabel()
         self.cost_line.setObjectName("tileCaption")
         self.cost_line.setTextFormat(Qt.TextFormat.RichText)
+        self.styles_line = QLabel()
+        self.styles_line.setObjectName("tileCaption")
+        self.styles_line.setWordWrap(True)
+        self.styles_line.hide()
         self.warning = QLabel()
         self.warning.setObjectName("tileWarning")
         self.warning.setWordWrap(True)
@@ -190,6 +201,7 @@ class ImageTile(QFrame):
         layout.addWidget(self.cost_bar)
         layout.addWidget(self.settings_line)
         layout.addWidget(self.cost_line)
+        layout.addWidget(self.styles_line)
         layout.addWidget(self.warning)
         layout.addStretch(1)
 
@@ -213,7 +225,10 @@ class ImageTile(QFrame):
             self.canvas.set_image(to_qimage(progress.preview))
         self.settings_line.setText(f"step {progress.step} of {progress.total} · seed {self.seed}")
 
-    def show_result(self, result: ModeResult, image: QImage | None = None) -> None:
+    def show_result(
+        self, result: ModeResult, image: QImage | None = None, style_names: Mapping[str, str] | None = None
+    ) -> None:
+        """style_names: each style adapter's file name (EngineInfo.style_names); else the adapter's."""
         self.result = result
         self.canvas.set_placeholder("")
         self.canvas.set_image(image if image is not None else to_qimage(result.image))
@@ -227,17 +242,27 @@ class ImageTile(QFrame):
         self.cost_line.setToolTip(cost_text(result))
         self.cost_bar.set_parts(cost_parts(result))
         self.cost_bar.show()
+        names = style_names or {}
+        self._show_styles((names.get(adapter, adapter), weight) for adapter, weight in result.styles)
         prefix = f"{result.mode}: "
         warnings = [w.removeprefix(prefix) for w in result.warnings]
         self.warning.setText("\n".join(f"⚠ {w}" for w in warnings))
         self.warning.setVisible(bool(warnings))
 
-    def show_saved_image(self, image: QImage, steps: int, guidance: float) -> None:
-        """An image from history: its picture and settings, without timings."""
+    def show_saved_image(
+        self, image: QImage, steps: int, guidance: float, styles: Iterable[tuple[str, float]] = ()
+    ) -> None:
+        """An image from history: its picture, settings and styles (by name), without timings."""
         self.canvas.set_placeholder("" if not image.isNull() else "image file missing")
         self.canvas.set_image(image)
         self.progress.hide()
         self.settings_line.setText(f"{steps} steps · {guidance_text(self.mode, guidance)} · seed {self.seed}")
+        self._show_styles(styles)
+
+    def _show_styles(self, styles: Iterable[tuple[str, float]]) -> None:
+        text = styles_text(styles)
+        self.styles_line.setText(text)
+        self.styles_line.setVisible(bool(text))
 
     def mark_stopped(self, text: str) -> None:
         if self.result is None:
@@ -270,6 +295,7 @@ class ComparisonGrid(QScrollArea):
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.tiles: list[ImageTile] = []
+        self.style_names: Mapping[str, str] = {}  # style adapter -> its file's name, for the captions
         self.columns = 1
         self.aspect = 1.0
         self.selected = -1
@@ -341,7 +367,28 @@ class ComparisonGrid(QScrollArea):
 
     def show_result(self, result: ModeResult) -> None:
         if (tile := self.tile(result.mode, result.seed)) is not None:
-            tile.show_result(result)
+            tile.show_result(result, style_names=self.style_names)
+
+    def show_live_result(self, prompt: str, result: ModeResult, aspect: float) -> None:
+        """The live render in one tile, made anew only when the live mode or the seed changes."""
+        tiles = self.tiles
+        if len(tiles) != 1 or tiles[0].mode != result.mode or tiles[0].seed != result.seed:
+            self.prepare([result.mode], [result.seed], aspect=aspect)
+        self.show_result(result)
+        self.tiles[0].title.setText(f"Live · {MODES[result.mode].title}")
+        self.tiles[0].setToolTip(prompt)
+
+    def show_saved_run(self, record: RunRecord) -> None:
+        """A past run's images from disk; tiles of modes and seeds it did not finish say so."""
+        modes = list(dict.fromkeys(image.mode for image in record.images))
+        seeds = list(dict.fromkeys(image.seed for image in record.images))
+        width, height = record.request.width, record.request.height
+        self.prepare(modes, seeds, aspect=height / width if width and height else 1.0)
+        for image in record.images:
+            if (tile := self.tile(image.mode, image.seed)) is not None:
+                styles = ((style.path.stem, style.weight) for style in image.styles)
+                tile.show_saved_image(QImage(str(image.png)), image.steps, image.guidance, styles)
+        self.mark_unfinished("not in this run")
 
     def mark_unfinished(self, text: str) -> None:
         for tile in self.tiles:

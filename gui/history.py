@@ -12,7 +12,7 @@ from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QIcon, QImage, QImageReader, QPixmap
 from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
-from gui.image_store import RunRecord, load_history
+from gui.image_store import RunRecord, load_history, read_run_record
 from gui.images import scaled_pixmap
 
 THUMBNAIL = QSize(56, 56)
@@ -70,6 +70,10 @@ class HistoryPanel(QWidget):
         self.list.insertItem(0, item)
         if thumbnail is not None:
             item.setIcon(QIcon(scaled_pixmap(thumbnail, THUMBNAIL)))
+
+    def add_saved_run(self, path: Path, root: Path, thumbnail: QImage | None) -> None:
+        """The run a finished job just wrote; RecordError when it cannot be read back."""
+        self.add_run(read_run_record(path, root), thumbnail)
 
     def records(self) -> list[RunRecord]:
         return [self.list.item(i).data(ROLE_RECORD) for i in range(self.list.count())]

@@ -13,7 +13,7 @@ worker thread: encoding a 1024 px PNG takes long enough to stall the window.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -33,12 +33,21 @@ MAX_NAME_TRIES = 1000
 
 
 @dataclass(frozen=True, kw_only=True)
+class RunStyle:
+    """A style LoRA of a run: its file as the settings named it, and its weight (0: off)."""
+
+    path: Path
+    weight: float
+
+
+@dataclass(frozen=True, kw_only=True)
 class HistoryImage:
     mode: str
     seed: int
     steps: int
     guidance: float
     png: Path
+    styles: tuple[RunStyle, ...] = ()  # those applied to this image, as ModeResult.styles
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,6 +61,9 @@ class RunRecord:
     request: GenerationRequest
     images: tuple[HistoryImage, ...]
     model: str
+    # Every loaded style at the weight the run asked for; None where the record does not say (an
+    # older record, or the built-in model, which takes no styles).
+    styles: tuple[RunStyle, ...] | None = None
 
     @property
     def title(self) -> str:
@@ -113,7 +125,14 @@ def write_run_record(
     *,
     status: str,
     context: RunContext,
+    style_files: Mapping[str, Path] | None = None,
 ) -> Path:
+    """style_files: each style adapter's file (gui.jobs.EngineConfig.style_files), to name styles by."""
+    files = style_files or {}
+
+    def styles_json(weights: Iterable[tuple[str, float]]) -> list[dict[str, Any]]:
+        return [{"file": str(files[name]), "weight": weight} for name, weight in weights if name in files]
+
     data = {
         "format": RECORD_FORMAT,
         "run": run_id,
@@ -125,6 +144,7 @@ def write_run_record(
         "size": [request.width, request.height] if request.width and request.height else None,
         "modes": [{"mode": m.mode, "steps": m.steps, "guidance": m.guidance} for m in request.modes],
         "model": context.model_label,
+        "styles": None if request.style_weights is None else styles_json(request.style_weights),
         "images": [
             {
                 "mode": result.mode,
@@ -132,6 +152,7 @@ def write_run_record(
                 "steps": result.steps,
                 "guidance": result.guidance,
                 "png": str(saved.png.relative_to(root)),
+                "styles": styles_json(result.styles),
             }
             for result, saved in images
         ],
@@ -173,6 +194,22 @@ def _mode_settings(items: Sequence[Any]) -> tuple[ModeSettings, ...]:
     return tuple(modes)
 
 
+def _run_styles(items: object) -> tuple[RunStyle, ...]:
+    if not isinstance(items, list):
+        raise RecordError("styles are malformed")
+    styles = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise RecordError("a style entry is malformed")
+        file, weight = item.get("file"), item.get("weight")
+        if not isinstance(file, str) or not file:
+            raise RecordError("a style's file is malformed")
+        if isinstance(weight, bool) or not isinstance(weight, int | float):
+            raise RecordError("a style's weight is malformed")
+        styles.append(RunStyle(path=Path(file), weight=float(weight)))
+    return tuple(styles)
+
+
 def run_record_from_json(path: Path, root: Path, data: object) -> RunRecord:
     """A history entry, checked: its files are the user's, but may be damaged or edited by hand."""
     if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT:
@@ -212,8 +249,10 @@ def run_record_from_json(path: Path, root: Path, data: object) -> RunRecord:
                 steps=_typed(item, "steps", int),
                 guidance=float(_typed(item, "guidance", (int, float))),
                 png=png,
+                styles=_run_styles(item.get("styles", [])),
             )
         )
+    styles = data.get("styles")
     return RunRecord(
         path=path,
         run_id=_typed(data, "run", str),
@@ -222,6 +261,7 @@ def run_record_from_json(path: Path, root: Path, data: object) -> RunRecord:
         request=request,
         images=tuple(images),
         model=_typed(data, "model", str),
+        styles=None if styles is None else _run_styles(styles),
     )
 
 

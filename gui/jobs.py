@@ -39,6 +39,14 @@ class EngineConfig:
     device: str = "auto"
     residency: Residency = Residency.AUTO
 
+    def style_files(self) -> dict[str, Path]:
+        """Each style's adapter name and the file it is loaded from, as the artist gave it.
+
+        engine.Engine names the style LoRAs "style-<index>" in the order of paths.styles.
+        """
+        styles = self.paths.styles if self.paths is not None else ()
+        return {f"style-{index}": style.path for index, style in enumerate(styles)}
+
 
 @dataclass(frozen=True, kw_only=True)
 class EngineInfo:
@@ -51,11 +59,15 @@ class EngineInfo:
     device: str
     model_label: str
     styles: tuple[str, ...] = ()  # adapter names of the loaded style LoRAs, "style-0", ...
+    style_names: tuple[tuple[str, str], ...] = ()  # (adapter name, its file's name) for captions
     # engine.Engine.memory_report(): {"residency", "models": {name: {"bytes", "on"}}, "process_rss", ...}
     memory: Mapping[str, Any] | None = field(default=None, compare=False)
 
     def steps_of_file(self, mode: str) -> int | None:
         return dict(self.file_steps).get(mode)
+
+    def style_name(self, adapter: str) -> str:
+        return dict(self.style_names).get(adapter, adapter)
 
 
 @dataclass(frozen=True, kw_only=True)

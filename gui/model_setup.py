@@ -6,6 +6,7 @@ Read from the settings alone (no weights loaded), so the mode panel is right bef
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from engine.model_files import (
     lightning_steps_from_name,
 )
 from engine.modes import MODES, ModelRole
+from gui.jobs import EngineInfo
 from gui.settings import Settings
 
 BUILTIN_HINT = (
@@ -48,6 +50,7 @@ ROLE_HINTS: Mapping[ModelRole, str] = {
 }
 
 BUILTIN_SIZE = BUILTIN_NATIVE_SIZE  # until the engine reports its own
+STYLES_OFF_FOR_BUILTIN = "Styles apply once an SDXL base is set; the built-in model ignores them."
 
 
 def missing_roles(settings: Settings, mode: str) -> tuple[ModelRole, ...]:
@@ -71,6 +74,41 @@ def file_steps(settings: Settings, mode: str) -> int | None:
     role = spec.adapter if spec.adapter is not None else ModelRole.LIGHTNING_UNET
     path: Path | None = settings.model_paths.get(role)
     return lightning_steps_from_name(path) if path is not None else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelAvailability:
+    """What the panels say of the configured files: from the settings until the engine says more."""
+
+    builtin: bool
+    missing: Mapping[str, str | None]  # mode -> what it lacks, None where it can run
+    file_steps: Mapping[str, int | None]  # mode -> the step count its file was distilled for
+    native_size: tuple[int, int] | None
+    styles_inactive: str | None  # why the style LoRAs are not applied, or None
+
+
+def model_availability(settings: Settings, info: EngineInfo | None) -> ModelAvailability:
+    """info: the loaded engine's report; None while it loads, or when it failed."""
+    missing: dict[str, str | None] = {}
+    for mode in MODES:
+        roles = missing_roles(settings, mode)
+        hint = missing_hint(roles) if roles else None
+        missing[mode] = hint if info is None or mode not in info.available_modes else None
+    builtin = info.builtin if info is not None else settings.uses_builtin_model
+    if info is not None:
+        native_size: tuple[int, int] | None = info.native_size
+    else:
+        native_size = BUILTIN_SIZE if builtin else None
+    return ModelAvailability(
+        builtin=builtin,
+        missing=missing,
+        file_steps={
+            mode: info.steps_of_file(mode) if info is not None else file_steps(settings, mode)
+            for mode in MODES
+        },
+        native_size=native_size,
+        styles_inactive=STYLES_OFF_FOR_BUILTIN if settings.uses_builtin_model and settings.styles else None,
+    )
 
 
 class Use(StrEnum):

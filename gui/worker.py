@@ -42,9 +42,17 @@ log = logging.getLogger(__name__)
 STOP_TIMEOUT_MS = 60_000  # a job stops at its next step; a 1024 px CPU step can take several seconds
 
 
+class StyleFileLike(Protocol):
+    @property
+    def path(self) -> Path: ...
+
+
 class LoadedStyleLike(Protocol):
     @property
     def name(self) -> str: ...
+
+    @property
+    def file(self) -> StyleFileLike: ...
 
 
 class ResolvedSettings(Protocol):
@@ -110,6 +118,7 @@ def describe(engine: EngineLike, *, builtin: bool, device: str, model_label: str
         device=device,
         model_label=model_label,
         styles=tuple(style.name for style in engine.styles),
+        style_names=tuple((style.name, style.file.path.stem) for style in engine.styles),
         memory=memory_of(engine),
     )
 
@@ -157,6 +166,7 @@ class EngineWorker(QThread):
         self._config = config
         self._loaded_config: EngineConfig | None = None
         self._loaded: LoadedEngine | None = None
+        self._style_files: dict[str, Path] = {}  # of the loaded engine; only the worker thread uses it
         self._load_error = "the engine is still loading"
         self._running: Job | None = None
         self._cancel_running = threading.Event()
@@ -257,6 +267,7 @@ class EngineWorker(QThread):
         else:
             with self._condition:
                 self._loaded, self._loaded_config = loaded, config
+            self._style_files = config.style_files()
             self.engine_ready.emit(loaded.info)
 
     def _fail_load(self, config: EngineConfig, message: str) -> None:
@@ -326,7 +337,15 @@ class EngineWorker(QThread):
         if job.save_to is None or not saved:
             return None
         try:
-            return write_run_record(job.save_to, run_id, job.request, saved, status=status, context=context)
+            return write_run_record(
+                job.save_to,
+                run_id,
+                job.request,
+                saved,
+                status=status,
+                context=context,
+                style_files=self._style_files,
+            )
         except OSError as exc:
             save_errors.append(f"history entry not saved: {exc.strerror or exc}")
             return None

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from engine.outputs import RunContext
 from engine.request import GenerationRequest, ModeResult, ModeSettings, Timings
-from gui.image_store import HISTORY_FOLDER, load_history, save_image, write_run_record
+from gui.image_store import (
+    HISTORY_FOLDER,
+    RecordError,
+    RunStyle,
+    load_history,
+    read_run_record,
+    save_image,
+    write_run_record,
+)
 from gui.parameters import restore_from_png
 
 CONTEXT = RunContext(model_label="tiny", device="cpu")
@@ -59,3 +69,41 @@ def test_history_round_trip_and_damaged_entries(tmp_path: Path) -> None:
     assert record.request == REQUEST
     assert record.images[0].png == saved.png.resolve()
     assert record.status == "finished"
+
+
+def test_run_records_name_their_styles_by_file(tmp_path: Path) -> None:
+    watercolor, ink = tmp_path / "watercolor.safetensors", tmp_path / "ink.safetensors"
+    request = replace(REQUEST, style_weights=(("style-0", 0.8), ("style-1", 0.0)))
+    styled = replace(result(), styles=(("style-0", 0.8),))
+    saved = save_image(tmp_path, "20260101-000000-j1", request, styled, CONTEXT)
+    path = write_run_record(
+        tmp_path,
+        "20260101-000000-j1",
+        request,
+        [(styled, saved)],
+        status="finished",
+        context=CONTEXT,
+        style_files={"style-0": watercolor, "style-1": ink},
+    )
+    record = read_run_record(path, tmp_path)
+    assert record.styles == (RunStyle(path=watercolor, weight=0.8), RunStyle(path=ink, weight=0.0))
+    assert record.images[0].styles == (RunStyle(path=watercolor, weight=0.8),)
+
+    # A record of the built-in model, which takes no styles, or one written before styles were recorded.
+    builtin = write_run_record(
+        tmp_path, "20260101-000000-j2", REQUEST, [(result(), saved)], status="finished", context=CONTEXT
+    )
+    assert read_run_record(builtin, tmp_path).styles is None
+    data = json.loads(path.read_text())
+    del data["styles"]
+    for image in data["images"]:
+        del image["styles"]
+    older = tmp_path / "older.json"
+    older.write_text(json.dumps(data))
+    record = read_run_record(older, tmp_path)
+    assert record.styles is None and record.images[0].styles == ()
+
+    data["styles"] = [{"file": "", "weight": 1.0}]
+    older.write_text(json.dumps(data))
+    with pytest.raises(RecordError, match="style"):
+        read_run_record(older, tmp_path)

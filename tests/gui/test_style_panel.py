@@ -11,6 +11,7 @@ from pathlib import Path
 from pytestqt.qtbot import QtBot
 
 from engine.tiny_model import TinyModelSet
+from gui.image_store import RunStyle
 from gui.jobs import EngineConfig, FinishedEvent
 from gui.main_window import MainWindow
 from gui.parameters import read_png_parameters
@@ -105,3 +106,49 @@ def test_the_builtin_model_ignores_styles_and_says_so(
     assert settings.style_weights() is None
     assert settings.model_paths_for_engine() is None
     assert "built-in model ignores them" in window.style_panel.note.text()
+
+
+def test_history_restores_the_style_weights_of_a_run(
+    make_window: WindowMaker, qtbot: QtBot, gui_settings: Settings, tiny_models: TinyModelSet, tmp_path: Path
+) -> None:
+    first, second = style_copies(tiny_models, tmp_path / "styles")
+    settings = replace(
+        gui_settings,
+        styles=(StyleSetting(path=first, weight=0.8), StyleSetting(path=second, weight=0.6, enabled=False)),
+    )
+    window = make_window(settings=settings, factory=load_engine)
+    two_step_modes(window, ("ddim", "lcm"))
+    run(window, qtbot)
+    # The grid names the styles by file, on the modes that applied them.
+    ddim, lcm = window.grid.tiles
+    assert ddim.styles_line.text() == "styles: watercolor_style 0.8" and not ddim.styles_line.isHidden()
+    assert lcm.styles_line.isHidden()
+
+    # Read back from the record on disk: every style of the run, and those each image had.
+    window.history.reload(window.settings.resolved_output_dir)
+    record = window.history.records()[0]
+    assert record.styles == (RunStyle(path=first, weight=0.8), RunStyle(path=second, weight=0.0))
+    assert {image.mode: image.styles for image in record.images} == {
+        "ddim": (RunStyle(path=first, weight=0.8),),
+        "lcm": (),
+    }
+
+    panel = window.style_panel
+    panel.rows[0].weight.setValue(0.3)
+    panel.rows[1].check.setChecked(True)
+    window.history.run_chosen.emit(record)
+    restored = (StyleSetting(path=first, weight=0.8), StyleSetting(path=second, weight=0.6, enabled=False))
+    assert panel.styles() == restored and window.settings.styles == restored
+    assert load_settings().settings.styles == restored
+    assert window.statusBar().currentMessage().startswith("Restored the run of")
+    assert "not configured" not in window.statusBar().currentMessage()
+    assert window.grid.tiles[0].styles_line.text() == "styles: watercolor_style 0.8"  # the saved images
+
+    # A style of the run that is no longer configured: the others are restored, and it is said.
+    with qtbot.waitSignal(window.worker.engine_ready, timeout=ENGINE_READY_MS):
+        panel.rows[0].remove.click()
+    panel.rows[0].check.setChecked(True)
+    window.history.run_chosen.emit(record)
+    assert panel.styles() == (StyleSetting(path=second, weight=0.6, enabled=False),)
+    message = window.statusBar().currentMessage()
+    assert "not configured" in message and "watercolor_style" in message and "ink_style" not in message
