@@ -11,6 +11,7 @@ from pathlib import Path
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import QMainWindow, QSplitter
 
+from engine.builtin import pocket_shipped
 from engine.errors import FewstepError, RequestError
 from gui import panel_requests as requests
 from gui.comparison_jobs import ComparisonJobs, finished_summary
@@ -175,6 +176,7 @@ class MainWindow(QMainWindow):
         label = "built-in model" if availability.builtin else "this model's own"
         self.prompt_panel.set_model_size(availability.native_size, label)
         self.model_note.setVisible(availability.builtin)
+        self.prompt_panel.set_pocket_grammar(availability.builtin and pocket_shipped())
         self.style_panel.set_inactive_reason(availability.styles_inactive)
 
     def _settings_changed(self, settings: Settings, old: Settings) -> None:

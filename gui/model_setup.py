@@ -11,7 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from engine.builtin import BUILTIN_LIGHTNING_STEPS, BUILTIN_NATIVE_SIZE
+from engine.builtin import BUILTIN_LIGHTNING_STEPS, BUILTIN_NATIVE_SIZE, pocket_shipped
 from engine.model_files import (
     FileKind,
     ModelFile,
@@ -24,14 +24,27 @@ from engine.modes import MODES, ModelRole
 from gui.jobs import EngineInfo
 from gui.settings import Settings
 
-BUILTIN_HINT = (
-    "<b>Built-in tiny model</b>: untrained, so its pictures are noise; it shows each mode's steps,"
-    " timesteps and costs. For real pictures double-click your SDXL files in the <b>Models</b> tab or"
-    " give them in <b>Settings</b>. Every mode needs the <b>SDXL base</b> (folder or single file); LCM"
-    " also needs the <b>lcm-sdxl</b> UNet folder, LCM-LoRA the <b>lcm-lora-sdxl</b> file, Lightning"
+_WHERE_WEIGHTS_GO = (
+    " For real pictures double-click your SDXL files in the <b>Models</b> tab or give them in"
+    " <b>Settings</b>. Every mode needs the <b>SDXL base</b> (folder or single file); LCM also needs the"
+    " <b>lcm-sdxl</b> UNet folder, LCM-LoRA the <b>lcm-lora-sdxl</b> file, Lightning"
     " <b>sdxl_lightning_4step_unet</b> and Lightning LoRA <b>sdxl_lightning_4step_lora</b>"
     " (.safetensors, ByteDance's file names)."
 )
+TINY_HINT = (
+    "<b>Built-in tiny model</b>: untrained, so its pictures are noise; it shows each mode's steps,"
+    " timesteps and costs." + _WHERE_WEIGHTS_GO
+)
+POCKET_HINT = (
+    "<b>Built-in pocket model</b>: a small SDXL-architecture model Fewstep trained on 64×64 drawings of"
+    " one shape. Try <i>a large red circle on a blue background, top left</i> (the 💡 button suggests"
+    " more)." + _WHERE_WEIGHTS_GO
+)
+
+
+def builtin_hint() -> str:
+    return POCKET_HINT if pocket_shipped() else TINY_HINT
+
 
 ROLE_TITLES: Mapping[ModelRole, str] = {
     ModelRole.BASE: "SDXL base",

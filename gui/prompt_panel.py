@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from engine.errors import RequestError
 from engine.modes import MODES
+from engine.pocket.grammar import COLORS, POSITIONS, SHAPES, SIZES, Prompt
 from engine.request import MAX_SEED
 
 # SDXL's trained resolutions (about one megapixel each), from Stability's SDXL report.
@@ -37,6 +38,19 @@ SDXL_SIZES: tuple[tuple[int, int], ...] = (
     (640, 1536),
 )
 MAX_SEEDS = 8
+
+
+def pocket_prompt(rng: random.Random) -> str:
+    """A sentence of the pocket model's grammar: two different colours, a position half the time."""
+    color, background = rng.sample(COLORS, 2)
+    position = rng.choice(POSITIONS) if rng.random() < 0.5 else None
+    return Prompt(
+        size=rng.choice(SIZES),
+        color=color,
+        shape=rng.choice(SHAPES),
+        background=background,
+        position=position,
+    ).text
 
 
 def _size_label(width: int, height: int) -> str:
@@ -56,6 +70,13 @@ class PromptPanel(QWidget):
         self.prompt = QPlainTextEdit()
         self.prompt.setPlaceholderText("What to draw, e.g. a lighthouse on a cliff at dusk, oil painting")
         self.prompt.setTabChangesFocus(True)
+        # The pocket model knows one grammar; the button offers sentences of it (hidden otherwise).
+        self.suggest = QPushButton("💡")
+        self.suggest.setToolTip("a prompt the built-in pocket model understands")
+        self.suggest.setFixedWidth(36)
+        self.suggest.setVisible(False)
+        self.suggest.clicked.connect(self.suggest_prompt)
+        self._suggestions = random.Random()
         self.negative = QPlainTextEdit()
         self.negative.setPlaceholderText("What to avoid (used only where CFG is above 1)")
         self.negative.setTabChangesFocus(True)
@@ -86,7 +107,10 @@ class PromptPanel(QWidget):
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(QLabel("Prompt"))
+        prompt_row = QHBoxLayout()
+        prompt_row.addWidget(QLabel("Prompt"), 1)
+        prompt_row.addWidget(self.suggest)
+        layout.addLayout(prompt_row)
         layout.addWidget(self.prompt, 2)
         layout.addWidget(QLabel("Negative prompt"))
         layout.addWidget(self.negative)
@@ -155,6 +179,18 @@ class PromptPanel(QWidget):
         return name
 
     # --- restoring ------------------------------------------------------------------------------
+
+    def set_pocket_grammar(self, active: bool) -> None:
+        """Suggest prompts of the pocket model's grammar while it is the model in use."""
+        self.suggest.setVisible(active)
+        self.prompt.setPlaceholderText(
+            "What to draw, e.g. a large red circle on a blue background, top left"
+            if active
+            else "What to draw, e.g. a lighthouse on a cliff at dusk, oil painting"
+        )
+
+    def suggest_prompt(self) -> None:
+        self.prompt.setPlainText(pocket_prompt(self._suggestions))
 
     def set_model_size(self, own: tuple[int, int] | None, label: str = "this model's own") -> None:
         """SDXL's sizes, and the loaded model's own size first when it is not one of them (the

@@ -22,7 +22,7 @@ from gui.history import HistoryPanel
 from gui.message_banner import MessageBanner
 from gui.mode_panel import ModePanel
 from gui.model_panel import ModelPanel
-from gui.model_setup import BUILTIN_HINT
+from gui.model_setup import builtin_hint
 from gui.prompt_panel import PromptPanel
 from gui.style_panel import StylePanel
 
@@ -58,7 +58,7 @@ class ComparisonArea(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.model_note = QLabel(BUILTIN_HINT)
+        self.model_note = QLabel(builtin_hint())
         self.model_note.setObjectName("modelNote")
         self.model_note.setWordWrap(True)
         self.model_note.setTextFormat(Qt.TextFormat.RichText)
