@@ -74,7 +74,8 @@ _MODEL_INDEX: dict[str, Any] = {
     "vae": ["diffusers", "AutoencoderKL"],
 }
 
-_SCHEDULER: dict[str, Any] = {
+# The SDXL scheduler config as shipped; the tiny fixtures write the same one.
+SDXL_SCHEDULER_CONFIG: dict[str, Any] = {
     "_class_name": "EulerDiscreteScheduler",
     "_diffusers_version": "0.19.0.dev0",
     "beta_end": 0.012,
@@ -301,7 +302,7 @@ def build_sdxl_config_files(bpe_text: str) -> dict[str, bytes]:
     merges_bytes = _merges_bytes(merges)
     files = {
         "model_index.json": _json_bytes(_MODEL_INDEX, sort_keys=False),
-        "scheduler/scheduler_config.json": _json_bytes(_SCHEDULER),
+        "scheduler/scheduler_config.json": _json_bytes(SDXL_SCHEDULER_CONFIG),
         "text_encoder/config.json": _json_bytes(_text_encoder(second=False)),
         "text_encoder_2/config.json": _json_bytes(_text_encoder(second=True)),
         "unet/config.json": _json_bytes(_UNET),

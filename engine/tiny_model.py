@@ -23,6 +23,8 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from engine.sdxl_config import SDXL_SCHEDULER_CONFIG
+
 __all__ = [
     "DEFAULT_SPEC",
     "LORA_TARGETS",
@@ -294,24 +296,7 @@ def _model_index() -> dict[str, Any]:
 
 
 def _scheduler_config() -> dict[str, Any]:
-    return {
-        "_class_name": "EulerDiscreteScheduler",
-        "_diffusers_version": "0.19.0.dev0",
-        "beta_end": 0.012,
-        "beta_schedule": "scaled_linear",
-        "beta_start": 0.00085,
-        "clip_sample": False,
-        "interpolation_type": "linear",
-        "num_train_timesteps": 1000,
-        "prediction_type": "epsilon",
-        "sample_max_value": 1.0,
-        "set_alpha_to_one": False,
-        "skip_prk_steps": True,
-        "steps_offset": 1,
-        "timestep_spacing": "leading",
-        "trained_betas": None,
-        "use_karras_sigmas": False,
-    }
+    return dict(SDXL_SCHEDULER_CONFIG)
 
 
 def _text_config(spec: TinySpec, vocab_size: int, *, second: bool) -> dict[str, Any]:
