@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -37,6 +38,9 @@ def make_grid(tiles: Sequence[Tile], *, columns: int | None = None, title: str =
     tile_w, tile_h = width * scale, height * scale
     font = _font(14)
     line_h = 18
+    # Wrap the title to the grid's width (about 7.5 px a character at this size).
+    width_chars = max(20, int((columns * (tile_w + _PAD)) / 7.5))
+    title = "\n".join(textwrap.fill(part, width_chars) for part in title.splitlines()) if title else ""
     label_h = line_h * max(len(t.lines) for t in tiles) + _PAD
     title_h = (line_h * (title.count("\n") + 1) + _PAD) if title else 0
     canvas = Image.new(

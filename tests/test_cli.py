@@ -85,7 +85,10 @@ def test_without_model_options_the_builtin_model_is_used_and_labelled(
     assert main(["compare", "--prompt", "x", "--modes", "lcm,lightning", "--out", str(out)]) == EXIT_OK
     assert builtin_label() in capsys.readouterr().err
     report = json.loads((out / "report.json").read_text())
-    assert report["model"] == builtin_label() and [r["mode"] for r in report["results"]] == ["lcm", "lightning"]
+    assert report["model"] == builtin_label() and [r["mode"] for r in report["results"]] == [
+        "lcm",
+        "lightning",
+    ]
 
 
 def test_a_mode_whose_file_is_not_given_is_skipped_with_a_notice(

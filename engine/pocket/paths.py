@@ -1,0 +1,50 @@
+"""Where the shipped pocket model lives, as the engine's ModelPaths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from engine.model_files import ModelPaths
+from engine.pocket.export import (
+    BASE_DIR,
+    LCM_DIR,
+    LCM_LORA_FILE,
+    MARKER,
+    lightning_lora_file,
+    lightning_unet_file,
+)
+
+
+def pocket_root() -> Path:
+    """``resources/pocket`` next to the ``engine`` package, as ``engine.sdxl_config`` finds its folder."""
+    return Path(__file__).resolve().parents[2] / "resources" / "pocket"
+
+
+def pocket_marker(root: Path | None = None) -> dict[str, Any] | None:
+    """The export's record of what was trained how long; None when no pocket model is there."""
+    path = (root or pocket_root()) / MARKER
+    if not path.is_file():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def pocket_model_paths(root: Path | None = None, *, lightning_steps: int = 4) -> ModelPaths | None:
+    """Every shipped file as the engine's paths (the files not exported yet left out); None without a base."""
+    root = root or pocket_root()
+    if pocket_marker(root) is None or not (root / BASE_DIR).is_dir():
+        return None
+
+    def present(path: Path) -> Path | None:
+        return path if path.exists() else None
+
+    return ModelPaths(
+        base=root / BASE_DIR,
+        lcm_unet=present(root / LCM_DIR),
+        lcm_lora=present(root / LCM_LORA_FILE),
+        lightning_unet=present(root / lightning_unet_file(lightning_steps)),
+        lightning_lora=present(root / lightning_lora_file(lightning_steps)),
+        builtin=True,
+    )

@@ -1,0 +1,224 @@
+"""The pocket model's trade-off table: adherence, seconds per image and diversity of every few-step mode.
+
+    .venv/bin/python -m tests.benchmarks.bench_pocket [--prompts 200] [--diverse 25] [--out docs/pocket.md]
+
+Every image goes through the engine (engine.engine.Engine on resources/pocket), one at a time, as the
+application makes them. Adherence: the scorer (engine.pocket.scorer) on ``--prompts`` prompts of the
+grammar, one seed each, half of them naming a position. Diversity: on the first ``--diverse`` prompts,
+8 seeds each, the mean pairwise RMS difference of the pictures (0 to 1) and, for prompts that name no
+position, how many of the 5 positions the 8 pictures use. Seconds per image: denoising plus VAE decode
+(the prompt encoding is shared by all modes of a comparison), median over the run, one torch thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+import numpy as np
+import torch
+
+from engine.engine import Engine
+from engine.model_files import ModelPaths
+from engine.pocket.export import MARKER
+from engine.pocket.grammar import evaluation_prompts
+from engine.pocket.paths import pocket_model_paths
+from engine.pocket.scorer import Score, detect, score, summarize
+from engine.request import GenerationRequest, ModeSettings
+
+REPO = Path(__file__).resolve().parents[2]
+SEEDS = 8
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    mode: str
+    steps: int
+    guidance: float | None  # None: the mode's default
+    lightning_steps: int = 4  # which Lightning files the engine holds
+
+
+ROWS: tuple[Row, ...] = (
+    Row("SDXL + DDIM (reference)", "ddim", 30, 5.0),
+    Row("SDXL + DDIM", "ddim", 8, 5.0),
+    Row("SDXL + DDIM", "ddim", 4, 5.0),
+    Row("LCM UNet", "lcm", 4, None),
+    Row("LCM UNet", "lcm", 2, None),
+    Row("SDXL + LCM-LoRA", "lcm-lora", 4, None),
+    Row("SDXL-Lightning UNet", "lightning", 4, None, 4),
+    Row("SDXL-Lightning UNet", "lightning", 2, None, 2),
+    Row("SDXL + Lightning LoRA", "lightning-lora", 4, None, 4),
+    Row("SDXL + Lightning LoRA", "lightning-lora", 2, None, 2),
+)
+
+
+def pocket_paths(root: Path, lightning_steps: int) -> ModelPaths:
+    paths = pocket_model_paths(root, lightning_steps=lightning_steps)
+    if paths is None:
+        raise SystemExit(f"no pocket model in {root}: run python -m engine.pocket.export first")
+    return paths
+
+
+def run_row(engine: Engine, row: Row, prompts: list[Any], diverse: int) -> dict[str, Any]:
+    settings = ModeSettings(mode=row.mode, steps=row.steps, guidance=row.guidance)
+    scores: list[Score] = []
+    seconds: list[float] = []
+    distances: list[float] = []
+    positions_used: list[int] = []
+    guidance = None
+    for i, prompt in enumerate(prompts):
+        seeds = tuple(range(i * SEEDS, i * SEEDS + SEEDS)) if i < diverse else (i * SEEDS,)
+        request = GenerationRequest(prompt=prompt.text, seeds=seeds, modes=(settings,))
+        results = engine.run(request).results
+        guidance = results[0].guidance
+        images = [r.image for r in results]
+        scores.append(score(images[0], prompt))
+        seconds.extend(r.timings.denoising + r.timings.decode for r in results)
+        if len(images) > 1:
+            floats = [im.astype(np.float32) / 255 for im in images]
+            distances.extend(
+                float(np.sqrt(((a - b) ** 2).mean())) for a, b in itertools.combinations(floats, 2)
+            )
+            if prompt.position is None:
+                positions_used.append(len({detect(im).position for im in images} - {None}))
+    summary = summarize(scores)
+    return {
+        "label": row.label,
+        "mode": row.mode,
+        "steps": row.steps,
+        "guidance": guidance,
+        **summary.as_dict(),
+        "seconds": statistics.median(seconds),
+        "diversity": statistics.mean(distances),
+        "positions_used": statistics.mean(positions_used) if positions_used else None,
+    }
+
+
+def grid(engines: dict[int, Engine], prompts: list[str], out: Path) -> None:
+    """One row per prompt, one column per mode of the table (same seed), as a PNG."""
+    from PIL import Image
+
+    rows = []
+    for prompt in prompts:
+        cells = []
+        for row in ROWS:
+            settings = ModeSettings(mode=row.mode, steps=row.steps, guidance=row.guidance)
+            request = GenerationRequest(prompt=prompt, seeds=(1,), modes=(settings,))
+            image = engines[row.lightning_steps].run(request).results[0].image
+            cells.append(np.pad(image, ((2, 2), (2, 2), (0, 0)), constant_values=255))
+        rows.append(np.concatenate(cells, axis=1))
+    picture = np.concatenate(rows, axis=0)
+    Image.fromarray(picture).resize(
+        (picture.shape[1] * 2, picture.shape[0] * 2), Image.Resampling.NEAREST
+    ).save(out)
+
+
+def table(results: list[dict[str, Any]], marker: dict[str, Any], args: argparse.Namespace) -> str:
+    reference = next((r["all"] for r in results if r["mode"] == "ddim" and r["steps"] == 30), 0.0) or 1e-9
+    lines = [
+        "| mode | steps | guidance | all named right | vs DDIM-30 | fg+bg+shape | background | colour | shape "
+        "| size | position | s/img | diversity | positions used of 5 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        used = "-" if r["positions_used"] is None else f"{r['positions_used']:.1f}"
+        position = "-" if r["position"] is None else f"{r['position']:.2f}"
+        lines.append(
+            f"| {r['label']} | {r['steps']} | {r['guidance']:g} | {r['all']:.2f} | {r['all'] / reference:.0%} "
+            f"| {r['fbs']:.2f} | {r['background']:.2f} | {r['color']:.2f} | {r['shape']:.2f} | {r['size']:.2f} "
+            f"| {position} | {r['seconds']:.3f} | {r['diversity']:.3f} | {used} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--pocket", type=Path, default=REPO / "resources" / "pocket")
+    parser.add_argument("--prompts", type=int, default=200)
+    parser.add_argument("--diverse", type=int, default=25)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", type=Path, help="write the table into this Markdown file's results section")
+    parser.add_argument("--grid", type=Path, help="write a comparison grid PNG")
+    parser.add_argument(
+        "--json", type=Path, help="raw figures as JSON; rows already in the file are kept unless rerun"
+    )
+    parser.add_argument(
+        "--only", nargs="*", help="run only these modes (e.g. ddim), keep the rest from --json"
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    marker = json.loads((args.pocket / MARKER).read_text(encoding="utf-8"))
+    engines: dict[int, Engine] = {}
+
+    def engine_for(steps: int) -> Engine:
+        if steps not in engines:
+            engines[steps] = Engine(pocket_paths(args.pocket, steps))
+        return engines[steps]
+
+    prompts = evaluation_prompts(args.prompts, seed=args.seed)
+    kept: dict[tuple[str, int], dict[str, Any]] = {}
+    if args.json is not None and args.json.is_file():
+        kept = {(r["mode"], r["steps"]): r for r in json.loads(args.json.read_text())["results"]}
+    start = time.perf_counter()
+    for row in ROWS:
+        if args.only and row.mode not in args.only:
+            continue
+        result = run_row(engine_for(row.lightning_steps), row, prompts, args.diverse)
+        kept[(row.mode, row.steps)] = result
+        print(json.dumps(result), file=sys.stderr, flush=True)
+        if args.json is not None:
+            ordered = [kept[k] for k in ((r.mode, r.steps) for r in ROWS) if k in kept]
+            args.json.write_text(json.dumps({"marker": marker, "results": ordered}, indent=2) + "\n")
+    results = [kept[k] for k in ((r.mode, r.steps) for r in ROWS) if k in kept]
+    text = table(results, marker, args)
+    print(text)
+    print(f"\n{len(prompts)} prompts, {time.perf_counter() - start:.0f} s in all", file=sys.stderr)
+    if args.grid is not None:
+        from engine.pocket.grammar import EXAMPLE_PROMPTS
+
+        grid({steps: engine_for(steps) for steps in (4, 2)}, list(EXAMPLE_PROMPTS), args.grid)
+    if args.out is not None:
+        write_results(args.out, text, marker, args)
+
+
+BEGIN, END = "<!-- bench_pocket: begin -->", "<!-- bench_pocket: end -->"
+
+
+def write_results(path: Path, text: str, marker: dict[str, Any], args: argparse.Namespace) -> None:
+    """Replace the section between the bench markers of ``path`` (created if missing)."""
+    trained = ", ".join(
+        f"{name} {info['minutes']} min"
+        for name, info in marker.items()
+        if isinstance(info, dict) and "minutes" in info
+    )
+    section = (
+        f"{BEGIN}\nMeasured by `python -m tests.benchmarks.bench_pocket --prompts {args.prompts} --diverse "
+        f"{args.diverse} --seed {args.seed}` on {time.strftime('%Y-%m-%d')}, one torch thread, 64x64 "
+        f"images. Training (single CPU thread): {trained}.\n\n{text}\n{END}"
+    )
+    old = (
+        path.read_text(encoding="utf-8")
+        if path.is_file()
+        else "# The pocket model\n\n" + BEGIN + "\n" + END + "\n"
+    )
+    head, _, rest = old.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    path.write_text(head + section + tail, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

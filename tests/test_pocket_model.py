@@ -1,0 +1,189 @@
+"""The shipped pocket model: every file in the layout of its real counterpart, loaded by the engine's
+own code path, and a 2-step run of every mode."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+
+from engine.engine import Engine
+from engine.model_files import ModelPaths
+from engine.modes import MODES
+from engine.pocket.export import (
+    BASE_DIR,
+    LCM_DIR,
+    LCM_LORA_FILE,
+    MARKER,
+    lightning_lora_file,
+    lightning_unet_file,
+)
+from engine.pocket.grammar import WORDS
+from engine.request import GenerationRequest, ModeSettings
+
+from .conftest import REPO_ROOT
+
+POCKET = REPO_ROOT / "resources" / "pocket"
+PROMPT = "a large red circle on a blue background, top left"
+LIMIT_BYTES = 40_000_000
+
+pytestmark = pytest.mark.skipif(not (POCKET / MARKER).is_file(), reason="resources/pocket not exported yet")
+
+
+def pocket_paths(steps: int) -> ModelPaths:
+    return ModelPaths(
+        base=POCKET / BASE_DIR,
+        lcm_unet=POCKET / LCM_DIR,
+        lcm_lora=POCKET / LCM_LORA_FILE,
+        lightning_unet=POCKET / lightning_unet_file(steps),
+        lightning_lora=POCKET / lightning_lora_file(steps),
+    )
+
+
+@pytest.fixture(scope="module", params=[4, 2], ids=["4step", "2step"])
+def pocket_engine(request: pytest.FixtureRequest) -> Engine:
+    return Engine(pocket_paths(request.param))
+
+
+def header(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str] | None]:
+    with safe_open(str(path), framework="pt") as handle:
+        return {k: handle.get_tensor(k) for k in handle.keys()}, handle.metadata()  # noqa: SIM118
+
+
+def read_json(path: Path) -> dict[str, object]:
+    data: dict[str, object] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def test_all_files_present_and_small() -> None:
+    for steps in (4, 2):
+        paths = pocket_paths(steps)
+        for path in (paths.base, paths.lcm_unet, paths.lcm_lora):
+            assert path is not None and path.exists(), path
+        assert (POCKET / lightning_unet_file(steps)).is_file()
+        assert (POCKET / lightning_lora_file(steps)).is_file()
+    total = sum(p.stat().st_size for p in POCKET.rglob("*") if p.is_file())
+    assert total <= LIMIT_BYTES, f"{total / 1e6:.1f} MB"
+
+
+def test_base_folder_is_in_the_real_layout() -> None:
+    base = POCKET / BASE_DIR
+    index = read_json(base / "model_index.json")
+    assert (
+        index["_class_name"] == "StableDiffusionXLPipeline" and index["force_zeros_for_empty_prompt"] is True
+    )
+    assert "feature_extractor" not in index and "image_encoder" not in index
+    unet = read_json(base / "unet" / "config.json")
+    assert unet["down_block_types"] == ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"]
+    assert unet["addition_embed_type"] == "text_time" and unet["use_linear_projection"] is True
+    assert unet["layers_per_block"] == 2 and unet["time_cond_proj_dim"] is None
+    vae = read_json(base / "vae" / "config.json")
+    assert vae["down_block_types"] == ["DownEncoderBlock2D"] * 4 and vae["latent_channels"] == 4
+    te1 = read_json(base / "text_encoder" / "config.json")
+    te2 = read_json(base / "text_encoder_2" / "config.json")
+    assert te1["hidden_size"] != te2["hidden_size"]
+    assert isinstance(te2["num_hidden_layers"], int) and te2["num_hidden_layers"] >= 10
+    assert "torch_dtype" in te1 and "dtype" not in te1
+    assert unet["cross_attention_dim"] == te1["hidden_size"] + te2["hidden_size"]  # type: ignore[operator]
+    for folder in ("unet", "vae", "text_encoder", "text_encoder_2"):
+        files = sorted(p.name for p in (base / folder).glob("*.safetensors"))
+        assert files and all(".fp16." in name for name in files), files
+        tensors, metadata = header(next((base / folder).glob("*.safetensors")))
+        assert metadata == {"format": "pt"}
+        assert all(t.dtype == torch.float16 for t in tensors.values() if t.is_floating_point())
+        if folder.startswith("text_encoder"):
+            assert all(k.startswith(("text_model.", "text_projection.")) for k in tensors), folder
+    merges = (base / "tokenizer" / "merges.txt").read_text(encoding="utf-8")
+    assert merges.startswith("#version: 0.2\n")
+
+
+def test_tokenizers_make_one_token_per_word(pocket_engine: Engine) -> None:
+    for tokenizer, pad in (
+        (pocket_engine.base.tokenizer, "<|endoftext|>"),
+        (pocket_engine.base.tokenizer_2, "!"),
+    ):
+        ids = tokenizer(PROMPT, padding="max_length", max_length=tokenizer.model_max_length).input_ids
+        tokens = tokenizer.convert_ids_to_tokens(ids)
+        words = ["a", "large", "red", "circle", "on", "a", "blue", "background", ",", "top", "left"]
+        assert tokens[: len(words) + 2] == ["<|startoftext|>", *(w + "</w>" for w in words), "<|endoftext|>"]
+        assert tokens[-1] == pad
+        assert max(ids[: len(words) + 2]) == ids[len(words) + 1]  # EOS has the highest id: pooling finds it
+        for word in WORDS:
+            assert len(tokenizer(word).input_ids) == 3, word
+
+
+def test_distilled_files_are_in_the_real_layouts() -> None:
+    lcm = read_json(POCKET / LCM_DIR / "config.json")
+    assert lcm["_class_name"] == "UNet2DConditionModel" and isinstance(lcm["time_cond_proj_dim"], int)
+    tensors, _ = header(POCKET / LCM_DIR / "diffusion_pytorch_model.fp16.safetensors")
+    assert "time_embedding.cond_proj.weight" in tensors
+    base_keys = set(header(POCKET / BASE_DIR / "unet" / "diffusion_pytorch_model.fp16.safetensors")[0])
+    for steps in (4, 2):
+        unet, metadata = header(POCKET / lightning_unet_file(steps))
+        assert set(unet) == base_keys and not metadata
+        assert all(t.dtype == torch.float16 for t in unet.values())
+    for path, expected_metadata in (
+        (POCKET / LCM_LORA_FILE, {"format": "pt"}),
+        (POCKET / lightning_lora_file(4), None),
+        (POCKET / lightning_lora_file(2), None),
+    ):
+        lora, metadata = header(path)
+        assert (metadata or None) == expected_metadata, path
+        assert all(k.startswith("lora_unet_") for k in lora)
+        alphas = [k for k in lora if k.endswith(".alpha")]
+        assert alphas and all(lora[k].dim() == 0 and lora[k].dtype == torch.float16 for k in alphas)
+        downs = {k.removesuffix(".lora_down.weight") for k in lora if k.endswith(".lora_down.weight")}
+        assert downs == {k.removesuffix(".alpha") for k in alphas}
+
+
+def test_every_mode_runs_two_steps(pocket_engine: Engine) -> None:
+    modes = pocket_engine.available_modes()
+    assert set(modes) == set(MODES)
+    request = GenerationRequest(
+        prompt=PROMPT, seeds=(7,), modes=tuple(ModeSettings(mode=m, steps=2) for m in modes)
+    )
+    results = pocket_engine.run(request).results
+    assert [r.mode for r in results] == list(modes)
+    for result in results:
+        assert result.image.shape == (64, 64, 3)
+        assert result.steps == 2
+        assert 5 < float(result.image.std()) < 120, result.mode  # a picture, not a flat or broken one
+
+
+@pytest.mark.parametrize("mode", ["lcm-lora", "lightning-lora"])
+def test_lora_modes_equal_plain_diffusers_and_differ_from_the_base(pocket_engine: Engine, mode: str) -> None:
+    """The card's recipe in plain diffusers gives the engine's picture; without the LoRA it differs."""
+    from diffusers import EulerDiscreteScheduler, LCMScheduler, StableDiffusionXLPipeline
+
+    resolved = pocket_engine.resolve(ModeSettings(mode=mode))
+    request = GenerationRequest(prompt=PROMPT, seeds=(3,), modes=(ModeSettings(mode=mode),))
+    engine_image = pocket_engine.run(request).results[0].image
+    pipe = StableDiffusionXLPipeline.from_pretrained(
+        POCKET / BASE_DIR, dtype=torch.float32, variant="fp16", local_files_only=True
+    )
+    pipe.set_progress_bar_config(disable=True)
+    if mode == "lcm-lora":
+        pipe.scheduler = LCMScheduler.from_config(pipe.scheduler.config)
+        lora = POCKET / LCM_LORA_FILE
+    else:
+        pipe.scheduler = EulerDiscreteScheduler.from_config(
+            pipe.scheduler.config, timestep_spacing="trailing"
+        )
+        lora = pocket_engine.files[MODES[mode].adapter].path  # type: ignore[index]
+
+    def plain() -> np.ndarray:
+        generator = torch.Generator("cpu").manual_seed(3)
+        out = pipe(
+            PROMPT, num_inference_steps=resolved.steps, guidance_scale=resolved.guidance, generator=generator
+        )
+        return np.asarray(out.images[0])
+
+    without = plain()
+    pipe.load_lora_weights(str(lora))
+    with_lora = plain()
+    np.testing.assert_allclose(with_lora.astype(int), engine_image.astype(int), atol=2)
+    assert np.abs(with_lora.astype(int) - without.astype(int)).mean() > 0.5

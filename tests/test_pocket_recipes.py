@@ -1,0 +1,125 @@
+"""The pieces of the pocket recipes against the diffusers code they must agree with."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+from diffusers import EulerDiscreteScheduler, LCMScheduler
+
+from engine.loading import load_lora
+from engine.model_files import inspect_path
+from engine.pocket.export import write_lora
+from engine.pocket.lora import LoRA, extract_lora
+from engine.pocket.spec import LATENT_SIZE, POCKET_SPEC, build_unet
+from engine.pocket.text import vocab_and_merges
+from engine.pocket.train.base import alphas_cumprod
+from engine.pocket.train.distill import boundary, ddim, trailing
+from engine.tiny_model import _scheduler_config
+
+from .conftest import REPO_ROOT
+
+
+def scheduler_config() -> dict[str, object]:
+    return {k: v for k, v in _scheduler_config().items() if not k.startswith("_")}
+
+
+def test_schedule_equals_sdxl_scheduler() -> None:
+    scheduler = EulerDiscreteScheduler.from_config(scheduler_config())
+    torch.testing.assert_close(alphas_cumprod(), scheduler.alphas_cumprod.float())
+
+
+@pytest.mark.parametrize("steps", [2, 4, 8])
+def test_trailing_grid_equals_euler_trailing(steps: int) -> None:
+    scheduler = EulerDiscreteScheduler.from_config(scheduler_config(), timestep_spacing="trailing")
+    scheduler.set_timesteps(steps)
+    assert trailing(steps) == [round(float(t)) for t in scheduler.timesteps]
+
+
+def test_ddim_step_equals_an_euler_trailing_step() -> None:
+    """The progressive distillation's step is exactly the Lightning mode's sampler step."""
+    scheduler = EulerDiscreteScheduler.from_config(scheduler_config(), timestep_spacing="trailing")
+    scheduler.set_timesteps(4)
+    ac = alphas_cumprod()
+    generator = torch.Generator().manual_seed(0)
+    x_vp = torch.randn(2, 4, 8, 8, generator=generator)
+    eps = torch.randn(2, 4, 8, 8, generator=generator)
+    t, t_next = scheduler.timesteps[1], scheduler.timesteps[2]
+    sigma = scheduler.sigmas[1]
+    x_euler = x_vp * (sigma**2 + 1).sqrt()  # Euler's sample is the VP sample over sqrt(alpha)
+    scheduler._step_index = 1
+    out = scheduler.step(eps, t, x_euler).prev_sample
+    a_t = ac[int(t)].reshape(1, 1, 1, 1)
+    a_next = ac[int(t_next)].reshape(1, 1, 1, 1)
+    expected = ddim(x_vp, eps, a_t, a_next) / a_next.sqrt()
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_boundary_scalings_equal_lcm_scheduler() -> None:
+    scheduler = LCMScheduler.from_config(scheduler_config())
+    t = torch.tensor([0, 19, 259, 999])
+    c_skip, c_out = boundary(t)
+    for i, step in enumerate(t.tolist()):
+        expected_skip, expected_out = scheduler.get_scalings_for_boundary_condition_discrete(step)
+        assert float(c_skip[i]) == pytest.approx(float(expected_skip), rel=1e-5)
+        assert float(c_out[i]) == pytest.approx(float(expected_out), rel=1e-5)
+
+
+def test_vocabulary_is_a_valid_clip_bpe() -> None:
+    vocab, merges = vocab_and_merges()
+    ids = sorted(vocab.values())
+    assert ids == list(range(len(vocab)))
+    assert max(vocab, key=lambda k: vocab[k]) == "<|endoftext|>"
+    for merge in merges:
+        left, right = merge.split()
+        assert left in vocab and right in vocab and left + right in vocab
+
+
+def test_extract_lora_recovers_a_low_rank_change() -> None:
+    torch.manual_seed(0)
+    base = build_unet()
+    tuned = copy.deepcopy(base)
+    module = tuned.down_blocks[1].attentions[0].proj_in
+    delta = torch.randn(module.weight.shape[0], 3) @ torch.randn(3, module.weight.shape[1]) * 0.01
+    module.weight.data += delta
+    state = extract_lora(base, tuned, rank=POCKET_SPEC.lora_rank, alpha=POCKET_SPEC.lora_alpha)
+    prefix = "lora_unet_down_blocks_1_attentions_0_proj_in"
+    scale = POCKET_SPEC.lora_alpha / POCKET_SPEC.lora_rank
+    rebuilt = scale * state[f"{prefix}.lora_up.weight"] @ state[f"{prefix}.lora_down.weight"]
+    torch.testing.assert_close(rebuilt, delta, rtol=1e-3, atol=1e-5)
+
+
+POCKET_BASE = REPO_ROOT / "resources" / "pocket" / "base"
+
+
+@pytest.mark.skipif(not POCKET_BASE.is_dir(), reason="resources/pocket not exported yet")
+def test_training_lora_computes_what_the_engine_loads(tmp_path: Path) -> None:
+    """The hooks used in training and the engine's kohya loading give the same UNet output."""
+    from diffusers import StableDiffusionXLPipeline
+
+    pipe = StableDiffusionXLPipeline.from_pretrained(
+        POCKET_BASE, dtype=torch.float32, variant="fp16", local_files_only=True
+    )
+    hooked_unet = copy.deepcopy(pipe.unet)
+    torch.manual_seed(1)
+    lora = LoRA(hooked_unet, rank=POCKET_SPEC.lora_rank, alpha=POCKET_SPEC.lora_alpha)
+    for parameter in lora.parameters():
+        torch.nn.init.normal_(parameter, std=0.05)
+        # Values fp16 holds exactly, so the saved file and the hooks hold the same numbers.
+        parameter.data = parameter.data.half().float()
+    sample = torch.randn(1, 4, LATENT_SIZE, LATENT_SIZE)
+    hidden = torch.randn(1, 16, POCKET_SPEC.cross_attention_dim)
+    added = {"text_embeds": torch.randn(1, POCKET_SPEC.te2_projection), "time_ids": torch.zeros(1, 6)}
+    with torch.no_grad():
+        hooked = hooked_unet(sample, 500, hidden, added_cond_kwargs=added).sample
+        plain = pipe.unet(sample, 500, hidden, added_cond_kwargs=added).sample
+    path = tmp_path / "sdxl_lightning_4step_lora.safetensors"
+    write_lora(path, lora.kohya_state_dict(), metadata=None)
+    landed = load_lora(pipe, inspect_path(path), "x", "--lightning-lora")
+    assert landed == len(lora.names)
+    with torch.no_grad():
+        loaded = pipe.unet(sample, 500, hidden, added_cond_kwargs=added).sample
+    assert (hooked - plain).abs().mean() > 1e-3
+    torch.testing.assert_close(loaded, hooked, rtol=1e-3, atol=1e-4)
