@@ -23,6 +23,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from engine.builtin import pocket_shipped
+
 REPO = Path(__file__).resolve().parent.parent
 SCREEN = (1600, 1000)
 PYTHON_VARIABLES = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV", "PYTHONUSERBASE")
@@ -122,7 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         early = (args.out if args.early else scratch) / "bundle-first-start-early.png"
         time.sleep(3.0)
         grab(display, early)
-        built = wait_for_model(scratch / "cache", 300)
+        # The pocket model ships ready; only the tiny fallback is built in the cache first.
+        built = True if pocket_shipped() else wait_for_model(scratch / "cache", 300)
         time.sleep(args.settle)
         dest = args.out / "bundle-first-start.png"
         grab(display, dest)
