@@ -222,7 +222,7 @@ def _special_tokens_map(pad: str) -> dict[str, Any]:
     }
 
 
-def _json_bytes(data: Mapping[str, Any], *, sort_keys: bool = True) -> bytes:
+def json_bytes(data: Mapping[str, Any], *, sort_keys: bool = True) -> bytes:
     # diffusers' and transformers' save_pretrained: two-space indent, sorted keys, final newline.
     return (json.dumps(data, indent=2, sort_keys=sort_keys) + "\n").encode("utf-8")
 
@@ -301,19 +301,19 @@ def build_sdxl_config_files(bpe_text: str) -> dict[str, bytes]:
     vocab_bytes = _vocab_bytes(clip_vocab(merges))
     merges_bytes = _merges_bytes(merges)
     files = {
-        "model_index.json": _json_bytes(_MODEL_INDEX, sort_keys=False),
-        "scheduler/scheduler_config.json": _json_bytes(SDXL_SCHEDULER_CONFIG),
-        "text_encoder/config.json": _json_bytes(_text_encoder(second=False)),
-        "text_encoder_2/config.json": _json_bytes(_text_encoder(second=True)),
-        "unet/config.json": _json_bytes(_UNET),
-        "vae/config.json": _json_bytes(_VAE),
+        "model_index.json": json_bytes(_MODEL_INDEX, sort_keys=False),
+        "scheduler/scheduler_config.json": json_bytes(SDXL_SCHEDULER_CONFIG),
+        "text_encoder/config.json": json_bytes(_text_encoder(second=False)),
+        "text_encoder_2/config.json": json_bytes(_text_encoder(second=True)),
+        "unet/config.json": json_bytes(_UNET),
+        "vae/config.json": json_bytes(_VAE),
     }
     # SDXL's first tokenizer pads with EOS like CLIP ViT-L; the second pads with "!" (id 0) like OpenCLIP.
     for folder, pad in (("tokenizer", EOS), ("tokenizer_2", "!")):
         files[f"{folder}/vocab.json"] = vocab_bytes
         files[f"{folder}/merges.txt"] = merges_bytes
-        files[f"{folder}/special_tokens_map.json"] = _json_bytes(_special_tokens_map(pad))
-        files[f"{folder}/tokenizer_config.json"] = _json_bytes(_tokenizer_config(pad))
+        files[f"{folder}/special_tokens_map.json"] = json_bytes(_special_tokens_map(pad))
+        files[f"{folder}/tokenizer_config.json"] = json_bytes(_tokenizer_config(pad))
     return files
 
 

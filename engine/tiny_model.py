@@ -23,7 +23,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from engine.sdxl_config import SDXL_SCHEDULER_CONFIG
+from engine.sdxl_config import SDXL_SCHEDULER_CONFIG, json_bytes
 
 __all__ = [
     "DEFAULT_SPEC",
@@ -249,7 +249,7 @@ def _added_token(content: str, *, with_type: bool) -> dict[str, Any]:
     return token
 
 
-def _write_tokenizer(folder: Path, vocab: Mapping[str, int], merges: Sequence[str], *, pad: str) -> None:
+def write_tokenizer(folder: Path, vocab: Mapping[str, int], merges: Sequence[str], *, pad: str) -> None:
     folder.mkdir(parents=True)
     (folder / "vocab.json").write_text(json.dumps(dict(vocab), ensure_ascii=False), encoding="utf-8")
     merges_text = "#version: 0.2\n" + "".join(m + "\n" for m in merges)
@@ -260,7 +260,7 @@ def _write_tokenizer(folder: Path, vocab: Mapping[str, int], merges: Sequence[st
         "pad_token": pad,
         "unk_token": _added_token(EOS, with_type=False),
     }
-    _write_json(folder / "special_tokens_map.json", special)
+    write_json(folder / "special_tokens_map.json", special)
     config = {
         "add_prefix_space": False,
         "bos_token": _added_token(BOS, with_type=True),
@@ -273,14 +273,14 @@ def _write_tokenizer(folder: Path, vocab: Mapping[str, int], merges: Sequence[st
         "tokenizer_class": "CLIPTokenizer",
         "unk_token": _added_token(EOS, with_type=True),
     }
-    _write_json(folder / "tokenizer_config.json", config)
+    write_json(folder / "tokenizer_config.json", config)
 
 
 # ---------------------------------------------------------------------------------------------
 # Configs, written with the keys and versions of the real 2023 files
 
 
-def _model_index() -> dict[str, Any]:
+def model_index() -> dict[str, Any]:
     return {
         "_class_name": "StableDiffusionXLPipeline",
         "_diffusers_version": "0.19.0.dev0",
@@ -295,11 +295,11 @@ def _model_index() -> dict[str, Any]:
     }
 
 
-def _scheduler_config() -> dict[str, Any]:
+def scheduler_config() -> dict[str, Any]:
     return dict(SDXL_SCHEDULER_CONFIG)
 
 
-def _text_config(spec: TinySpec, vocab_size: int, *, second: bool) -> dict[str, Any]:
+def clip_text_config(spec: TinySpec, vocab_size: int, *, second: bool) -> dict[str, Any]:
     hidden = spec.te2_hidden if second else spec.te1_hidden
     return {
         "architectures": ["CLIPTextModelWithProjection" if second else "CLIPTextModel"],
@@ -404,9 +404,8 @@ def vae_config(spec: TinySpec) -> dict[str, Any]:
     }
 
 
-def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    # diffusers and transformers both write sorted keys, two-space indent and a final newline.
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+def write_json(path: Path, data: Mapping[str, Any]) -> None:
+    path.write_bytes(json_bytes(data))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -538,7 +537,7 @@ def _build_text_encoders(
 
     encoders: list[dict[str, torch.Tensor]] = []
     for second in (False, True):
-        raw = _text_config(spec, vocab_size, second=second)
+        raw = clip_text_config(spec, vocab_size, second=second)
         file_only = ("architectures", "torch_dtype", "transformers_version")
         config = CLIPTextConfig(**{k: v for k, v in raw.items() if k not in file_only})
         torch.manual_seed(seed * 1009 + (2 if second else 1))
@@ -559,32 +558,32 @@ def _write_set(tmp: Path, spec: TinySpec, seed: int, lightning_steps: int) -> No
     paths = _paths(tmp, lightning_steps)
     base = paths.base
     base.mkdir(parents=True)
-    _write_json(base / "model_index.json", _model_index())
+    write_json(base / "model_index.json", model_index())
     (base / "scheduler").mkdir()
-    _write_json(base / "scheduler" / "scheduler_config.json", _scheduler_config())
+    write_json(base / "scheduler" / "scheduler_config.json", scheduler_config())
 
     vocab, merges = tiny_vocab_and_merges()
-    _write_tokenizer(base / "tokenizer", vocab, merges, pad=EOS)
-    _write_tokenizer(base / "tokenizer_2", vocab, merges, pad="!")
+    write_tokenizer(base / "tokenizer", vocab, merges, pad=EOS)
+    write_tokenizer(base / "tokenizer_2", vocab, merges, pad="!")
 
     te1, te2 = _build_text_encoders(spec, len(vocab), seed)
     for folder, state, second in (("text_encoder", te1, False), ("text_encoder_2", te2, True)):
         (base / folder).mkdir()
-        _write_json(base / folder / "config.json", _text_config(spec, len(vocab), second=second))
+        write_json(base / folder / "config.json", clip_text_config(spec, len(vocab), second=second))
         _save_variants(base / folder, "model", state)
 
     vae_cfg = vae_config(spec)
     torch.manual_seed(seed * 1009 + 3)
     vae = AutoencoderKL(**_config_kwargs(vae_cfg))
     (base / "vae").mkdir()
-    _write_json(base / "vae" / "config.json", vae_cfg)
+    write_json(base / "vae" / "config.json", vae_cfg)
     _save_variants(base / "vae", "diffusion_pytorch_model", _state(vae))
 
     base_cfg = unet_config(spec)
     torch.manual_seed(seed * 1009 + 4)
     unet = UNet2DConditionModel(**_config_kwargs(base_cfg))
     (base / "unet").mkdir()
-    _write_json(base / "unet" / "config.json", base_cfg)
+    write_json(base / "unet" / "config.json", base_cfg)
     base_state = _state(unet)
     _save_variants(base / "unet", "diffusion_pytorch_model", base_state)
 
@@ -598,7 +597,7 @@ def _write_set(tmp: Path, spec: TinySpec, seed: int, lightning_steps: int) -> No
         raise RuntimeError(f"unexpected LCM UNet keys: {sorted(extra)}")
     lcm_state.update(_perturbed(base_state, _generator(seed, 6), spec.distill_noise))
     paths.lcm_unet.mkdir()
-    _write_json(paths.lcm_unet / "config.json", lcm_cfg)
+    write_json(paths.lcm_unet / "config.json", lcm_cfg)
     _save_variants(paths.lcm_unet, "diffusion_pytorch_model", lcm_state)
 
     lightning = _to(_perturbed(base_state, _generator(seed, 7), spec.distill_noise), torch.float16)
@@ -665,7 +664,7 @@ def build_tiny_model_set(
         # The builder seeds torch's global generator; the caller's random state must not change.
         with torch.random.fork_rng(devices=[]):
             _write_set(tmp, spec, seed, lightning_steps)
-        _write_json(tmp / MARKER_NAME, wanted)
+        write_json(tmp / MARKER_NAME, wanted)
         try:
             # Replaces an empty root atomically; fails if another process got there first.
             tmp.replace(root)

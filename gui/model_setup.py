@@ -37,7 +37,7 @@ TINY_HINT = (
 )
 POCKET_HINT = (
     "<b>Built-in pocket model</b>: a small SDXL-architecture model Fewstep trained on 64×64 drawings of"
-    " one shape. Try <i>a large red circle on a blue background, top left</i> (the 💡 button suggests"
+    " one shape. Try <i>a large red circle on a blue background, top left</i> (the <b>Suggest</b> button offers"
     " more)." + _WHERE_WEIGHTS_GO
 )
 

@@ -71,9 +71,9 @@ class PromptPanel(QWidget):
         self.prompt.setPlaceholderText("What to draw, e.g. a lighthouse on a cliff at dusk, oil painting")
         self.prompt.setTabChangesFocus(True)
         # The pocket model knows one grammar; the button offers sentences of it (hidden otherwise).
-        self.suggest = QPushButton("💡")
+        # A word, not an emoji: systems without an emoji font (Xvfb, many Linux desktops) draw a box.
+        self.suggest = QPushButton("Suggest")
         self.suggest.setToolTip("a prompt the built-in pocket model understands")
-        self.suggest.setFixedWidth(36)
         self.suggest.setVisible(False)
         self.suggest.clicked.connect(self.suggest_prompt)
         self._suggestions = random.Random()

@@ -16,7 +16,8 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PROMPT = "a lighthouse on a cliff at dusk, dramatic clouds, oil painting"
+# A sentence of the built-in pocket model's grammar (engine/pocket/grammar.py).
+PROMPT = "a large yellow triangle on a purple background, bottom right"
 NEGATIVE = ""
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from diffusers import EulerDiscreteScheduler, LCMScheduler
@@ -16,14 +17,15 @@ from engine.pocket.lora import LoRA, extract_lora
 from engine.pocket.spec import LATENT_SIZE, POCKET_SPEC, build_unet
 from engine.pocket.text import vocab_and_merges
 from engine.pocket.train.base import alphas_cumprod
-from engine.pocket.train.distill import boundary, ddim, trailing
-from engine.tiny_model import _scheduler_config
+from engine.pocket.train.common import load_checkpoint, restore_run_state, run_state, save_checkpoint
+from engine.pocket.train.distill import COND_LR_FACTOR, boundary, ddim, param_groups, trailing
+from engine.tiny_model import scheduler_config as sdxl_scheduler_file
 
 from .conftest import REPO_ROOT
 
 
 def scheduler_config() -> dict[str, object]:
-    return {k: v for k, v in _scheduler_config().items() if not k.startswith("_")}
+    return {k: v for k, v in sdxl_scheduler_file().items() if not k.startswith("_")}
 
 
 def test_schedule_equals_sdxl_scheduler() -> None:
@@ -123,3 +125,51 @@ def test_training_lora_computes_what_the_engine_loads(tmp_path: Path) -> None:
         loaded = pipe.unet(sample, 500, hidden, added_cond_kwargs=added).sample
     assert (hooked - plain).abs().mean() > 1e-3
     torch.testing.assert_close(loaded, hooked, rtol=1e-3, atol=1e-4)
+
+
+def test_lcm_guidance_projection_learns_in_its_own_group() -> None:
+    student = build_unet(time_cond_proj_dim=POCKET_SPEC.lcm_time_cond_proj_dim)
+    groups = param_groups(student, 1e-4)
+    assert [g["lr"] for g in groups] == [1e-4, 1e-4 * COND_LR_FACTOR]
+    assert groups[1]["params"] == [student.time_embedding.cond_proj.weight]
+    assert sum(len(g["params"]) for g in groups) == len(list(student.parameters()))
+    # A UNet without the embedding (the LoRA recipes' base) keeps one group.
+    assert len(param_groups(build_unet(), 1e-4)) == 1
+
+
+def _train(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, rng: np.random.Generator, steps: int
+) -> None:
+    for _ in range(steps):
+        x = torch.from_numpy(rng.standard_normal((8, 4)).astype(np.float32)) + torch.randn(8, 4)
+        loss = model(x).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
+def test_a_resumed_run_continues_exactly(tmp_path: Path) -> None:
+    """Stopping after a checkpoint and resuming gives the weights of an unbroken run."""
+
+    def fresh() -> tuple[torch.nn.Module, torch.optim.Optimizer, np.random.Generator]:
+        torch.manual_seed(0)
+        model = torch.nn.Linear(4, 3)
+        return model, torch.optim.AdamW(model.parameters(), lr=1e-2), np.random.default_rng(0)
+
+    model, optimizer, rng = fresh()
+    _train(model, optimizer, rng, 6)
+    unbroken = copy.deepcopy(model.state_dict())
+
+    model, optimizer, rng = fresh()
+    _train(model, optimizer, rng, 3)
+    save_checkpoint(tmp_path / "run.pt", {"model": model.state_dict(), **run_state(optimizer, rng, 3, 1.5)})
+    model, optimizer, rng = fresh()
+    torch.manual_seed(123)  # the resumed process starts with other random state
+    rng = np.random.default_rng(123)
+    state = load_checkpoint(tmp_path / "run.pt")
+    assert state is not None
+    model.load_state_dict(state["model"])
+    assert restore_run_state(state, optimizer, rng) == (3, 1.5)
+    _train(model, optimizer, rng, 3)
+    for key, value in unbroken.items():
+        torch.testing.assert_close(model.state_dict()[key], value, rtol=0, atol=0)

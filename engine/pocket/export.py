@@ -30,7 +30,7 @@ from safetensors.torch import save_file
 
 from engine.pocket.spec import POCKET_SPEC, pocket_unet_config, pocket_vae_config
 from engine.pocket.text import text_config, write_tokenizers
-from engine.tiny_model import _model_index, _scheduler_config, _write_json
+from engine.tiny_model import model_index, scheduler_config, write_json
 
 BASE_DIR = "base"
 LCM_DIR = "lcm-unet"
@@ -69,29 +69,29 @@ def write_base(
     scaling_factor: float,
 ) -> None:
     dest.mkdir(parents=True)
-    _write_json(dest / "model_index.json", _model_index())
+    write_json(dest / "model_index.json", model_index())
     (dest / "scheduler").mkdir()
-    _write_json(dest / "scheduler" / "scheduler_config.json", _scheduler_config())
+    write_json(dest / "scheduler" / "scheduler_config.json", scheduler_config())
     write_tokenizers(dest)
     for folder, state, second in (("text_encoder", te1, False), ("text_encoder_2", te2, True)):
         (dest / folder).mkdir()
-        _write_json(dest / folder / "config.json", text_config(second=second))
+        write_json(dest / folder / "config.json", text_config(second=second))
         save_file(
             fp16(with_prefix(state, "text_model.") if not second else state),
             dest / folder / "model.fp16.safetensors",
             metadata=_ST_METADATA,
         )
     (dest / "unet").mkdir()
-    _write_json(dest / "unet" / "config.json", pocket_unet_config())
+    write_json(dest / "unet" / "config.json", pocket_unet_config())
     save_file(fp16(unet), dest / "unet" / "diffusion_pytorch_model.fp16.safetensors", metadata=_ST_METADATA)
     (dest / "vae").mkdir()
-    _write_json(dest / "vae" / "config.json", pocket_vae_config(scaling_factor))
+    write_json(dest / "vae" / "config.json", pocket_vae_config(scaling_factor))
     save_file(fp16(vae), dest / "vae" / "diffusion_pytorch_model.fp16.safetensors", metadata=_ST_METADATA)
 
 
 def write_lcm_unet(dest: Path, state: Mapping[str, torch.Tensor]) -> None:
     dest.mkdir(parents=True)
-    _write_json(
+    write_json(
         dest / "config.json", pocket_unet_config(time_cond_proj_dim=POCKET_SPEC.lcm_time_cond_proj_dim)
     )
     save_file(fp16(state), dest / "diffusion_pytorch_model.fp16.safetensors", metadata=_ST_METADATA)
@@ -198,7 +198,7 @@ def export(work: Path, out: Path, *, allow_stale: bool = False) -> dict[str, Any
                     "steps": lora["step"],
                     "minutes": round(lora["elapsed"] / 60, 1),
                 }
-        _write_json(tmp / MARKER, marker)
+        write_json(tmp / MARKER, marker)
         for path in tmp.rglob("*"):
             path.chmod(0o755 if path.is_dir() else 0o644)
         if out.exists():

@@ -18,7 +18,7 @@ import torch
 
 from engine.pocket.grammar import WORDS
 from engine.pocket.spec import MAX_TOKENS, POCKET_SPEC
-from engine.tiny_model import EOS, _text_config, _write_tokenizer, tiny_vocab_and_merges
+from engine.tiny_model import EOS, clip_text_config, tiny_vocab_and_merges, write_json, write_tokenizer
 
 FILE_ONLY_KEYS = ("architectures", "torch_dtype", "transformers_version")
 # SDXL's time ids at the native size: original (64, 64), crop (0, 0), target (64, 64).
@@ -69,7 +69,7 @@ def vocab_and_merges() -> tuple[dict[str, int], list[str]]:
 def text_config(*, second: bool) -> dict[str, Any]:
     """``text_encoder{,_2}/config.json`` as the real 2023 files have it, with the pocket sizes."""
     vocab, _ = vocab_and_merges()
-    config = _text_config(POCKET_SPEC, len(vocab), second=second)
+    config = clip_text_config(POCKET_SPEC, len(vocab), second=second)
     config["max_position_embeddings"] = MAX_TOKENS
     return config
 
@@ -78,11 +78,11 @@ def write_tokenizers(base: Path) -> None:
     """``tokenizer`` (pads with EOS) and ``tokenizer_2`` (pads with ``!``) under a base folder."""
     vocab, merges = vocab_and_merges()
     for name, pad in (("tokenizer", EOS), ("tokenizer_2", "!")):
-        _write_tokenizer(base / name, vocab, merges, pad=pad)
+        write_tokenizer(base / name, vocab, merges, pad=pad)
         path = base / name / "tokenizer_config.json"
         config = json.loads(path.read_text(encoding="utf-8"))
         config["model_max_length"] = MAX_TOKENS
-        path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        write_json(path, config)
 
 
 def load_tokenizers(base: Path) -> tuple[Any, Any]:

@@ -55,6 +55,8 @@ ROWS: tuple[Row, ...] = (
     Row("SDXL + DDIM", "ddim", 8, 5.0),
     Row("SDXL + DDIM", "ddim", 4, 5.0),
     Row("LCM UNet", "lcm", 4, None),
+    # The guidance embedding at the low end of its training range (w = 2): shows that it was learned.
+    Row("LCM UNet", "lcm", 4, 3.0),
     Row("LCM UNet", "lcm", 2, None),
     Row("SDXL + LCM-LoRA", "lcm-lora", 4, None),
     Row("SDXL-Lightning UNet", "lightning", 4, None, 4),
@@ -62,6 +64,10 @@ ROWS: tuple[Row, ...] = (
     Row("SDXL + Lightning LoRA", "lightning-lora", 4, None, 4),
     Row("SDXL + Lightning LoRA", "lightning-lora", 2, None, 2),
 )
+
+
+def key(row: Row) -> tuple[str, int, float | None]:
+    return (row.mode, row.steps, row.guidance)
 
 
 def pocket_paths(root: Path, lightning_steps: int) -> ModelPaths:
@@ -99,6 +105,7 @@ def run_row(engine: Engine, row: Row, prompts: list[Any], diverse: int) -> dict[
         "mode": row.mode,
         "steps": row.steps,
         "guidance": guidance,
+        "requested_guidance": row.guidance,
         **summary.as_dict(),
         "seconds": statistics.median(seconds),
         "diversity": statistics.mean(distances),
@@ -170,20 +177,23 @@ def main() -> None:
         return engines[steps]
 
     prompts = evaluation_prompts(args.prompts, seed=args.seed)
-    kept: dict[tuple[str, int], dict[str, Any]] = {}
+    kept: dict[tuple[str, int, float | None], dict[str, Any]] = {}
     if args.json is not None and args.json.is_file():
-        kept = {(r["mode"], r["steps"]): r for r in json.loads(args.json.read_text())["results"]}
+        kept = {
+            (r["mode"], r["steps"], r["requested_guidance"]): r
+            for r in json.loads(args.json.read_text())["results"]
+        }
     start = time.perf_counter()
     for row in ROWS:
         if args.only and row.mode not in args.only:
             continue
         result = run_row(engine_for(row.lightning_steps), row, prompts, args.diverse)
-        kept[(row.mode, row.steps)] = result
+        kept[key(row)] = result
         print(json.dumps(result), file=sys.stderr, flush=True)
         if args.json is not None:
-            ordered = [kept[k] for k in ((r.mode, r.steps) for r in ROWS) if k in kept]
+            ordered = [kept[key(r)] for r in ROWS if key(r) in kept]
             args.json.write_text(json.dumps({"marker": marker, "results": ordered}, indent=2) + "\n")
-    results = [kept[k] for k in ((r.mode, r.steps) for r in ROWS) if k in kept]
+    results = [kept[key(r)] for r in ROWS if key(r) in kept]
     text = table(results, marker, args)
     print(text)
     print(f"\n{len(prompts)} prompts, {time.perf_counter() - start:.0f} s in all", file=sys.stderr)

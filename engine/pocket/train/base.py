@@ -30,6 +30,8 @@ from engine.pocket.train.common import (
     base_parser,
     load_checkpoint,
     one_thread,
+    restore_run_state,
+    run_state,
     save_checkpoint,
 )
 
@@ -138,10 +140,7 @@ def main() -> None:
     if (state := load_checkpoint(checkpoint)) is not None:
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
-        optimizer.load_state_dict(state["optimizer"])
-        rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"])
-        step, elapsed = state["step"], state["elapsed"]
+        step, elapsed = restore_run_state(state, optimizer, rng)
         log(event="resume", step=step, elapsed=elapsed)
     ac = alphas_cumprod()
     clock = Clock(elapsed)
@@ -156,11 +155,7 @@ def main() -> None:
             {
                 "model": model.state_dict(),
                 "ema": ema.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "rng": rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(),
-                "step": step,
-                "elapsed": clock.elapsed,
+                **run_state(optimizer, rng, step, clock.elapsed),
                 "scaling_factor": cache["scaling_factor"],
             },
         )

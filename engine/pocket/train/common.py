@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 
@@ -42,6 +43,29 @@ def load_checkpoint(path: Path) -> dict[str, Any] | None:
         return None
     state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)
     return state
+
+
+def run_state(
+    optimizer: torch.optim.Optimizer, rng: np.random.Generator, step: int, elapsed: float
+) -> dict[str, Any]:
+    """What a recipe needs besides its weights to resume exactly where it stopped."""
+    return {
+        "optimizer": optimizer.state_dict(),
+        "rng": rng.bit_generator.state,
+        "torch_rng": torch.get_rng_state(),
+        "step": step,
+        "elapsed": elapsed,
+    }
+
+
+def restore_run_state(
+    state: Mapping[str, Any], optimizer: torch.optim.Optimizer, rng: np.random.Generator
+) -> tuple[int, float]:
+    """The inverse of run_state: returns (step, elapsed seconds)."""
+    optimizer.load_state_dict(state["optimizer"])
+    rng.bit_generator.state = state["rng"]
+    torch.set_rng_state(state["torch_rng"])
+    return int(state["step"]), float(state["elapsed"])
 
 
 class Log:

@@ -11,7 +11,7 @@
 
 - ``lcm``: latent consistency distillation as diffusers' train_lcm_distill_sdxl script does it: a
   50-step DDIM solver on the teacher with CFG scale w + 1, w uniform in [2, 8] and given to the student
-  as the guidance embedding (``time_cond_proj_dim``, zero-initialised), skip 20 timesteps, LCMScheduler's
+  as the guidance embedding (``time_cond_proj_dim``, zero-initialised, learning at 10x the rate), skip 20 timesteps, LCMScheduler's
   boundary scalings (timestep_scaling 10), EMA target with decay 0.95. The full UNet is saved.
 - ``lcm-lora``: the same with a rank-8 LoRA on the base and no embedding (w uniform in [2, 5]), the
   online student as target.
@@ -40,7 +40,16 @@ from engine.pocket.lora import LoRA, extract_lora, lora_from_kohya
 from engine.pocket.spec import POCKET_SPEC, build_unet
 from engine.pocket.text import encode, load_tokenizers, time_ids, tokenize
 from engine.pocket.train.base import TextUNet, alphas_cumprod
-from engine.pocket.train.common import EMA, Clock, Log, load_checkpoint, one_thread, save_checkpoint
+from engine.pocket.train.common import (
+    EMA,
+    Clock,
+    Log,
+    load_checkpoint,
+    one_thread,
+    restore_run_state,
+    run_state,
+    save_checkpoint,
+)
 
 LCM_SOLVER_STEPS = 50
 LCM_SKIP = 1000 // LCM_SOLVER_STEPS
@@ -49,6 +58,11 @@ SIGMA_DATA = 0.5
 LIGHTNING_TEACHER_CFG = 5.0
 LORA_RANK = POCKET_SPEC.lora_rank
 LORA_ALPHA = POCKET_SPEC.lora_alpha
+# The guidance embedding enters through one zero-initialised 32x32 projection whose signal (the
+# teacher's CFG 3 against CFG 9) is faint next to the noise of the consistency loss: at the UNet's
+# learning rate it stayed near zero (norm 0.07 after 1,400 steps) and guidance 4 and 8 drew the same
+# pictures. It learns at ten times the rate.
+COND_LR_FACTOR = 10.0
 
 
 def guidance_embedding(w: torch.Tensor, dim: int) -> torch.Tensor:
@@ -299,6 +313,24 @@ RECIPES: dict[str, tuple[Callable[..., tuple[nn.Module, Any, Any]], bool]] = {
 }
 
 
+def param_groups(trainable: nn.Module, lr: float) -> list[dict[str, Any]]:
+    """The guidance projection (LCM UNet only) in a group of its own, at COND_LR_FACTOR x lr."""
+    cond = [
+        p
+        for n, p in trainable.named_parameters()
+        if p.requires_grad and n.startswith("time_embedding.cond_proj.")
+    ]
+    rest = [
+        p
+        for n, p in trainable.named_parameters()
+        if p.requires_grad and not n.startswith("time_embedding.cond_proj.")
+    ]
+    groups: list[dict[str, Any]] = [{"params": rest, "lr": lr}]
+    if cond:
+        groups.append({"params": cond, "lr": lr * COND_LR_FACTOR})
+    return groups
+
+
 def checkpoint_name(recipe: str, steps: int) -> str:
     return {
         "lcm": "lcm.pt",
@@ -332,17 +364,14 @@ def main() -> None:
     trainable, loss_fn, (after_step, saved, restore) = build(setup, args, lora)
     lr = args.lr or (1e-4 if not lora else 5e-4)
     params = [p for p in trainable.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(param_groups(trainable, lr), lr=lr, weight_decay=0.0)
     rng = np.random.default_rng(args.seed)
     step, elapsed = 0, 0.0
     path = out / name
     if (state := load_checkpoint(path)) is not None:
         trainable.load_state_dict(state["trainable"])
-        optimizer.load_state_dict(state["optimizer"])
-        rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"])
+        step, elapsed = restore_run_state(state, optimizer, rng)
         restore(state)
-        step, elapsed = state["step"], state["elapsed"]
         log(event="resume", step=step, elapsed=elapsed)
     log(
         event="start",
@@ -361,11 +390,7 @@ def main() -> None:
             path,
             {
                 "trainable": trainable.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "rng": rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(),
-                "step": step,
-                "elapsed": clock.elapsed,
+                **run_state(optimizer, rng, step, clock.elapsed),
                 "minutes": clock.elapsed / 60,
                 "steps": args.steps,
                 "base_step": setup.base_step,

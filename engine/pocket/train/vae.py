@@ -20,7 +20,16 @@ import torch
 from engine.pocket.grammar import random_prompt
 from engine.pocket.shapes import draw_batch
 from engine.pocket.spec import build_vae
-from engine.pocket.train.common import Clock, Log, base_parser, load_checkpoint, one_thread, save_checkpoint
+from engine.pocket.train.common import (
+    Clock,
+    Log,
+    base_parser,
+    load_checkpoint,
+    one_thread,
+    restore_run_state,
+    run_state,
+    save_checkpoint,
+)
 
 BATCH = 16
 LR = 1e-3
@@ -102,10 +111,7 @@ def main() -> None:
     checkpoint = out / "vae.pt"
     if (state := load_checkpoint(checkpoint)) is not None:
         vae.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"])
-        step, elapsed = state["step"], state["elapsed"]
+        step, elapsed = restore_run_state(state, optimizer, rng)
         log(event="resume", step=step, elapsed=elapsed)
     held_out = images(np.random.default_rng(10_000 + args.seed), 128)
     total = args.minutes * 60
@@ -117,11 +123,7 @@ def main() -> None:
             checkpoint,
             {
                 "model": vae.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "rng": rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(),
-                "step": step,
-                "elapsed": clock.elapsed,
+                **run_state(optimizer, rng, step, clock.elapsed),
             },
         )
 
