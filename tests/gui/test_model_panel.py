@@ -21,7 +21,8 @@ from engine.modes import ModelRole
 from engine.tiny_model import TinyModelSet
 from gui.jobs import EngineConfig
 from gui.main_window import MainWindow
-from gui.model_panel import ModelEntry, ModelPanel, ScanResult
+from gui.model_panel import ModelPanel
+from gui.model_scan import ModelEntry, ScanResult
 from gui.model_setup import Use
 from gui.settings import Settings, load_settings
 from gui.worker import EngineFactory, LoadedEngine
