@@ -7,7 +7,8 @@ from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QDialog, QLabel, QVBoxLayout, QWidget
 
 from engine.modes import MODES
-from gui.comparison_grid import ComparisonGrid, ImageCanvas, cost_text
+from gui.comparison_grid import ComparisonGrid
+from gui.image_tile import ImageCanvas, cost_text
 
 
 class ImageViewer(QDialog):

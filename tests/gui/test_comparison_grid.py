@@ -8,7 +8,8 @@ import numpy as np
 from pytestqt.qtbot import QtBot
 
 from engine.request import ModeResult, Timings
-from gui.comparison_grid import ComparisonGrid, styles_text
+from gui.comparison_grid import ComparisonGrid
+from gui.image_tile import styles_text
 
 RESULT = ModeResult(
     mode="ddim",
