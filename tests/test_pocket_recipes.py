@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +13,12 @@ from diffusers import EulerDiscreteScheduler, LCMScheduler
 
 from engine.loading import load_lora
 from engine.model_files import inspect_path
-from engine.pocket.export import write_lora
+from engine.pocket.export import selected_weights, write_lora
 from engine.pocket.lora import LoRA, extract_lora
 from engine.pocket.spec import LATENT_SIZE, POCKET_SPEC, build_unet
 from engine.pocket.text import vocab_and_merges
 from engine.pocket.train.base import alphas_cumprod
-from engine.pocket.train.common import load_checkpoint, restore_run_state, run_state, save_checkpoint
+from engine.pocket.train.common import Clock, load_checkpoint, restore_run_state, run_state, save_checkpoint
 from engine.pocket.train.distill import COND_LR_FACTOR, boundary, ddim, param_groups, trailing
 from engine.tiny_model import scheduler_config as sdxl_scheduler_file
 
@@ -173,3 +174,24 @@ def test_a_resumed_run_continues_exactly(tmp_path: Path) -> None:
     _train(model, optimizer, rng, 3)
     for key, value in unbroken.items():
         torch.testing.assert_close(model.state_dict()[key], value, rtol=0, atol=0)
+
+
+def test_export_ships_the_weights_that_validated_best() -> None:
+    newest = {"w": torch.ones(2)}
+    best_weights = {"w": torch.zeros(2)}
+    state = {"step": 900, "elapsed": 600.0, "ema": newest}
+    weights, info = selected_weights(state, "ema")
+    assert weights is newest and info == {"steps": 900, "minutes": 10.0}
+    state["best"] = {"step": 300, "elapsed": 200.0, "score": 0.61234, "weights": best_weights}
+    weights, info = selected_weights(state, "ema")
+    assert weights is best_weights
+    assert info["selected"] == {"step": 300, "minutes": 3.3, "validation_all": 0.6123}
+
+
+def test_paused_clock_leaves_validation_out_of_training_time() -> None:
+    clock = Clock(elapsed=60.0)
+    with clock.paused():
+        time.sleep(0.2)
+    assert 60.0 <= clock.elapsed < 60.1
+    time.sleep(0.05)
+    assert clock.elapsed >= 60.05

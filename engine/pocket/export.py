@@ -89,6 +89,32 @@ def write_base(
     save_file(fp16(vae), dest / "vae" / "diffusion_pytorch_model.fp16.safetensors", metadata=_ST_METADATA)
 
 
+def write_base_checkpoint(dest: Path, base: Mapping[str, Any], vae: Mapping[str, torch.Tensor]) -> None:
+    """The base folder from a ``train.base`` checkpoint (its EMA weights) and a VAE state dict."""
+    ema = base["ema"]
+    parts = {
+        name: {k[len(name) + 1 :]: v for k, v in ema.items() if k.startswith(name + ".")}
+        for name in ("unet", "te1", "te2")
+    }
+    write_base(
+        dest,
+        unet=parts["unet"],
+        te1=parts["te1"],
+        te2=parts["te2"],
+        vae=vae,
+        scaling_factor=base["scaling_factor"],
+    )
+
+
+def shipped_vae(work: Path) -> dict[str, torch.Tensor]:
+    """The VAE weights a base folder gets: the decoder fine-tune's where there is one."""
+    vae = _load(work / "vae-decoder" / "vae_final.pt") or _load(work / "vae" / "vae_final.pt")
+    if vae is None:
+        raise FileNotFoundError(f"{work} holds no finished VAE")
+    model: dict[str, torch.Tensor] = vae["model"]
+    return model
+
+
 def write_lcm_unet(dest: Path, state: Mapping[str, torch.Tensor]) -> None:
     dest.mkdir(parents=True)
     write_json(
@@ -114,6 +140,23 @@ def _load(path: Path) -> dict[str, Any] | None:
         return None
     state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)
     return state
+
+
+def selected_weights(state: Mapping[str, Any], key: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The weights to ship from a distillation checkpoint, and what the marker says of them.
+
+    A run that validated itself (train.distill's --validate-minutes) ships the weights that scored
+    best on its held-out prompts; otherwise the last ones."""
+    info: dict[str, Any] = {"steps": state["step"], "minutes": round(state["elapsed"] / 60, 1)}
+    best = state.get("best")
+    if best is None:
+        return state[key], info
+    info["selected"] = {
+        "step": best["step"],
+        "minutes": round(best["elapsed"] / 60, 1),
+        "validation_all": round(best["score"], 4),
+    }
+    return best["weights"], info
 
 
 def _stale(work: Path, base_step: int) -> list[str]:
@@ -161,28 +204,16 @@ def export(work: Path, out: Path, *, allow_stale: bool = False) -> dict[str, Any
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     tmp.chmod(0o755)
     try:
-        ema = base["ema"]
-        parts = {
-            name: {k[len(name) + 1 :]: v for k, v in ema.items() if k.startswith(name + ".")}
-            for name in ("unet", "te1", "te2")
-        }
-        write_base(
-            tmp / BASE_DIR,
-            unet=parts["unet"],
-            te1=parts["te1"],
-            te2=parts["te2"],
-            vae=vae["model"],
-            scaling_factor=base["scaling_factor"],
-        )
+        write_base_checkpoint(tmp / BASE_DIR, base, vae["model"])
         marker["files"]["base"] = BASE_DIR
         if (lcm := _load(work / "lcm" / "lcm.pt")) is not None:
-            write_lcm_unet(tmp / LCM_DIR, lcm["ema"])
+            weights, marker["lcm"] = selected_weights(lcm, "ema")
+            write_lcm_unet(tmp / LCM_DIR, weights)
             marker["files"]["lcm_unet"] = LCM_DIR
-            marker["lcm"] = {"steps": lcm["step"], "minutes": round(lcm["elapsed"] / 60, 1)}
         if (lcm_lora := _load(work / "lcm-lora" / "lora.pt")) is not None:
-            write_lora(tmp / LCM_LORA_FILE, lcm_lora["kohya"], metadata=_ST_METADATA)
+            weights, marker["lcm_lora"] = selected_weights(lcm_lora, "kohya")
+            write_lora(tmp / LCM_LORA_FILE, weights, metadata=_ST_METADATA)
             marker["files"]["lcm_lora"] = LCM_LORA_FILE
-            marker["lcm_lora"] = {"steps": lcm_lora["step"], "minutes": round(lcm_lora["elapsed"] / 60, 1)}
         for steps in (4, 2):
             if (unet := _load(work / "lightning" / f"student_{steps}.pt")) is not None:
                 write_lightning_unet(tmp / lightning_unet_file(steps), unet["unet"])

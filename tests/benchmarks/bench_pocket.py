@@ -31,7 +31,7 @@ import torch
 
 from engine.engine import Engine
 from engine.model_files import ModelPaths
-from engine.pocket.export import MARKER
+from engine.pocket.export import BASE_DIR, MARKER
 from engine.pocket.grammar import evaluation_prompts
 from engine.pocket.paths import pocket_model_paths
 from engine.pocket.scorer import Score, detect, score, summarize
@@ -48,26 +48,64 @@ class Row:
     steps: int
     guidance: float | None  # None: the mode's default
     lightning_steps: int = 4  # which Lightning files the engine holds
+    # A control, not a mode of the engine: the undistilled base UNet with this diffusers scheduler
+    # (name, overrides), run by plain diffusers from the same seeds.
+    control: tuple[str, tuple[tuple[str, str], ...]] | None = None
 
 
 ROWS: tuple[Row, ...] = (
     Row("SDXL + DDIM (reference)", "ddim", 30, 5.0),
     Row("SDXL + DDIM", "ddim", 8, 5.0),
     Row("SDXL + DDIM", "ddim", 4, 5.0),
-    Row("LCM UNet", "lcm", 4, None),
-    # The guidance embedding at the low end of its training range (w = 2): shows that it was learned.
-    Row("LCM UNet", "lcm", 4, 3.0),
-    Row("LCM UNet", "lcm", 2, None),
+    # The LCM UNet at the reference's guidance: its embedding (w = 4) asks for the teacher's CFG-5
+    # trajectory, the one DDIM-30 follows. The card's 8 suits real SDXL; the row after shows it here.
+    Row("LCM UNet", "lcm", 4, 5.0),
+    Row("LCM UNet", "lcm", 4, 8.0),
+    Row("LCM UNet", "lcm", 2, 5.0),
     Row("SDXL + LCM-LoRA", "lcm-lora", 4, None),
     Row("SDXL-Lightning UNet", "lightning", 4, None, 4),
     Row("SDXL-Lightning UNet", "lightning", 2, None, 2),
     Row("SDXL + Lightning LoRA", "lightning-lora", 4, None, 4),
     Row("SDXL + Lightning LoRA", "lightning-lora", 2, None, 2),
+    # What the distillations add: the same base UNet at 4 steps with their samplers, CFG off.
+    Row("control: SDXL + LCM scheduler, no LoRA", "lcm-lora", 4, 1.0, control=("LCMScheduler", ())),
+    Row(
+        "control: SDXL + Euler trailing, no LoRA",
+        "lightning-lora",
+        4,
+        1.0,
+        control=("EulerDiscreteScheduler", (("timestep_spacing", "trailing"),)),
+    ),
 )
 
 
 def key(row: Row) -> tuple[str, int, float | None]:
-    return (row.mode, row.steps, row.guidance)
+    return (row.label, row.steps, row.guidance)
+
+
+class ControlRunner:
+    """Runs a control row as the engine runs a mode: batch 1, each image from its own CPU generator."""
+
+    def __init__(self, base: Path, row: Row):
+        from engine.pocket.evaluate import load_pipeline, scheduler
+
+        assert row.control is not None
+        self.pipe = load_pipeline(base)
+        name, overrides = row.control
+        self.pipe.scheduler = scheduler(self.pipe, name, **dict(overrides))
+
+    def __call__(self, prompt: str, seed: int, steps: int, guidance: float) -> tuple[np.ndarray, float]:
+        start = time.perf_counter()
+        with torch.inference_mode():
+            image = self.pipe(
+                prompt,
+                num_inference_steps=steps,
+                guidance_scale=guidance,
+                generator=torch.Generator("cpu").manual_seed(seed),
+                output_type="np",
+            ).images[0]
+        seconds = time.perf_counter() - start
+        return (np.clip(image, 0, 1) * 255).round().astype(np.uint8), seconds
 
 
 def pocket_paths(root: Path, lightning_steps: int) -> ModelPaths:
@@ -77,21 +115,30 @@ def pocket_paths(root: Path, lightning_steps: int) -> ModelPaths:
     return paths
 
 
-def run_row(engine: Engine, row: Row, prompts: list[Any], diverse: int) -> dict[str, Any]:
+def run_row(
+    engine: Engine, row: Row, prompts: list[Any], diverse: int, control: ControlRunner | None = None
+) -> dict[str, Any]:
     settings = ModeSettings(mode=row.mode, steps=row.steps, guidance=row.guidance)
     scores: list[Score] = []
     seconds: list[float] = []
     distances: list[float] = []
     positions_used: list[int] = []
-    guidance = None
+    guidance = row.guidance
     for i, prompt in enumerate(prompts):
         seeds = tuple(range(i * SEEDS, i * SEEDS + SEEDS)) if i < diverse else (i * SEEDS,)
-        request = GenerationRequest(prompt=prompt.text, seeds=seeds, modes=(settings,))
-        results = engine.run(request).results
-        guidance = results[0].guidance
-        images = [r.image for r in results]
+        if control is not None:
+            assert row.guidance is not None
+            made = [control(prompt.text, seed, row.steps, row.guidance) for seed in seeds]
+            images = [image for image, _ in made]
+            # Includes the prompt encoding the engine shares across modes: a little pessimistic.
+            seconds.extend(s for _, s in made)
+        else:
+            request = GenerationRequest(prompt=prompt.text, seeds=seeds, modes=(settings,))
+            results = engine.run(request).results
+            guidance = results[0].guidance
+            images = [r.image for r in results]
+            seconds.extend(r.timings.denoising + r.timings.decode for r in results)
         scores.append(score(images[0], prompt))
-        seconds.extend(r.timings.denoising + r.timings.decode for r in results)
         if len(images) > 1:
             floats = [im.astype(np.float32) / 255 for im in images]
             distances.extend(
@@ -121,6 +168,8 @@ def grid(engines: dict[int, Engine], prompts: list[str], out: Path) -> None:
     for prompt in prompts:
         cells = []
         for row in ROWS:
+            if row.control is not None:
+                continue
             settings = ModeSettings(mode=row.mode, steps=row.steps, guidance=row.guidance)
             request = GenerationRequest(prompt=prompt, seeds=(1,), modes=(settings,))
             image = engines[row.lightning_steps].run(request).results[0].image
@@ -180,14 +229,15 @@ def main() -> None:
     kept: dict[tuple[str, int, float | None], dict[str, Any]] = {}
     if args.json is not None and args.json.is_file():
         kept = {
-            (r["mode"], r["steps"], r["requested_guidance"]): r
+            (r["label"], r["steps"], r["requested_guidance"]): r
             for r in json.loads(args.json.read_text())["results"]
         }
     start = time.perf_counter()
     for row in ROWS:
         if args.only and row.mode not in args.only:
             continue
-        result = run_row(engine_for(row.lightning_steps), row, prompts, args.diverse)
+        control = ControlRunner(args.pocket / BASE_DIR, row) if row.control is not None else None
+        result = run_row(engine_for(row.lightning_steps), row, prompts, args.diverse, control)
         kept[key(row)] = result
         print(json.dumps(result), file=sys.stderr, flush=True)
         if args.json is not None:
@@ -212,6 +262,11 @@ def write_results(path: Path, text: str, marker: dict[str, Any], args: argparse.
     """Replace the section between the bench markers of ``path`` (created if missing)."""
     trained = ", ".join(
         f"{name} {info['minutes']} min"
+        + (
+            f" (ships the weights that validated best, at {info['selected']['minutes']} min)"
+            if "selected" in info
+            else ""
+        )
         for name, info in marker.items()
         if isinstance(info, dict) and "minutes" in info
     )

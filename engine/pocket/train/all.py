@@ -31,7 +31,7 @@ STAGES: tuple[tuple[str, tuple[str, ...], float], ...] = (
         ),
         12.0,
     ),
-    ("lcm", ("engine.pocket.train.distill", "lcm", "--out", "{work}/lcm"), 10.0),
+    ("lcm", ("engine.pocket.train.distill", "lcm", "--out", "{work}/lcm"), 18.0),
     (
         "lightning-unet-4",
         ("engine.pocket.train.distill", "lightning-unet", "--steps", "4", "--out", "{work}/lightning"),
@@ -42,7 +42,7 @@ STAGES: tuple[tuple[str, tuple[str, ...], float], ...] = (
         ("engine.pocket.train.distill", "lightning-unet", "--steps", "2", "--out", "{work}/lightning"),
         5.0,
     ),
-    ("lcm-lora", ("engine.pocket.train.distill", "lcm-lora", "--out", "{work}/lcm-lora"), 6.0),
+    ("lcm-lora", ("engine.pocket.train.distill", "lcm-lora", "--out", "{work}/lcm-lora"), 18.0),
     (
         "lightning-lora-4",
         ("engine.pocket.train.distill", "lightning-lora", "--steps", "4", "--out", "{work}/lightning"),

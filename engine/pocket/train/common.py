@@ -6,7 +6,8 @@ import argparse
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,15 @@ class Clock:
     @property
     def elapsed(self) -> float:
         return self.offset + time.monotonic() - self.start
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Time spent inside does not count (validation is not training)."""
+        before = time.monotonic()
+        try:
+            yield
+        finally:
+            self.start += time.monotonic() - before
 
 
 class EMA:

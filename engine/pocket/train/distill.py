@@ -1,7 +1,7 @@
 """Recipes 3 to 5: distillations of the pocket base model, each saved for the layout of its real counterpart.
 
-    python -m engine.pocket.train.distill lcm            --seed 0 --out .pocket-work/lcm       --minutes 10
-    python -m engine.pocket.train.distill lcm-lora       --seed 0 --out .pocket-work/lcm-lora  --minutes 8
+    python -m engine.pocket.train.distill lcm            --seed 0 --out .pocket-work/lcm       --minutes 18
+    python -m engine.pocket.train.distill lcm-lora       --seed 0 --out .pocket-work/lcm-lora  --minutes 18
     python -m engine.pocket.train.distill lightning-unet --steps 4 --out .pocket-work/lightning --minutes 6
     python -m engine.pocket.train.distill lightning-unet --steps 2 --out .pocket-work/lightning --minutes 6
     python -m engine.pocket.train.distill lightning-lora --steps 4 --out .pocket-work/lightning --minutes 5
@@ -10,17 +10,22 @@
 (``--base .pocket-work/base/base.pt`` by default; the base's EMA weights are the teacher.)
 
 - ``lcm``: latent consistency distillation as diffusers' train_lcm_distill_sdxl script does it: a
-  50-step DDIM solver on the teacher with CFG scale w + 1, w uniform in [2, 8] and given to the student
-  as the guidance embedding (``time_cond_proj_dim``, zero-initialised, learning at 10x the rate), skip 20 timesteps, LCMScheduler's
-  boundary scalings (timestep_scaling 10), EMA target with decay 0.95. The full UNet is saved.
+  50-step DDIM solver on the teacher with CFG scale w + 1, w uniform in [2, 8] and given to the
+  student as the guidance embedding (``time_cond_proj_dim``, zero-initialised, learning at 10x the
+  rate), skip 20 timesteps, LCMScheduler's boundary scalings (timestep_scaling 10), EMA target with
+  decay 0.95, lr 1e-4. The full UNet (its EMA) is saved.
 - ``lcm-lora``: the same with a rank-8 LoRA on the base and no embedding (w uniform in [2, 5]), the
-  online student as target.
+  online student as target, lr 1e-4.
+- Both LCM recipes score themselves every ``--validate-minutes`` on held-out prompts and ship the
+  weights that scored best (train.validate: on this model consistency distillation drifts when it
+  runs long).
 - ``lightning-unet``: progressive distillation on the trailing grid of EulerDiscreteScheduler (Euler on
   an epsilon model is DDIM): a student of N steps matches two teacher steps per step. N = 4 learns from
   the base with CFG 5 at 8 steps (guidance baked in, as Lightning is run with CFG off); N = 2 learns
   from the 4-step student.
-- ``lightning-lora``: the same objective with a LoRA on the base, initialised by SVD from the full
-  student of the same step count, so the file is a drop-in LoRA for the base (pocket.md's trap).
+- ``lightning-lora``: the same objective with a LoRA on the base (lr 5e-4), initialised by SVD from
+  the full student of the same step count, so the file is a drop-in LoRA for the base (pocket.md's
+  trap).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from __future__ import annotations
 import argparse
 import copy
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +97,7 @@ class Setup:
 
     def __init__(self, base_checkpoint: Path, seed: int):
         state = torch.load(base_checkpoint, map_location="cpu", weights_only=False)
+        self.base_state: dict[str, Any] = state
         model = TextUNet(seed)
         model.load_state_dict(state["ema"])
         self.base_step = state["step"]
@@ -178,10 +185,19 @@ def ddim(x: torch.Tensor, eps: torch.Tensor, a_t: torch.Tensor, a_next: torch.Te
     return a_next.sqrt() * x0 + (1 - a_next).sqrt() * eps
 
 
-# --- the recipes: each returns (trainable module, loss function, things to save) --------------------
+# --- the recipes: each returns (trainable module, loss function, hooks) ----------------------------
 
 
-def lcm_recipe(setup: Setup, args: argparse.Namespace, lora: bool) -> tuple[nn.Module, Any, Any]:
+@dataclass
+class Hooks:
+    after_step: Callable[[], None]
+    saved: Callable[[], dict[str, Any]]
+    restore: Callable[[dict[str, Any]], None]
+    # What validation scores and, when it scores best, what ships: (module as run, its weights).
+    candidate: Callable[[], tuple[nn.Module, dict[str, torch.Tensor]]] | None = None
+
+
+def lcm_recipe(setup: Setup, args: argparse.Namespace, lora: bool) -> tuple[nn.Module, Any, Hooks]:
     dim = POCKET_SPEC.lcm_time_cond_proj_dim
     if lora:
         student = copy.deepcopy(setup.teacher).requires_grad_(False)
@@ -241,10 +257,16 @@ def lcm_recipe(setup: Setup, args: argparse.Namespace, lora: bool) -> tuple[nn.M
             ema.load_state_dict(state["ema"])
             target.load_state_dict(state["ema"])
 
-    return trainable, loss_fn, (after_step, saved, restore)
+    def candidate() -> tuple[nn.Module, dict[str, torch.Tensor]]:
+        if lora:
+            return student, adapter.kohya_state_dict()
+        assert ema is not None
+        return target, {k: v.clone() for k, v in ema.state_dict().items()}
+
+    return trainable, loss_fn, Hooks(after_step, saved, restore, candidate)
 
 
-def lightning_recipe(setup: Setup, args: argparse.Namespace, lora: bool) -> tuple[nn.Module, Any, Any]:
+def lightning_recipe(setup: Setup, args: argparse.Namespace, lora: bool) -> tuple[nn.Module, Any, Hooks]:
     steps: int = args.steps
     out: Path = args.out
     if steps == 4:
@@ -295,7 +317,7 @@ def lightning_recipe(setup: Setup, args: argparse.Namespace, lora: bool) -> tupl
             return {"kohya": adapter.kohya_state_dict()}
         return {"unet": student.state_dict()}
 
-    return trainable, loss_fn, (lambda: None, saved, lambda _state: None)
+    return trainable, loss_fn, Hooks(lambda: None, saved, lambda _state: None)
 
 
 def _require(path: Path) -> dict[str, Any]:
@@ -305,7 +327,7 @@ def _require(path: Path) -> dict[str, Any]:
     return state
 
 
-RECIPES: dict[str, tuple[Callable[..., tuple[nn.Module, Any, Any]], bool]] = {
+RECIPES: dict[str, tuple[Callable[..., tuple[nn.Module, Any, Hooks]], bool]] = {
     "lcm": (lcm_recipe, False),
     "lcm-lora": (lcm_recipe, True),
     "lightning-unet": (lightning_recipe, False),
@@ -353,6 +375,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4, choices=(4, 2), help="Lightning step count")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument(
+        "--validate-minutes",
+        type=float,
+        default=3.0,
+        help="LCM recipes: score the student on held-out prompts this often and ship the best (0: never)",
+    )
+    parser.add_argument("--validate-prompts", type=int, default=128)
     args = parser.parse_args()
     one_thread()
     out: Path = args.out
@@ -361,17 +390,20 @@ def main() -> None:
     torch.manual_seed(args.seed)
     setup = Setup(args.base, args.seed)
     build, lora = RECIPES[args.recipe]
-    trainable, loss_fn, (after_step, saved, restore) = build(setup, args, lora)
-    lr = args.lr or (1e-4 if not lora else 5e-4)
+    trainable, loss_fn, hooks = build(setup, args, lora)
+    # LCM-LoRA at 1e-4 as diffusers' LCM-LoRA script; at 5e-4 it drifted faster (see train.validate).
+    lr = args.lr or (5e-4 if args.recipe == "lightning-lora" else 1e-4)
     params = [p for p in trainable.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(param_groups(trainable, lr), lr=lr, weight_decay=0.0)
     rng = np.random.default_rng(args.seed)
     step, elapsed = 0, 0.0
+    best: dict[str, Any] | None = None
     path = out / name
     if (state := load_checkpoint(path)) is not None:
         trainable.load_state_dict(state["trainable"])
         step, elapsed = restore_run_state(state, optimizer, rng)
-        restore(state)
+        hooks.restore(state)
+        best = state.get("best")
         log(event="resume", step=step, elapsed=elapsed)
     log(
         event="start",
@@ -382,8 +414,31 @@ def main() -> None:
         trainable=sum(p.numel() for p in params),
     )
     clock = Clock(elapsed)
-    last_save = clock.elapsed
+    last_save = last_validation = clock.elapsed
     running = 0.0
+    validator = None
+    if hooks.candidate is not None and args.validate_minutes > 0:
+        from engine.pocket.export import shipped_vae
+        from engine.pocket.train.validate import Validator
+
+        mode = "lcm-lora" if lora else "lcm"
+        validator = Validator(
+            setup.base_state, shipped_vae(args.base.parent.parent), mode=mode, prompts=args.validate_prompts
+        )
+
+    validated = -1
+
+    def validate() -> None:
+        nonlocal best, validated
+        validated = step
+        assert validator is not None and hooks.candidate is not None
+        with clock.paused():  # validation is not training time
+            module, weights = hooks.candidate()
+            value = validator(module)
+        improved = best is None or value > best["score"]
+        log(event="validation", step=step, minutes=round(clock.elapsed / 60, 2), all=value, best=improved)
+        if improved:
+            best = {"step": step, "elapsed": clock.elapsed, "score": value, "weights": weights}
 
     def save() -> None:
         save_checkpoint(
@@ -394,7 +449,8 @@ def main() -> None:
                 "minutes": clock.elapsed / 60,
                 "steps": args.steps,
                 "base_step": setup.base_step,
-                **saved(),
+                "best": best,
+                **hooks.saved(),
             },
         )
 
@@ -404,16 +460,21 @@ def main() -> None:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
-        after_step()
+        hooks.after_step()
         step += 1
         running = 0.95 * running + 0.05 * loss.item() if step > 1 else loss.item()
         if step % 20 == 0:
             log(step=step, minutes=round(clock.elapsed / 60, 2), loss=round(running, 6))
+        if validator is not None and clock.elapsed - last_validation > args.validate_minutes * 60:
+            validate()
+            last_validation = clock.elapsed
         if clock.elapsed - last_save > args.checkpoint_minutes * 60:
             save()
             last_save = clock.elapsed
+    if validator is not None and validated != step:
+        validate()
     save()
-    log(event="done", step=step, minutes=clock.elapsed / 60)
+    log(event="done", step=step, minutes=clock.elapsed / 60, best=None if best is None else best["step"])
 
 
 if __name__ == "__main__":
