@@ -61,6 +61,7 @@ LCM_SOLVER_STEPS = 50
 LCM_SKIP = 1000 // LCM_SOLVER_STEPS
 TIMESTEP_SCALING = 10.0
 SIGMA_DATA = 0.5
+HUBER_C = 0.001
 LIGHTNING_TEACHER_CFG = 5.0
 LORA_RANK = POCKET_SPEC.lora_rank
 LORA_ALPHA = POCKET_SPEC.lora_alpha
@@ -173,6 +174,13 @@ def cfg_eps(
     return uncond + s * (cond - uncond)
 
 
+def consistency_loss(pred: torch.Tensor, goal: torch.Tensor, kind: str) -> torch.Tensor:
+    """``l2``, or ``huber``: the pseudo-Huber loss of diffusers' LCM scripts (c = 0.001)."""
+    if kind == "huber":
+        return (((pred - goal) ** 2 + HUBER_C**2).sqrt() - HUBER_C).mean()
+    return torch.nn.functional.mse_loss(pred, goal)
+
+
 def alpha(ac: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """alpha_cumprod at t, 1.0 where t < 0 (the clean end of the last step)."""
     return torch.where(t >= 0, ac[t.clamp(min=0)], torch.ones_like(t, dtype=torch.float32))[
@@ -239,7 +247,7 @@ def lcm_recipe(setup: Setup, args: argparse.Namespace, lora: bool) -> tuple[nn.M
             target_eps = unet_eps(target, x_prev, t_prev, hidden, pooled, cond)
             c_skip_p, c_out_p = boundary(t_prev)
             goal = c_skip_p * x_prev + c_out_p * (x_prev - (1 - a_prev).sqrt() * target_eps) / a_prev.sqrt()
-        return torch.nn.functional.mse_loss(pred, goal)
+        return consistency_loss(pred, goal, args.loss)
 
     def after_step() -> None:
         if ema is not None:
@@ -382,6 +390,7 @@ def main() -> None:
         help="LCM recipes: score the student on held-out prompts this often and ship the best (0: never)",
     )
     parser.add_argument("--validate-prompts", type=int, default=128)
+    parser.add_argument("--loss", choices=("l2", "huber"), default="l2", help="LCM recipes' consistency loss")
     args = parser.parse_args()
     one_thread()
     out: Path = args.out
@@ -411,6 +420,7 @@ def main() -> None:
         steps=args.steps,
         base_step=setup.base_step,
         lr=lr,
+        loss=args.loss,
         trainable=sum(p.numel() for p in params),
     )
     clock = Clock(elapsed)
