@@ -19,7 +19,14 @@ from engine.pocket.spec import LATENT_SIZE, POCKET_SPEC, build_unet
 from engine.pocket.text import vocab_and_merges
 from engine.pocket.train.base import alphas_cumprod
 from engine.pocket.train.common import Clock, load_checkpoint, restore_run_state, run_state, save_checkpoint
-from engine.pocket.train.distill import COND_LR_FACTOR, boundary, ddim, param_groups, trailing
+from engine.pocket.train.distill import (
+    COND_LR_FACTOR,
+    boundary,
+    consistency_loss,
+    ddim,
+    param_groups,
+    trailing,
+)
 from engine.tiny_model import scheduler_config as sdxl_scheduler_file
 
 from .conftest import REPO_ROOT
@@ -195,3 +202,14 @@ def test_paused_clock_leaves_validation_out_of_training_time() -> None:
     assert 60.0 <= clock.elapsed < 60.1
     time.sleep(0.05)
     assert clock.elapsed >= 60.05
+
+
+def test_pseudo_huber_is_quadratic_near_zero_and_linear_far_away() -> None:
+    goal = torch.zeros(2, 4)
+    assert float(consistency_loss(goal, goal, "huber")) == 0.0
+    far = torch.full((2, 4), 0.5)
+    assert float(consistency_loss(far, goal, "huber")) == pytest.approx(0.5 - 0.001, rel=1e-5)
+    near = torch.full((2, 4), 1e-5)
+    # d^2 / 2c near zero (float32 loses a little to the subtraction)
+    assert float(consistency_loss(near, goal, "huber")) == pytest.approx(1e-10 / 2 / 0.001, rel=1e-2)
+    assert float(consistency_loss(far, goal, "l2")) == pytest.approx(0.25)
