@@ -6,8 +6,10 @@ A crash or a kill at any moment leaves either the old file or the new one, never
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -38,3 +40,22 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], object], *, overwrite:
 
 def atomic_write_text(path: Path, text: str, *, overwrite: bool = True) -> None:
     atomic_write(path, lambda handle: handle.write(text.encode("utf-8")), overwrite=overwrite)
+
+
+@contextmanager
+def replaced_folder(dest: Path) -> Iterator[Path]:
+    """A temporary folder beside ``dest`` to fill; when the block ends without error it replaces
+    ``dest`` whole, and otherwise it is removed and ``dest`` is left as it was."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    try:
+        yield tmp
+        # mkdtemp makes the folder private; what replaces dest is shared like any other folder.
+        for path in (tmp, *tmp.rglob("*")):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        if dest.exists():
+            shutil.rmtree(dest)
+        tmp.replace(dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -23,13 +23,13 @@ import argparse
 import gzip
 import importlib.util
 import json
-import shutil
 import sys
-import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from engine.atomic import replaced_folder
 
 __all__ = [
     "BPE_FILE_NAME",
@@ -321,21 +321,11 @@ def write_sdxl_config(dest: Path, bpe_source: Path) -> Path:
     """Write the folder to ``dest`` (replacing it) from CLIP's BPE file or an open_clip wheel."""
     files = build_sdxl_config_files(read_bpe(bpe_source))
     dest = dest.absolute()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
-    try:
+    with replaced_folder(dest) as tmp:
         for relative, data in files.items():
             path = tmp.joinpath(*relative.split("/"))
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
-        # mkdtemp makes the folder private; it is shipped like any other resource.
-        tmp.chmod(0o755)
-        if dest.exists():
-            shutil.rmtree(dest)
-        tmp.replace(dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 

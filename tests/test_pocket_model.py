@@ -23,6 +23,7 @@ from engine.pocket.export import (
     lightning_unet_file,
 )
 from engine.pocket.grammar import WORDS
+from engine.pocket.paths import pocket_model_paths
 from engine.request import GenerationRequest, ModeSettings
 
 from .conftest import REPO_ROOT
@@ -35,13 +36,11 @@ pytestmark = pytest.mark.skipif(not (POCKET / MARKER).is_file(), reason="resourc
 
 
 def pocket_paths(steps: int) -> ModelPaths:
-    return ModelPaths(
-        base=POCKET / BASE_DIR,
-        lcm_unet=POCKET / LCM_DIR,
-        lcm_lora=POCKET / LCM_LORA_FILE,
-        lightning_unet=POCKET / lightning_unet_file(steps),
-        lightning_lora=POCKET / lightning_lora_file(steps),
-    )
+    """The paths the application gives the engine for the built-in model: every file present."""
+    paths = pocket_model_paths(POCKET, lightning_steps=steps)
+    assert paths is not None
+    assert None not in (paths.lcm_unet, paths.lcm_lora, paths.lightning_unet, paths.lightning_lora)
+    return paths
 
 
 @pytest.fixture(scope="module", params=[4, 2], ids=["4step", "2step"])

@@ -5,7 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.pocket.grammar import COLORS, POSITIONS, SHAPES, SIZES, WORDS, Prompt, parse, random_prompt
+from engine.pocket.grammar import (
+    COLORS,
+    POSITIONS,
+    SHAPES,
+    SIZES,
+    WORDS,
+    Prompt,
+    all_prompts,
+    parse,
+    random_prompt,
+)
 from engine.pocket.scorer import detect, score, summarize
 from engine.pocket.shapes import IMAGE_SIZE, draw, layout_for, render
 
@@ -27,6 +37,15 @@ def test_grammar_covers_the_issue_vocabulary() -> None:
     assert SHAPES == ("circle", "square", "triangle")
     assert POSITIONS == ("top left", "top right", "bottom left", "bottom right", "center")
     assert "background" in WORDS and "bottom" in WORDS
+
+
+def test_all_prompts_are_every_sentence_once() -> None:
+    prompts = all_prompts()
+    texts = [p.text for p in prompts]
+    assert len(set(texts)) == len(texts) == 2 * 8 * 7 * 3 * (1 + 5)
+    assert [parse(t) for t in texts] == list(prompts)
+    rng = np.random.default_rng(0)
+    assert {random_prompt(rng) for _ in range(200)} <= set(prompts)
 
 
 def test_random_prompts_are_valid_and_name_position_as_asked() -> None:

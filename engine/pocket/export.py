@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
+from engine.atomic import replaced_folder
 from engine.pocket.spec import POCKET_SPEC, pocket_unet_config, pocket_vae_config
 from engine.pocket.text import text_config, write_tokenizers
 from engine.tiny_model import model_index, scheduler_config, write_json
@@ -200,10 +199,7 @@ def export(work: Path, out: Path, *, allow_stale: bool = False) -> dict[str, Any
             "psnr": round(decoder["psnr"], 2),
         }
         vae = {**vae, "model": decoder["model"]}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    tmp.chmod(0o755)
-    try:
+    with replaced_folder(out) as tmp:
         write_base_checkpoint(tmp / BASE_DIR, base, vae["model"])
         marker["files"]["base"] = BASE_DIR
         if (lcm := _load(work / "lcm" / "lcm.pt")) is not None:
@@ -230,14 +226,6 @@ def export(work: Path, out: Path, *, allow_stale: bool = False) -> dict[str, Any
                     "minutes": round(lora["elapsed"] / 60, 1),
                 }
         write_json(tmp / MARKER, marker)
-        for path in tmp.rglob("*"):
-            path.chmod(0o755 if path.is_dir() else 0o644)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.replace(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return marker
 
 

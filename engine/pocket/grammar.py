@@ -90,6 +90,19 @@ def random_prompt(rng: np.random.Generator, *, position_probability: float = 0.5
     )
 
 
+def all_prompts() -> tuple[Prompt, ...]:
+    """Every sentence of the grammar (2,016), always in the same order."""
+    return tuple(
+        Prompt(size, color, shape, background, position)
+        for size in SIZES
+        for color in COLORS
+        for background in COLORS
+        if color != background
+        for shape in SHAPES
+        for position in (None, *POSITIONS)
+    )
+
+
 def evaluation_prompts(count: int, *, seed: int = 0, position_probability: float = 0.5) -> list[Prompt]:
     """A fixed list of prompts for benchmarks: the same seed gives the same list."""
     rng = np.random.default_rng(seed)

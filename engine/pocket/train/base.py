@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.pocket.grammar import COLORS, POSITIONS, SHAPES, SIZES, Prompt
+from engine.pocket.grammar import Prompt, all_prompts
 from engine.pocket.shapes import draw_batch
 from engine.pocket.spec import build_unet, build_vae
 from engine.pocket.text import build_text_encoders, encode, load_tokenizers, time_ids, write_tokenizers
@@ -62,18 +62,8 @@ class PromptTable:
     """Token ids of every sentence of the grammar, looked up by attributes."""
 
     def __init__(self, tokenizers: tuple[Any, Any]):
-        self.index: dict[str, int] = {}
-        texts: list[str] = []
-        for size in SIZES:
-            for color in COLORS:
-                for background in COLORS:
-                    if color == background:
-                        continue
-                    for shape in SHAPES:
-                        for position in (None, *POSITIONS):
-                            text = Prompt(size, color, shape, background, position).text
-                            self.index[text] = len(texts)
-                            texts.append(text)
+        texts = [prompt.text for prompt in all_prompts()]
+        self.index = {text: i for i, text in enumerate(texts)}
         from engine.pocket.text import tokenize
 
         self.ids1 = tokenize(tokenizers[0], texts)

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.pocket.grammar import COLORS, POSITIONS, SHAPES, SIZES, Prompt
+from engine.pocket.grammar import all_prompts
 from engine.pocket.lora import LoRA, extract_lora, lora_from_kohya
 from engine.pocket.spec import POCKET_SPEC, build_unet
 from engine.pocket.text import encode, load_tokenizers, time_ids, tokenize
@@ -105,17 +105,9 @@ class Setup:
         self.teacher = model.unet.eval().requires_grad_(False)
         work = base_checkpoint.parent
         tokenizers = load_tokenizers(work / "tokenizers")
-        self.texts: list[str] = []
-        self.index: dict[tuple[str, str, str, str, str | None], int] = {}
-        for size in SIZES:
-            for color in COLORS:
-                for background in COLORS:
-                    if color == background:
-                        continue
-                    for shape in SHAPES:
-                        for position in (None, *POSITIONS):
-                            self.index[(size, color, shape, background, position)] = len(self.texts)
-                            self.texts.append(Prompt(size, color, shape, background, position).text)
+        prompts = all_prompts()
+        self.texts = [p.text for p in prompts]
+        self.index = {(p.size, p.color, p.shape, p.background, p.position): i for i, p in enumerate(prompts)}
         with torch.no_grad():
             self.hidden, self.pooled = encode(
                 model.te1, model.te2, tokenize(tokenizers[0], self.texts), tokenize(tokenizers[1], self.texts)

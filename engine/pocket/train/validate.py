@@ -1,7 +1,7 @@
 """Held-out validation for the consistency distillations, so that a run ships its best weights.
 
 Consistency distillation on the pocket model gets *worse* when it runs long: the first LCM-LoRA
-scored 0.535 of prompts all right after 5 minutes and 0.45 after 30 (the foreground colour drifts:
+scored 0.535 of prompts all right after 5 minutes and 0.45 after 21 (the foreground colour drifts:
 orange turns red, blue green), while its loss kept falling. So the LCM recipes score their student
 every few minutes on prompts the benchmark does not use, and keep the best weights beside the
 newest ones (early stopping on a validation set). Validation generates through the plain diffusers

@@ -1,0 +1,42 @@
+"""All-or-nothing writes: a file or a whole folder is either the old one or the new one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.atomic import atomic_write_text, replaced_folder
+
+
+def test_replaced_folder_swaps_the_whole_folder_with_shared_permissions(tmp_path: Path) -> None:
+    dest = tmp_path / "model"
+    (dest / "old").mkdir(parents=True)
+    (dest / "old" / "stale.json").write_text("{}")
+    with replaced_folder(dest) as tmp:
+        (tmp / "unet").mkdir()
+        (tmp / "unet" / "config.json").write_text('{"new": true}')
+    assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*")) == ["unet", "unet/config.json"]
+    assert (dest.stat().st_mode & 0o777, (dest / "unet").stat().st_mode & 0o777) == (0o755, 0o755)
+    assert (dest / "unet" / "config.json").stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temporary folder left
+
+
+def test_replaced_folder_leaves_the_old_folder_when_writing_fails(tmp_path: Path) -> None:
+    dest = tmp_path / "model"
+    dest.mkdir()
+    (dest / "kept.json").write_text("{}")
+    with pytest.raises(RuntimeError), replaced_folder(dest) as tmp:
+        (tmp / "half.json").write_text("{")
+        raise RuntimeError("killed halfway")
+    assert [p.name for p in dest.iterdir()] == ["kept.json"]
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_atomic_write_can_refuse_to_overwrite(tmp_path: Path) -> None:
+    path = tmp_path / "image.png"
+    atomic_write_text(path, "first", overwrite=False)
+    with pytest.raises(FileExistsError):
+        atomic_write_text(path, "second", overwrite=False)
+    assert path.read_text() == "first"
+    assert [p.name for p in tmp_path.iterdir()] == ["image.png"]
