@@ -17,11 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from engine.atomic import atomic_write_text
-from engine.errors import FewstepError, ModelInputError, RequestError
-from engine.model_files import ModelFile, ModelPaths, StyleLora, check_style_lora, check_vae, inspect_path
-from engine.modes import DEFAULT_COMPARISON, MODES, ModelRole
-from engine.request import MAX_SEED, GenerationRequest, ModeSettings
+from engine.contract.errors import FewstepError, ModelInputError, RequestError
+from engine.contract.modes import DEFAULT_COMPARISON, MODES, ModelRole
+from engine.contract.request import MAX_SEED, GenerationRequest, ModeSettings
+from engine.files.model_files import (
+    ModelFile,
+    ModelPaths,
+    StyleLora,
+    check_style_lora,
+    check_vae,
+    inspect_path,
+)
+from engine.outputs.atomic import atomic_write_text
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -139,8 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def list_models(folder: Path | None) -> int:
     """`fewstep models`: what each file is and which modes it enables; refused files say why."""
-    from engine.hub_cache import cached_model_repos
-    from engine.model_files import FileKind, Refused, scan_models
+    from engine.files.hub_cache import cached_model_repos
+    from engine.files.model_files import FileKind, Refused, scan_models
 
     rows: list[tuple[str, str, str]] = []
 
@@ -216,7 +223,7 @@ def _model_paths(args: argparse.Namespace) -> ModelPaths:
     if not any(given.values()):
         from dataclasses import replace
 
-        from engine.builtin import builtin_model_paths
+        from engine.files.builtin import builtin_model_paths
 
         return replace(builtin_model_paths(), styles=styles, vae=args.vae)
     if given[ModelRole.BASE] is None:
@@ -298,11 +305,11 @@ def run(argv: Sequence[str]) -> int:
         return list_models(build_parser().parse_args(argv).folder)
     args, job = parse_job(argv)
     # Heavy imports only once the input is known to be good: a typo answers at once.
-    from engine.builtin import builtin_label
-    from engine.device import plan_device
-    from engine.engine import Engine
-    from engine.outputs import png_parameters, write_comparison, write_png
-    from engine.residency import Residency
+    from engine.contract.residency import Residency
+    from engine.files.builtin import builtin_label
+    from engine.outputs.comparison_files import png_parameters, write_comparison, write_png
+    from engine.runtime.device import plan_device
+    from engine.runtime.engine import Engine
 
     if job.paths.builtin:
         _say("no model given: using the " + builtin_label())

@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
-from gui.main_window import MainWindow
-from gui.settings import load_settings
-from gui.theme import apply_theme
-from gui.worker import EngineWorker
+from gui.state.settings import load_settings
+from gui.state.worker import EngineWorker
+from gui.widgets.main_window import MainWindow
+from gui.widgets.theme import apply_theme
 
 
 def create_window(app: QApplication) -> MainWindow:

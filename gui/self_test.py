@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, QTimer, Slot
 
-from engine.modes import MODES
-from engine.request import GenerationRequest, ModeSettings
-from gui.jobs import EngineConfig, EngineInfo, FailedEvent, FinishedEvent, Job
-from gui.worker import EngineWorker, LoadedEngine, load_engine
+from engine.contract.modes import MODES
+from engine.contract.request import GenerationRequest, ModeSettings
+from gui.state.jobs import EngineConfig, EngineInfo, FailedEvent, FinishedEvent, Job
+from gui.state.worker import EngineWorker, LoadedEngine, load_engine
 
 STEPS = 2
 PROMPT = "self-test: a red apple on a wooden table"
@@ -83,14 +83,18 @@ def check_versions(report: Report) -> None:
 
 
 def check_resources(report: Report) -> None:
-    """The shipped folders, found where the engine looks for them (engine/../resources, also in a bundle)."""
-    from engine.sdxl_config import sdxl_config_dir  # torch-free
+    """The shipped folders, found where the engine looks for them (the package data engine.resources, also in a bundle)."""
+    from engine.files.resources import sdxl_config_dir  # torch-free
 
     config = sdxl_config_dir()
     found = (config / "model_index.json").is_file() and (config / "tokenizer_2" / "merges.txt").is_file()
     report.check("resources sdxl-base-config", found, str(config) if found else f"missing: {config}")
-    pocket = config.parent / "pocket"
-    report.info(f"pocket model folder: {pocket if pocket.is_dir() else 'not shipped in this build'}")
+    from engine.files.pocket import pocket_model_paths
+    from engine.files.resources import pocket_dir
+
+    pocket = pocket_dir()
+    shipped = pocket_model_paths(pocket) is not None
+    report.check("resources pocket model", shipped, str(pocket) if shipped else f"missing: {pocket}")
 
 
 class SelfTestRun(QObject):
@@ -251,7 +255,7 @@ def main(argv: Sequence[str] = ()) -> int:
 
     def factory(config: EngineConfig, say: Callable[[str], None]) -> LoadedEngine:
         # Runs on the worker thread, where torch and diffusers may be imported.
-        from engine.self_check import backend_checks
+        from engine.runtime.self_check import backend_checks
 
         backend_results.extend((c.name, c.ok, c.detail) for c in backend_checks())
         return load_engine(config, say)

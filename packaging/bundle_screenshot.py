@@ -23,8 +23,6 @@ from pathlib import Path
 
 from PIL import Image
 
-from engine.builtin import pocket_shipped
-
 REPO = Path(__file__).resolve().parent.parent
 SCREEN = (1600, 1000)
 PYTHON_VARIABLES = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV", "PYTHONUSERBASE")
@@ -76,21 +74,11 @@ def grab(display: str, dest: Path) -> None:
     cropped.save(dest, optimize=True)
 
 
-def wait_for_model(cache: Path, seconds: float) -> bool:
-    """True once the built-in model's files are in the cache (the window loads them right after)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if any(cache.rglob("*.safetensors")):
-            return True
-        time.sleep(0.5)
-    return False
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bundle", type=Path, default=REPO / "dist" / "fewstep")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
-    parser.add_argument("--settle", type=float, default=25.0, help="seconds after the model is built")
+    parser.add_argument("--settle", type=float, default=25.0, help="seconds after the start")
     parser.add_argument(
         "--early", action="store_true", help="also keep bundle-first-start-early.png, 3 s after the start"
     )
@@ -124,13 +112,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         early = (args.out if args.early else scratch) / "bundle-first-start-early.png"
         time.sleep(3.0)
         grab(display, early)
-        # The pocket model ships ready; only the tiny fallback is built in the cache first.
-        built = True if pocket_shipped() else wait_for_model(scratch / "cache", 300)
         time.sleep(args.settle)
         dest = args.out / "bundle-first-start.png"
         grab(display, dest)
         seconds = time.perf_counter() - started
-        print(f"built-in model built: {built}; screenshot after {seconds:.0f} s: {dest}")
+        print(f"screenshot after {seconds:.0f} s: {dest}")
         if args.early:
             print(f"the window 3 s after the start: {early}")
         if app.poll() is not None:

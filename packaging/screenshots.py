@@ -37,10 +37,10 @@ def main() -> int:
     from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from engine.modes import ModelRole
+    from engine.contract.modes import ModelRole
     from gui.app import create_window
-    from gui.settings import Settings, save_settings
-    from gui.settings_dialog import SettingsDialog
+    from gui.state.settings import Settings, save_settings
+    from gui.widgets.settings_dialog import SettingsDialog
 
     save_settings(Settings(output_dir=scratch / "out"))
     app = QApplication([sys.argv[0]])
@@ -74,7 +74,7 @@ def main() -> int:
 
     dialog = SettingsDialog(window.settings, window)
     # Real paths show the on-the-spot checks: the built-in model's base and Lightning LoRA.
-    from engine.builtin import builtin_model_paths
+    from engine.files.builtin import builtin_model_paths
 
     builtin = builtin_model_paths()
     dialog.rows[ModelRole.BASE].edit.setText(str(builtin.base))

@@ -110,7 +110,7 @@ def bundle_env(scratch: Path) -> dict[str, str]:
 def expected_lines(source: Path) -> list[str]:
     """The PASS lines every healthy self-test prints, with the modes of the checkout under test."""
     sys.path.insert(0, str(source))
-    from engine.modes import MODES  # torch-free
+    from engine.contract.modes import MODES  # torch-free
 
     backends = ("torch", "transformers", "peft", "accelerate", "safetensors", "peft-lora")
     return [

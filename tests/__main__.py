@@ -1,4 +1,4 @@
-"""Every check CI runs, in order: ruff, mypy, the import boundary, pytest.
+"""Every check CI runs, in order: ruff, mypy, the import contracts (import-linter), pytest.
 
 .venv/bin/python -m tests [pytest arguments]
 """
@@ -26,7 +26,7 @@ def main() -> None:
     run("ruff", [str(BIN / "ruff"), "check", "."])
     run("ruff format", [str(BIN / "ruff"), "format", "--check", "."])
     run("mypy", [str(BIN / "mypy")])
-    run("import boundary", [sys.executable, "-m", "tests.check_boundary"])
+    run("import contracts", [str(BIN / "lint-imports"), "--no-cache"])
     if os.environ.get("CI") or os.environ.get("FEWSTEP_BUNDLE") == "1":
         run("installer bundle", [sys.executable, str(ROOT / "packaging" / "smoke_test.py"), "--tarball"])
     run("pytest", [sys.executable, "-m", "pytest", *sys.argv[1:]])

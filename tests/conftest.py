@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.engine import Engine
-from engine.model_files import ModelPaths
-from engine.tiny_model import TinyModelSet, build_tiny_model_set
+from devtools.tiny_model import TinyModelSet, build_tiny_model_set
+from engine.files.model_files import ModelPaths
+from engine.runtime.engine import Engine
 
 torch.set_num_threads(1)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.atomic import atomic_write_text, replaced_folder
+from engine.outputs.atomic import atomic_write_text, replaced_folder
 
 
 def test_replaced_folder_swaps_the_whole_folder_with_shared_permissions(tmp_path: Path) -> None:

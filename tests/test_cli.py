@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from PIL import Image, PngImagePlugin
 
-from engine.builtin import builtin_label
+from devtools.tiny_model import TinyModelSet
 from engine.cli import EXIT_BAD_INPUT, EXIT_OK, main
-from engine.tiny_model import TinyModelSet
+from engine.files.builtin import builtin_label
 from tests.conftest import REPO_ROOT
 
 

@@ -17,10 +17,10 @@ from diffusers import (
 )
 from safetensors.torch import load_file
 
-from engine.engine import Engine
-from engine.modes import DEFAULT_COMPARISON
-from engine.request import GenerationRequest, ModeResult, ModeSettings
-from engine.tiny_model import TinyModelSet
+from devtools.tiny_model import TinyModelSet
+from engine.contract.modes import DEFAULT_COMPARISON
+from engine.contract.request import GenerationRequest, ModeResult, ModeSettings
+from engine.runtime.engine import Engine
 
 PROMPT = "a large red circle on a blue background"
 SEED = 1234

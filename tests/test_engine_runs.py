@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.engine import Engine
-from engine.errors import JobCancelled, RequestError
-from engine.modes import DEFAULT_COMPARISON, ModelRole
-from engine.request import GenerationRequest, ModeResult, ModeSettings, Progress
-from engine.tiny_model import TinyModelSet
+from devtools.tiny_model import TinyModelSet
+from engine.contract.errors import JobCancelled, RequestError
+from engine.contract.modes import DEFAULT_COMPARISON, ModelRole
+from engine.contract.request import GenerationRequest, ModeResult, ModeSettings, Progress
+from engine.runtime.engine import Engine
 from tests.conftest import model_paths_of
 
 PROMPT = "a small green triangle on a white background"

@@ -12,10 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.cli import EXIT_BAD_INPUT, EXIT_OK, main
-from engine.engine import Engine
-from engine.hub_cache import cached_model_repos, resolve_hub_reference
-from engine.lora_fixtures import (
+from devtools.lora_fixtures import (
     BASE_REPO,
     LCM_LORA_REPO,
     LCM_REPO,
@@ -24,10 +21,13 @@ from engine.lora_fixtures import (
     write_hub_cache,
     write_lightning_checkpoint,
 )
-from engine.model_files import FileKind, inspect_path
-from engine.modes import DEFAULT_COMPARISON
-from engine.request import GenerationRequest, ModeSettings
-from engine.tiny_model import LCM_LORA_FILE, TinyModelSet
+from devtools.tiny_model import LCM_LORA_FILE, TinyModelSet
+from engine.cli import EXIT_BAD_INPUT, EXIT_OK, main
+from engine.contract.modes import DEFAULT_COMPARISON
+from engine.contract.request import GenerationRequest, ModeSettings
+from engine.files.hub_cache import cached_model_repos, resolve_hub_reference
+from engine.files.model_files import FileKind, inspect_path
+from engine.runtime.engine import Engine
 
 LIGHTNING_UNET = f"{LIGHTNING_REPO}/sdxl_lightning_4step_unet.safetensors"
 LIGHTNING_LORA = f"{LIGHTNING_REPO}/sdxl_lightning_4step_lora.safetensors"

@@ -12,14 +12,14 @@ import pytest
 from PIL import Image
 from safetensors import safe_open
 
+from devtools.lora_fixtures import STYLE_CASES, StyleFile, write_lora, write_style_files
+from devtools.tiny_model import TinyModelSet
 from engine.cli import EXIT_OK, main
-from engine.engine import Engine
-from engine.loading import count_adapter_modules
-from engine.lora_fixtures import STYLE_CASES, StyleFile, write_lora, write_style_files
-from engine.model_files import FileKind, StyleLora, check_style_lora, inspect_path
-from engine.modes import DEFAULT_COMPARISON, ModelRole
-from engine.request import ComparisonResult, GenerationRequest, ModeSettings, RGBImage
-from engine.tiny_model import TinyModelSet
+from engine.contract.modes import DEFAULT_COMPARISON, ModelRole
+from engine.contract.request import ComparisonResult, GenerationRequest, ModeSettings, RGBImage
+from engine.files.model_files import FileKind, StyleLora, check_style_lora, inspect_path
+from engine.runtime.engine import Engine
+from engine.runtime.loading import count_adapter_modules
 from tests.conftest import model_paths_of
 
 PROMPT = "a red circle on the blue background"

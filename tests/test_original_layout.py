@@ -13,7 +13,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from engine.original_layout import (
+from devtools.original_layout import (
     SINGLE_FILE_NAME,
     TE1_PREFIX,
     TE2_PREFIX,
@@ -23,8 +23,8 @@ from engine.original_layout import (
     write_single_file_checkpoint,
     write_single_file_config,
 )
-from engine.sdxl_config import sdxl_config_dir
-from engine.tiny_model import DEFAULT_SPEC, TinyModelSet, tiny_vocab_and_merges
+from devtools.sdxl_config import sdxl_config_dir
+from devtools.tiny_model import DEFAULT_SPEC, TinyModelSet, tiny_vocab_and_merges
 
 SPEC = DEFAULT_SPEC
 PREFIXES = (UNET_PREFIX, VAE_PREFIX, TE1_PREFIX + "text_model.", TE2_PREFIX)

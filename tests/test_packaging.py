@@ -17,7 +17,7 @@ from types import ModuleType
 import pytest
 from PIL import Image
 
-from engine.modes import MODES
+from engine.contract.modes import MODES
 from tests.conftest import REPO_ROOT
 
 PACKAGING = REPO_ROOT / "packaging"

@@ -11,20 +11,20 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from engine.engine import Engine
-from engine.model_files import ModelPaths
-from engine.modes import MODES, UNetSource
-from engine.pocket.export import (
+from engine.contract.modes import MODES, UNetSource
+from engine.contract.request import GenerationRequest, ModeSettings
+from engine.files.model_files import ModelPaths
+from engine.files.pocket import (
     BASE_DIR,
     LCM_DIR,
     LCM_LORA_FILE,
     MARKER,
     lightning_lora_file,
     lightning_unet_file,
+    pocket_model_paths,
 )
 from engine.pocket.grammar import WORDS
-from engine.pocket.paths import pocket_model_paths
-from engine.request import GenerationRequest, ModeSettings
+from engine.runtime.engine import Engine
 
 from .conftest import REPO_ROOT
 
@@ -214,9 +214,9 @@ def test_validation_scores_the_student_as_the_shipped_files_score() -> None:
     with the mode's scheduler: the shipped LCM UNet through it scores as through the shipped files."""
     from safetensors.torch import load_file
 
-    from engine.pocket.evaluate import evaluate, load_pipeline, scheduler
-    from engine.pocket.spec import build_unet
-    from engine.pocket.train.validate import VALIDATION_IMAGE_SEED, Validator
+    from devtools.pocket.evaluate import evaluate, load_pipeline, scheduler
+    from devtools.pocket.spec import build_unet
+    from devtools.pocket.train.validate import VALIDATION_IMAGE_SEED, Validator
 
     base = POCKET / BASE_DIR
     te1 = load_file(base / "text_encoder" / "model.fp16.safetensors")

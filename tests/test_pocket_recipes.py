@@ -11,15 +11,13 @@ import pytest
 import torch
 from diffusers import EulerDiscreteScheduler, LCMScheduler
 
-from engine.loading import load_lora
-from engine.model_files import inspect_path
-from engine.pocket.export import selected_weights, write_lora
-from engine.pocket.lora import LoRA, extract_lora
-from engine.pocket.spec import LATENT_SIZE, POCKET_SPEC, build_unet
-from engine.pocket.text import vocab_and_merges
-from engine.pocket.train.base import alphas_cumprod
-from engine.pocket.train.common import Clock, load_checkpoint, restore_run_state, run_state, save_checkpoint
-from engine.pocket.train.distill import (
+from devtools.pocket.export import selected_weights, write_lora
+from devtools.pocket.lora import LoRA, extract_lora
+from devtools.pocket.spec import LATENT_SIZE, POCKET_SPEC, build_unet
+from devtools.pocket.text import vocab_and_merges
+from devtools.pocket.train.base import alphas_cumprod
+from devtools.pocket.train.common import Clock, load_checkpoint, restore_run_state, run_state, save_checkpoint
+from devtools.pocket.train.distill import (
     COND_LR_FACTOR,
     boundary,
     consistency_loss,
@@ -27,7 +25,9 @@ from engine.pocket.train.distill import (
     param_groups,
     trailing,
 )
-from engine.tiny_model import scheduler_config as sdxl_scheduler_file
+from devtools.tiny_model import scheduler_config as sdxl_scheduler_file
+from engine.files.model_files import inspect_path
+from engine.runtime.loading import load_lora
 
 from .conftest import REPO_ROOT
 

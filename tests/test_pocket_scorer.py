@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from devtools.pocket.scorer import detect, score, summarize
+from devtools.pocket.shapes import IMAGE_SIZE, draw, layout_for, render
 from engine.pocket.grammar import (
     COLORS,
     POSITIONS,
@@ -16,8 +18,6 @@ from engine.pocket.grammar import (
     parse,
     random_prompt,
 )
-from engine.pocket.scorer import detect, score, summarize
-from engine.pocket.shapes import IMAGE_SIZE, draw, layout_for, render
 
 
 def test_grammar_text_and_parse_round_trip() -> None:

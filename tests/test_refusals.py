@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import EXIT_BAD_INPUT, EXIT_OK, main
-from engine.lora_fixtures import (
+from devtools.lora_fixtures import (
     write_empty_safetensors,
     write_foreign_lora,
     write_pickle_checkpoint,
@@ -21,7 +20,8 @@ from engine.lora_fixtures import (
     write_truncated,
     write_wrong_shape_lightning_unet,
 )
-from engine.tiny_model import TinyModelSet
+from devtools.tiny_model import TinyModelSet
+from engine.cli import EXIT_BAD_INPUT, EXIT_OK, main
 
 
 @dataclass(frozen=True)

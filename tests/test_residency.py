@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 import torch
 
-from engine.engine import Engine
-from engine.modes import UNetSource
-from engine.residency import RESIDENCY_MARGIN, Residency, plan_residency
-from engine.tiny_model import TinyModelSet
+from devtools.tiny_model import TinyModelSet
+from engine.contract.modes import UNetSource
+from engine.contract.residency import RESIDENCY_MARGIN, Residency, plan_residency
+from engine.runtime.engine import Engine
 from tests.conftest import model_paths_of
 
 GIB = 1024**3

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from engine.sdxl_config import (
+from devtools.sdxl_config import (
     BPE_FILE_NAME,
     SDXL_BASE_REVISION,
     build_sdxl_config_files,
@@ -24,7 +24,7 @@ from engine.sdxl_config import (
     sdxl_config_dir,
     write_sdxl_config,
 )
-from engine.tiny_model import DEFAULT_SPEC, bytes_to_unicode, unet_config, vae_config
+from devtools.tiny_model import DEFAULT_SPEC, bytes_to_unicode, unet_config, vae_config
 
 # Size and SHA-256 of each file of stabilityai/stable-diffusion-xl-base-1.0 at SDXL_BASE_REVISION, as two
 # independent public download manifests list them. Written out here so that no builder change can move them.
@@ -292,8 +292,6 @@ def test_tiny_fixture_configs_follow_the_real_ones(folder: Path) -> None:
 
 def test_folder_is_found_without_importing_torch() -> None:
     """The GUI side, which never imports torch, can point at the folder."""
-    code = (
-        "import sys; from engine.sdxl_config import sdxl_config_dir as d; d(); print('torch' in sys.modules)"
-    )
+    code = "import sys; from devtools.sdxl_config import sdxl_config_dir as d; d(); print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

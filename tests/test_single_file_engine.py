@@ -11,15 +11,15 @@ import pytest
 import torch
 from PIL import Image
 
-import engine.engine
+import engine.runtime.engine
+from devtools.lora_fixtures import write_lightning_checkpoint
+from devtools.original_layout import SINGLE_FILE_NAME, write_single_file_checkpoint, write_single_file_config
+from devtools.tiny_model import TinyModelSet
 from engine.cli import EXIT_BAD_INPUT, EXIT_OK, main
-from engine.engine import Engine
-from engine.lora_fixtures import write_lightning_checkpoint
-from engine.model_files import FileKind, inspect_path
-from engine.modes import DEFAULT_COMPARISON, ModelRole
-from engine.original_layout import SINGLE_FILE_NAME, write_single_file_checkpoint, write_single_file_config
-from engine.request import GenerationRequest, ModeSettings, RGBImage
-from engine.tiny_model import TinyModelSet
+from engine.contract.modes import DEFAULT_COMPARISON, ModelRole
+from engine.contract.request import GenerationRequest, ModeSettings, RGBImage
+from engine.files.model_files import FileKind, inspect_path
+from engine.runtime.engine import Engine
 from tests.conftest import model_paths_of
 
 PROMPT = "a blue square on the white background"
@@ -94,7 +94,7 @@ def test_cli_base_single_file_with_the_default_config(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # The CLI always loads a single file against the shipped SDXL config; stand the tiny one in for it.
-    monkeypatch.setattr(engine.engine, "sdxl_config_dir", lambda: config_folder)
+    monkeypatch.setattr(engine.runtime.engine, "sdxl_config_dir", lambda: config_folder)
     out = tmp_path / "ddim.png"
     argv = ["generate", "--mode", "ddim", "--steps", "ddim=2", "--seed", "7", "--prompt", PROMPT]
     assert main([*argv, "--base", str(single_file), "--out", str(out)]) == EXIT_OK, capsys.readouterr().err

@@ -11,12 +11,12 @@ import torch
 from diffusers import UNet2DConditionModel
 from safetensors.torch import load_file, save_file
 
-from engine.engine import Engine
-from engine.errors import RequestError
-from engine.model_files import StyleLora
-from engine.modes import DEFAULT_COMPARISON
-from engine.request import GenerationRequest, ModeSettings, RGBImage
-from engine.tiny_model import TinyModelSet, write_kohya_lora
+from devtools.tiny_model import TinyModelSet, write_kohya_lora
+from engine.contract.errors import RequestError
+from engine.contract.modes import DEFAULT_COMPARISON
+from engine.contract.request import GenerationRequest, ModeSettings, RGBImage
+from engine.files.model_files import StyleLora
+from engine.runtime.engine import Engine
 from tests.conftest import model_paths_of
 
 PROMPT = "a small blue square on a yellow background"
@@ -82,18 +82,18 @@ def test_alpha_over_rank_is_honoured(styled_engine: Engine) -> None:
 
 
 def test_toggling_a_style_reloads_nothing(styled_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    import engine.loading
+    import engine.runtime.loading
 
     def no_load(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("a toggle loaded a file")
 
-    monkeypatch.setattr(engine.loading, "load_file", no_load)
+    monkeypatch.setattr(engine.runtime.loading, "load_file", no_load)
     for weights in ((("style-0", 0.0),), (("style-0", 0.7),), None):
         images(styled_engine, weights)
 
 
 def test_style_matrices_are_held_once(styled_engine: Engine) -> None:
-    from engine.modes import ModelRole
+    from engine.contract.modes import ModelRole
 
     def lora_storages(unet: object) -> set[int]:
         return {
@@ -114,7 +114,7 @@ def test_unknown_style_name_is_refused(styled_engine: Engine) -> None:
 
 
 def test_saved_images_name_the_style_files(styled_engine: Engine) -> None:
-    from engine.outputs import png_parameters_for
+    from engine.outputs.comparison_files import png_parameters_for
 
     request = GenerationRequest(prompt=PROMPT, modes=(ModeSettings(mode="ddim", steps=2),))
     result = styled_engine.run(request).results[0]

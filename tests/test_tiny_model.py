@@ -14,7 +14,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from engine.tiny_model import (
+from devtools.tiny_model import (
     DEFAULT_SPEC,
     MARKER_NAME,
     TinyModelSet,

@@ -12,12 +12,12 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from engine.device import plan_device
-from engine.engine import Engine
-from engine.errors import ModelInputError
-from engine.model_files import ModelPaths
-from engine.request import GenerationRequest, ModeSettings
-from engine.tiny_model import TinyModelSet
+from devtools.tiny_model import TinyModelSet
+from engine.contract.errors import ModelInputError
+from engine.contract.request import GenerationRequest, ModeSettings
+from engine.files.model_files import ModelPaths
+from engine.runtime.device import plan_device
+from engine.runtime.engine import Engine
 
 REQUEST = GenerationRequest(prompt="a red circle", seeds=(2,), modes=(ModeSettings(mode="ddim", steps=3),))
 

@@ -1,6 +1,4 @@
-"""The pocket model: a tiny SDXL-architecture model trained by the project on procedural shapes.
+"""The pocket model's prompt grammar (torch-free): the GUI's prompt suggestions and the developer tools share it.
 
-``grammar`` makes and parses prompts, ``shapes`` draws the 64x64 images they describe, ``scorer``
-checks a picture against its prompt, ``train`` holds the recipes and ``export`` writes the shipped
-files in the layouts of their real counterparts.
+The shipped files are found by engine.files.pocket; training and export live in devtools.pocket.
 """

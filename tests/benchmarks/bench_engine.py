@@ -29,12 +29,12 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 import torch
 
-from engine.engine import Engine
-from engine.libraries import quiet_diffusers
-from engine.model_files import ModelPaths
-from engine.modes import DEFAULT_COMPARISON
-from engine.request import GenerationRequest, ModeSettings
-from engine.tiny_model import TinyModelSet, TinySpec, build_tiny_model_set
+from devtools.tiny_model import TinyModelSet, TinySpec, build_tiny_model_set
+from engine.contract.modes import DEFAULT_COMPARISON
+from engine.contract.request import GenerationRequest, ModeSettings
+from engine.files.model_files import ModelPaths
+from engine.runtime.engine import Engine
+from engine.runtime.libraries import quiet_diffusers
 
 diffusers = quiet_diffusers()
 from diffusers import (  # noqa: E402

@@ -94,9 +94,9 @@ def measure_stall(scratch: Path) -> None:
     from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from engine.modes import DEFAULT_COMPARISON
+    from engine.contract.modes import DEFAULT_COMPARISON
     from gui.app import create_window
-    from gui.settings import Settings, save_settings
+    from gui.state.settings import Settings, save_settings
 
     save_settings(Settings(output_dir=scratch / "out"))
     app = QApplication([])

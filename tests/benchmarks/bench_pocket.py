@@ -2,8 +2,8 @@
 
     .venv/bin/python -m tests.benchmarks.bench_pocket [--prompts 200] [--diverse 25] [--out docs/pocket.md]
 
-Every image goes through the engine (engine.engine.Engine on resources/pocket), one at a time, as the
-application makes them. Adherence: the scorer (engine.pocket.scorer) on ``--prompts`` prompts of the
+Every image goes through the engine (engine.runtime.engine.Engine on resources/pocket), one at a time, as the
+application makes them. Adherence: the scorer (devtools.pocket.scorer) on ``--prompts`` prompts of the
 grammar, one seed each, half of them naming a position. Diversity: on the first ``--diverse`` prompts,
 8 seeds each, the mean pairwise RMS difference of the pictures (0 to 1) and, for prompts that name no
 position, how many of the 5 positions the 8 pictures use. Seconds per image: denoising plus VAE decode
@@ -29,13 +29,12 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 import numpy as np
 import torch
 
-from engine.engine import Engine
-from engine.model_files import ModelPaths
-from engine.pocket.export import BASE_DIR, MARKER
+from devtools.pocket.scorer import Score, detect, score, summarize
+from engine.contract.request import GenerationRequest, ModeSettings
+from engine.files.model_files import ModelPaths
+from engine.files.pocket import BASE_DIR, MARKER, pocket_model_paths
 from engine.pocket.grammar import evaluation_prompts
-from engine.pocket.paths import pocket_model_paths
-from engine.pocket.scorer import Score, detect, score, summarize
-from engine.request import GenerationRequest, ModeSettings
+from engine.runtime.engine import Engine
 
 REPO = Path(__file__).resolve().parents[2]
 SEEDS = 8
@@ -87,7 +86,7 @@ class ControlRunner:
     """Runs a control row as the engine runs a mode: batch 1, each image from its own CPU generator."""
 
     def __init__(self, base: Path, row: Row):
-        from engine.pocket.evaluate import load_pipeline, scheduler
+        from devtools.pocket.evaluate import load_pipeline, scheduler
 
         assert row.control is not None
         self.pipe = load_pipeline(base)
@@ -111,7 +110,7 @@ class ControlRunner:
 def pocket_paths(root: Path, lightning_steps: int) -> ModelPaths:
     paths = pocket_model_paths(root, lightning_steps=lightning_steps)
     if paths is None:
-        raise SystemExit(f"no pocket model in {root}: run python -m engine.pocket.export first")
+        raise SystemExit(f"no pocket model in {root}: run python -m devtools.pocket.export first")
     return paths
 
 

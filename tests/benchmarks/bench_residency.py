@@ -15,11 +15,11 @@ from pathlib import Path
 
 import torch
 
+from devtools.tiny_model import build_tiny_model_set
 from engine.cli import describe_memory
-from engine.device import plan_device
-from engine.engine import Engine
-from engine.residency import Residency
-from engine.tiny_model import build_tiny_model_set
+from engine.contract.residency import Residency
+from engine.runtime.device import plan_device
+from engine.runtime.engine import Engine
 from tests.benchmarks.bench_engine import MEMORY_SPEC, paths_of
 
 CYCLE = ("ddim", "lcm", "lightning", "lcm-lora", "lcm", "lightning-lora", "lightning", "ddim")

@@ -21,15 +21,15 @@ from PySide6.QtCore import QThread
 from pytestqt.qtbot import QtBot
 from safetensors.numpy import save_file
 
-from engine.engine import Engine
-from engine.modes import ModelRole
-from engine.outputs import RunContext
-from engine.tiny_model import TinyModelSet
-from gui.jobs import EngineConfig
-from gui.main_window import MainWindow
-from gui.settings import Settings, save_settings
-from gui.theme import apply_theme
-from gui.worker import EngineFactory, EngineWorker, LoadedEngine, describe
+from devtools.tiny_model import TinyModelSet
+from engine.contract.modes import ModelRole
+from engine.outputs.comparison_files import RunContext
+from engine.runtime.engine import Engine
+from gui.state.jobs import EngineConfig
+from gui.state.settings import Settings, save_settings
+from gui.state.worker import EngineFactory, EngineWorker, LoadedEngine, describe
+from gui.widgets.main_window import MainWindow
+from gui.widgets.theme import apply_theme
 
 ENGINE_READY_MS = 120_000
 JOB_MS = 120_000
@@ -159,7 +159,7 @@ def make_window(
 
 
 def write_vae_file(path: Path) -> Path:
-    """What engine.model_files takes for an SDXL VAE file (its keys), with tiny tensors."""
+    """What engine.files.model_files takes for an SDXL VAE file (its keys), with tiny tensors."""
     save_file(
         {
             "encoder.down.0.block.0.conv1.weight": np.zeros((4, 4, 3, 3), np.float16),

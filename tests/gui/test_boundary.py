@@ -14,13 +14,15 @@ from tests.conftest import REPO_ROOT
 HEAVY = ("torch", "diffusers", "transformers", "peft", "accelerate")
 # engine modules that import torch; gui reaches them only from the worker thread's loader.
 ENGINE_WITH_TORCH = (
-    "engine.engine",
-    "engine.device",
-    "engine.loading",
-    "engine.tiny_model",
-    "engine.previews",
+    "engine.runtime.engine",
+    "engine.runtime.device",
+    "engine.runtime.loading",
+    "devtools.tiny_model",
+    "engine.runtime.previews",
 )
-ALLOWED_LAZY = {("worker.py", "load_engine"): {"engine.engine", "engine.device", "engine.builtin"}}
+ALLOWED_LAZY = {
+    ("worker.py", "load_engine"): {"engine.runtime.engine", "engine.runtime.device", "engine.files.builtin"}
+}
 
 
 def imported_names(node: ast.AST) -> list[str]:

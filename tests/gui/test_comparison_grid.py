@@ -7,9 +7,9 @@ from dataclasses import replace
 import numpy as np
 from pytestqt.qtbot import QtBot
 
-from engine.request import ModeResult, Timings
-from gui.comparison_grid import ComparisonGrid
-from gui.image_tile import styles_text
+from engine.contract.request import ModeResult, Timings
+from gui.widgets.comparison_grid import ComparisonGrid
+from gui.widgets.image_tile import styles_text
 
 RESULT = ModeResult(
     mode="ddim",

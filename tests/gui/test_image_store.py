@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.outputs import RunContext
-from engine.request import GenerationRequest, ModeResult, ModeSettings, Timings
-from gui.image_store import (
+from engine.contract.request import GenerationRequest, ModeResult, ModeSettings, Timings
+from engine.outputs.comparison_files import RunContext
+from gui.state.image_store import (
     HISTORY_FOLDER,
     RecordError,
     RunStyle,
@@ -20,7 +20,7 @@ from gui.image_store import (
     save_image,
     write_run_record,
 )
-from gui.parameters import restore_from_png
+from gui.state.parameters import restore_from_png
 
 CONTEXT = RunContext(model_label="tiny", device="cpu")
 REQUEST = GenerationRequest(prompt="a red circle", seeds=(7,), modes=(ModeSettings(mode="lcm", steps=2),))

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 
 from pytestqt.qtbot import QtBot
 
-from engine.request import ModeResult
-from gui.jobs import FinishedEvent
-from gui.live_mode import DEBOUNCE_MS
-from gui.main_window import MainWindow
+from engine.contract.request import ModeResult
+from gui.state.jobs import FinishedEvent
+from gui.state.live_mode import DEBOUNCE_MS
+from gui.widgets.main_window import MainWindow
 from tests.gui.conftest import JOB_MS, WindowMaker
 
 EDITS = 50

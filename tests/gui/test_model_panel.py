@@ -17,15 +17,15 @@ from PySide6.QtWidgets import QTreeWidgetItem
 from pytestqt.qtbot import QtBot
 from safetensors.numpy import save_file
 
-from engine.modes import ModelRole
-from engine.tiny_model import TinyModelSet
-from gui.jobs import EngineConfig
-from gui.main_window import MainWindow
-from gui.model_panel import ModelPanel
-from gui.model_scan import ModelEntry, ScanResult
-from gui.model_setup import Use
-from gui.settings import Settings, load_settings
-from gui.worker import EngineFactory, LoadedEngine
+from devtools.tiny_model import TinyModelSet
+from engine.contract.modes import ModelRole
+from gui.state.jobs import EngineConfig
+from gui.state.model_scan import ModelEntry, ScanResult
+from gui.state.model_setup import Use
+from gui.state.settings import Settings, load_settings
+from gui.state.worker import EngineFactory, LoadedEngine
+from gui.widgets.main_window import MainWindow
+from gui.widgets.model_panel import ModelPanel
 from tests.gui.conftest import ENGINE_READY_MS, JOB_MS, WindowMaker, two_step_modes, write_vae_file
 
 SCAN_MS = 30_000

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.outputs import RunContext, png_bytes, png_parameters
-from engine.request import ComparisonResult, GenerationRequest, ModeResult, ModeSettings, Timings
-from gui.parameters import (
+from engine.contract.request import ComparisonResult, GenerationRequest, ModeResult, ModeSettings, Timings
+from engine.outputs.comparison_files import RunContext, png_bytes, png_parameters
+from gui.state.parameters import (
     MAX_PARAMETERS_CHARS,
     MAX_TEXT_CHUNK,
     PNG_SIGNATURE,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pytestqt.qtbot import QtBot
 
 from engine.pocket.grammar import parse
-from gui.prompt_panel import PromptPanel
+from gui.widgets.prompt_panel import PromptPanel
 
 
 def test_suggestions_are_sentences_of_the_grammar_and_only_for_the_pocket_model(qtbot: QtBot) -> None:

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from pytestqt.qtbot import QtBot
 
-from engine.model_files import StyleLora
-from engine.modes import ModelRole
-from engine.residency import Residency
-from engine.tiny_model import TinyModelSet
-from gui.settings import (
+from devtools.tiny_model import TinyModelSet
+from engine.contract.modes import ModelRole
+from engine.contract.residency import Residency
+from engine.files.model_files import StyleLora
+from gui.state.settings import (
     SCHEMA_VERSION,
     Settings,
     StyleSetting,
@@ -22,7 +22,7 @@ from gui.settings import (
     save_settings,
     settings_path,
 )
-from gui.settings_dialog import SettingsDialog
+from gui.widgets.settings_dialog import SettingsDialog
 from tests.gui.conftest import write_vae_file
 
 

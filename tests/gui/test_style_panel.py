@@ -10,13 +10,13 @@ from pathlib import Path
 
 from pytestqt.qtbot import QtBot
 
-from engine.tiny_model import TinyModelSet
-from gui.image_store import RunStyle
-from gui.jobs import EngineConfig, FinishedEvent
-from gui.main_window import MainWindow
-from gui.parameters import read_png_parameters
-from gui.settings import Settings, StyleSetting, load_settings
-from gui.worker import LoadedEngine, load_engine
+from devtools.tiny_model import TinyModelSet
+from gui.state.image_store import RunStyle
+from gui.state.jobs import EngineConfig, FinishedEvent
+from gui.state.parameters import read_png_parameters
+from gui.state.settings import Settings, StyleSetting, load_settings
+from gui.state.worker import LoadedEngine, load_engine
+from gui.widgets.main_window import MainWindow
 from tests.gui.conftest import ENGINE_READY_MS, JOB_MS, WindowMaker, two_step_modes
 
 

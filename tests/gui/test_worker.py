@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from pytestqt.qtbot import QtBot
 
-from engine.errors import ModelInputError
-from engine.model_files import ModelPaths
-from engine.request import GenerationRequest, ModeSettings
-from engine.tiny_model import TinyModelSet
-from gui.jobs import EngineConfig, FailedEvent, FinishedEvent, ImageEvent, Job, JobKind, ProgressEvent
-from gui.worker import EngineFactory, EngineWorker, LoadedEngine
+from devtools.tiny_model import TinyModelSet
+from engine.contract.errors import ModelInputError
+from engine.contract.request import GenerationRequest, ModeSettings
+from engine.files.model_files import ModelPaths
+from gui.state.jobs import EngineConfig, FailedEvent, FinishedEvent, ImageEvent, Job, JobKind, ProgressEvent
+from gui.state.worker import EngineFactory, EngineWorker, LoadedEngine
 from tests.gui.conftest import ENGINE_READY_MS, JOB_MS
 
 MODES = ("ddim", "lcm", "lightning-lora")

@@ -1,0 +1,143 @@
+"""The contract between a front end and the engine: frozen requests in, plain values out.
+
+Torch-free on purpose: the GUI imports this module and must not pull torch in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from engine.contract.errors import RequestError
+from engine.contract.modes import MODES, ModeSpec
+
+RGBImage = npt.NDArray[np.uint8]  # (height, width, 3)
+
+MAX_SIDE = 4096
+MAX_STEPS = 200
+MAX_SEED = 2**63 - 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModeSettings:
+    """One mode of a comparison; None means the mode's default (or, for Lightning, its file's steps)."""
+
+    mode: str
+    steps: int | None = None
+    guidance: float | None = None
+
+    @property
+    def spec(self) -> ModeSpec:
+        return MODES[self.mode]
+
+
+@dataclass(frozen=True, kw_only=True)
+class GenerationRequest:
+    """Everything a comparison needs: one prompt, every listed mode times every seed."""
+
+    prompt: str
+    negative_prompt: str = ""
+    seeds: tuple[int, ...] = (0,)
+    width: int | None = None  # None: the model's native size
+    height: int | None = None
+    modes: tuple[ModeSettings, ...]
+    want_previews: bool = False
+    # (style adapter name, weight) overrides; None: every loaded style at its own weight; 0 turns one off.
+    style_weights: tuple[tuple[str, float], ...] | None = None
+
+    def validate(self) -> None:
+        """Raise RequestError with a message that says what to change."""
+        if not self.modes:
+            raise RequestError("no mode chosen: pick at least one mode")
+        seen: set[str] = set()
+        for settings in self.modes:
+            if settings.mode not in MODES:
+                raise RequestError(f"unknown mode {settings.mode!r}; choose from {', '.join(MODES)}")
+            if settings.mode in seen:
+                raise RequestError(f"mode {settings.mode!r} is listed twice")
+            seen.add(settings.mode)
+            if settings.steps is not None and not 1 <= settings.steps <= MAX_STEPS:
+                raise RequestError(
+                    f"{settings.mode}: steps must be between 1 and {MAX_STEPS}, not {settings.steps}"
+                )
+            if settings.guidance is not None and not 0.0 <= settings.guidance <= 30.0:
+                raise RequestError(
+                    f"{settings.mode}: guidance must be between 0 and 30, not {settings.guidance:g}"
+                )
+        for side_name, side in (("width", self.width), ("height", self.height)):
+            if side is not None and (side < 8 or side > MAX_SIDE or side % 8):
+                raise RequestError(f"{side_name} {side} must be a multiple of 8 between 8 and {MAX_SIDE}")
+        if (self.width is None) != (self.height is None):
+            raise RequestError("give both width and height, or neither")
+        for name, weight in self.style_weights or ():
+            if not -10.0 <= weight <= 10.0:
+                raise RequestError(f"style {name}: weight {weight:g} must be between -10 and 10")
+        if not self.seeds:
+            raise RequestError("no seed given")
+        for seed in self.seeds:
+            if not 0 <= seed <= MAX_SEED:
+                raise RequestError(f"seed {seed} must be between 0 and {MAX_SEED}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Timings:
+    """Seconds spent on one image, split as the grid shows it."""
+
+    text_encoding: float  # the encoding this image used; shared by a comparison's modes
+    switch: float  # making this mode current (scheduler, adapters, UNet)
+    denoising: float
+    per_step: tuple[float, ...]
+    decode: float
+
+    @property
+    def total(self) -> float:
+        return self.text_encoding + self.switch + self.denoising + self.decode
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModeResult:
+    """One finished image with what it cost and exactly how it was made."""
+
+    mode: str
+    seed: int
+    steps: int
+    guidance: float
+    scheduler: str
+    timesteps: tuple[float, ...]
+    timings: Timings
+    image: RGBImage = field(repr=False)
+    warnings: tuple[str, ...] = ()
+    text_encoding_shared: bool = False  # True when an earlier mode of the same comparison paid for it
+    styles: tuple[tuple[str, float], ...] = ()  # style LoRAs active on this image, with weights
+
+
+@dataclass(frozen=True, kw_only=True)
+class Progress:
+    """One denoising step done; preview is a small RGB picture of the latents when asked for."""
+
+    mode: str
+    seed: int
+    step: int  # 1-based
+    total: int
+    preview: RGBImage | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SkippedMode:
+    mode: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ComparisonResult:
+    request: GenerationRequest
+    results: tuple[ModeResult, ...]
+    skipped: tuple[SkippedMode, ...] = ()
+    width: int
+    height: int
+
+    @property
+    def text_encoding_total(self) -> float:
+        return sum(r.timings.text_encoding for r in self.results if not r.text_encoding_shared)

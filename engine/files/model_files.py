@@ -1,0 +1,414 @@
+"""What a model path is, told from its name and its safetensors header, without loading weights.
+
+Torch-free, so the GUI can check a path the moment the user picks it. Pickle files (.ckpt, .pt,
+.bin) are never opened: unpickling runs code.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from safetensors import SafetensorError, safe_open
+
+from engine.contract.errors import ModelInputError
+from engine.contract.modes import ModelRole
+from engine.files.hub_cache import looks_like_hub_reference, resolve_hub_reference
+
+_PICKLE_SUFFIXES = {".ckpt", ".pt", ".pth", ".bin", ".pkl"}
+_LIGHTNING_NAME = re.compile(r"sdxl_lightning_(\d+)step", re.IGNORECASE)
+_LORA_FILE_IN_FOLDER = "pytorch_lora_weights.safetensors"  # what diffusers' training scripts export
+_KOHYA_PREFIXES = ("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_")
+# diffusers' own test for an SDXL base single file (formats.md): the 10th block of OpenCLIP bigG.
+_SDXL_BASE_KEY = "conditioner.embedders.1.model.transformer.resblocks.9.mlp.c_proj.bias"
+
+
+class FileKind(StrEnum):
+    SDXL_FOLDER = "SDXL base (diffusers folder)"
+    SDXL_SINGLE_FILE = "SDXL base (single-file checkpoint)"
+    LIGHTNING_CHECKPOINT = "SDXL-Lightning all-in-one checkpoint"
+    LCM_UNET = "LCM UNet (diffusers folder)"
+    UNET_FOLDER = "UNet folder without a guidance embedding (not LCM)"
+    UNET_STATE_DICT = "UNet state dict"
+    LIGHTNING_UNET = "SDXL-Lightning UNet"
+    LCM_LORA = "LCM-LoRA"
+    LIGHTNING_LORA = "SDXL-Lightning LoRA"
+    STYLE_LORA = "style LoRA"
+    VAE_FOLDER = "VAE (diffusers folder)"
+    VAE_FILE = "VAE (single file)"
+    NOT_SDXL = "not an SDXL model"
+    OTHER = "unrecognised"
+
+
+_LORAS = (FileKind.LCM_LORA, FileKind.LIGHTNING_LORA, FileKind.STYLE_LORA)
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A checked model path: what it is and what the engine needs to know to load it."""
+
+    path: Path  # the file or folder to load
+    kind: FileKind
+    detail: str = ""  # e.g. "Stable Diffusion 1.x checkpoint", "4-step"
+    lightning_steps: int | None = None  # from a Lightning file's name
+    x0_prediction: bool = False  # Lightning's 1-step file predicts the clean sample
+    text_encoder_keys: bool = False  # a LoRA that also patches the text encoders
+
+    def describe(self) -> str:
+        if self.kind in (FileKind.LIGHTNING_UNET, FileKind.LIGHTNING_LORA, FileKind.LIGHTNING_CHECKPOINT):
+            steps = f"{self.lightning_steps}-step " if self.lightning_steps else ""
+            x0 = " (x0 prediction)" if self.x0_prediction else ""
+            return f"{steps}{self.kind}{x0}"
+        return f"{self.kind}: {self.detail}" if self.detail else str(self.kind)
+
+    @property
+    def enables(self) -> tuple[str, ...]:
+        """The modes this file makes possible (with the base model where it needs one)."""
+        return _ENABLES.get(self.kind, ())
+
+
+_ENABLES: Mapping[FileKind, tuple[str, ...]] = {
+    FileKind.SDXL_FOLDER: ("ddim", "euler", "dpmpp-2m"),
+    FileKind.SDXL_SINGLE_FILE: ("ddim", "euler", "dpmpp-2m"),
+    FileKind.LIGHTNING_CHECKPOINT: ("lightning",),
+    FileKind.LCM_UNET: ("lcm",),
+    FileKind.LIGHTNING_UNET: ("lightning",),
+    FileKind.LCM_LORA: ("lcm-lora",),
+    FileKind.LIGHTNING_LORA: ("lightning-lora",),
+    FileKind.STYLE_LORA: ("style on every base-UNet mode",),
+    FileKind.VAE_FOLDER: ("a replacement VAE for every mode",),
+    FileKind.VAE_FILE: ("a replacement VAE for every mode",),
+}
+
+
+def lightning_steps_from_name(path: Path) -> int | None:
+    """ByteDance names each file for its step count: sdxl_lightning_{N}step_{unet,lora}.safetensors."""
+    match = _LIGHTNING_NAME.search(path.name)
+    return int(match.group(1)) if match else None
+
+
+@dataclass(frozen=True)
+class _Header:
+    keys: list[str]
+    metadata: Mapping[str, str]
+    shapes: Mapping[str, list[int]] = field(default_factory=dict)
+
+
+def _read_header(path: Path, shapes_of: tuple[str, ...] = ()) -> _Header:
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            keys = list(handle.keys())
+            shapes = {k: list(handle.get_slice(k).get_shape()) for k in shapes_of if k in keys}
+            return _Header(keys, dict(handle.metadata() or {}), shapes)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelInputError(
+            f"{path} is not a readable safetensors file ({exc}); it may be truncated or still downloading"
+        ) from None
+
+
+def _lora_base_model(keys: list[str], metadata: Mapping[str, str]) -> str | None:
+    """The base model family a LoRA was made for, if it is not SDXL."""
+    version = (
+        metadata.get("ss_base_model_version", "") + " " + metadata.get("modelspec.architecture", "")
+    ).lower()
+    if "sd_v1" in version or "sd_1" in version or "stable-diffusion-v1" in version:
+        return "Stable Diffusion 1.x"
+    if "sd_v2" in version or "sd_2" in version or "stable-diffusion-v2" in version:
+        return "Stable Diffusion 2.x"
+    # SDXL has no attention at the first UNet level; SD 1.x and 2.x do.
+    level0_attention = (
+        "lora_unet_down_blocks_0_attentions_",
+        "lora_unet_input_blocks_1_1_",
+        "unet.down_blocks.0.attentions.",
+    )
+    if any(k.startswith(level0_attention) for k in keys):
+        return "Stable Diffusion 1.x or 2.x"
+    te_keys = [k for k in keys if k.startswith(("lora_te_", "lora_te1_", "lora_te2_"))]
+    if te_keys and all(k.startswith("lora_te_") for k in te_keys):
+        return "Stable Diffusion 1.x or 2.x (one text encoder)"
+    return None
+
+
+_LORA_MARKS = (".lora_A.", ".lora.down.", ".lora_down.", ".lora_linear_layer.down.", "_lora.down.")
+
+
+def _is_lora(keys: list[str]) -> bool:
+    return all(k.startswith(_KOHYA_PREFIXES) for k in keys) or any(m in k for k in keys for m in _LORA_MARKS)
+
+
+def _classify_file(path: Path) -> ModelFile:
+    header = _read_header(path, shapes_of=("model.diffusion_model.input_blocks.0.0.weight",))
+    keys = header.keys
+    steps = lightning_steps_from_name(path)
+    lightning = steps is not None
+    if not keys:
+        return ModelFile(path, FileKind.OTHER, "an empty safetensors file")
+    if _is_lora(keys):
+        other = _lora_base_model(keys, header.metadata)
+        if other is not None:
+            return ModelFile(path, FileKind.NOT_SDXL, f"a LoRA for {other}")
+        te = any(k.startswith(("lora_te", "text_encoder")) or ".text_encoder" in k for k in keys)
+        if lightning:
+            return ModelFile(path, FileKind.LIGHTNING_LORA, lightning_steps=steps, text_encoder_keys=te)
+        # In the Hugging Face cache the parent is a commit hash; the repository folder names the model.
+        repo = next((p.name for p in path.parents if p.name.startswith("models--")), "")
+        names = f"{repo}/{path.parent.name}/{path.name}".lower()
+        kind = FileKind.LCM_LORA if "lcm" in names else FileKind.STYLE_LORA
+        return ModelFile(path, kind, text_encoder_keys=te)
+    if any(k.startswith("model.diffusion_model.") for k in keys):
+        in_channels = header.shapes.get("model.diffusion_model.input_blocks.0.0.weight", [0, 4])[1]
+        if any(k.startswith("cond_stage_model.transformer.") for k in keys):
+            return ModelFile(path, FileKind.NOT_SDXL, "a Stable Diffusion 1.x checkpoint")
+        if any(k.startswith("cond_stage_model.model.") for k in keys):
+            return ModelFile(path, FileKind.NOT_SDXL, "a Stable Diffusion 2.x checkpoint")
+        if _SDXL_BASE_KEY not in keys:
+            return ModelFile(
+                path, FileKind.NOT_SDXL, "a single-file checkpoint that is not SDXL base (a refiner?)"
+            )
+        if in_channels != 4:
+            return ModelFile(
+                path, FileKind.NOT_SDXL, f"an SDXL inpainting checkpoint ({in_channels} input channels)"
+            )
+        if lightning:
+            return ModelFile(
+                path, FileKind.LIGHTNING_CHECKPOINT, lightning_steps=steps, x0_prediction="_x0" in path.stem
+            )
+        return ModelFile(path, FileKind.SDXL_SINGLE_FILE)
+    if any(k.startswith(("encoder.down.", "encoder.down_blocks.")) for k in keys) and any(
+        k.startswith("decoder.") for k in keys
+    ):
+        return ModelFile(path, FileKind.VAE_FILE)
+    if "conv_in.weight" in keys and any(k.startswith("down_blocks.") for k in keys):
+        if lightning:
+            return ModelFile(
+                path, FileKind.LIGHTNING_UNET, lightning_steps=steps, x0_prediction="_x0" in path.stem.lower()
+            )
+        return ModelFile(path, FileKind.UNET_STATE_DICT)
+    return ModelFile(path, FileKind.OTHER, "no UNet, LoRA or checkpoint keys")
+
+
+def _read_json(path: Path) -> dict[str, object]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelInputError(f"{path} cannot be read as JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ModelInputError(f"{path} is not a JSON object")
+    return data
+
+
+def _classify_folder(path: Path) -> ModelFile:
+    index = path / "model_index.json"
+    if index.is_file():
+        pipeline = _read_json(index).get("_class_name")
+        if pipeline == "StableDiffusionXLPipeline":
+            return ModelFile(path, FileKind.SDXL_FOLDER)
+        return ModelFile(path, FileKind.NOT_SDXL, f"a {pipeline} folder")
+    config = path / "config.json"
+    if config.is_file():
+        data = _read_json(config)
+        if data.get("_class_name") == "AutoencoderKL":
+            return ModelFile(path, FileKind.VAE_FOLDER)
+        if data.get("_class_name") == "UNet2DConditionModel":
+            if data.get("addition_embed_type") != "text_time":
+                return ModelFile(path, FileKind.NOT_SDXL, "a UNet of Stable Diffusion 1.x or 2.x")
+            if data.get("time_cond_proj_dim") is None:
+                return ModelFile(path, FileKind.UNET_FOLDER)
+            return ModelFile(path, FileKind.LCM_UNET)
+    if (path / _LORA_FILE_IN_FOLDER).is_file():
+        return _classify_file(path / _LORA_FILE_IN_FOLDER)
+    return ModelFile(path, FileKind.OTHER, "a folder without model_index.json, config.json or LoRA weights")
+
+
+def inspect_path(path: Path) -> ModelFile:
+    """Classify a path (or a Hugging Face repo id in the local cache); ModelInputError if it is
+    missing, unreadable or pickled."""
+    if not path.exists() and looks_like_hub_reference(path.as_posix()):
+        cached = resolve_hub_reference(path.as_posix())
+        if cached is None:
+            raise ModelInputError(
+                f"{path} is neither a path nor a model in the Hugging Face cache; Fewstep never downloads:"
+                " give the path of the files on disk"
+            )
+        path = cached
+    if not path.exists():
+        raise ModelInputError(f"{path} does not exist: check the path")
+    if path.is_dir():
+        return _classify_folder(path)
+    if path.suffix.lower() in _PICKLE_SUFFIXES:
+        raise ModelInputError(
+            f"{path} is a pickle checkpoint ({path.suffix}); Fewstep never unpickles files, as they can"
+            " run code: use the .safetensors version"
+        )
+    if path.suffix.lower() != ".safetensors":
+        raise ModelInputError(f"{path} is not a .safetensors file")
+    return _classify_file(path)
+
+
+_ACCEPTS: Mapping[ModelRole, tuple[tuple[FileKind, ...], str]] = {
+    ModelRole.BASE: (
+        (FileKind.SDXL_FOLDER, FileKind.SDXL_SINGLE_FILE),
+        "the SDXL base: a diffusers folder with model_index.json, or a single .safetensors checkpoint",
+    ),
+    ModelRole.LCM_UNET: ((FileKind.LCM_UNET,), "an LCM UNet folder like lcm-sdxl (config.json and weights)"),
+    ModelRole.LCM_LORA: ((FileKind.LCM_LORA, FileKind.STYLE_LORA), "an LCM-LoRA .safetensors file"),
+    ModelRole.LIGHTNING_UNET: (
+        (FileKind.LIGHTNING_UNET, FileKind.UNET_STATE_DICT, FileKind.LIGHTNING_CHECKPOINT),
+        "a file like sdxl_lightning_4step_unet.safetensors",
+    ),
+    ModelRole.LIGHTNING_LORA: (
+        (FileKind.LIGHTNING_LORA, FileKind.STYLE_LORA),
+        "a file like sdxl_lightning_4step_lora.safetensors",
+    ),
+}
+
+
+def check_role(role: ModelRole, path: Path) -> ModelFile:
+    """Inspect a path given for one option and refuse it, naming what it is, if it does not fit."""
+    info = inspect_path(path)
+    kinds, description = _ACCEPTS[role]
+    if info.kind not in kinds:
+        if info.kind is FileKind.UNET_FOLDER and role is ModelRole.LCM_UNET:
+            raise ModelInputError(
+                f"--{role} {path}: this UNet has no guidance embedding (time_cond_proj_dim), so it is not an LCM UNet"
+            )
+        raise ModelInputError(f"--{role} {path}: this is {_what(info)}, but --{role} takes {description}")
+    if role in (ModelRole.LIGHTNING_UNET, ModelRole.LIGHTNING_LORA) and info.lightning_steps is None:
+        raise ModelInputError(
+            f"--{role} {path}: cannot tell the step count; keep ByteDance's file name, e.g."
+            " sdxl_lightning_4step_unet.safetensors"
+        )
+    return info
+
+
+def check_style_lora(path: Path) -> ModelFile:
+    info = inspect_path(path)
+    if info.kind not in _LORAS:
+        raise ModelInputError(f"--lora {path}: this is {_what(info)}, not an SDXL LoRA")
+    return info
+
+
+def check_vae(path: Path) -> ModelFile:
+    info = inspect_path(path)
+    if info.kind not in (FileKind.VAE_FOLDER, FileKind.VAE_FILE):
+        raise ModelInputError(f"--vae {path}: this is {_article(info.describe())}, not a VAE")
+    return info
+
+
+def _what(info: ModelFile) -> str:
+    """What a file is, as the object of "this is ...": "a LoRA for Stable Diffusion 1.x"."""
+    if info.kind in (FileKind.NOT_SDXL, FileKind.OTHER) and info.detail:
+        return info.detail
+    return _article(info.describe())
+
+
+def _article(text: str) -> str:
+    if text.startswith(("a ", "an ")):
+        return text
+    first = text.split(" ", 1)[0].split("-", 1)[0]
+    # Acronyms are read letter by letter: "an LCM-LoRA", "an SDXL base".
+    vowel_sound = first[:1] in "AEFHILMNORSX" if first.isupper() else first[:1].lower() in "aeiou"
+    return ("an " if vowel_sound else "a ") + text
+
+
+@dataclass(frozen=True)
+class StyleLora:
+    path: Path
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class ModelPaths:
+    """The files the user gave, by role; None where not given."""
+
+    base: Path | None = None
+    lcm_unet: Path | None = None
+    lcm_lora: Path | None = None
+    lightning_unet: Path | None = None
+    lightning_lora: Path | None = None
+    styles: tuple[StyleLora, ...] = ()
+    vae: Path | None = None  # e.g. sdxl-vae-fp16-fix, replacing the base's VAE
+    base_config: Path | None = None  # config folder for a single-file base; None: the shipped SDXL one
+    builtin: bool = False  # the project's own model, not the user's
+
+    def get(self, role: ModelRole) -> Path | None:
+        path: Path | None = getattr(self, role.replace("-", "_"))
+        return path
+
+    def checked(self) -> dict[ModelRole, ModelFile]:
+        """Every given path checked for its role; the first problem raises ModelInputError."""
+        files = {role: check_role(role, path) for role in ModelRole if (path := self.get(role)) is not None}
+        base, lightning = files.get(ModelRole.BASE), files.get(ModelRole.LIGHTNING_UNET)
+        if base is not None and lightning is not None:
+            check_unet_fits(lightning, base)
+        return files
+
+
+def check_unet_fits(unet: ModelFile, base: ModelFile) -> None:
+    """A bare UNet state dict must match the base UNet tensor for tensor; told from the two headers,
+    before gigabytes are loaded. Only possible against a diffusers folder (a single file's keys are
+    in the original layout); the strict load catches the rest."""
+    if unet.kind is not FileKind.LIGHTNING_UNET or base.kind is not FileKind.SDXL_FOLDER:
+        return
+    weights = sorted((base.path / "unet").glob("diffusion_pytorch_model*.safetensors"))
+    if not weights:
+        return
+    expected = _header_shapes(weights[0])
+    found = _header_shapes(unet.path)
+    if found == expected:
+        return
+    wrong = sorted(k for k in expected.keys() & found.keys() if expected[k] != found[k])
+    missing = sorted(expected.keys() - found.keys())
+    detail = (
+        f"{wrong[0]} is {found[wrong[0]]}, the base has {expected[wrong[0]]}"
+        if wrong
+        else f"{len(missing)} tensors missing, e.g. {missing[0]}"
+        if missing
+        else f"{len(found.keys() - expected.keys())} unexpected tensors"
+    )
+    raise ModelInputError(
+        f"--lightning-unet {unet.path}: its tensors do not fit the base model's UNet ({detail});"
+        " it was made for another model"
+    )
+
+
+def _header_shapes(path: Path) -> dict[str, list[int]]:
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            return {k: list(handle.get_slice(k).get_shape()) for k in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError) as exc:
+        raise ModelInputError(f"{path} is not a readable safetensors file ({exc})") from None
+
+
+@dataclass(frozen=True)
+class Refused:
+    path: Path
+    reason: str
+
+
+def scan_models(folder: Path, *, depth: int = 2) -> Iterator[ModelFile | Refused]:
+    """Every model file or folder under `folder`, classified; what cannot be used says why."""
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as exc:
+        raise ModelInputError(f"cannot list {folder}: {exc.strerror or exc}") from None
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            info = _classify_folder(entry)
+            if info.kind is not FileKind.OTHER:
+                yield info
+            elif depth > 1:
+                yield from scan_models(entry, depth=depth - 1)
+        elif entry.suffix.lower() in _PICKLE_SUFFIXES:
+            yield Refused(entry, "a pickle checkpoint: never opened, as unpickling can run code")
+        elif entry.suffix.lower() == ".safetensors":
+            try:
+                yield _classify_file(entry)
+            except ModelInputError as exc:
+                yield Refused(entry, str(exc))

@@ -1,0 +1,158 @@
+"""Files a run leaves behind: PNGs with A1111 metadata, the labelled grid, the JSON report."""
+
+from __future__ import annotations
+
+import io
+import json
+import platform
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, PngImagePlugin
+
+from engine.contract.modes import MODES, GuidanceKind
+from engine.contract.request import ComparisonResult, GenerationRequest, ModeResult
+from engine.outputs.atomic import atomic_write, atomic_write_text
+from engine.outputs.grid import Tile, make_grid
+from engine.outputs.metadata import a1111_parameters
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What the files should say about where an image came from."""
+
+    model_label: str  # e.g. the base folder's name, or "built-in (untrained)"
+    device: str
+    note: str = ""  # shown on the grid, e.g. that the built-in model is untrained
+    style_names: Mapping[str, str] = field(default_factory=dict)  # style adapter -> its file's name
+
+
+def version_of(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def guidance_label(result: ModeResult) -> str:
+    """How the guidance number acts in this mode, in words an artist knows."""
+    if MODES[result.mode].guidance_kind is GuidanceKind.EMBEDDING:
+        return f"guidance {result.guidance:g} (embedded)"
+    return f"CFG {result.guidance:g}" if result.guidance > 1.0 else "CFG off"
+
+
+def tile_lines(result: ModeResult) -> tuple[str, ...]:
+    """The grid's caption: what ran, then where the seconds went. Short lines: tiles are narrow."""
+    t = result.timings
+    encoding = "shared" if result.text_encoding_shared else f"{t.text_encoding:.2f}"
+    return (
+        f"{result.mode} · {result.steps} steps · {guidance_label(result)}",
+        f"{t.total:.2f} s · seed {result.seed}",
+        f"text {encoding} · denoise {t.denoising:.2f}",
+        f"decode {t.decode:.2f} · switch {t.switch:.3f}",
+    )
+
+
+def png_parameters(result: ModeResult, comparison: ComparisonResult, context: RunContext) -> str:
+    return png_parameters_for(result, comparison.request, comparison.width, comparison.height, context)
+
+
+def png_parameters_for(
+    result: ModeResult, request: GenerationRequest, width: int, height: int, context: RunContext
+) -> str:
+    """AUTOMATIC1111's `parameters` text for one image."""
+    spec = MODES[result.mode]
+    fields: dict[str, object] = {
+        "Steps": result.steps,
+        "Sampler": spec.sampler_label,
+        "Schedule type": str(spec.scheduler_overrides.get("timestep_spacing", "leading")).capitalize(),
+        "CFG scale": f"{result.guidance:g}",
+        "Seed": result.seed,
+        "Size": f"{width}x{height}",
+        "Model": context.model_label,
+        "Fewstep mode": result.mode,
+        "Version": f"fewstep {version_of('fewstep')}",
+    }
+    if result.styles:
+        fields["Fewstep styles"] = " ".join(
+            f"{context.style_names.get(name, name)}:{weight:g}" for name, weight in result.styles
+        )
+    return a1111_parameters(request.prompt, request.negative_prompt, fields)
+
+
+def png_bytes(image: Image.Image, parameters: str | None = None) -> bytes:
+    info = PngImagePlugin.PngInfo()
+    if parameters is not None:
+        info.add_text("parameters", parameters)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def write_png(path: Path, image: Image.Image, parameters: str | None = None) -> None:
+    data = png_bytes(image, parameters)
+    atomic_write(path, lambda handle: handle.write(data))
+
+
+def result_record(result: ModeResult, file: str) -> dict[str, Any]:
+    t = result.timings
+    return {
+        "mode": result.mode,
+        "steps": result.steps,
+        "guidance": result.guidance,
+        "scheduler": result.scheduler,
+        "timesteps": [int(x) if float(x).is_integer() else x for x in result.timesteps],
+        "seed": result.seed,
+        "seconds": {
+            "text_encoding": round(t.text_encoding, 6),
+            "text_encoding_shared": result.text_encoding_shared,
+            "switch": round(t.switch, 6),
+            "denoising": round(t.denoising, 6),
+            "per_step": [round(s, 6) for s in t.per_step],
+            "decode": round(t.decode, 6),
+            "total": round(t.total, 6),
+        },
+        "warnings": list(result.warnings),
+        "file": file,
+    }
+
+
+def image_name(result: ModeResult, several_seeds: bool) -> str:
+    return f"{result.mode}-seed{result.seed}.png" if several_seeds else f"{result.mode}.png"
+
+
+def write_comparison(out_dir: Path, comparison: ComparisonResult, context: RunContext) -> dict[str, Any]:
+    """grid.png, one PNG per image and report.json; the report is written last."""
+    several_seeds = len(comparison.request.seeds) > 1
+    records = []
+    for result in comparison.results:
+        name = image_name(result, several_seeds)
+        write_png(out_dir / name, Image.fromarray(result.image), png_parameters(result, comparison, context))
+        records.append(result_record(result, name))
+    tiles = [Tile(result.image, tile_lines(result)) for result in comparison.results]
+    columns = len({r.mode for r in comparison.results})
+    grid = make_grid(tiles, columns=columns, title=context.note)
+    write_png(out_dir / "grid.png", grid)
+    report = {
+        "prompt": comparison.request.prompt,
+        "negative_prompt": comparison.request.negative_prompt,
+        "size": [comparison.width, comparison.height],
+        "seeds": list(comparison.request.seeds),
+        "model": context.model_label,
+        "note": context.note,
+        "device": context.device,
+        "text_encoding_seconds_total": round(comparison.text_encoding_total, 6),
+        "results": records,
+        "skipped": [{"mode": s.mode, "reason": s.reason} for s in comparison.skipped],
+        "grid": "grid.png",
+        "versions": {
+            name: version_of(name)
+            for name in ("fewstep", "torch", "diffusers", "transformers", "peft", "safetensors")
+        }
+        | {"python": platform.python_version()},
+    }
+    atomic_write_text(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
+    return report

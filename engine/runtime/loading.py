@@ -1,0 +1,235 @@
+"""Loading the real files: the base pipeline, the distilled UNets and the LoRA adapters."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import init_empty_weights
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from engine.contract.errors import ModelInputError
+from engine.files.model_files import FileKind, ModelFile
+from engine.runtime.libraries import quiet_diffusers
+
+diffusers = quiet_diffusers()
+from diffusers import AutoencoderKL, StableDiffusionXLPipeline, UNet2DConditionModel  # noqa: E402
+
+# Every naming of a LoRA's matrices: kohya (lora_down), PEFT (lora_A), old diffusers (lora.down,
+# lora_linear_layer.down) and attention processors (to_q_lora.down).
+_LORA_SUFFIX = re.compile(
+    r"(\.lora_down|\.lora_up|\.lora_A|\.lora_B|\.lora\.down|\.lora\.up"
+    r"|\.lora_linear_layer\.down|\.lora_linear_layer\.up|_lora\.down|_lora\.up)\.weight$|\.alpha$"
+)
+_KOHYA_PREFIXES = ("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_")
+
+
+def _variant_for(folder: Path, dtype: torch.dtype) -> str | None:
+    """Real repositories ship fp32 and .fp16 weights side by side: take the fp16 ones for fp16 runs,
+    and also when they are the only ones (a CPU run then upcasts them)."""
+    has_fp16 = any(folder.glob("*.fp16.safetensors"))
+    has_full = any(p for p in folder.glob("*.safetensors") if ".fp16." not in p.name)
+    if has_fp16 and (dtype == torch.float16 or not has_full):
+        return "fp16"
+    return None
+
+
+def load_base(info: ModelFile, device: torch.device, dtype: torch.dtype, config_dir: Path) -> Any:
+    """The SDXL base pipeline from a diffusers folder or an original single file, offline.
+
+    A single file needs `config_dir`, a diffusers-layout folder of configs and tokenizers without
+    weights (formats.md: without it from_single_file looks the config up on the hub).
+    """
+    try:
+        if info.kind is FileKind.SDXL_SINGLE_FILE:
+            pipe = StableDiffusionXLPipeline.from_single_file(
+                str(info.path), config=str(config_dir), local_files_only=True, dtype=dtype
+            )
+        else:
+            variant = _variant_for(info.path / "unet", dtype)
+            pipe = StableDiffusionXLPipeline.from_pretrained(
+                info.path, dtype=dtype, variant=variant, use_safetensors=True, local_files_only=True
+            )
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        # diffusers reports a checkpoint of the wrong shapes as "not a valid CLIP model"; say what it means.
+        raise ModelInputError(
+            f"--base {info.path}: cannot load it as SDXL base ({_first_line(exc)}); is it a complete SDXL checkpoint?"
+        ) from None
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
+def load_lcm_unet(info: ModelFile, device: torch.device, dtype: torch.dtype) -> Any:
+    """latent-consistency/lcm-sdxl: a diffusers UNet folder with a guidance embedding."""
+    try:
+        unet = UNet2DConditionModel.from_pretrained(
+            info.path, dtype=dtype, variant=_variant_for(info.path, dtype), local_files_only=True
+        )
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ModelInputError(f"--lcm-unet {info.path}: cannot load this UNet ({_first_line(exc)})") from None
+    return unet.to(device)
+
+
+def load_lightning_unet(
+    info: ModelFile, base_unet: Any, config_dir: Path, device: torch.device, dtype: torch.dtype
+) -> Any:
+    """A Lightning UNet: ByteDance's bare state dict, which must fit the base UNet exactly, or the
+    UNet of an all-in-one Lightning checkpoint in the original single-file layout."""
+    option = f"--lightning-unet {info.path}"
+    if info.kind is FileKind.LIGHTNING_CHECKPOINT:
+        try:
+            unet = UNet2DConditionModel.from_single_file(
+                str(info.path), config=str(config_dir), subfolder="unet", local_files_only=True, dtype=dtype
+            )
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            raise ModelInputError(f"{option}: cannot read its UNet ({_first_line(exc)})") from None
+        return unet.to(device)
+    state = load_file(str(info.path), device="cpu")
+    # Meta tensors first: a random initialisation of a 2.6 B-parameter UNet only to overwrite it
+    # would cost seconds and a second copy in RAM.
+    with init_empty_weights():
+        unet = UNet2DConditionModel.from_config(base_unet.config)
+    try:
+        unet.load_state_dict(state, strict=True, assign=True)
+    except RuntimeError as exc:
+        raise ModelInputError(
+            f"{option}: its tensors do not fit the base model's UNet ({_first_line(exc)})"
+        ) from None
+    return unet.to(device=device, dtype=dtype)
+
+
+def load_vae(info: ModelFile, config_dir: Path, device: torch.device, dtype: torch.dtype) -> Any:
+    """A replacement VAE (e.g. madebyollin/sdxl-vae-fp16-fix): a diffusers folder or one file."""
+    try:
+        if info.kind is FileKind.VAE_FOLDER:
+            vae = AutoencoderKL.from_pretrained(
+                info.path, dtype=dtype, variant=_variant_for(info.path, dtype), local_files_only=True
+            )
+        else:
+            vae = AutoencoderKL.from_single_file(
+                str(info.path), config=str(config_dir), subfolder="vae", local_files_only=True, dtype=dtype
+            )
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise ModelInputError(f"--vae {info.path}: cannot load this VAE ({_first_line(exc)})") from None
+    return vae.to(device)
+
+
+def share_weights(unet: Any) -> Any:
+    """A second UNet object over the same weight tensors: adapters injected into it leave the
+    original untouched (its modules, its requires_grad flags), at no cost in memory."""
+    with init_empty_weights():
+        twin = UNet2DConditionModel.from_config(unet.config)
+    # state_dict() gives detached views of the same storage; assign=True adopts them as they are.
+    twin.load_state_dict(unet.state_dict(), strict=True, assign=True)
+    return twin.eval()
+
+
+def lora_module_names(state_dict_keys: list[str]) -> set[str]:
+    """The modules a LoRA file patches, as written in the file."""
+    return {_LORA_SUFFIX.sub("", key) for key in state_dict_keys if _LORA_SUFFIX.search(key)}
+
+
+def read_lora_state(path: Path) -> dict[str, torch.Tensor]:
+    """A LoRA file's tensors, non-kohya UNet keys renamed to PEFT's lora_A/lora_B.
+
+    diffusers renames a UNet LoRA to PEFT names only when its first key lacks lora_A, so a file with
+    both namings (what convert_state_dict_to_diffusers(get_peft_model_state_dict(...)) writes) would
+    lose its attention LoRAs; renaming every key here makes the order irrelevant.
+    """
+    state: dict[str, torch.Tensor] = load_file(str(path), device="cpu")
+    if all(k.startswith(_KOHYA_PREFIXES) for k in state):
+        return state
+    from diffusers.utils.state_dict_utils import convert_unet_state_dict_to_peft
+
+    unet = {k: v for k, v in state.items() if k.startswith("unet.")}
+    rest = {k: v for k, v in state.items() if not k.startswith("unet.")}
+    renamed: dict[str, torch.Tensor] = convert_unet_state_dict_to_peft(unet)
+    return {**renamed, **rest}
+
+
+def apply_adapter_metadata(pipe: Any, path: Path, adapter_name: str) -> None:
+    """Give each component the lora_alpha of the file's diffusers adapter metadata, which
+    load_lora_weights ignores when handed a dict (it then runs the LoRA at alpha = rank)."""
+    with safe_open(str(path), framework="pt") as handle:
+        raw = (handle.metadata() or {}).get("lora_adapter_metadata")
+    if not raw:
+        return
+    metadata = json.loads(raw)
+    for prefix in ("unet", "text_encoder", "text_encoder_2"):
+        alpha = metadata.get(f"{prefix}.lora_alpha")
+        if alpha is None:
+            continue
+        for module in getattr(pipe, prefix).modules():
+            if adapter_name in (getattr(module, "lora_alpha", None) or {}):
+                module.lora_alpha[adapter_name] = alpha
+                module.scaling[adapter_name] = alpha / module.r[adapter_name]
+
+
+@contextlib.contextmanager
+def quiet_adapter_loading() -> Iterator[None]:
+    """diffusers logs a failed adapter load (every size mismatch) at ERROR before raising; the
+    engine reports the failure in one line of its own."""
+    logger = logging.getLogger("diffusers.loaders.peft")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            # peft warns on every second adapter in one model; several named adapters are the design.
+            warnings.filterwarnings("ignore", message="Already found a `peft_config`", category=UserWarning)
+            # and on keys it could not place, which the landed-module count below reports.
+            warnings.filterwarnings(
+                "ignore", message="While injecting the PEFT adapters", category=RuntimeWarning
+            )
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def load_lora(pipe: Any, info: ModelFile, adapter_name: str, option: str) -> int:
+    """Load a LoRA as a named adapter and prove that every module it names received it.
+
+    diffusers drops LoRA keys it cannot place with no more than a log line; a silently partial
+    adapter would make a mode quietly wrong, so the count is checked here. Returns the module count.
+    """
+    state = read_lora_state(info.path)
+    expected = len(lora_module_names(list(state)))
+    try:
+        with quiet_adapter_loading():
+            pipe.load_lora_weights(state, adapter_name=adapter_name)
+    except (ValueError, RuntimeError, KeyError) as exc:
+        raise ModelInputError(
+            f"{option} {info.path}: this LoRA does not fit the base model ({_first_line(exc)})"
+        ) from None
+    apply_adapter_metadata(pipe, info.path, adapter_name)
+    landed = count_adapter_modules([pipe.unet, pipe.text_encoder, pipe.text_encoder_2], adapter_name)
+    if landed != expected:
+        pipe.delete_adapters(adapter_name)
+        raise ModelInputError(
+            f"{option} {info.path}: only {landed} of the {expected} modules it names exist in this"
+            " base model; it was made for another model"
+        )
+    return landed
+
+
+def count_adapter_modules(components: list[Any], adapter_name: str) -> int:
+    """How many modules of these models hold the named adapter."""
+    count = 0
+    for component in components:
+        for module in component.modules():
+            lora_a = getattr(module, "lora_A", None)
+            if lora_a is not None and adapter_name in lora_a:
+                count += 1
+    return count
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__

@@ -1,0 +1,105 @@
+"""The values that pass between the window and the worker thread: jobs in, events out.
+
+Plain frozen dataclasses, free of Qt and torch, so that either side can be tested alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from engine.contract.request import ComparisonResult, GenerationRequest, ModeResult, Progress
+from engine.contract.residency import Residency
+from engine.files.model_files import ModelPaths
+
+
+class JobKind(StrEnum):
+    COMPARISON = "comparison"  # the Generate button: every checked mode times every seed
+    LIVE = "live"  # a render while the artist types; superseded by the next edit
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job:
+    """One generation: the engine's request plus what the window needs to route its events."""
+
+    id: int
+    request: GenerationRequest
+    kind: JobKind = JobKind.COMPARISON
+    save_to: Path | None = None  # the output folder; None keeps the images in memory only
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineConfig:
+    """What the engine is built from; a change of it reloads the engine before the next job."""
+
+    paths: ModelPaths | None  # None: the built-in model
+    device: str = "auto"
+    residency: Residency = Residency.AUTO
+
+    def style_files(self) -> dict[str, Path]:
+        """Each style's adapter name and the file it is loaded from, as the artist gave it.
+
+        engine.Engine names the style LoRAs "style-<index>" in the order of paths.styles.
+        """
+        styles = self.paths.styles if self.paths is not None else ()
+        return {f"style-{index}": style.path for index, style in enumerate(styles)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineInfo:
+    """What the loaded engine can do, reported once it is ready."""
+
+    builtin: bool
+    available_modes: tuple[str, ...]
+    file_steps: tuple[tuple[str, int], ...]  # (mode, steps) for files trained for one step count
+    native_size: tuple[int, int]
+    device: str
+    model_label: str
+    styles: tuple[str, ...] = ()  # adapter names of the loaded style LoRAs, "style-0", ...
+    style_names: tuple[tuple[str, str], ...] = ()  # (adapter name, its file's name) for captions
+    # engine.Engine.memory_report(): {"residency", "models": {name: {"bytes", "on"}}, "process_rss", ...}
+    memory: Mapping[str, Any] | None = field(default=None, compare=False)
+
+    def steps_of_file(self, mode: str) -> int | None:
+        return dict(self.file_steps).get(mode)
+
+    def style_name(self, adapter: str) -> str:
+        return dict(self.style_names).get(adapter, adapter)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SavedImage:
+    png: Path
+    sidecar: Path
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProgressEvent:
+    job_id: int
+    progress: Progress
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageEvent:
+    """One mode of a job finished; saved is None when the job keeps its images in memory."""
+
+    job_id: int
+    result: ModeResult
+    saved: SavedImage | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class FinishedEvent:
+    job_id: int
+    comparison: ComparisonResult
+    run_record: Path | None = None  # the history entry, when the job was saved
+    save_error: str | None = None  # the images exist in memory but could not be written
+
+
+@dataclass(frozen=True, kw_only=True)
+class FailedEvent:
+    job_id: int
+    message: str  # one line an artist can act on

@@ -1,0 +1,155 @@
+"""The settings in use and the engine built from them.
+
+Every change of model files, styles or settings goes through here: it is checked, saved, and sent to
+the worker when the engine must reload for it. The window and the panels only subscribe to the
+signals and show what they say; none of them writes engine configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from engine.contract.errors import FewstepError
+from gui.state.image_store import RunStyle
+from gui.state.jobs import EngineInfo
+from gui.state.model_setup import (
+    STYLES_OFF_FOR_BUILTIN,
+    ModelAvailability,
+    Use,
+    check_use,
+    model_availability,
+)
+from gui.state.settings import MAX_STYLES, Settings, StyleSetting, save_settings
+from gui.state.worker import EngineWorker
+
+
+class ModelController(QObject):
+    settings_changed = Signal(object, object)  # the new Settings, the old ones
+    availability_changed = Signal(object)  # ModelAvailability
+    engine_reloading = Signal()
+    engine_ready = Signal(object)  # EngineInfo, once engine_info holds it
+    engine_failed = Signal(str)
+    message = Signal(str, str)  # text, level ("info", "warning", "error")
+
+    def __init__(self, settings: Settings, worker: EngineWorker, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.worker = worker
+        self.engine_info: EngineInfo | None = None
+        worker.engine_ready.connect(self._engine_ready)
+        worker.engine_failed.connect(self._engine_failed)
+
+    def availability(self) -> ModelAvailability:
+        return model_availability(self.settings, self.engine_info)
+
+    def style_weights(self) -> tuple[tuple[str, float], ...] | None:
+        return self.settings.style_weights()
+
+    def apply_settings(self, settings: Settings) -> bool:
+        """Use and save these settings; True when the engine reloads for them."""
+        old = self.settings
+        self.settings = settings
+        try:
+            save_settings(settings)
+        except OSError as exc:
+            self.message.emit(f"Settings are used but not saved: {exc.strerror or exc}", "error")
+        config = settings.engine_config()
+        reload = config != old.engine_config()
+        if reload:
+            self.engine_info = None
+            self.engine_reloading.emit()
+            self.worker.configure(config)
+        self.availability_changed.emit(self.availability())
+        self.settings_changed.emit(settings, old)
+        return reload
+
+    def assign(self, use: Use, path: Path) -> bool:
+        """Give a file one use (a role, the VAE, a style), checked first; the engine reloads with it."""
+        try:
+            info = check_use(use, path)
+        except FewstepError as exc:
+            self.message.emit(f"{path.name} was not used as {use.label}: {exc}", "error")
+            return False
+        settings = self.settings
+        if use is Use.STYLE:
+            if any(style.path == path for style in settings.styles):
+                self.message.emit(f"{path.name} is already in the style list.", "info")
+                return False
+            if len(settings.styles) >= MAX_STYLES:
+                self.message.emit(f"At most {MAX_STYLES} style LoRAs; remove one first.", "error")
+                return False
+            new = settings.with_style_added(path)
+        elif use is Use.VAE:
+            new = replace(settings, vae=path)
+        else:
+            assert use.role is not None
+            new = settings.with_model_path(use.role, path)
+        if new == settings:
+            self.message.emit(f"{path.name} is already the {use.label}.", "info")
+            return False
+        reloads = self.apply_settings(new)
+        then = " The engine reloads with it." if reloads else ""
+        if use is Use.STYLE and settings.uses_builtin_model:
+            then = " " + STYLES_OFF_FOR_BUILTIN
+        self.message.emit(f"{path.name} ({info.describe()}) is now the {use.label}.{then}", "info")
+        return True
+
+    def remove_style(self, index: int) -> None:
+        styles = list(self.settings.styles)
+        if 0 <= index < len(styles):
+            del styles[index]
+            self.apply_settings(replace(self.settings, styles=tuple(styles)))
+
+    def set_style_choices(self, chosen: tuple[StyleSetting, ...]) -> bool:
+        """Toggles and weights of the same files: only the next request changes, nothing reloads.
+
+        False, and nothing changed, when the files differ (a style panel that is being rebuilt).
+        """
+        if [s.path for s in chosen] != [s.path for s in self.settings.styles]:
+            return False
+        self.apply_settings(replace(self.settings, styles=chosen))
+        return True
+
+    def restore_styles(self, run_styles: Iterable[RunStyle]) -> tuple[Path, ...]:
+        """The style weights of a past run, on the styles configured now (matched by file path).
+
+        A configured style the run did not use is turned off, as it was then. Returns the files the
+        run applied that are not configured now.
+        """
+        weights = {style.path: style.weight for style in run_styles}
+        restored = tuple(
+            replace(style, weight=weights[style.path], enabled=True)
+            if weights.get(style.path, 0.0) != 0.0
+            else replace(style, enabled=False)
+            for style in self.settings.styles
+        )
+        if restored != self.settings.styles:
+            self.apply_settings(replace(self.settings, styles=restored))
+        configured = {style.path for style in self.settings.styles}
+        return tuple(path for path, weight in weights.items() if weight != 0.0 and path not in configured)
+
+    def set_models_dir(self, folder: Path) -> None:
+        self.apply_settings(replace(self.settings, models_dir=folder))
+
+    def set_live_mode(self, mode: str) -> None:
+        """Remembered for the next session; nothing else depends on it."""
+        if mode == self.settings.live_mode:
+            return
+        self.settings = replace(self.settings, live_mode=mode)
+        try:
+            save_settings(self.settings)
+        except OSError as exc:
+            self.message.emit(f"Settings are used but not saved: {exc.strerror or exc}", "warning")
+
+    def _engine_ready(self, info: EngineInfo) -> None:
+        self.engine_info = info
+        self.availability_changed.emit(self.availability())
+        self.engine_ready.emit(info)
+
+    def _engine_failed(self, message: str) -> None:
+        self.engine_info = None
+        self.engine_failed.emit(message)

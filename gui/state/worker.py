@@ -1,0 +1,351 @@
+"""The one thread that owns the engine: it takes jobs from a queue and reports back with signals.
+
+Every model and every device call lives on this thread, so GPU work is serialised and the window
+never waits on it. torch and diffusers are imported here, inside run(), after the window is shown.
+Signals carry the plain values of gui.state.jobs; previews and images travel as numpy arrays and become
+QImages only in the GUI thread.
+
+Cancelling a queued job removes it from the queue; cancelling the running job sets a flag that the
+engine checks after each denoising step, so the job stops at its next step.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from PySide6.QtCore import QObject, QThread, Signal
+
+from engine.contract.errors import FewstepError, JobCancelled
+from engine.contract.request import ComparisonResult, GenerationRequest, ModeResult, ModeSettings, Progress
+from engine.outputs.comparison_files import RunContext
+from gui.state.image_store import new_run_id, save_image, write_run_record
+from gui.state.jobs import (
+    EngineConfig,
+    EngineInfo,
+    FailedEvent,
+    FinishedEvent,
+    ImageEvent,
+    Job,
+    JobKind,
+    ProgressEvent,
+    SavedImage,
+)
+
+log = logging.getLogger(__name__)
+
+STOP_TIMEOUT_MS = 60_000  # a job stops at its next step; a 1024 px CPU step can take several seconds
+
+
+class StyleFileLike(Protocol):
+    @property
+    def path(self) -> Path: ...
+
+
+class LoadedStyleLike(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def file(self) -> StyleFileLike: ...
+
+
+class ResolvedSettings(Protocol):
+    @property
+    def file_steps(self) -> int | None: ...
+
+
+class EngineLike(Protocol):
+    """What the worker needs of engine.runtime.engine.Engine (named here so gui never imports it)."""
+
+    native_size: tuple[int, int]
+
+    def run(
+        self,
+        request: GenerationRequest,
+        *,
+        on_progress: Callable[[Progress], None] | None = None,
+        on_result: Callable[[ModeResult], None] | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> ComparisonResult: ...
+
+    def available_modes(self) -> tuple[str, ...]: ...
+
+    def resolve(self, settings: ModeSettings) -> ResolvedSettings: ...
+
+    def memory_report(self) -> dict[str, Any]: ...
+
+    @property
+    def styles(self) -> Sequence[LoadedStyleLike]: ...
+
+
+@dataclass(frozen=True)
+class LoadedEngine:
+    engine: EngineLike
+    info: EngineInfo
+    context: RunContext  # what saved files say about the model and device
+
+
+EngineFactory = Callable[[EngineConfig, Callable[[str], None]], LoadedEngine]
+
+
+def memory_of(engine: EngineLike) -> dict[str, Any] | None:
+    """The engine's memory report; a failure to measure is logged, never fatal."""
+    try:
+        return engine.memory_report()
+    except Exception:
+        log.exception("the memory report failed")
+        return None
+
+
+def describe(engine: EngineLike, *, builtin: bool, device: str, model_label: str) -> EngineInfo:
+    available = engine.available_modes()
+    file_steps = tuple(
+        (mode, steps)
+        for mode in available
+        if (steps := engine.resolve(ModeSettings(mode=mode)).file_steps) is not None
+    )
+    return EngineInfo(
+        builtin=builtin,
+        available_modes=available,
+        file_steps=file_steps,
+        native_size=engine.native_size,
+        device=device,
+        model_label=model_label,
+        styles=tuple(style.name for style in engine.styles),
+        style_names=tuple((style.name, style.file.path.stem) for style in engine.styles),
+        memory=memory_of(engine),
+    )
+
+
+def load_engine(config: EngineConfig, say: Callable[[str], None]) -> LoadedEngine:
+    """The real engine. Runs on the worker thread: this is where torch is imported."""
+    from engine.files.builtin import builtin_model_paths
+
+    say("loading torch and diffusers")
+    from engine.runtime.device import plan_device
+    from engine.runtime.engine import Engine
+
+    paths = config.paths
+    if paths is None:
+        say("preparing the built-in model (built on first use)")
+        paths = builtin_model_paths()
+    plan = plan_device(None if config.device == "auto" else config.device)
+    engine = Engine(paths, plan, on_status=say, residency=config.residency)
+    context = engine.run_context()
+    info = describe(engine, builtin=paths.builtin, device=plan.describe(), model_label=context.model_label)
+    return LoadedEngine(engine=engine, info=info, context=context)
+
+
+class EngineWorker(QThread):
+    """Owns the engine; all public methods are called from the GUI thread."""
+
+    status = Signal(str)
+    engine_ready = Signal(object)  # EngineInfo
+    engine_failed = Signal(str)
+    queued = Signal(int)
+    job_started = Signal(int)
+    progress = Signal(object)  # ProgressEvent
+    image_ready = Signal(object)  # ImageEvent
+    job_finished = Signal(object)  # FinishedEvent
+    job_cancelled = Signal(int)
+    job_failed = Signal(object)  # FailedEvent
+
+    def __init__(
+        self, config: EngineConfig, factory: EngineFactory = load_engine, parent: QObject | None = None
+    ) -> None:
+        super().__init__(parent)
+        self._factory = factory
+        self._condition = threading.Condition()
+        self._pending: deque[Job] = deque()
+        self._config = config
+        self._loaded_config: EngineConfig | None = None
+        self._loaded: LoadedEngine | None = None
+        self._style_files: dict[str, Path] = {}  # of the loaded engine; only the worker thread uses it
+        self._load_error = "the engine is still loading"
+        self._running: Job | None = None
+        self._cancel_running = threading.Event()
+        self._stopping = False
+
+    # --- called from the GUI thread --------------------------------------------------------------
+
+    def submit(self, job: Job) -> None:
+        with self._condition:
+            self._pending.append(job)
+            self._condition.notify()
+        self.queued.emit(job.id)
+
+    def cancel(self, job_id: int) -> None:
+        """Drop a queued job, or stop the running one at its next step."""
+        with self._condition:
+            dropped = [job for job in self._pending if job.id == job_id]
+            for job in dropped:
+                self._pending.remove(job)
+            if self._running is not None and self._running.id == job_id:
+                self._cancel_running.set()
+        for job in dropped:
+            self.job_cancelled.emit(job.id)
+
+    def cancel_all(self, kind: JobKind | None = None) -> None:
+        """Drop every queued job (of one kind) and stop the running one (if of that kind)."""
+        with self._condition:
+            dropped = [job for job in self._pending if kind is None or job.kind is kind]
+            for job in dropped:
+                self._pending.remove(job)
+            if self._running is not None and (kind is None or self._running.kind is kind):
+                self._cancel_running.set()
+        for job in dropped:
+            self.job_cancelled.emit(job.id)
+
+    def configure(self, config: EngineConfig) -> None:
+        """Use other model files or another device; the engine reloads before the next job."""
+        with self._condition:
+            self._config = config
+            self._condition.notify()
+
+    def reload(self) -> None:
+        """Load again with the same settings, e.g. after the user put the missing files in place."""
+        with self._condition:
+            self._loaded_config = None
+            self._condition.notify()
+
+    def is_busy(self) -> bool:
+        with self._condition:
+            return self._running is not None or bool(self._pending)
+
+    def stop(self) -> None:
+        """Cancel everything and wait for the thread to end."""
+        with self._condition:
+            self._stopping = True
+            dropped = list(self._pending)
+            self._pending.clear()
+            self._cancel_running.set()
+            self._condition.notify()
+        for job in dropped:
+            self.job_cancelled.emit(job.id)
+        if not self.wait(STOP_TIMEOUT_MS):
+            log.error("the engine thread did not stop within %d s", STOP_TIMEOUT_MS // 1000)
+
+    # --- the worker thread -----------------------------------------------------------------------
+
+    def run(self) -> None:
+        while True:
+            with self._condition:
+                while not self._stopping and not self._pending and self._config == self._loaded_config:
+                    self._condition.wait()
+                if self._stopping:
+                    return
+                config = self._config
+                job = None
+                if config == self._loaded_config:
+                    job = self._pending.popleft()
+                    self._running = job
+                    self._cancel_running.clear()
+            if job is None:
+                self._load(config)
+                continue
+            try:
+                self._run_job(job)
+            finally:
+                with self._condition:
+                    self._running = None
+
+    def _load(self, config: EngineConfig) -> None:
+        self._loaded = None  # free the old models before loading new ones
+        try:
+            loaded = self._factory(config, self.status.emit)
+        except FewstepError as exc:
+            self._fail_load(config, str(exc))
+        except Exception as exc:
+            log.exception("loading the engine failed")
+            self._fail_load(config, f"loading the models failed: {type(exc).__name__}: {exc}")
+        else:
+            with self._condition:
+                self._loaded, self._loaded_config = loaded, config
+            self._style_files = config.style_files()
+            self.engine_ready.emit(loaded.info)
+
+    def _fail_load(self, config: EngineConfig, message: str) -> None:
+        with self._condition:
+            self._loaded_config, self._load_error = config, message
+        self.engine_failed.emit(message)
+
+    def _run_job(self, job: Job) -> None:
+        loaded = self._loaded
+        if loaded is None:
+            self.job_failed.emit(FailedEvent(job_id=job.id, message=self._load_error))
+            return
+        self.job_started.emit(job.id)
+        run_id = new_run_id(job.id)
+        saved: list[tuple[ModeResult, SavedImage]] = []
+        save_errors: list[str] = []
+
+        def on_result(result: ModeResult) -> None:
+            stored = None
+            if job.save_to is not None and not save_errors:
+                try:
+                    stored = save_image(job.save_to, run_id, job.request, result, loaded.context)
+                    saved.append((result, stored))
+                except OSError as exc:
+                    save_errors.append(f"images not saved to {job.save_to}: {exc.strerror or exc}")
+            self.image_ready.emit(ImageEvent(job_id=job.id, result=result, saved=stored))
+
+        def on_progress(progress: Progress) -> None:
+            self.progress.emit(ProgressEvent(job_id=job.id, progress=progress))
+
+        try:
+            comparison = loaded.engine.run(
+                job.request,
+                on_progress=on_progress,
+                on_result=on_result,
+                should_cancel=self._cancel_running.is_set,
+            )
+        except JobCancelled:
+            self._write_record(job, run_id, saved, "cancelled", loaded.context, save_errors)
+            self.job_cancelled.emit(job.id)
+        except FewstepError as exc:
+            self.job_failed.emit(FailedEvent(job_id=job.id, message=str(exc)))
+        except Exception as exc:
+            log.exception("job %d failed", job.id)
+            message = f"generation failed: {type(exc).__name__}: {exc}"
+            self.job_failed.emit(FailedEvent(job_id=job.id, message=message))
+        else:
+            record = self._write_record(job, run_id, saved, "finished", loaded.context, save_errors)
+            self.job_finished.emit(
+                FinishedEvent(
+                    job_id=job.id,
+                    comparison=comparison,
+                    run_record=record,
+                    save_error=save_errors[0] if save_errors else None,
+                )
+            )
+
+    def _write_record(
+        self,
+        job: Job,
+        run_id: str,
+        saved: list[tuple[ModeResult, SavedImage]],
+        status: str,
+        context: RunContext,
+        save_errors: list[str],
+    ) -> Path | None:
+        if job.save_to is None or not saved:
+            return None
+        try:
+            return write_run_record(
+                job.save_to,
+                run_id,
+                job.request,
+                saved,
+                status=status,
+                context=context,
+                style_files=self._style_files,
+            )
+        except OSError as exc:
+            save_errors.append(f"history entry not saved: {exc.strerror or exc}")
+            return None

@@ -1,0 +1,398 @@
+"""The models the artist has: a models folder and the Hugging Face cache, each entry said for what it is.
+
+Scanning reads names and safetensors headers only (engine.files.model_files), but a folder of many
+checkpoints on a slow disk still takes a while, so it runs on the panel's own thread pool and the
+tree is filled when it is done. A double-click gives an entry its natural use (a base becomes the
+base, a style LoRA joins the styles); the context menu offers every use, and the window checks the
+choice before it changes anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import (
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QPoint,
+    QRect,
+    QSize,
+    Qt,
+    QThreadPool,
+    Signal,
+)
+from PySide6.QtGui import QAction, QBrush, QColor, QFont, QFontMetrics, QPainter, QPalette, QResizeEvent
+from PySide6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QPushButton,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui.state.model_scan import ModelEntry, ScanResult, scan_all
+from gui.state.model_setup import Use, memory_details
+from gui.widgets.theme import ACCENT, ERROR, MUTED
+
+log = logging.getLogger(__name__)
+
+ROLE_ENTRY = Qt.ItemDataRole.UserRole
+SCAN_WAIT_MS = 30_000
+
+
+class _ScanCarrier(QObject):
+    """Carries a finished scan from the pool thread to the GUI thread (a queued signal)."""
+
+    done = Signal(int, object)  # scan id, ScanResult
+
+
+PAD = 4  # above and below each entry
+
+
+class EntryDelegate(QStyledItemDelegate):
+    """An entry as a small card: its name in bold, then what it is, what it enables and its use,
+    each wrapped to the panel's width (a plain item elides the reason a file is refused)."""
+
+    def __init__(self, tree: QTreeWidget) -> None:
+        super().__init__(tree)
+        self.tree = tree
+
+    def _lines(self, index: QModelIndex | QPersistentModelIndex) -> list[str] | None:
+        if not isinstance(index.data(ROLE_ENTRY), ModelEntry):
+            return None
+        return str(index.data(Qt.ItemDataRole.DisplayRole)).split("\n")
+
+    def _width(self, option: QStyleOptionViewItem) -> int:
+        # The tree's own indentation of a child row, and a scroll bar's room.
+        return max(80, self.tree.viewport().width() - 2 * self.tree.indentation() - 6)
+
+    def sizeHint(  # noqa: N802 - Qt's name
+        self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+    ) -> QSize:
+        lines = self._lines(index)
+        if lines is None:
+            return super().sizeHint(option, index)
+        width = self._width(option)
+        bold = QFont(option.font)
+        bold.setBold(True)
+        height = QFontMetrics(bold).height() + 2 * PAD
+        metrics = QFontMetrics(option.font)
+        for line in lines[1:]:
+            height += metrics.boundingRect(
+                QRect(0, 0, width, 10_000), Qt.TextFlag.TextWordWrap, line
+            ).height()
+        return QSize(width, height)
+
+    def paint(
+        self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+    ) -> None:
+        lines = self._lines(index)
+        if lines is None:
+            super().paint(painter, option, index)
+            return
+        entry = index.data(ROLE_ENTRY)
+        assert isinstance(entry, ModelEntry)
+        view_option = QStyleOptionViewItem(option)
+        self.initStyleOption(view_option, index)
+        view_option.text = ""
+        style = self.tree.style() or QApplication.style()
+        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, view_option, painter, self.tree)
+        painter.save()
+        rect = option.rect.adjusted(2, PAD, -2, -PAD)
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        text_color = option.palette.color(
+            QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
+        )
+        bold = QFont(option.font)
+        bold.setBold(True)
+        painter.setFont(bold)
+        painter.setPen(text_color)
+        name = QFontMetrics(bold).elidedText(lines[0], Qt.TextElideMode.ElideRight, rect.width())
+        painter.drawText(rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, name)
+        top = rect.top() + QFontMetrics(bold).height()
+        painter.setFont(option.font)
+        metrics = QFontMetrics(option.font)
+        for number, line in enumerate(lines[1:]):
+            if selected:
+                color = text_color
+            elif number == 0 and not entry.usable:
+                color = QColor(ERROR)
+            elif line.startswith("✓"):
+                color = QColor(ACCENT)
+            elif number == 0:
+                color = text_color
+            else:
+                color = QColor(MUTED)
+            painter.setPen(color)
+            box = QRect(rect.left(), top, rect.width(), 10_000)
+            used = metrics.boundingRect(box, Qt.TextFlag.TextWordWrap, line)
+            painter.drawText(box, int(Qt.TextFlag.TextWordWrap), line)
+            top += used.height()
+        painter.setPen(QColor("#2b2d31"))
+        painter.drawLine(option.rect.bottomLeft(), option.rect.bottomRight())
+        painter.restore()
+
+
+class ModelTree(QTreeWidget):
+    """Rows are as tall as their wrapped text at the current width, so a resize lays them out again."""
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self.doItemsLayout()
+
+
+class ModelPanel(QWidget):
+    assign_requested = Signal(object, object)  # Use, Path: the window checks it and updates settings
+    folder_chosen = Signal(object)  # Path
+    scanned = Signal(object)  # ScanResult, once the tree shows it
+    refused = Signal(str)  # a double-click on what Fewstep cannot use, and why
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        # Created before the carrier, so that it is deleted (and waits for its scan) before it.
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)
+        self._carrier = _ScanCarrier(self)
+        self._carrier.done.connect(self._scan_done)
+        self._scan_id = 0
+        self._scanning = False
+        self._folder: Path | None = None
+        self._marks: dict[str, str] = {}
+        self.result: ScanResult | None = None
+
+        self.tree = ModelTree()
+        self.tree.setHeaderHidden(True)
+        self.tree.setItemDelegate(EntryDelegate(self.tree))
+        self.tree.setIndentation(12)
+        self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.tree.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.folder_label = QLabel()
+        self.folder_label.setObjectName("tileCaption")
+        self.folder_label.setWordWrap(True)
+        self.folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.rescan_button = QPushButton("Rescan")
+        self.rescan_button.setToolTip("look again at the models folder and the Hugging Face cache")
+        self.folder_button = QPushButton("Folder…")
+        self.folder_button.setToolTip("choose the models folder")
+        self.help = QLabel("Double-click to use a file for what it is; right-click for every use.")
+        self.help.setObjectName("tileCaption")
+        self.help.setWordWrap(True)
+        self.memory = QLabel()
+        self.memory.setObjectName("tileCaption")
+        self.memory.setWordWrap(True)
+        self.memory.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.memory.hide()
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.rescan_button)
+        buttons.addWidget(self.folder_button)
+        buttons.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.folder_label)
+        layout.addLayout(buttons)
+        layout.addWidget(self.tree, 1)
+        layout.addWidget(self.help)
+        layout.addWidget(self.memory)
+        self.rescan_button.clicked.connect(self.rescan)
+        self.folder_button.clicked.connect(self._choose_folder)
+        self.tree.itemDoubleClicked.connect(lambda item, _column: self.activate(item))
+        self.tree.customContextMenuRequested.connect(self._context_menu)
+
+    # --- scanning -------------------------------------------------------------------------------
+
+    def scan(self, folder: Path) -> None:
+        """Start a scan in the background; a newer scan makes an older one's result be ignored."""
+        self._folder = folder
+        self._scan_id += 1
+        scan_id = self._scan_id
+        self._scanning = True
+        self.rescan_button.setEnabled(False)
+        self.folder_label.setText(f"Models folder: {folder}\nscanning…")
+        carrier = self._carrier
+
+        def work() -> None:
+            try:
+                result = scan_all(folder)
+            except Exception as exc:  # scan_all catches what it expects; this is a bug, said in the panel
+                log.exception("scanning %s failed", folder)
+                result = ScanResult(folder=folder, folder_problem=f"{type(exc).__name__}: {exc}")
+            carrier.done.emit(scan_id, result)
+
+        self._pool.start(work)
+
+    def rescan(self) -> None:
+        if self._folder is not None:
+            self.scan(self._folder)
+
+    def is_scanning(self) -> bool:
+        return self._scanning
+
+    def shutdown(self, timeout_ms: int = SCAN_WAIT_MS) -> None:
+        """Wait for a running scan (the window calls this as it closes)."""
+        self._scan_id += 1  # whatever it finds is no longer wanted
+        self._pool.waitForDone(timeout_ms)
+
+    def _scan_done(self, scan_id: int, result: ScanResult) -> None:
+        if scan_id != self._scan_id:
+            return
+        self._scanning = False
+        self.rescan_button.setEnabled(True)
+        self.result = result
+        self._fill(result)
+        self.scanned.emit(result)
+
+    # --- the tree -------------------------------------------------------------------------------
+
+    def _fill(self, result: ScanResult) -> None:
+        self.tree.clear()
+        usable = sum(e.usable for e in result.entries)
+        self.folder_label.setText(
+            f"Models folder: {result.folder}\n{len(result.entries)} found, {usable} usable"
+        )
+        folder_item = QTreeWidgetItem([f"Models folder ({len(result.entries)})"])
+        folder_item.setToolTip(0, str(result.folder))
+        self._bold(folder_item)
+        self.tree.addTopLevelItem(folder_item)
+        if result.folder_problem:
+            self._note(folder_item, f"✗ {result.folder_problem}", ERROR)
+        elif not result.entries:
+            self._note(folder_item, "empty: put .safetensors files or diffusers folders here", MUTED)
+        for entry in result.entries:
+            folder_item.addChild(self._item(entry))
+        hub_item = QTreeWidgetItem([f"Hugging Face cache ({len(result.hub_entries)})"])
+        hub_item.setToolTip(0, result.hub_dir)
+        self._bold(hub_item)
+        self.tree.addTopLevelItem(hub_item)
+        if result.hub_problem:
+            self._note(hub_item, f"✗ {result.hub_problem}", ERROR)
+        elif not result.hub_entries:
+            self._note(hub_item, "no SDXL models in the cache", MUTED)
+        if result.hub_skipped:
+            self._note(
+                hub_item, f"{result.hub_skipped} other repositories (not image models) not shown", MUTED
+            )
+        for entry in result.hub_entries:
+            hub_item.addChild(self._item(entry))
+        folder_item.setExpanded(True)
+        hub_item.setExpanded(True)
+        self._apply_marks()
+
+    @staticmethod
+    def _bold(item: QTreeWidgetItem) -> None:
+        font = QFont(item.font(0))
+        font.setBold(True)
+        item.setFont(0, font)
+        item.setFlags(Qt.ItemFlag.ItemIsEnabled)
+
+    @staticmethod
+    def _note(parent: QTreeWidgetItem, text: str, color: str) -> None:
+        note = QTreeWidgetItem([text])
+        note.setForeground(0, QBrush(QColor(color)))
+        note.setFlags(Qt.ItemFlag.ItemIsEnabled)
+        parent.addChild(note)
+
+    def _item(self, entry: ModelEntry) -> QTreeWidgetItem:
+        item = QTreeWidgetItem()
+        item.setData(0, ROLE_ENTRY, entry)
+        tooltip = [str(entry.reference), entry.what()]
+        if entry.info is not None and entry.info.path != entry.reference:
+            tooltip.append(f"in the cache at {entry.info.path}")
+        item.setToolTip(0, "\n".join(tooltip))
+        return item
+
+    def _text(self, entry: ModelEntry) -> str:
+        lines = [entry.name, entry.what() if entry.usable else f"✗ {entry.what()}"]
+        if enables := entry.enables():
+            lines.append(f"enables {enables}")
+        if mark := self._marks.get(str(entry.reference)):
+            lines.append(f"✓ in use: {mark}")
+        return "\n".join(lines)
+
+    def set_in_use(self, marks: Mapping[Path, str]) -> None:
+        """Mark the entries the settings use (path -> what as)."""
+        self._marks = {str(path): text for path, text in marks.items()}
+        self._apply_marks()
+
+    def _apply_marks(self) -> None:
+        for item, entry in self._items():
+            item.setText(0, self._text(entry))
+
+    def _items(self) -> Iterable[tuple[QTreeWidgetItem, ModelEntry]]:
+        for top in range(self.tree.topLevelItemCount()):
+            group = self.tree.topLevelItem(top)
+            for index in range(group.childCount() if group is not None else 0):
+                item = group.child(index) if group is not None else None
+                entry = item.data(0, ROLE_ENTRY) if item is not None else None
+                if item is not None and isinstance(entry, ModelEntry):
+                    yield item, entry
+
+    def entries(self) -> list[ModelEntry]:
+        return [entry for _item, entry in self._items()]
+
+    def item_named(self, name: str) -> QTreeWidgetItem | None:
+        return next((item for item, entry in self._items() if entry.name == name), None)
+
+    # --- assigning ------------------------------------------------------------------------------
+
+    def activate(self, item: QTreeWidgetItem) -> None:
+        """A double-click: the entry's natural use, or why it has none."""
+        entry = item.data(0, ROLE_ENTRY)
+        if not isinstance(entry, ModelEntry):
+            return
+        use = entry.natural_use
+        if use is None:
+            self.refused.emit(f"{entry.name} cannot be used: {entry.what()}")
+            return
+        self.assign_requested.emit(use, entry.reference)
+
+    def menu_for(self, item: QTreeWidgetItem) -> QMenu | None:
+        entry = item.data(0, ROLE_ENTRY)
+        if not isinstance(entry, ModelEntry):
+            return None
+        menu = QMenu(self)
+        natural = entry.natural_use
+        for use in Use:
+            action = QAction(use.action, menu)
+            if use is natural:
+                font = action.font()
+                font.setBold(True)
+                action.setFont(font)
+            action.triggered.connect(
+                lambda _checked=False, chosen=use: self.assign_requested.emit(chosen, entry.reference)
+            )
+            menu.addAction(action)
+        return menu
+
+    def _context_menu(self, position: QPoint) -> None:
+        item = self.tree.itemAt(position)
+        if item is None or (menu := self.menu_for(item)) is None:
+            return
+        menu.exec(self.tree.viewport().mapToGlobal(position))
+        menu.deleteLater()
+
+    def _choose_folder(self) -> None:
+        start = str(self._folder or Path.home())
+        chosen = QFileDialog.getExistingDirectory(self, "Models folder", start)
+        if chosen:
+            self.folder_chosen.emit(Path(chosen))
+
+    # --- memory ---------------------------------------------------------------------------------
+
+    def set_memory(self, report: Mapping[str, Any] | None) -> None:
+        if report is None:
+            self.memory.hide()
+            return
+        self.memory.setText("Memory: " + memory_details(report))
+        self.memory.show()

@@ -1,0 +1,308 @@
+"""Model files, VAE, folders, device and residency; each path is checked the moment it is given.
+
+Checks read only names and safetensors headers (engine.files.model_files), never weights, so they are instant.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.contract.errors import FewstepError
+from engine.contract.modes import DEFAULT_COMPARISON, MODES, ModelRole
+from engine.contract.residency import Residency
+from gui.state.model_setup import ROLE_HINTS, ROLE_TITLES, Use, check_use
+from gui.state.settings import DEVICES, Settings, default_models_dir, default_output_dir
+from gui.widgets.theme import ERROR, MUTED
+
+# What the browse buttons offer: (folders, files). The base and the VAE come either way.
+BROWSE: dict[Use, tuple[bool, bool]] = {
+    Use.BASE: (True, True),
+    Use.LCM_UNET: (True, False),
+    Use.VAE: (True, True),
+}
+BROWSE_WIDTH = 80
+VAE_HINT = "optional, e.g. the sdxl-vae-fp16-fix folder"
+RESIDENCY_NOTES = {
+    Residency.AUTO: "every UNet on the device if they fit in its free memory, else one at a time",
+    Residency.ALL: "the LCM and Lightning UNets stay on the device: switching modes costs nothing",
+    Residency.ONE: "one full distilled UNet on the device at a time: less memory, each switch copies one",
+}
+
+
+def check_models_dir(text: str) -> str | None:
+    """None when the folder can be scanned (a missing one is created), else why not."""
+    path = Path(text).expanduser()
+    if path.exists() and not path.is_dir():
+        return f"{path} is a file, not a folder"
+    return None
+
+
+def check_output_dir(text: str) -> str | None:
+    """None when the folder can be used (it is created on the first save), else why not."""
+    path = Path(text).expanduser()
+    if path.exists() and not path.is_dir():
+        return f"{path} is a file, not a folder"
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is None or not os.access(existing, os.W_OK):
+        return f"cannot write to {existing or path}"
+    return None
+
+
+class PathRow(QWidget):
+    """A path, its browse buttons and what the check found."""
+
+    def __init__(self, use: Use, path: Path | None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.use = use
+        self.edit = QLineEdit(str(path) if path else "")
+        self.edit.setPlaceholderText(ROLE_HINTS[use.role] if use.role is not None else VAE_HINT)
+        self.edit.setClearButtonEnabled(True)
+        folders, files = BROWSE.get(use, (False, True))
+        self.browse_folder = QPushButton("Folder…") if folders else None
+        self.browse_file = QPushButton("File…") if files else None
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.error: str | None = None
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.edit, 1)
+        buttons = QWidget()
+        buttons.setFixedWidth(2 * BROWSE_WIDTH + 6)  # the edits line up whatever the buttons
+        button_row = QHBoxLayout(buttons)
+        button_row.setContentsMargins(0, 0, 0, 0)
+        button_row.setSpacing(6)
+        button_row.addStretch(1)
+        for button in (self.browse_folder, self.browse_file):
+            if button is not None:
+                button.setFixedWidth(BROWSE_WIDTH)
+                button_row.addWidget(button)
+        row.addWidget(buttons)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addLayout(row)
+        layout.addWidget(self.status)
+        self.edit.textChanged.connect(self.check)
+        if self.browse_folder is not None:
+            self.browse_folder.clicked.connect(lambda: self._browse(folder=True))
+        if self.browse_file is not None:
+            self.browse_file.clicked.connect(lambda: self._browse(folder=False))
+        self.check()
+
+    def path(self) -> Path | None:
+        text = self.edit.text().strip()
+        return Path(text).expanduser() if text else None
+
+    def check(self) -> None:
+        path = self.path()
+        if path is None:
+            self.error = None
+            self._say("not set", MUTED)
+            return
+        try:
+            info = check_use(self.use, path)
+        except FewstepError as exc:
+            self.error = str(exc)
+            self._say(f"✗ {exc}", ERROR)
+            return
+        self.error = None
+        steps = f", {info.lightning_steps} steps" if info.lightning_steps else ""
+        self._say(f"✓ {info.kind}{steps}", "#45b38a")
+
+    def _say(self, text: str, color: str) -> None:
+        self.status.setText(text)
+        self.status.setStyleSheet(f"color: {color};")
+
+    def _browse(self, *, folder: bool) -> None:
+        start = str(self.path() or Path.home())
+        if folder:
+            chosen = QFileDialog.getExistingDirectory(self, f"{self.use.label} folder", start)
+        else:
+            chosen, _ = QFileDialog.getOpenFileName(
+                self, f"{self.use.label} file", start, "safetensors (*.safetensors)"
+            )
+        if chosen:
+            self.edit.setText(chosen)
+
+
+def needs_table() -> str:
+    lines = []
+    for name in DEFAULT_COMPARISON:
+        spec = MODES[name]
+        lines.append(f"{spec.title}: " + " + ".join(ROLE_TITLES[r] for r in spec.required_roles))
+    return "\n".join(lines)
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Fewstep settings")
+        self.setMinimumWidth(640)
+        self.original = settings
+        self.rows = {role: PathRow(Use(role.value), settings.model_paths.get(role)) for role in ModelRole}
+        self.vae_row = PathRow(Use.VAE, settings.vae)
+        models = QGroupBox("Model files")
+        grid = QGridLayout(models)
+        for index, (role, row) in enumerate(self.rows.items()):
+            grid.addWidget(QLabel(ROLE_TITLES[role]), index, 0)
+            grid.addWidget(row, index, 1)
+        grid.addWidget(QLabel("VAE"), len(self.rows), 0)
+        grid.addWidget(self.vae_row, len(self.rows), 1)
+        grid.setColumnStretch(1, 1)
+        needs = QLabel(
+            "Leave the SDXL base empty to use the built-in tiny model (untrained: noise, for trying"
+            " the modes). The Models tab lists what the models folder and the Hugging Face cache hold."
+            "\nWhat each mode needs:\n" + needs_table()
+        )
+        needs.setObjectName("tileCaption")
+        needs.setWordWrap(True)
+        grid.addWidget(needs, len(self.rows) + 1, 0, 1, 2)
+
+        folders = QGroupBox("Folders")
+        folder_layout = QGridLayout(folders)
+        self.models_dir = QLineEdit(str(settings.models_dir) if settings.models_dir else "")
+        self.models_dir.setPlaceholderText(str(default_models_dir()))
+        self.models_browse = QPushButton("Folder…")
+        self.models_browse.setFixedWidth(BROWSE_WIDTH)
+        self.models_status = QLabel()
+        self.models_status.setWordWrap(True)
+        folder_layout.addWidget(QLabel("Models"), 0, 0)
+        folder_layout.addWidget(self.models_dir, 0, 1)
+        folder_layout.addWidget(self.models_browse, 0, 2)
+        folder_layout.addWidget(self.models_status, 1, 1, 1, 2)
+        self.output_dir = QLineEdit(str(settings.output_dir) if settings.output_dir else "")
+        self.output_dir.setPlaceholderText(str(default_output_dir()))
+        self.output_browse = QPushButton("Folder…")
+        self.output_browse.setFixedWidth(BROWSE_WIDTH)
+        self.output_status = QLabel()
+        self.output_status.setWordWrap(True)
+        folder_layout.addWidget(QLabel("Images"), 2, 0)
+        folder_layout.addWidget(self.output_dir, 2, 1)
+        folder_layout.addWidget(self.output_browse, 2, 2)
+        folder_layout.addWidget(self.output_status, 3, 1, 1, 2)
+        folder_layout.setColumnStretch(1, 1)
+
+        engine = QGroupBox("Engine")
+        engine_layout = QGridLayout(engine)
+        self.device = QComboBox()
+        self.device.addItems(list(DEVICES))
+        if self.device.findText(settings.device) < 0:
+            self.device.addItem(settings.device)
+        self.device.setCurrentText(settings.device)
+        engine_layout.addWidget(QLabel("Device"), 0, 0)
+        engine_layout.addWidget(self.device, 0, 1)
+        self.residency = QComboBox()
+        for policy in Residency:
+            self.residency.addItem(str(policy))
+        self.residency.setCurrentText(str(settings.residency))
+        self.residency.setToolTip("which UNets stay on the GPU and which wait in CPU RAM")
+        self.residency_note = QLabel()
+        self.residency_note.setObjectName("tileCaption")
+        self.residency_note.setWordWrap(True)
+        engine_layout.addWidget(QLabel("Residency"), 1, 0)
+        engine_layout.addWidget(self.residency, 1, 1)
+        engine_layout.addWidget(self.residency_note, 1, 2)
+        engine_layout.setColumnStretch(2, 1)
+
+        self.problem = QLabel()
+        self.problem.setStyleSheet(f"color: {ERROR};")
+        self.problem.setWordWrap(True)
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
+        layout = QVBoxLayout(self)
+        layout.addWidget(models)
+        layout.addWidget(folders)
+        layout.addWidget(engine)
+        layout.addWidget(self.problem)
+        layout.addWidget(self.buttons)
+        self.output_dir.textChanged.connect(self._check_output)
+        self.output_browse.clicked.connect(self._browse_output)
+        self.models_dir.textChanged.connect(self._check_models)
+        self.models_browse.clicked.connect(self._browse_models)
+        self.residency.currentIndexChanged.connect(self._residency_changed)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        self._check_output()
+        self._check_models()
+        self._residency_changed()
+
+    def chosen_residency(self) -> Residency:
+        return Residency(self.residency.currentText())
+
+    def _residency_changed(self) -> None:
+        self.residency_note.setText(RESIDENCY_NOTES[self.chosen_residency()])
+
+    def _check_models(self) -> None:
+        text = self.models_dir.text().strip()
+        problem = check_models_dir(text) if text else None
+        shown = text or str(default_models_dir())
+        self.models_status.setText(f"✗ {problem}" if problem else f"scanned at start: {shown}")
+        self.models_status.setStyleSheet(f"color: {ERROR if problem else MUTED};")
+
+    def _browse_models(self) -> None:
+        start = self.models_dir.text() or str(default_models_dir())
+        chosen = QFileDialog.getExistingDirectory(self, "Models folder", start)
+        if chosen:
+            self.models_dir.setText(chosen)
+
+    def _check_output(self) -> None:
+        text = self.output_dir.text().strip()
+        problem = check_output_dir(text) if text else None
+        shown = text or str(default_output_dir())
+        self.output_status.setText(f"✗ {problem}" if problem else f"saved to {shown}")
+        self.output_status.setStyleSheet(f"color: {ERROR if problem else MUTED};")
+
+    def _browse_output(self) -> None:
+        chosen = QFileDialog.getExistingDirectory(self, "Output folder", self.output_dir.text())
+        if chosen:
+            self.output_dir.setText(chosen)
+
+    def problems(self) -> list[str]:
+        found = [f"{ROLE_TITLES[role]}: {row.error}" for role, row in self.rows.items() if row.error]
+        if self.vae_row.error:
+            found.append(f"VAE: {self.vae_row.error}")
+        text = self.output_dir.text().strip()
+        if text and (problem := check_output_dir(text)):
+            found.append(f"Output folder: {problem}")
+        models = self.models_dir.text().strip()
+        if models and (problem := check_models_dir(models)):
+            found.append(f"Models folder: {problem}")
+        return found
+
+    def accept(self) -> None:
+        if problems := self.problems():
+            self.problem.setText("Fix or clear these first:\n" + "\n".join(problems))
+            return
+        super().accept()
+
+    def chosen_settings(self) -> Settings:
+        paths = {role: path for role, row in self.rows.items() if (path := row.path()) is not None}
+        text = self.output_dir.text().strip()
+        models = self.models_dir.text().strip()
+        return replace(
+            self.original,
+            model_paths=paths,
+            output_dir=Path(text).expanduser() if text else None,
+            device=self.device.currentText(),
+            models_dir=Path(models).expanduser() if models else None,
+            vae=self.vae_row.path(),
+            residency=self.chosen_residency(),
+        )
