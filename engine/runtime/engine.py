@@ -38,7 +38,7 @@ from engine.files.builtin import builtin_label, builtin_note
 from engine.files.model_files import FileKind, ModelFile, ModelPaths, check_style_lora, check_vae
 from engine.files.resources import sdxl_config_dir
 from engine.outputs.comparison_files import RunContext
-from engine.runtime.decoding import decode_upcast, looks_failed
+from engine.runtime.decoding import decode_upcast, looks_failed, upcast_quietly
 from engine.runtime.device import DevicePlan, plan_device
 from engine.runtime.libraries import quiet_diffusers
 from engine.runtime.loading import (
@@ -132,6 +132,7 @@ class Engine:
         )
         say("loading the base model")
         self.base = load_base(base_info, device, dtype, self.config_dir)
+        upcast_quietly(self.base)
         if paths.vae is not None:
             say("loading the VAE")
             # Before any other pipeline is built: they all share the base's VAE object.
@@ -200,6 +201,7 @@ class Engine:
             add_watermarker=False,
         )
         pipe.set_progress_bar_config(disable=True)
+        upcast_quietly(pipe)
         return pipe
 
     def missing_files(self, mode: str) -> tuple[ModelRole, ...]:
