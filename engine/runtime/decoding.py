@@ -46,10 +46,11 @@ def decode_upcast(pipe: Any, latents: torch.Tensor) -> RGBImage:
         config = vae.config
         mean, std = getattr(config, "latents_mean", None), getattr(config, "latents_std", None)
         if mean is not None and std is not None:
+            # Made where the latents are: a CPU tensor of four dims cannot meet a CUDA one.
             shape = (1, len(mean), 1, 1)
-            latents = latents * torch.tensor(std).view(shape) / config.scaling_factor + torch.tensor(
-                mean
-            ).view(shape)
+            std_t = torch.tensor(std, device=latents.device).view(shape)
+            mean_t = torch.tensor(mean, device=latents.device).view(shape)
+            latents = latents * std_t / config.scaling_factor + mean_t
         else:
             latents = latents / config.scaling_factor
         with torch.inference_mode():

@@ -63,3 +63,12 @@ def plan_device(
         raise RequestError(f"threads must be at least 1, not {threads}")
     torch.set_num_threads(threads)
     return DevicePlan(device=chosen, dtype=resolved, threads=threads)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a clock read afterwards measures it: CUDA and MPS
+    run kernels asynchronously, and a step's time read without this is only its launch time."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()

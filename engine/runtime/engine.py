@@ -39,7 +39,7 @@ from engine.files.model_files import FileKind, ModelFile, ModelPaths, check_styl
 from engine.files.resources import sdxl_config_dir
 from engine.outputs.comparison_files import RunContext
 from engine.runtime.decoding import decode_upcast, looks_failed, upcast_quietly
-from engine.runtime.device import DevicePlan, plan_device
+from engine.runtime.device import DevicePlan, plan_device, synchronize
 from engine.runtime.libraries import quiet_diffusers
 from engine.runtime.loading import (
     load_base,
@@ -318,6 +318,7 @@ class Engine:
                 # force_zeros_for_empty_prompt asks, exactly as a plain diffusers call does.
                 negative_prompt=negative_prompt or None,
             )
+        synchronize(self.plan.device)
         prompt_embeds, negative, pooled, negative_pooled = embeds
         return PromptEmbeddings(prompt_embeds, negative, pooled, negative_pooled, time.perf_counter() - start)
 
@@ -437,6 +438,7 @@ class Engine:
         final_latents: list[torch.Tensor] = []
 
         def step_end(_pipe: Any, index: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+            synchronize(self.plan.device)  # the step's time, not its launch time
             step_times.append(time.perf_counter())
             if index == mode.steps - 1:
                 final_latents.append(tensors["latents"])
@@ -454,6 +456,7 @@ class Engine:
         # Drawn exactly as StableDiffusionXLPipeline draws them from this generator, so plain
         # diffusers with the same seed reproduces every image; LCM's per-step noise follows from it.
         generator = torch.Generator("cpu").manual_seed(seed)
+        synchronize(self.plan.device)
         start = time.perf_counter()
         # A VAE overflowing in fp16 yields NaN, which numpy warns about when diffusers casts it to
         # uint8; the black image it leaves is detected and decoded again below.
