@@ -16,21 +16,6 @@ import torch
 from engine.contract.request import RGBImage
 
 
-def upcast_quietly(pipe: Any) -> None:
-    """Make this pipeline's fp16 upcast the plain `vae.to(torch.float32)` diffusers now recommends.
-
-    For a VAE whose config says `force_upcast` (SDXL's original one), the SDXL pipeline calls its
-    deprecated `upcast_vae()` before every fp16 decode, which prints a FutureWarning on the artist's
-    terminal; overriding it on the instance does the same cast without the notice, and leaves every
-    other warning (and diffusers' own decode path, which casts the VAE back afterwards) as it is.
-    """
-
-    def upcast_vae() -> None:
-        pipe.vae.to(dtype=torch.float32)
-
-    pipe.upcast_vae = upcast_vae
-
-
 def looks_failed(image: RGBImage) -> bool:
     """NaN becomes 0 on the way to uint8: an all-black image is the trace of an fp16 overflow."""
     return int(image.max()) == 0

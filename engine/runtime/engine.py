@@ -38,10 +38,12 @@ from engine.files.builtin import builtin_label, builtin_note
 from engine.files.model_files import FileKind, ModelFile, ModelPaths, check_style_lora, check_vae
 from engine.files.resources import sdxl_config_dir
 from engine.outputs.comparison_files import RunContext
-from engine.runtime.decoding import decode_upcast, looks_failed, upcast_quietly
+from engine.runtime.collector import collector_quiet
+from engine.runtime.decoding import decode_upcast, looks_failed
 from engine.runtime.device import DevicePlan, plan_device, synchronize
 from engine.runtime.libraries import quiet_diffusers
 from engine.runtime.loading import (
+    SDXLPipeline,
     load_base,
     load_lcm_unet,
     load_lightning_unet,
@@ -53,7 +55,6 @@ from engine.runtime.previews import latent_preview
 from engine.runtime.styles import AdapterState, LoadedStyle, active_styles, load_style
 
 diffusers = quiet_diffusers()
-from diffusers import StableDiffusionXLPipeline  # noqa: E402
 
 ProgressCallback = Callable[[Progress], None]
 ResultCallback = Callable[[ModeResult], None]
@@ -110,6 +111,9 @@ def pipeline_key(spec: ModeSpec) -> UNetSource | ModelRole:
 class Engine:
     """Every model on the device; one comparison at a time (the caller serialises jobs)."""
 
+    @collector_quiet(
+        loads_models=True
+    )  # loading must not stall the window's thread (see engine.runtime.collector)
     def __init__(
         self,
         paths: ModelPaths,
@@ -130,11 +134,25 @@ class Engine:
         self.config_dir = paths.base_config or (
             base_info.path if base_info.kind is FileKind.SDXL_FOLDER else sdxl_config_dir()
         )
-        say("loading the base model")
+        optional = (
+            ModelRole.LCM_UNET,
+            ModelRole.LIGHTNING_UNET,
+            ModelRole.LCM_LORA,
+            ModelRole.LIGHTNING_LORA,
+        )
+        parts_total = 1 + (paths.vae is not None) + sum(r in self.files for r in optional) + len(paths.styles)
+        parts_done = [0]
+
+        def loading(what: str) -> None:
+            """The status line while loading: which part, and how far along the parts (the GUI's
+            status bar shows it)."""
+            parts_done[0] += 1
+            say(f"loading {what} (part {parts_done[0]} of {parts_total})")
+
+        loading("the base model")
         self.base = load_base(base_info, device, dtype, self.config_dir)
-        upcast_quietly(self.base)
         if paths.vae is not None:
-            say("loading the VAE")
+            loading("the VAE")
             # Before any other pipeline is built: they all share the base's VAE object.
             self.base.vae = load_vae(check_vae(paths.vae), self.config_dir, device, dtype)
         # Kept at load time: every scheduler is built from it, never from the scheduler in use,
@@ -145,10 +163,10 @@ class Engine:
         # device memory left once the base is in, which of them move to the device.
         cpu = torch.device("cpu")
         if (info := self.files.get(ModelRole.LCM_UNET)) is not None:
-            say("loading the LCM UNet")
+            loading("the LCM UNet")
             self.pipes[UNetSource.LCM] = self._pipeline_with(load_lcm_unet(info, cpu, dtype))
         if (info := self.files.get(ModelRole.LIGHTNING_UNET)) is not None:
-            say("loading the Lightning UNet")
+            loading("the Lightning UNet")
             self.pipes[UNetSource.LIGHTNING] = self._pipeline_with(
                 load_lightning_unet(info, self.base.unet, self.config_dir, cpu, dtype)
             )
@@ -167,14 +185,14 @@ class Engine:
         # would write into the shared base weights.
         for role in (ModelRole.LCM_LORA, ModelRole.LIGHTNING_LORA):
             if (info := self.files.get(role)) is not None:
-                say(f"loading the {role}")
+                loading(f"the {role}")
                 pipe = self._pipeline_with(share_weights(self.base.unet))
                 load_lora(pipe, info, str(role), f"--{role}")
                 self.pipes[role] = pipe
         twins = [self.pipes[r] for r in (ModelRole.LCM_LORA, ModelRole.LIGHTNING_LORA) if r in self.pipes]
         self.styles: list[LoadedStyle] = []
         for index, style in enumerate(paths.styles):
-            say(f"loading style LoRA {style.path.name}")
+            loading(f"style LoRA {style.path.name}")
             info = check_style_lora(style.path)
             self.styles.append(load_style(self.base, twins, info, f"style-{index}", style.weight))
         self._adapters = AdapterState()
@@ -189,7 +207,7 @@ class Engine:
 
     def _pipeline_with(self, unet: Any) -> Any:
         base = self.base
-        pipe = StableDiffusionXLPipeline(
+        pipe = SDXLPipeline(
             vae=base.vae,
             text_encoder=base.text_encoder,
             text_encoder_2=base.text_encoder_2,
@@ -201,7 +219,6 @@ class Engine:
             add_watermarker=False,
         )
         pipe.set_progress_bar_config(disable=True)
-        upcast_quietly(pipe)
         return pipe
 
     def missing_files(self, mode: str) -> tuple[ModelRole, ...]:

@@ -23,6 +23,21 @@ from engine.runtime.libraries import quiet_diffusers
 diffusers = quiet_diffusers()
 from diffusers import AutoencoderKL, StableDiffusionXLPipeline, UNet2DConditionModel  # noqa: E402
 
+
+class SDXLPipeline(StableDiffusionXLPipeline):  # type: ignore[misc]
+    """diffusers' SDXL pipeline, with the fp16 upcast done the way diffusers now advises.
+
+    For a VAE whose config says `force_upcast` (SDXL's original one, which overflows in fp16), the
+    pipeline casts the VAE to fp32 before every fp16 decode by calling its deprecated upcast_vae(),
+    which prints a FutureWarning on the artist's terminal at each run; this does the same cast
+    (`vae.to(torch.float32)`, the deprecation notice's own advice) without it. The pipeline casts
+    the VAE back after the decode itself. Nothing else differs, so images are unchanged.
+    """
+
+    def upcast_vae(self) -> None:
+        self.vae.to(dtype=torch.float32)
+
+
 # Every naming of a LoRA's matrices: kohya (lora_down), PEFT (lora_A), old diffusers (lora.down,
 # lora_linear_layer.down) and attention processors (to_q_lora.down).
 _LORA_SUFFIX = re.compile(
@@ -50,12 +65,12 @@ def load_base(info: ModelFile, device: torch.device, dtype: torch.dtype, config_
     """
     try:
         if info.kind is FileKind.SDXL_SINGLE_FILE:
-            pipe = StableDiffusionXLPipeline.from_single_file(
+            pipe = SDXLPipeline.from_single_file(
                 str(info.path), config=str(config_dir), local_files_only=True, dtype=dtype
             )
         else:
             variant = _variant_for(info.path / "unet", dtype)
-            pipe = StableDiffusionXLPipeline.from_pretrained(
+            pipe = SDXLPipeline.from_pretrained(
                 info.path, dtype=dtype, variant=variant, use_safetensors=True, local_files_only=True
             )
     except (OSError, ValueError, RuntimeError, KeyError) as exc:

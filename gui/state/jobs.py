@@ -38,6 +38,7 @@ class EngineConfig:
     paths: ModelPaths | None  # None: the built-in model
     device: str = "auto"
     residency: Residency = Residency.AUTO
+    dtype: str = "auto"  # auto: fp16 on a GPU, fp32 on the CPU; or float32, float16, bfloat16
 
     def style_files(self) -> dict[str, Path]:
         """Each style's adapter name and the file it is loaded from, as the artist gave it.

@@ -11,6 +11,7 @@ engine checks after each denoising step, so the job stops at its next step.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections import deque
@@ -128,14 +129,19 @@ def load_engine(config: EngineConfig, say: Callable[[str], None]) -> LoadedEngin
     from engine.files.builtin import builtin_model_paths
 
     say("loading torch and diffusers")
-    from engine.runtime.device import plan_device
-    from engine.runtime.engine import Engine
+    from engine.runtime.collector import collector_quiet
+
+    with collector_quiet():  # importing creates ~440,000 objects: no full collection meanwhile
+        from engine.runtime.device import plan_device
+        from engine.runtime.engine import Engine
 
     paths = config.paths
     if paths is None:
         say("preparing the built-in model (built on first use)")
         paths = builtin_model_paths()
-    plan = plan_device(None if config.device == "auto" else config.device)
+    plan = plan_device(
+        None if config.device == "auto" else config.device, None if config.dtype == "auto" else config.dtype
+    )
     engine = Engine(paths, plan, on_status=say, residency=config.residency)
     context = engine.run_context()
     info = describe(engine, builtin=paths.builtin, device=plan.describe(), model_label=context.model_label)
@@ -257,6 +263,9 @@ class EngineWorker(QThread):
 
     def _load(self, config: EngineConfig) -> None:
         self._loaded = None  # free the old models before loading new ones
+        # Now, not at some later full collection: models in reference cycles would otherwise keep
+        # their memory while the new ones load beside them (full collections wait during a load).
+        gc.collect()
         try:
             loaded = self._factory(config, self.status.emit)
         except FewstepError as exc:

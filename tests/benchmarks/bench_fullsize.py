@@ -84,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # OpenMP threads starve the GUI thread and every other process (50 to 500x slower steps).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    os.environ["FEWSTEP_THREADS"] = str(args.threads)  # what the application's loader reads
     os.environ["HF_HUB_OFFLINE"] = "1"
     sys.path.insert(0, str(REPO))
 
@@ -105,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     on_disk = sum(p.stat().st_size for p in files.files())
     print(f"full-size set: {on_disk / 1e9:.2f} GB in {files.root} ({time.perf_counter() - start:.0f} s)")
-    engine, parts, gaps = load_in_worker(files, args.threads, base_config)
+    engine, parts, gaps = load_in_worker(files, base_config)
     print("\n| part | load s | longest GUI-thread gap ms |\n|---|---|---|")
     for name, seconds, gap in parts:
         print(f"| {name} | {seconds:.1f} | {gap:.0f} |")
@@ -123,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def load_in_worker(
-    files: Any, threads: int, base_config: Path | None
+    files: Any, base_config: Path | None
 ) -> tuple[Any, list[tuple[str, float, float]], list[float]]:
     """Load the five modes on the application's engine thread while the GUI thread ticks."""
     from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
@@ -132,7 +133,7 @@ def load_in_worker(
     from engine.contract.residency import Residency
     from engine.files.model_files import ModelPaths
     from gui.state.jobs import EngineConfig
-    from gui.state.worker import EngineWorker, LoadedEngine, describe
+    from gui.state.worker import EngineWorker, LoadedEngine, load_engine
     from gui.widgets.engine_status import EngineStatus
 
     app = QApplication.instance() or QApplication([])
@@ -146,24 +147,15 @@ def load_in_worker(
     loaded: list[Any] = []
 
     def factory(config: EngineConfig, say: Any) -> LoadedEngine:
+        """The application's own loader, with the status messages timed as they pass."""
+
         def tell(message: str) -> None:
             marks.append((clock.nsecsElapsed() / 1e6, message))
             say(message)
 
-        tell("loading torch and diffusers")
-        import torch
-
-        from engine.runtime.device import DevicePlan
-        from engine.runtime.engine import Engine
-
-        assert config.paths is not None
-        plan = DevicePlan(torch.device("cpu"), torch.bfloat16, threads)
-        torch.set_num_threads(threads)
-        engine = Engine(config.paths, plan, on_status=tell, residency=Residency.ALL)
-        loaded.append(engine)
-        context = engine.run_context()
-        info = describe(engine, builtin=False, device=plan.describe(), model_label=context.model_label)
-        return LoadedEngine(engine=engine, info=info, context=context)
+        result = load_engine(config, tell)
+        loaded.append(result.engine)
+        return result
 
     paths = ModelPaths(
         base=files.base,
@@ -173,7 +165,8 @@ def load_in_worker(
         lightning_lora=files.lightning_lora,
         base_config=base_config,
     )
-    worker = EngineWorker(EngineConfig(paths=paths, device="cpu"), factory=factory)
+    config = EngineConfig(paths=paths, device="cpu", residency=Residency.ALL, dtype="bfloat16")
+    worker = EngineWorker(config, factory=factory)
     seen_texts: list[str] = []
     worker.status.connect(status.show_step)
     worker.status.connect(lambda _text: seen_texts.append(status.engine_label.text()))
