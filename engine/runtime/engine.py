@@ -143,14 +143,24 @@ class Engine:
         parts_total = 1 + (paths.vae is not None) + sum(r in self.files for r in optional) + len(paths.styles)
         parts_done = [0]
 
-        def loading(what: str) -> None:
-            """The status line while loading: which part, and how far along the parts (the GUI's
-            status bar shows it)."""
+        def loading(what: str) -> Callable[[float], None]:
+            """The status line while loading: which part, how far along the parts, and then how
+            far into a large file's tensors (the GUI's status bar shows it)."""
             parts_done[0] += 1
-            say(f"loading {what} (part {parts_done[0]} of {parts_total})")
+            line = f"loading {what} (part {parts_done[0]} of {parts_total})"
+            say(line)
+            shown = [0]
 
-        loading("the base model")
-        self.base = load_base(base_info, device, dtype, self.config_dir)
+            def progress(fraction: float) -> None:
+                tenth = int(fraction * 10)
+                if tenth > shown[0] and tenth < 10:
+                    shown[0] = tenth
+                    say(f"{line}: {tenth * 10}%")
+
+            return progress
+
+        progress = loading("the base model")
+        self.base = load_base(base_info, device, dtype, self.config_dir, progress)
         if paths.vae is not None:
             loading("the VAE")
             # Before any other pipeline is built: they all share the base's VAE object.
@@ -163,12 +173,12 @@ class Engine:
         # device memory left once the base is in, which of them move to the device.
         cpu = torch.device("cpu")
         if (info := self.files.get(ModelRole.LCM_UNET)) is not None:
-            loading("the LCM UNet")
-            self.pipes[UNetSource.LCM] = self._pipeline_with(load_lcm_unet(info, cpu, dtype))
+            progress = loading("the LCM UNet")
+            self.pipes[UNetSource.LCM] = self._pipeline_with(load_lcm_unet(info, cpu, dtype, progress))
         if (info := self.files.get(ModelRole.LIGHTNING_UNET)) is not None:
-            loading("the Lightning UNet")
+            progress = loading("the Lightning UNet")
             self.pipes[UNetSource.LIGHTNING] = self._pipeline_with(
-                load_lightning_unet(info, self.base.unet, self.config_dir, cpu, dtype)
+                load_lightning_unet(info, self.base.unet, self.config_dir, cpu, dtype, progress)
             )
         full_unets = {str(k): module_bytes(p.unet) for k, p in self.pipes.items() if k is not UNetSource.BASE}
         self.residency = plan_residency(

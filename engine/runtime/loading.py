@@ -14,11 +14,11 @@ from typing import Any
 import torch
 from accelerate import init_empty_weights
 from safetensors import safe_open
-from safetensors.torch import load_file
 
 from engine.contract.errors import ModelInputError
 from engine.files.model_files import FileKind, ModelFile
 from engine.runtime.libraries import quiet_diffusers
+from engine.runtime.tensor_reader import Progress, read_safetensors, release
 
 diffusers = quiet_diffusers()
 from diffusers import AutoencoderKL, StableDiffusionXLPipeline, UNet2DConditionModel  # noqa: E402
@@ -57,17 +57,49 @@ def _variant_for(folder: Path, dtype: torch.dtype) -> str | None:
     return None
 
 
-def load_base(info: ModelFile, device: torch.device, dtype: torch.dtype, config_dir: Path) -> Any:
+@contextlib.contextmanager
+def _checkpoint_read_by_us(state: dict[str, torch.Tensor]) -> Iterator[None]:
+    """Within: diffusers' pipeline-level from_single_file takes this state dict instead of reading
+    the file in one call itself (it accepts no dict, unlike the model-level one). Only the engine
+    thread loads, so swapping the module's name for the call is safe."""
+    import diffusers.loaders.single_file as single_file
+
+    original = single_file.load_single_file_checkpoint
+
+    def given(*_args: Any, **_kwargs: Any) -> dict[str, torch.Tensor]:
+        return state
+
+    single_file.load_single_file_checkpoint = given
+    try:
+        yield
+    finally:
+        single_file.load_single_file_checkpoint = original
+
+
+def load_base(
+    info: ModelFile,
+    device: torch.device,
+    dtype: torch.dtype,
+    config_dir: Path,
+    on_progress: Progress | None = None,
+) -> Any:
     """The SDXL base pipeline from a diffusers folder or an original single file, offline.
 
     A single file needs `config_dir`, a diffusers-layout folder of configs and tokenizers without
-    weights (formats.md: without it from_single_file looks the config up on the hub).
+    weights (formats.md: without it from_single_file looks the config up on the hub). Its tensors
+    are read one by one in the run's dtype (engine.runtime.tensor_reader), which diffusers then
+    adopts as they are.
     """
     try:
         if info.kind is FileKind.SDXL_SINGLE_FILE:
-            pipe = SDXLPipeline.from_single_file(
-                str(info.path), config=str(config_dir), local_files_only=True, dtype=dtype
-            )
+            state = read_safetensors(info.path, dtype=dtype, on_progress=on_progress)
+            try:
+                with _checkpoint_read_by_us(state):
+                    pipe = SDXLPipeline.from_single_file(
+                        str(info.path), config=str(config_dir), local_files_only=True, dtype=dtype
+                    )
+            finally:
+                release(state)
         else:
             variant = _variant_for(info.path / "unet", dtype)
             pipe = SDXLPipeline.from_pretrained(
@@ -82,19 +114,40 @@ def load_base(info: ModelFile, device: torch.device, dtype: torch.dtype, config_
     return pipe.to(device)
 
 
-def load_lcm_unet(info: ModelFile, device: torch.device, dtype: torch.dtype) -> Any:
-    """latent-consistency/lcm-sdxl: a diffusers UNet folder with a guidance embedding."""
+def load_lcm_unet(
+    info: ModelFile, device: torch.device, dtype: torch.dtype, on_progress: Progress | None = None
+) -> Any:
+    """latent-consistency/lcm-sdxl: a diffusers UNet folder with a guidance embedding.
+
+    Its one weights file is read tensor by tensor (engine.runtime.tensor_reader) into a UNet built
+    from its config; a folder of sharded weights goes through diffusers' from_pretrained."""
+    variant = _variant_for(info.path, dtype)
+    weights = info.path / f"diffusion_pytorch_model{'.' + variant if variant else ''}.safetensors"
     try:
-        unet = UNet2DConditionModel.from_pretrained(
-            info.path, dtype=dtype, variant=_variant_for(info.path, dtype), local_files_only=True
-        )
+        if not weights.is_file():
+            unet = UNet2DConditionModel.from_pretrained(
+                info.path, dtype=dtype, variant=variant, local_files_only=True
+            )
+            return unet.to(device)
+        state = read_safetensors(weights, dtype=dtype, on_progress=on_progress)
+        try:
+            with init_empty_weights():
+                unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(info.path))
+            unet.load_state_dict(state, strict=True, assign=True)
+        finally:
+            release(state)
     except (OSError, ValueError, RuntimeError) as exc:
         raise ModelInputError(f"--lcm-unet {info.path}: cannot load this UNet ({_first_line(exc)})") from None
-    return unet.to(device)
+    return unet.eval().to(device=device, dtype=dtype)
 
 
 def load_lightning_unet(
-    info: ModelFile, base_unet: Any, config_dir: Path, device: torch.device, dtype: torch.dtype
+    info: ModelFile,
+    base_unet: Any,
+    config_dir: Path,
+    device: torch.device,
+    dtype: torch.dtype,
+    on_progress: Progress | None = None,
 ) -> Any:
     """A Lightning UNet: ByteDance's bare state dict, which must fit the base UNet exactly, or the
     UNet of an all-in-one Lightning checkpoint in the original single-file layout."""
@@ -107,7 +160,10 @@ def load_lightning_unet(
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             raise ModelInputError(f"{option}: cannot read its UNet ({_first_line(exc)})") from None
         return unet.to(device)
-    state = load_file(str(info.path), device="cpu")
+    try:
+        state = read_safetensors(info.path, dtype=dtype, on_progress=on_progress)
+    except (OSError, ValueError) as exc:
+        raise ModelInputError(f"{option}: cannot read it ({_first_line(exc)})") from None
     # Meta tensors first: a random initialisation of a 2.6 B-parameter UNet only to overwrite it
     # would cost seconds and a second copy in RAM.
     with init_empty_weights():
@@ -118,6 +174,8 @@ def load_lightning_unet(
         raise ModelInputError(
             f"{option}: its tensors do not fit the base model's UNet ({_first_line(exc)})"
         ) from None
+    finally:
+        release(state)
     return unet.to(device=device, dtype=dtype)
 
 
@@ -159,7 +217,7 @@ def read_lora_state(path: Path) -> dict[str, torch.Tensor]:
     both namings (what convert_state_dict_to_diffusers(get_peft_model_state_dict(...)) writes) would
     lose its attention LoRAs; renaming every key here makes the order irrelevant.
     """
-    state: dict[str, torch.Tensor] = load_file(str(path), device="cpu")
+    state = read_safetensors(path)
     if all(k.startswith(_KOHYA_PREFIXES) for k in state):
         return state
     from diffusers.utils.state_dict_utils import convert_unet_state_dict_to_peft
@@ -223,6 +281,8 @@ def load_lora(pipe: Any, info: ModelFile, adapter_name: str, option: str) -> int
         raise ModelInputError(
             f"{option} {info.path}: this LoRA does not fit the base model ({_first_line(exc)})"
         ) from None
+    finally:
+        release(state)
     apply_adapter_metadata(pipe, info.path, adapter_name)
     landed = count_adapter_modules([pipe.unet, pipe.text_encoder, pipe.text_encoder_2], adapter_name)
     if landed != expected:
