@@ -193,11 +193,15 @@ def load_in_worker(
         raise SystemExit(f"loading failed: {failure[0]}")
     print("status bar while loading: " + " | ".join(dict.fromkeys(seen_texts)))
     gaps = [b - a for a, b in itertools.pairwise(ticks)]
-    parts: list[tuple[str, float, float]] = []
+    # One row per part: its progress lines ("...: 40%") count towards it.
+    totals: dict[str, list[float]] = {}
     bounds = [*marks, (end, "end")]
-    for (t0, name), (t1, _next) in itertools.pairwise(bounds):
+    for (t0, message), (t1, _next) in itertools.pairwise(bounds):
         inside = [b - a for a, b in itertools.pairwise(ticks) if t0 <= b <= t1 and a >= t0 - 50]
-        parts.append((name, (t1 - t0) / 1000, max(inside, default=0.0)))
+        row = totals.setdefault(message.split(": ")[0], [0.0, 0.0])
+        row[0] += (t1 - t0) / 1000
+        row[1] = max(row[1], *inside, 0.0)
+    parts = [(name, seconds, gap) for name, (seconds, gap) in totals.items()]
     worker.stop()
     return loaded[0], parts, gaps
 
