@@ -1,6 +1,20 @@
 """Build Fewstep's one-folder bundle with PyInstaller, and on Linux its tarball (and AppDir).
 
     .venv/bin/python packaging/build.py [--source CHECKOUT] [--out dist] [--no-tarball] [--appimage]
+    .venv/bin/python packaging/build.py --torch cuda|cpu [--torch-index URL] [...]
+
+Flavours: without --torch the bundle carries the torch of the Python that runs this script. With
+--torch cuda or cpu, the script first makes (or reuses) a virtual environment WORK/venv-FLAVOUR,
+installs the pinned torch of that flavour into it and Fewstep with PyInstaller, checks that the
+torch it got is the one asked for, and builds from there; the archive's name ends in -FLAVOUR.
+- cuda, Linux: the registry's default Linux torch wheel is the CUDA build (torch plus nvidia-*
+  wheels, several GB). A machine whose pip configuration points at a folder of CPU wheels would
+  hand out the CPU wheel instead (2.13.0+cpu sorts above 2.13.0), so pip runs without the machine's
+  configuration (PIP_CONFIG_FILE set to the null device, PIP_FIND_LINKS and PIP_INDEX_URL unset).
+- cuda, Windows: CUDA builds come only from PyTorch's own wheel index: pass it as --torch-index.
+- cpu: the pip configuration as it is (on Linux give PyTorch's CPU index as --torch-index where the
+  machine has no CPU wheel at hand: the registry's Linux wheel is the CUDA one).
+- macOS arm64 has one torch wheel, with MPS: build it without --torch.
 
 Run it with a Python that has Fewstep's dependencies and PyInstaller (pip install -c
 packaging/constraints.txt -e '.[packaging]'). --source builds another checkout, e.g. a clean clone
@@ -60,6 +74,64 @@ real SDXL weights (the Models tab or Settings) and which files each mode needs.
 """
 
 
+FLAVOURS = ("cuda", "cpu")
+# pip's own settings that would make it pick a machine's local CPU wheel over the registry's.
+PIP_MACHINE_SETTINGS = ("PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_CONSTRAINT")
+
+
+def torch_pin(source: Path) -> str:
+    """The torch requirement of packaging/constraints.txt, e.g. torch==2.13.0."""
+    for line in (source / "packaging" / "constraints.txt").read_text(encoding="utf-8").splitlines():
+        if line.startswith("torch=="):
+            return line.strip()
+    raise SystemExit("packaging/constraints.txt pins no torch version")
+
+
+def pip_environment(flavour: str) -> dict[str, str]:
+    env = dict(os.environ)
+    if flavour == "cuda":
+        env["PIP_CONFIG_FILE"] = os.devnull  # pip then reads no configuration file at all
+        for name in PIP_MACHINE_SETTINGS:
+            env.pop(name, None)
+    return env
+
+
+def venv_python(venv: Path) -> Path:
+    return venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+
+
+def prepare_flavour(source: Path, work: Path, flavour: str, torch_index: str | None) -> Path:
+    """A virtual environment with the flavour's torch, Fewstep and PyInstaller; its Python."""
+    venv = work / f"venv-{flavour}"
+    python = venv_python(venv)
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    env = pip_environment(flavour)
+    constraints = str(source / "packaging" / "constraints.txt")
+    torch_command = [str(python), "-m", "pip", "install", "-c", constraints, torch_pin(source)]
+    if torch_index:
+        torch_command += ["--index-url", torch_index]
+    started = time.perf_counter()
+    print("$ " + " ".join(torch_command), flush=True)
+    subprocess.run(torch_command, check=True, env=env)
+    project = [str(python), "-m", "pip", "install", "-c", constraints, f"{source}[packaging]"]
+    print("$ " + " ".join(project), flush=True)
+    subprocess.run(project, check=True, env=env)
+    probe = "import torch; print(torch.__version__, torch.version.cuda or 'none')"
+    version, cuda = subprocess.run(
+        [str(python), "-c", probe], check=True, capture_output=True, text=True
+    ).stdout.split()
+    print(f"{venv}: torch {version}, CUDA {cuda} ({time.perf_counter() - started:.0f} s)", flush=True)
+    if flavour == "cuda" and cuda == "none":
+        raise SystemExit(
+            f"{venv} got torch {version}, a CPU build: pip found a CPU wheel first (a local wheel"
+            " folder or index); on Windows pass PyTorch's CUDA index as --torch-index"
+        )
+    if flavour == "cpu" and cuda != "none":
+        raise SystemExit(f"{venv} got torch {version} with CUDA {cuda}: pass a CPU index as --torch-index")
+    return python
+
+
 @dataclass(frozen=True)
 class BuildResult:
     bundle: Path
@@ -115,11 +187,12 @@ def linux_arch() -> str:
     return {"amd64": "x86_64", "arm64": "aarch64"}.get(platform.machine().lower(), platform.machine())
 
 
-def make_tarball(source: Path, out: Path, version: str) -> Path:
+def make_tarball(source: Path, out: Path, version: str, label: str = "") -> Path:
     """fewstep-VERSION/ with the bundle, the .desktop file, the icon, install.sh and README.txt."""
     arch = linux_arch()
     top = f"fewstep-{version}"
-    tarball = out / f"fewstep-{version}-linux-{arch}.tar.gz"
+    suffix = f"-{label}" if label else ""
+    tarball = out / f"fewstep-{version}-linux-{arch}{suffix}.tar.gz"
     extras = {
         "fewstep.desktop": (source / "resources" / "fewstep.desktop").read_bytes(),
         "fewstep.png": (source / "resources" / "icons" / "fewstep.png").read_bytes(),
@@ -173,7 +246,7 @@ def make_appimage(appdir: Path, out: Path, version: str) -> Path | None:
 
 
 def build(
-    source: Path, out: Path, work: Path, *, tarball: bool = True, appimage: bool = False
+    source: Path, out: Path, work: Path, *, tarball: bool = True, appimage: bool = False, label: str = ""
 ) -> BuildResult:
     source, out, work = source.resolve(), out.resolve(), work.resolve()
     started = time.perf_counter()
@@ -184,7 +257,7 @@ def build(
     archives: list[Path] = []
     if sys.platform.startswith("linux"):
         if tarball:
-            archives.append(make_tarball(source, out, version))
+            archives.append(make_tarball(source, out, version, label))
         if appimage:
             image = make_appimage(make_appdir(source, out), out, version)
             if image is not None:
@@ -216,15 +289,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--appimage", action="store_true", help="Linux: lay out an AppDir and pack it if possible"
     )
-    args = parser.parse_args(argv)
-    source: Path = args.source
-    result = build(
-        source,
-        args.out or source / "dist",
-        args.work or source / "build" / "pyinstaller",
-        tarball=not args.no_tarball,
-        appimage=args.appimage,
+    parser.add_argument(
+        "--torch", choices=FLAVOURS, help="build in a virtual environment with this torch (see above)"
     )
+    parser.add_argument("--torch-index", metavar="URL", help="the index pip takes torch from")
+    parser.add_argument("--label", default="", help=argparse.SUPPRESS)  # the flavour, in archive names
+    args = parser.parse_args(argv)
+    source: Path = args.source.resolve()
+    out = (args.out or source / "dist").resolve()
+    work = (args.work or source / "build" / "pyinstaller").resolve()
+    if args.torch:
+        python = prepare_flavour(source, work.parent, args.torch, args.torch_index)
+        command = [str(python), str(Path(__file__).resolve()), "--source", str(source), "--out", str(out)]
+        command += ["--work", str(work), "--label", args.torch]
+        command += ["--no-tarball"] * args.no_tarball + ["--appimage"] * args.appimage
+        return subprocess.run(command, check=False).returncode
+    result = build(source, out, work, tarball=not args.no_tarball, appimage=args.appimage, label=args.label)
     print_report(result)
     return 0
 

@@ -75,6 +75,8 @@ def test_self_test_passes_every_check_through_the_worker(tmp_path: Path) -> None
         "PASS  backend transformers: ",
         "PASS  backend peft: ",
         "PASS  backend peft-lora: ",
+        "PASS  torch build: torch ",
+        "PASS  gpu",  # "gpu 0: NVIDIA ..." on a GPU machine; here, that it runs on the CPU
         "PASS  engine: ",
         "PASS  device: cpu",
         *(f"PASS  generate {mode}: 2 steps" for mode in MODES),
@@ -152,6 +154,26 @@ def test_linux_tarball_holds_bundle_desktop_entry_icon_and_installer(tmp_path: P
     assert members["fewstep-9.9.9/fewstep/fewstep"].mode & 0o111
 
 
+def test_flavour_archive_is_named_after_its_torch(tmp_path: Path) -> None:
+    build = load_script("build")
+    out = tmp_path / "dist"
+    (out / "fewstep").mkdir(parents=True)
+    (out / "fewstep" / "fewstep").write_bytes(b"#!/bin/sh\n")
+    tarball = build.make_tarball(REPO_ROOT, out, "9.9.9", "cuda")
+    assert tarball.name.startswith("fewstep-9.9.9-linux-") and tarball.name.endswith("-cuda.tar.gz")
+
+
+def test_cuda_flavour_runs_pip_without_the_machines_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    build = load_script("build")
+    monkeypatch.setenv("PIP_FIND_LINKS", "/opt/wheels")
+    monkeypatch.setenv("PIP_INDEX_URL", "file:///opt/pypi/simple")
+    cuda = build.pip_environment("cuda")
+    assert cuda["PIP_CONFIG_FILE"] == os.devnull
+    assert "PIP_FIND_LINKS" not in cuda and "PIP_INDEX_URL" not in cuda
+    assert build.pip_environment("cpu") == dict(os.environ)  # the machine's CPU wheel is the right one
+    assert build.torch_pin(REPO_ROOT) == "torch==2.13.0"
+
+
 def test_appdir_layout(tmp_path: Path) -> None:
     build = load_script("build")
     out = tmp_path / "dist"
@@ -171,6 +193,8 @@ def test_installers_workflow_builds_on_every_system() -> None:
     assert "packaging/constraints.txt" in text
     assert "packaging/build.py" in text
     assert "--self-test" in text
+    # The Windows CUDA flavour comes from PyTorch's CUDA wheel index; macOS builds its MPS wheel.
+    assert "download.pytorch.org/whl/cu" in text and "flavour: cuda" in text
 
 
 def fake_bundle(folder: Path, *, stderr_line: str = "") -> Path:
