@@ -245,7 +245,8 @@ class Bench:
             else f"CPU ({platform.processor() or platform.machine()})"
         )
         self.r.say(f"# bench_gpu{' --tiny' if self.s.tiny else ''}: {what}")
-        self.r.say(f"torch {torch.__version__} (CUDA {torch.version.cuda}), diffusers {diffusers.__version__}, "
+        self.r.say(f"torch {torch.__version__} (CUDA {torch.version.cuda}), diffusers {diffusers.__version__} "
+                   f"(from {Path(diffusers.__file__).parent.parent}), "
                    f"Python {platform.python_version()}, {self.s.size}x{self.s.size}, DDIM {self.s.ddim_steps} steps")  # fmt: skip
         self.r.figures.update(device=what, torch=torch.__version__, size=self.s.size)
         self.prepare_files()
