@@ -137,6 +137,7 @@ def load_engine(config: EngineConfig, say: Callable[[str], None]) -> LoadedEngin
         paths = builtin_model_paths()
     plan = plan_device(None if config.device == "auto" else config.device)
     engine = Engine(paths, plan, on_status=say, residency=config.residency)
+    say("reading the model files' hashes for the PNG text (once per file version)")
     context = engine.run_context()
     info = describe(engine, builtin=paths.builtin, device=plan.describe(), model_label=context.model_label)
     return LoadedEngine(engine=engine, info=info, context=context)
