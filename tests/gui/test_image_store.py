@@ -20,7 +20,7 @@ from gui.state.image_store import (
     save_image,
     write_run_record,
 )
-from gui.state.parameters import restore_from_png
+from engine.outputs.png_info import read_settings as restore_from_png
 
 CONTEXT = RunContext(model_label="tiny", device="cpu")
 REQUEST = GenerationRequest(prompt="a red circle", seeds=(7,), modes=(ModeSettings(mode="lcm", steps=2),))

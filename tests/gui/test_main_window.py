@@ -15,7 +15,7 @@ from engine.files.model_files import ModelPaths
 from engine.runtime.engine import Engine
 from gui.state.jobs import EngineConfig, ProgressEvent
 from gui.state.model_setup import builtin_hint
-from gui.state.parameters import read_png_parameters
+from engine.outputs.png_text import read_png_parameters
 from gui.state.settings import Settings
 from gui.state.worker import load_engine
 from gui.widgets.main_window import MainWindow

@@ -13,7 +13,7 @@ from pytestqt.qtbot import QtBot
 from devtools.tiny_model import TinyModelSet
 from gui.state.image_store import RunStyle
 from gui.state.jobs import EngineConfig, FinishedEvent
-from gui.state.parameters import read_png_parameters
+from engine.outputs.png_text import read_png_parameters
 from gui.state.settings import Settings, StyleSetting, load_settings
 from gui.state.worker import LoadedEngine, load_engine
 from gui.widgets.main_window import MainWindow
