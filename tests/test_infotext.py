@@ -51,7 +51,9 @@ CONTEXT = RunContext(
 )
 
 
-def fewstep_png(tmp_path: Path, mode: str, guidance: float, prompt: str, negative: str = "", **kw: object) -> Path:
+def fewstep_png(
+    tmp_path: Path, mode: str, guidance: float, prompt: str, negative: str = "", **kw: object
+) -> Path:
     request = GenerationRequest(prompt=prompt, negative_prompt=negative, modes=(ModeSettings(mode=mode),))
     made = result(mode, guidance, **kw)  # type: ignore[arg-type]
     text = png_parameters_for(made, request, 48, 64, CONTEXT)
@@ -65,7 +67,9 @@ def fewstep_png(tmp_path: Path, mode: str, guidance: float, prompt: str, negativ
 
 @pytest.mark.parametrize("mode", list(MODES))
 def test_every_mode_round_trips_with_styles(tmp_path: Path, mode: str) -> None:
-    guidance = {"ddim": 6.5, "lcm": 8.0, "lcm-lora": 1.5, "lightning": 0.0, "lightning-lora": 0.0}.get(mode, 5.0)
+    guidance = {"ddim": 6.5, "lcm": 8.0, "lcm-lora": 1.5, "lightning": 0.0, "lightning-lora": 0.0}.get(
+        mode, 5.0
+    )
     styles = (("style-0", 0.5), ("style-1", -1.25))
     prompt = 'a cat, "quoted": with colons\nand a second line'
     restored = read_settings(fewstep_png(tmp_path, mode, guidance, prompt, "blurry, dark", styles=styles))
@@ -124,7 +128,9 @@ def test_empty_prompt_non_ascii_and_windows_line_endings_round_trip(tmp_path: Pa
 
 
 def test_windows_line_endings_in_a_foreign_text() -> None:
-    text = "line one\r\nline two\r\nNegative prompt: bad\r\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 5\r\n"
+    text = (
+        "line one\r\nline two\r\nNegative prompt: bad\r\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 5\r\n"
+    )
     restored = parse_infotext(text)
     assert (restored.prompt, restored.negative_prompt, restored.seed) == ("line one\nline two", "bad", 5)
     assert restored.ignored == ()
@@ -242,7 +248,9 @@ def test_itxt_utf8_and_ztxt_are_read(tmp_path: Path) -> None:
 
 def test_other_chunks_are_named_and_a_large_foreign_one_is_skipped(tmp_path: Path) -> None:
     workflow = b"workflow\0" + b"x" * (MAX_TEXT_CHUNK + 10)  # ComfyUI's workflows can be large
-    path = png_with(tmp_path, chunk(b"tEXt", workflow), chunk(b"tEXt", b"parameters\0p\n" + SETTINGS.encode()))
+    path = png_with(
+        tmp_path, chunk(b"tEXt", workflow), chunk(b"tEXt", b"parameters\0p\n" + SETTINGS.encode())
+    )
     found = read_png_text(path)
     assert found.keywords == {"workflow", "parameters"} and found.parameters == "p\n" + SETTINGS
 
