@@ -56,7 +56,7 @@ def test_toggling_a_style_or_its_weight_reloads_nothing(
         return load_engine(config, say)
 
     window = make_window(settings=settings, factory=counting_loader)
-    assert window.engine_info is not None and window.engine_info.styles == ("style-0", "style-1")
+    assert window.engine_info is not None and window.engine_info.style_adapters == ("style-0", "style-1")
     assert loads[0].paths is not None and [s.path for s in loads[0].paths.styles] == [first, second]
     panel = window.style_panel
     assert [row.check.text() for row in panel.rows] == ["watercolor_style", "ink_style"]
@@ -94,7 +94,7 @@ def test_toggling_a_style_or_its_weight_reloads_nothing(
         panel.rows[0].remove.click()
     assert len(loads) == 2 and [s.path for s in window.settings.styles] == [second]
     info = window.engine_info
-    assert info is not None and list(info.styles) == ["style-0"]
+    assert info is not None and list(info.style_adapters) == ["style-0"]
     assert [row.check.text() for row in panel.rows] == ["ink_style"]
     assert styles_by_mode(run(window, qtbot))["ddim"] == (("style-0", 0.5),)
 
@@ -190,9 +190,9 @@ def test_a_dropped_png_keeps_its_style_loras(
     with qtbot.waitSignal(window.worker.engine_ready, timeout=ENGINE_READY_MS):
         drop(window, foreign)
     assert window.prompt_panel.prompt_text() == "a harbour"
-    assert window.settings.styles == (
+    assert list(window.settings.styles) == [
         StyleSetting(path=first, weight=0.8, enabled=False),
         StyleSetting(path=second, weight=0.6),
-    )
+    ]
     assert "Style LoRA nowhere was not found" in window.banner.text()
     assert [row.check.text() for row in window.style_panel.rows] == ["watercolor_style", "ink_style"]
