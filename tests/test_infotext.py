@@ -205,6 +205,32 @@ def test_a_text_that_cannot_be_used_is_refused_whole(text: str, message: str) ->
         parse_infotext(text)
 
 
+@pytest.mark.parametrize("line", ["a" * 39_000, "a " * 19_000])
+def test_a_long_line_without_colons_is_a_prompt_refused_for_length(line: str) -> None:
+    # A1111's unbounded key pattern backtracks for a minute on such a line; Fewstep's is bounded.
+    with pytest.raises(InfotextError, match="prompt is longer"):
+        parse_infotext("p\n" + line)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "b" * 38_000,
+        "Kk: " + "[" * 30_000,  # nesting deeper than json's recursion limit
+        "Kk: " + '{"a":' * 7_000,
+    ],
+)
+def test_hostile_settings_fields_are_dropped_alone(bad: str) -> None:
+    restored = parse_infotext(f"p\n{SETTINGS}, {bad}")
+    assert (restored.prompt, restored.steps, restored.width) == ("p", 4, 64)
+    assert len(restored.ignored) == 1
+
+
+def test_many_lora_tag_openings_are_not_tags() -> None:
+    text = "<lora:" * 2_700 + "x\n" + SETTINGS
+    assert parse_infotext(text).prompt == "<lora:" * 2_700 + "x"
+
+
 def test_control_rules_apply_after_line_endings_are_normalised() -> None:
     assert parse_infotext("a\rb\r\n" + SETTINGS).prompt == "a\nb"
 

@@ -57,14 +57,16 @@ FEWSTEP_GUIDANCE = "Fewstep guidance"
 # it as a CFG scale of 8, which would burn the image.
 LCM_EMBEDDING = "LCM guidance embedding"
 
-# A1111's own field pattern, used as it uses it: to tell the settings line from a prompt line.
-A1111_FIELD = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
-_KEY = re.compile(r"\s*(\w[\w \-/]+):\s*")
+# A1111's own field pattern, used as it uses it: to tell the settings line from a prompt line. Its key
+# is bounded here (A1111's keys are a few words): unbounded, a 40 000-letter line without a colon makes
+# the pattern backtrack for a minute.
+A1111_FIELD = re.compile(r'\s*(\w[\w \-/]{1,63}):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+_KEY = re.compile(r"\s*(\w[\w \-/]{1,63}):\s*")
 _QUOTED = re.compile(r'"(?:\\.|[^\\"])+"')
 _BARE = re.compile(r"[^,]*")
 _END = re.compile(r"\s*(?:,|$)")
 _SIZE = re.compile(r"(\d{1,5})x(\d{1,5})")
-_LORA_TAG = re.compile(r"<(?:lora|lyco):([^:>]+)(?::([^:>]*))?(?::[^>]*)?>", re.IGNORECASE)
+_LORA_TAG = re.compile(r"<(?:lora|lyco):([^:<>]{1,255})(?::([^:<>]{0,40}))?(?::[^<>]{0,80})?>", re.IGNORECASE)
 _NAME_WEIGHT = re.compile(r"\s*([^,:]+?)\s*:\s*([-+]?[\d.]+(?:[eE][-+]?\d+)?)\s*(?:,|\s|$)")
 _NAME_HASH = re.compile(r"\s*([^,:]+?)\s*:\s*([0-9a-fA-F]{8,64})\s*(?:,|$)")
 
@@ -190,7 +192,7 @@ def _value_at(line: str, position: int) -> tuple[str, int]:
     if first in ("{", "["):
         try:
             _, stop = json.JSONDecoder().raw_decode(line, position)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than json's C stack allows
             pass
         else:
             if end := _END.match(line, stop):
