@@ -16,7 +16,7 @@ from accelerate import init_empty_weights
 from safetensors import safe_open
 
 from engine.contract.errors import ModelInputError
-from engine.files.model_files import FileKind, ModelFile
+from engine.files.model_files import KOHYA_PREFIXES, FileKind, ModelFile
 from engine.runtime.libraries import quiet_diffusers
 from engine.runtime.tensor_reader import Progress, read_safetensors, release
 
@@ -44,7 +44,6 @@ _LORA_SUFFIX = re.compile(
     r"(\.lora_down|\.lora_up|\.lora_A|\.lora_B|\.lora\.down|\.lora\.up"
     r"|\.lora_linear_layer\.down|\.lora_linear_layer\.up|_lora\.down|_lora\.up)\.weight$|\.alpha$"
 )
-_KOHYA_PREFIXES = ("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_")
 
 
 def _variant_for(folder: Path, dtype: torch.dtype) -> str | None:
@@ -86,7 +85,7 @@ def load_base(
     """The SDXL base pipeline from a diffusers folder or an original single file, offline.
 
     A single file needs `config_dir`, a diffusers-layout folder of configs and tokenizers without
-    weights (formats.md: without it from_single_file looks the config up on the hub). Its tensors
+    weights (without it from_single_file looks the config up on the Hugging Face hub). Its tensors
     are read one by one in the run's dtype (engine.runtime.tensor_reader), which diffusers then
     adopts as they are.
     """
@@ -218,7 +217,7 @@ def read_lora_state(path: Path) -> dict[str, torch.Tensor]:
     lose its attention LoRAs; renaming every key here makes the order irrelevant.
     """
     state = read_safetensors(path)
-    if all(k.startswith(_KOHYA_PREFIXES) for k in state):
+    if all(k.startswith(KOHYA_PREFIXES) for k in state):
         return state
     from diffusers.utils.state_dict_utils import convert_unet_state_dict_to_peft
 
