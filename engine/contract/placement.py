@@ -281,11 +281,16 @@ class _Simulation:
         leaving = set()
         if Measure.TEXT_ENCODERS_WAIT in measures:
             leaving |= set(TEXT_PARTS)
-        if Measure.DISTILLED_UNETS_WAIT in measures:
+        base_mode = MODES[mode].unet is UNetSource.BASE
+        if Measure.DISTILLED_UNETS_WAIT in measures and (
+            not base_mode or Measure.BASE_UNET_WAITS in measures
+        ):
+            # As the engine's one-at-a-time residency: the last one stays until another UNet needs the
+            # room, a distilled one always, the base one only when they may not share the device.
             leaving |= set(FULL_UNETS.values()) - needed
         if Measure.IDLE_LORAS_WAIT in measures:
             leaving |= set(ADAPTERS.values()) - needed
-        if Measure.BASE_UNET_WAITS in measures and MODES[mode].unet is not UNetSource.BASE:
+        if Measure.BASE_UNET_WAITS in measures and not base_mode:
             leaving |= set(BASE_GROUP)
         if Measure.VAE_WAITS in measures:
             leaving.add(Part.VAE)
