@@ -140,7 +140,7 @@ class StepPlan:
     """One step of one mode: what is on the device, its estimated peak, and what moved before it."""
 
     mode: str
-    step: str  # "encode", "denoise" or "decode"
+    step: Step
     on_device: frozenset[Part]
     weights: int
     activations: int
@@ -172,7 +172,7 @@ class ModePlan:
 
     @property
     def denoise_parts(self) -> frozenset[Part]:
-        return next(s.on_device for s in self.steps if s.step == "denoise")
+        return next(s.on_device for s in self.steps if s.step is Step.DENOISE)
 
 
 @dataclass(frozen=True)
@@ -221,7 +221,7 @@ class Placement:
         for mode in self.modes:
             for step in mode.steps:
                 rest = sum(self.inputs.sizes[p] for p in step.on_device if p not in UNET_PARTS)
-                streamed = STREAMED_UNET_BYTES if step.step == "denoise" else 0
+                streamed = STREAMED_UNET_BYTES if step.step is Step.DENOISE else 0
                 peaks.append(rest + streamed + step.activations)
         return max(peaks, default=0)
 
@@ -241,6 +241,41 @@ def _resting(inp: PlanInput, measures: frozenset[Measure]) -> dict[Part, Where]:
     if Measure.IDLE_LORAS_WAIT in measures:
         waits |= {Part.LCM_LORA, Part.LIGHTNING_LORA}
     return {p: Where.CPU if p in waits else Where.DEVICE for p in inp.sizes}
+
+
+class Step(StrEnum):
+    ENCODE = "encode"
+    DENOISE = "denoise"  # the mode's switch happens just before it
+    DECODE = "decode"
+    DECODED = "decoded"  # after the decode, before the next step
+
+
+def step_moves(step: Step, mode: str, measures: frozenset[Measure]) -> tuple[set[Part], set[Part]]:
+    """(wanted, leaving): the parts a step needs on the device, and those that must leave it first.
+    The engine's placer and the planner's simulation both follow these rules."""
+    if step is Step.ENCODE:
+        leaving = set(UNET_PARTS) if Measure.UNETS_WAIT_FOR_ENCODING in measures else set()
+        return set(TEXT_PARTS), leaving
+    if step is Step.DECODE:
+        return {Part.VAE}, set()
+    if step is Step.DECODED:
+        return set(), ({Part.VAE} if Measure.VAE_WAITS in measures else set())
+    needed = set(mode_parts(mode))
+    leaving = set()
+    if Measure.TEXT_ENCODERS_WAIT in measures:
+        leaving |= set(TEXT_PARTS)
+    base_mode = MODES[mode].unet is UNetSource.BASE
+    if Measure.DISTILLED_UNETS_WAIT in measures and (not base_mode or Measure.BASE_UNET_WAITS in measures):
+        # As the engine's one-at-a-time residency: the last one stays until another UNet needs the
+        # room, a distilled one always, the base one only when they may not share the device.
+        leaving |= set(FULL_UNETS.values()) - needed
+    if Measure.IDLE_LORAS_WAIT in measures:
+        leaving |= set(ADAPTERS.values()) - needed
+    if Measure.BASE_UNET_WAITS in measures and not base_mode:
+        leaving |= set(BASE_GROUP)
+    if Measure.VAE_WAITS in measures:
+        leaving.add(Part.VAE)
+    return needed, leaving
 
 
 class _Simulation:
@@ -264,7 +299,7 @@ class _Simulation:
         return out, into
 
     def _step(
-        self, mode: str, step: str, wanted: Iterable[Part], leaving: Iterable[Part], activations: int
+        self, mode: str, step: Step, wanted: Iterable[Part], leaving: Iterable[Part], activations: int
     ) -> StepPlan:
         out, into = self._move(wanted, leaving)
         on = frozenset(self.on)
@@ -275,35 +310,19 @@ class _Simulation:
         inp, measures = self.inp, self.measures
         steps: list[StepPlan] = []
         if encode:
-            leaving = UNET_PARTS if Measure.UNETS_WAIT_FOR_ENCODING in measures else set()
-            steps.append(self._step(mode, "encode", TEXT_PARTS, leaving, encode_bytes()))
-        needed = set(mode_parts(mode)) & set(inp.sizes)
-        leaving = set()
-        if Measure.TEXT_ENCODERS_WAIT in measures:
-            leaving |= set(TEXT_PARTS)
-        base_mode = MODES[mode].unet is UNetSource.BASE
-        if Measure.DISTILLED_UNETS_WAIT in measures and (
-            not base_mode or Measure.BASE_UNET_WAITS in measures
-        ):
-            # As the engine's one-at-a-time residency: the last one stays until another UNet needs the
-            # room, a distilled one always, the base one only when they may not share the device.
-            leaving |= set(FULL_UNETS.values()) - needed
-        if Measure.IDLE_LORAS_WAIT in measures:
-            leaving |= set(ADAPTERS.values()) - needed
-        if Measure.BASE_UNET_WAITS in measures and not base_mode:
-            leaving |= set(BASE_GROUP)
-        if Measure.VAE_WAITS in measures:
-            leaving.add(Part.VAE)
+            wanted, leaving = step_moves(Step.ENCODE, mode, measures)
+            steps.append(self._step(mode, Step.ENCODE, wanted, leaving, encode_bytes()))
+        wanted, leaving = step_moves(Step.DENOISE, mode, measures)
         activations = unet_step_bytes(inp.width, inp.height, inp.dtype, cfg_batch(mode))
-        steps.append(self._step(mode, "denoise", needed, leaving, activations))
+        steps.append(self._step(mode, Step.DENOISE, wanted, leaving, activations))
         vae = inp.sizes.get(Part.VAE, 0)
         # An upcast VAE sits in fp32 during the decode: its weights take twice their fp16 bytes.
         upcast = inp.decode_dtype != inp.dtype
         extra = vae * (DTYPE_BYTES["fp32"] // DTYPE_BYTES[inp.dtype] - 1) if upcast else 0
         decode = decode_bytes(inp.width, inp.height, inp.decode_dtype, self.tile) + extra
-        steps.append(self._step(mode, "decode", (Part.VAE,), (), decode))
-        if Measure.VAE_WAITS in measures:
-            self._move((), (Part.VAE,))
+        wanted, leaving = step_moves(Step.DECODE, mode, measures)
+        steps.append(self._step(mode, Step.DECODE, wanted, leaving, decode))
+        self._move(*step_moves(Step.DECODED, mode, measures))
         return ModePlan(mode, tuple(steps))
 
     def comparison(self, order: list[str]) -> tuple[ModePlan, ...]:

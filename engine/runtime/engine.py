@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ import torch
 
 from engine.contract.errors import JobCancelled, RequestError
 from engine.contract.modes import MODES, ModelRole, ModeSpec, UNetSource, contract_warnings
+from engine.contract.placement import GIB, Measure, Part, Step, comparison_order
 from engine.contract.request import (
     ComparisonResult,
     GenerationRequest,
@@ -33,7 +34,7 @@ from engine.contract.request import (
     SkippedMode,
     Timings,
 )
-from engine.contract.residency import Residency, plan_residency
+from engine.contract.residency import Residency
 from engine.files.builtin import builtin_label, builtin_note
 from engine.files.model_files import FileKind, ModelFile, ModelPaths, check_style_lora, check_vae
 from engine.files.resources import sdxl_config_dir
@@ -49,6 +50,7 @@ from engine.runtime.loading import (
     load_vae,
     share_weights,
 )
+from engine.runtime.placer import build_placer, forced_measures, set_tiling
 from engine.runtime.previews import latent_preview
 from engine.runtime.styles import AdapterState, LoadedStyle, active_styles, load_style
 
@@ -117,7 +119,12 @@ class Engine:
         *,
         on_status: StatusCallback | None = None,
         residency: Residency = Residency.AUTO,
+        vram: float | None = None,
+        measures: Iterable[Measure] | None = None,
+        tile: int | None = None,
     ) -> None:
+        """vram: GiB of free device memory to plan for, instead of measuring it (for tests, and for
+        sharing a card). measures/tile: a placement forced as it is (tests)."""
         say = on_status or (lambda _message: None)
         self.plan = plan or plan_device()
         self.paths = paths
@@ -130,19 +137,19 @@ class Engine:
         self.config_dir = paths.base_config or (
             base_info.path if base_info.kind is FileKind.SDXL_FOLDER else sdxl_config_dir()
         )
+        # Everything loads into CPU RAM first; the placement plan then moves onto the device what it
+        # keeps there (a card smaller than the whole base pipeline could not take it in one piece).
+        cpu = torch.device("cpu")
         say("loading the base model")
-        self.base = load_base(base_info, device, dtype, self.config_dir)
+        self.base = load_base(base_info, cpu, dtype, self.config_dir)
         if paths.vae is not None:
             say("loading the VAE")
             # Before any other pipeline is built: they all share the base's VAE object.
-            self.base.vae = load_vae(check_vae(paths.vae), self.config_dir, device, dtype)
+            self.base.vae = load_vae(check_vae(paths.vae), self.config_dir, cpu, dtype)
         # Kept at load time: every scheduler is built from it, never from the scheduler in use,
         # whose config would carry e.g. trailing spacing into the next mode (stack.md).
         self.original_scheduler_config = self.base.scheduler.config
         self.pipes: dict[UNetSource | ModelRole, Any] = {UNetSource.BASE: self.base}
-        # Distilled full UNets load into CPU RAM first; the residency policy then decides, from the
-        # device memory left once the base is in, which of them move to the device.
-        cpu = torch.device("cpu")
         if (info := self.files.get(ModelRole.LCM_UNET)) is not None:
             say("loading the LCM UNet")
             self.pipes[UNetSource.LCM] = self._pipeline_with(load_lcm_unet(info, cpu, dtype))
@@ -151,14 +158,6 @@ class Engine:
             self.pipes[UNetSource.LIGHTNING] = self._pipeline_with(
                 load_lightning_unet(info, self.base.unet, self.config_dir, cpu, dtype)
             )
-        full_unets = {str(k): module_bytes(p.unet) for k, p in self.pipes.items() if k is not UNetSource.BASE}
-        self.residency = plan_residency(
-            residency, device_type=device.type, free_bytes=free_device_bytes(device), unet_bytes=full_unets
-        )
-        self._on_device: UNetSource | None = None
-        for key in full_unets:
-            if self.residency is Residency.ALL:
-                self.pipes[UNetSource(key)].unet.to(device)
         # Each distillation LoRA gets its own twin of the base UNet: the same weight tensors (no
         # copy), its own peft wrappers. Switching between base, LCM-LoRA and Lightning LoRA is then
         # a choice of pipeline, with no adapter toggling (set_adapters costs 10 to 20 ms on every
@@ -176,13 +175,46 @@ class Engine:
             say(f"loading style LoRA {style.path.name}")
             info = check_style_lora(style.path)
             self.styles.append(load_style(self.base, twins, info, f"style-{index}", style.weight))
+        free = int(vram * GIB) if vram is not None else free_device_bytes(device)
+        self.placer = build_placer(
+            self.base,
+            {
+                r: self.pipes[r].unet
+                for r in (ModelRole.LCM_LORA, ModelRole.LIGHTNING_LORA)
+                if r in self.pipes
+            },
+            {k: self.pipes[k].unet for k in (UNetSource.LCM, UNetSource.LIGHTNING) if k in self.pipes},
+            device_of=lambda: self.plan.device,
+            dtype=self.plan.dtype,
+            free_bytes=free,
+            forced=forced_measures(residency, free, measures),
+            forced_tile=tile,
+        )
         self._adapters = AdapterState()
         self._schedulers: dict[str, Any] = {}
         self.native_size = (
             self.base.default_sample_size * self.base.vae_scale_factor,
             self.base.default_sample_size * self.base.vae_scale_factor,
         )
+        say("placing the models" + ("" if device.type == "cpu" else f" on {device}"))
+        self.replan(*self.native_size, self.available_modes())
+        self.placer.settle()
         say("ready")
+
+    # --- placement ------------------------------------------------------------------------------
+
+    def replan(self, width: int, height: int, modes: tuple[str, ...]) -> None:
+        """The plan for this image size and these modes (the activations grow with the size)."""
+        self.placer.replan(width, height, modes)
+        set_tiling(self.base.vae, self.placer.placement.tile, self.base.vae_scale_factor)
+
+    @property
+    def residency(self) -> Residency:
+        """The older, coarser name of the plan: do the full distilled UNets wait in CPU RAM?"""
+        return Residency.ONE if Measure.DISTILLED_UNETS_WAIT in self.placer.measures else Residency.ALL
+
+    def placement_report(self) -> dict[str, Any]:
+        return self.placer.report()
 
     # --- what can run -------------------------------------------------------------------------
 
@@ -244,15 +276,9 @@ class Engine:
         start = time.perf_counter()
         pipe = self.pipes[pipeline_key(spec)]
         pipe.scheduler = self._scheduler_for(spec)
-        if (
-            self.residency is Residency.ONE
-            and spec.unet is not UNetSource.BASE
-            and self._on_device is not spec.unet
-        ):
-            if self._on_device is not None:
-                self.pipes[self._on_device].unet.to("cpu")
-            pipe.unet.to(self.plan.device)
-            self._on_device = spec.unet
+        # What the plan moves for this mode (a full distilled UNet in, another out...) is part of
+        # its switch time.
+        self.placer.prepare(Step.DENOISE, mode)
         if self.styles and spec.unet is UNetSource.BASE:
             own = ((str(spec.adapter), 1.0),) if spec.adapter else ()
             self._adapters.apply_unet(pipe.unet, own + styles, keep_base_flags=pipe is self.base)
@@ -262,12 +288,13 @@ class Engine:
         """Bytes of weights per model and where they live, plus the process and device totals."""
         models: dict[str, dict[str, Any]] = {}
         base = self.base
-        for name, module in (
-            ("text encoders", (base.text_encoder, base.text_encoder_2)),
-            ("vae", (base.vae,)),
+        where = self.placer.where
+        for name, module, part in (
+            ("text encoders", (base.text_encoder, base.text_encoder_2), Part.TEXT_ENCODER),
+            ("vae", (base.vae,), Part.VAE),
         ):
-            models[name] = {"bytes": sum(module_bytes(m) for m in module), "on": str(self.plan.device)}
-        models["base unet"] = {"bytes": module_bytes(base.unet), "on": str(self.plan.device)}
+            models[name] = {"bytes": sum(module_bytes(m) for m in module), "on": where(part)}
+        models["base unet"] = {"bytes": module_bytes(base.unet), "on": where(Part.BASE_UNET)}
         for key, pipe in self.pipes.items():
             if key is UNetSource.BASE:
                 continue
@@ -275,7 +302,7 @@ class Engine:
                 lora = sum(
                     p.numel() * p.element_size() for n, p in pipe.unet.named_parameters() if "lora_" in n
                 )
-                models[f"{key} (matrices)"] = {"bytes": lora, "on": str(self.plan.device)}
+                models[f"{key} (matrices)"] = {"bytes": lora, "on": where(Part(str(key)))}
             else:
                 models[f"{key} unet"] = {
                     "bytes": module_bytes(pipe.unet),
@@ -285,6 +312,7 @@ class Engine:
             "residency": str(self.residency),
             "models": models,
             "process_rss": process_rss(),
+            "placement": {k: v for k, v in self.placer.report().items() if k not in ("steps", "moves")},
         }
         if self.plan.device.type == "cuda":
             report["device_allocated"] = torch.cuda.memory_allocated(self.plan.device)
@@ -323,11 +351,9 @@ class Engine:
         """Cheapest switches first: schedulers (free) and adapter toggles on the base UNet, then the
         full UNets. The results are still reported in the order asked for."""
 
-        def cost(settings: ModeSettings) -> tuple[int, str, str]:
-            spec = settings.spec
-            return (spec.unet is not UNetSource.BASE, str(spec.unet), str(spec.adapter or ""))
-
-        return sorted(modes, key=cost)
+        chosen = list(modes)
+        order = comparison_order(s.mode for s in chosen)
+        return sorted(chosen, key=lambda s: order.index(s.mode))
 
     def run(
         self,
@@ -375,20 +401,26 @@ class Engine:
         # full distilled UNets run without it.
         encodings: dict[tuple[tuple[str, float], ...], PromptEmbeddings] = {}
         results: dict[tuple[str, int], ModeResult] = {}
+        self.replan(width, height, tuple(s.mode for s in runnable))
+        self.placer.moves.clear()
         for settings in self.plan_order(runnable):
             if cancelled():
                 raise JobCancelled
             mode = resolved[settings.mode]
             mode_styles = styles_on if mode.spec.unet is UNetSource.BASE else ()
-            switch_seconds = self.switch_to(settings.mode, mode_styles)
             text_state = tuple((n, w) for n, w in mode_styles if self._style(n).patches_text_encoders)
             shared = text_state in encodings
             if not shared:
+                # Encoded before the switch, as the plan has it: on a small card the text encoders
+                # come in while the previous mode's UNet may already have left.
+                start = time.perf_counter()
+                self.placer.prepare(Step.ENCODE, settings.mode)
+                moving = time.perf_counter() - start
                 if any(s.patches_text_encoders for s in self.styles):
                     self._adapters.apply_text((self.base.text_encoder, self.base.text_encoder_2), text_state)
-                encodings[text_state] = self.encode(
-                    request.prompt, request.negative_prompt, with_negative=with_negative
-                )
+                encoded = self.encode(request.prompt, request.negative_prompt, with_negative=with_negative)
+                encodings[text_state] = replace(encoded, seconds=encoded.seconds + moving)
+            switch_seconds = self.switch_to(settings.mode, mode_styles)
             embeddings = encodings[text_state]
             for seed_index, seed in enumerate(request.seeds):
                 result = self._denoise(
@@ -438,6 +470,10 @@ class Engine:
             step_times.append(time.perf_counter())
             if index == mode.steps - 1:
                 final_latents.append(tensors["latents"])
+                # The decode follows inside the pipeline call: a VAE that waits in CPU RAM comes in now
+                # (its copy counts as decode time). Plain tensors, not inference ones: it moves again.
+                with torch.inference_mode(False):
+                    self.placer.prepare(Step.DECODE, spec.name)
             if cancelled():
                 # Raising, rather than diffusers' _interrupt flag, skips the VAE decode of a
                 # picture nobody will see.
@@ -474,6 +510,7 @@ class Engine:
         if pipe.vae.dtype != torch.float32 and looks_failed(image) and final_latents:
             image = decode_upcast(pipe, final_latents[-1])
             retried = True
+        self.placer.prepare(Step.DECODED, spec.name)
         end = time.perf_counter()
         marks = [start, *step_times]
         timings = Timings(
