@@ -322,7 +322,8 @@ class _Simulation:
         decode = decode_bytes(inp.width, inp.height, inp.decode_dtype, self.tile) + extra
         wanted, leaving = step_moves(Step.DECODE, mode, measures)
         steps.append(self._step(mode, Step.DECODE, wanted, leaving, decode))
-        self._move(*step_moves(Step.DECODED, mode, measures))
+        wanted, leaving = step_moves(Step.DECODED, mode, measures)
+        steps.append(self._step(mode, Step.DECODED, wanted, leaving, 0))
         return ModePlan(mode, tuple(steps))
 
     def comparison(self, order: list[str]) -> tuple[ModePlan, ...]:

@@ -57,6 +57,7 @@ class Move:
     mode: str
     step: str
     part: str
+    direction: str  # "in" to the device, "out" to CPU RAM
     to: str
     bytes: int
     seconds: float
@@ -66,6 +67,7 @@ class Move:
             "mode": self.mode,
             "step": self.step,
             "part": self.part,
+            "direction": self.direction,
             "to": self.to,
             "bytes": self.bytes,
             "seconds": round(self.seconds, 6),
@@ -182,19 +184,20 @@ class Placer:
     def measures(self) -> frozenset[Measure]:
         return self.placement.measures
 
-    def _move(self, part: Part, device: torch.device, mode: str, step: str) -> None:
+    def _move(self, part: Part, device: torch.device, mode: str, step: str, *, into: bool) -> None:
         start = time.perf_counter()
         self.parts[part].move(device)
         if self.device_of().type == "cuda" and torch.cuda.is_available():
             torch.cuda.synchronize()  # so that the seconds are the copy's, not its launch's
         seconds = time.perf_counter() - start
-        self.moves.append(Move(mode, step, str(part), device.type, self.parts[part].size, seconds))
+        direction = "in" if into else "out"
+        self.moves.append(Move(mode, step, str(part), direction, device.type, self.parts[part].size, seconds))
 
     def settle(self) -> None:
         """The resting state: every part the plan keeps on the device goes there."""
         for part in self.parts:
             if self.placement.resting.get(part) is Where.DEVICE and part not in self.on:
-                self._move(part, self.device_of(), "", "load")
+                self._move(part, self.device_of(), "", "load", into=True)
                 self.on.add(part)
         self.moves.clear()
 
@@ -202,10 +205,10 @@ class Placer:
         """Before a step: what must leave goes to CPU RAM first, then what it wants comes in."""
         wanted, leaving = step_moves(step, mode, self.measures)
         for part in sorted(leaving & self.on):
-            self._move(part, _CPU, mode, str(step))
+            self._move(part, _CPU, mode, str(step), into=False)
             self.on.discard(part)
         for part in sorted((wanted & set(self.parts)) - self.on):
-            self._move(part, self.device_of(), mode, str(step))
+            self._move(part, self.device_of(), mode, str(step), into=True)
             self.on.add(part)
 
     def where(self, part: Part) -> str:
