@@ -29,6 +29,7 @@ from engine.files.model_files import (
     inspect_path,
 )
 from engine.outputs.atomic import atomic_write_text
+from engine.plan_command import add_plan_parser, run_plan, vram_gib
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -108,6 +109,12 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="which distilled UNets stay on the GPU: all, one at a time, or auto (from free memory)",
     )
+    parser.add_argument(
+        "--vram",
+        type=vram_gib,
+        metavar="GiB",
+        help="plan for this much free device memory instead of measuring it",
+    )
     parser.add_argument("--vae", type=Path, metavar="PATH", help="a replacement VAE, e.g. sdxl-vae-fp16-fix")
     parser.add_argument(
         "--base-config",
@@ -141,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument(
         "folder", nargs="?", type=Path, help="folder to scan (default: only the Hugging Face cache)"
     )
+    add_plan_parser(commands, size=_size, style_lora=_style_lora)
     return parser
 
 
@@ -303,6 +311,8 @@ def _say(message: str) -> None:
 def run(argv: Sequence[str]) -> int:
     if argv[:1] == ["models"]:
         return list_models(build_parser().parse_args(argv).folder)
+    if argv[:1] == ["plan"]:
+        return run_plan(build_parser().parse_args(argv), _model_paths)
     args, job = parse_job(argv)
     # Heavy imports only once the input is known to be good: a typo answers at once.
     from engine.contract.residency import Residency
@@ -315,7 +325,7 @@ def run(argv: Sequence[str]) -> int:
         _say("no model given: using the " + builtin_label())
     plan = plan_device(args.device, args.dtype, args.threads)
     started = time.perf_counter()
-    engine = Engine(job.paths, plan, residency=Residency(args.residency))
+    engine = Engine(job.paths, plan, residency=Residency(args.residency), vram=args.vram)
     memory = engine.memory_report()
     _say(
         f"models loaded in {time.perf_counter() - started:.1f} s on {plan.describe()}; "
@@ -338,6 +348,7 @@ def run(argv: Sequence[str]) -> int:
         return EXIT_OK
     report = write_comparison(job.out, comparison, context)
     report["memory"] = memory
+    report["placement"] = engine.placement_report()  # where each part lived, what each move cost
     atomic_write_text(job.out / "report.json", json.dumps(report, indent=2) + "\n")
     for result in comparison.results:
         t = result.timings

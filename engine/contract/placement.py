@@ -220,8 +220,10 @@ class Placement:
         peaks = []
         for mode in self.modes:
             for step in mode.steps:
-                rest = sum(self.inputs.sizes[p] for p in step.on_device if p not in UNET_PARTS)
-                streamed = STREAMED_UNET_BYTES if step.step is Step.DENOISE else 0
+                sizes = self.inputs.sizes
+                rest = sum(sizes[p] for p in step.on_device if p not in UNET_PARTS)
+                unets = sum(sizes[p] for p in step.on_device if p in UNET_PARTS)
+                streamed = min(STREAMED_UNET_BYTES, unets) if step.step is Step.DENOISE else 0
                 peaks.append(rest + streamed + step.activations)
         return max(peaks, default=0)
 

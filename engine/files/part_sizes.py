@@ -116,6 +116,8 @@ def _folder_sizes(folder: Path, part: Part) -> dict[Part, PartSize]:
 
 
 def _prefix_part(key: str) -> Part | None:
+    if key.endswith(".logit_scale"):  # OpenCLIP's training temperature: diffusers does not keep it
+        return None
     return next((part for prefix, part in _SINGLE_FILE_PARTS if key.startswith(prefix)), None)
 
 
