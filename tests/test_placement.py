@@ -23,6 +23,7 @@ from engine.contract.placement import (
     five_mode_check,
     mode_parts,
     plan_placement,
+    smallest_fit,
 )
 from engine.contract.placement_text import describe_placement
 
@@ -228,3 +229,13 @@ def print_plans() -> None:  # pragma: no cover - `python -m tests.test_placement
 
 if __name__ == "__main__":  # pragma: no cover
     print_plans()
+
+
+def test_smallest_fit_is_where_plans_start_to_fit() -> None:
+    for dtype in ("fp16", "bf16", "fp32"):
+        least = smallest_fit(sizes(dtype), dtype)
+        assert five_mode_check(sizes(dtype), dtype, least).fits
+        assert not five_mode_check(sizes(dtype), dtype, least - GIB // 4).fits
+    assert 6 * GIB < smallest_fit(sizes("fp16"), "fp16") <= 8 * GIB
+    assert smallest_fit(sizes("bf16"), "bf16") <= smallest_fit(sizes("fp16"), "fp16")  # no fp32 decode
+    assert smallest_fit(sizes("fp32"), "fp32") > smallest_fit(sizes("fp16"), "fp16")

@@ -17,7 +17,7 @@ The sizes are exact (from the headers); the activation figures added to them are
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from itertools import combinations
 
@@ -350,6 +350,41 @@ def _evaluate(inp: PlanInput, measures: frozenset[Measure], tile: int | None, or
     return Placement(inp, measures, tile, modes, skipped, sim.resting)
 
 
+def _with_tile(placement: Placement, tile: int) -> Placement:
+    """The same moves with the decode in tiles: only the decode's activations change."""
+    inp = placement.inputs
+    saved = decode_bytes(inp.width, inp.height, inp.decode_dtype, None) - decode_bytes(
+        inp.width, inp.height, inp.decode_dtype, tile
+    )
+    modes = tuple(
+        ModePlan(
+            mode.mode,
+            tuple(
+                replace(step, activations=step.activations - saved) if step.step is Step.DECODE else step
+                for step in mode.steps
+            ),
+        )
+        for mode in placement.modes
+    )
+    return replace(placement, tile=tile, modes=modes)
+
+
+def candidates(inp: PlanInput) -> list[Placement]:
+    """Every combination of measures, untiled and in each tile size. Their peaks do not depend on
+    the free memory, which only decides which of them fit."""
+    order = comparison_order(inp.runnable())
+    found: list[Placement] = []
+    for count in range(len(Measure) + 1):
+        for chosen in combinations(Measure, count):
+            whole = _evaluate(inp, frozenset(chosen), None, order)
+            found += [whole, *(_with_tile(whole, tile) for tile in TILE_SIZES)]
+    return found
+
+
+def _cost(placement: Placement) -> tuple[bool, int, int, int]:
+    return (placement.tiled, placement.moved_bytes, len(placement.measures), -(placement.tile or 0))
+
+
 def plan_placement(
     inp: PlanInput, *, forced: Iterable[Measure] | None = None, forced_tile: int | None = None
 ) -> Placement:
@@ -359,16 +394,10 @@ def plan_placement(
     order = comparison_order(inp.runnable())
     if forced is not None:
         return _evaluate(inp, frozenset(forced), forced_tile, order)
-    candidates: list[Placement] = []
-    for count in range(len(Measure) + 1):
-        for chosen in combinations(Measure, count):
-            for tile in (None, *TILE_SIZES):
-                placement = _evaluate(inp, frozenset(chosen), tile, order)
-                if placement.fits:
-                    candidates.append(placement)
-    if not candidates:
+    fitting = [p for p in candidates(inp) if p.fits]
+    if not fitting:
         return _evaluate(inp, frozenset(Measure), TILE_SIZES[-1], order)
-    return min(candidates, key=lambda p: (p.tiled, p.moved_bytes, len(p.measures), -(p.tile or 0)))
+    return min(fitting, key=_cost)
 
 
 def five_mode_check(
@@ -386,3 +415,14 @@ def five_mode_check(
             vae_upcast=vae_upcast,
         )
     )
+
+
+def smallest_fit(
+    sizes: Mapping[Part, int], dtype: str, *, vae_upcast: bool = True, step: int = GIB // 4
+) -> int:
+    """The least free device memory, rounded up to a multiple of `step`, on which SDXL's five-mode
+    comparison at 1024x1024 fits with some placement: the lowest peak of any candidate, plus the
+    reserve."""
+    inp = PlanInput(sizes=sizes, dtype=dtype, free_bytes=0, modes=DEFAULT_COMPARISON, vae_upcast=vae_upcast)
+    least = min((p.peak for p in candidates(inp)), default=0) + RESERVE_BYTES
+    return -(-least // step) * step

@@ -38,6 +38,7 @@ class EngineConfig:
     paths: ModelPaths | None  # None: the built-in model
     device: str = "auto"
     residency: Residency = Residency.AUTO
+    vram: float | None = None  # GiB of free GPU memory to plan for; None: measured
 
     def style_files(self) -> dict[str, Path]:
         """Each style's adapter name and the file it is loaded from, as the artist gave it.

@@ -136,7 +136,7 @@ def load_engine(config: EngineConfig, say: Callable[[str], None]) -> LoadedEngin
         say("preparing the built-in model (built on first use)")
         paths = builtin_model_paths()
     plan = plan_device(None if config.device == "auto" else config.device)
-    engine = Engine(paths, plan, on_status=say, residency=config.residency)
+    engine = Engine(paths, plan, on_status=say, residency=config.residency, vram=config.vram)
     context = engine.run_context()
     info = describe(engine, builtin=paths.builtin, device=plan.describe(), model_label=context.model_label)
     return LoadedEngine(engine=engine, info=info, context=context)
