@@ -44,6 +44,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QPlainTextEdit,
     QPushButton,
+    QSplitter,
     QStyle,
     QStyledItemDelegate,
     QStyleOptionViewItem,
@@ -221,7 +222,7 @@ class ModelPanel(QWidget):
         self.plan.setReadOnly(True)
         self.plan.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         self.plan.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        self.plan.setMaximumHeight(220)
+        self.plan.setMinimumHeight(60)
         self.plan.setPlaceholderText("planning where each model part lives on the GPU…")
         self.plan.setToolTip("where each model part lives on the GPU for each mode (fewstep plan)")
         buttons = QHBoxLayout()
@@ -232,10 +233,18 @@ class ModelPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.folder_label)
         layout.addLayout(buttons)
-        layout.addWidget(self.tree, 1)
+        # The plan below the tree, in a splitter: the tree keeps most of the height, the artist can
+        # drag the plan taller.
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.addWidget(self.tree)
+        self.splitter.addWidget(self.plan)
+        self.splitter.setStretchFactor(0, 4)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([600, 120])
+        layout.addWidget(self.splitter, 1)
         layout.addWidget(self.help)
         layout.addWidget(self.memory)
-        layout.addWidget(self.plan)
         self.rescan_button.clicked.connect(self.rescan)
         self.folder_button.clicked.connect(self._choose_folder)
         self.tree.itemDoubleClicked.connect(lambda item, _column: self.activate(item))
