@@ -326,6 +326,8 @@ def run(argv: Sequence[str]) -> int:
     plan = plan_device(args.device, args.dtype, args.threads)
     started = time.perf_counter()
     engine = Engine(job.paths, plan, residency=Residency(args.residency), vram=args.vram)
+    for warning in engine.placement_warnings():
+        _say(f"warning: {warning}")
     memory = engine.memory_report()
     _say(
         f"models loaded in {time.perf_counter() - started:.1f} s on {plan.describe()}; "

@@ -135,9 +135,10 @@ def test_vram_plans_from_the_given_memory(tiny_models: TinyModelSet) -> None:
     report = small.placement_report()
     assert report["planned"] is True and report["free_bytes"] == int(0.6 * 1024**3)
     assert report["fits"] is False and "base_unet_waits" in report["measures"]
+    assert "do not fit 0.60 GiB of free GPU memory" in small.placement_warnings()[0]
     roomy = Engine(replace(model_paths_of(tiny_models), lcm_unet=None), vram=80)
     assert roomy.placement_report()["measures"] == [] and roomy.placement_report()["fits"] is True
-    assert roomy.residency == "all"
+    assert roomy.residency == "all" and roomy.placement_warnings() == []
 
 
 def test_encoding_comes_before_the_switch(placed_engine: Engine) -> None:

@@ -25,6 +25,7 @@ import torch
 from engine.contract.errors import JobCancelled, RequestError
 from engine.contract.modes import MODES, ModelRole, ModeSpec, UNetSource, contract_warnings
 from engine.contract.placement import GIB, Measure, Part, Step, comparison_order
+from engine.contract.placement_text import size_text
 from engine.contract.request import (
     ComparisonResult,
     GenerationRequest,
@@ -198,6 +199,8 @@ class Engine:
         )
         say("placing the models" + ("" if device.type == "cpu" else f" on {device}"))
         self.replan(*self.native_size, self.available_modes())
+        for warning in self.placement_warnings():
+            say(f"warning: {warning}")
         self.placer.settle()
         say("ready")
 
@@ -212,6 +215,16 @@ class Engine:
     def residency(self) -> Residency:
         """The older, coarser name of the plan: do the full distilled UNets wait in CPU RAM?"""
         return Residency.ONE if Measure.DISTILLED_UNETS_WAIT in self.placer.measures else Residency.ALL
+
+    def placement_warnings(self) -> list[str]:
+        placement = self.placer.placement
+        if placement.fits or self.placer.basis.forced is not None:
+            return []
+        return [
+            f"the models do not fit {size_text(placement.inputs.free_bytes)} of free GPU memory at"
+            f" {placement.inputs.width}x{placement.inputs.height} even with every part waiting in CPU RAM"
+            " (fewstep plan shows why); expect the GPU to run out of memory: try a smaller size or fp16"
+        ]
 
     def placement_report(self) -> dict[str, Any]:
         return self.placer.report()
