@@ -92,7 +92,10 @@ def module_bytes(module: Any) -> int:
 def free_device_bytes(device: torch.device) -> int | None:
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
-        return int(free)
+        # Memory torch's caching allocator holds but no tensor uses (a previous engine's, after a
+        # reload) is free to this process though the driver counts it as taken.
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return int(free + cached)
     return None
 
 
