@@ -1,4 +1,4 @@
-"""`fewstep compare` and `fewstep generate`: the headless interface other tools rely on.
+"""`fewstep compare`, `generate`, `models` and `info`: the headless interface other tools rely on.
 
 Exit codes: 0 done; 2 bad input (one line on stderr, nothing written); 1 an unexpected failure;
 130 interrupted. Every input is checked from names and file headers before any model loads; what only
@@ -8,14 +8,13 @@ loading can tell (a LoRA that does not fit) is refused before any output is writ
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from engine.contract.errors import FewstepError, ModelInputError, RequestError
 from engine.contract.modes import DEFAULT_COMPARISON, MODES, ModelRole
@@ -28,7 +27,6 @@ from engine.files.model_files import (
     check_vae,
     inspect_path,
 )
-from engine.outputs.atomic import atomic_write_text
 from engine.plan_command import add_plan_parser, run_plan, vram_gib
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -149,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
         "folder", nargs="?", type=Path, help="folder to scan (default: only the Hugging Face cache)"
     )
     add_plan_parser(commands, size=_size, style_lora=_style_lora)
+    info = commands.add_parser("info", help="print as JSON the settings Fewstep reads from a PNG")
+    info.add_argument("file", type=Path, metavar="FILE.png")
     return parser
 
 
@@ -239,16 +239,7 @@ def _model_paths(args: argparse.Namespace) -> ModelPaths:
         raise UsageError(f"{others} needs --base: the SDXL base model whose text encoders and VAE it uses")
     if args.base_config is not None and not (args.base_config / "model_index.json").is_file():
         raise UsageError(f"--base-config {args.base_config}: not a folder with model_index.json")
-    return ModelPaths(
-        base_config=args.base_config,
-        vae=args.vae,
-        base=given[ModelRole.BASE],
-        lcm_unet=given[ModelRole.LCM_UNET],
-        lcm_lora=given[ModelRole.LCM_LORA],
-        lightning_unet=given[ModelRole.LIGHTNING_UNET],
-        lightning_lora=given[ModelRole.LIGHTNING_LORA],
-        styles=styles,
-    )
+    return ModelPaths.from_roles(given, base_config=args.base_config, vae=args.vae, styles=styles)
 
 
 def parse_job(argv: Sequence[str]) -> tuple[argparse.Namespace, Job]:
@@ -290,20 +281,6 @@ def parse_job(argv: Sequence[str]) -> tuple[argparse.Namespace, Job]:
     return args, Job(request=request, paths=paths, out=args.out, single=args.command == "generate")
 
 
-def describe_memory(memory: dict[str, Any]) -> str:
-    gib = 1024**3
-    weights = sum(m["bytes"] for m in memory["models"].values())
-    waiting = sum(m["bytes"] for m in memory["models"].values() if m["on"] == "cpu")
-    parts = [f"weights {weights / gib:.2f} GiB (residency: {memory['residency']})"]
-    if memory.get("device_allocated") is not None:
-        parts.append(
-            f"{waiting / gib:.2f} GiB waiting in CPU RAM, {memory['device_allocated'] / gib:.2f} GiB on the GPU"
-        )
-    if memory.get("process_rss"):
-        parts.append(f"process RSS {memory['process_rss'] / gib:.2f} GiB")
-    return ", ".join(parts)
-
-
 def _say(message: str) -> None:
     print(f"fewstep: {message}", file=sys.stderr, flush=True)
 
@@ -313,11 +290,16 @@ def run(argv: Sequence[str]) -> int:
         return list_models(build_parser().parse_args(argv).folder)
     if argv[:1] == ["plan"]:
         return run_plan(build_parser().parse_args(argv), _model_paths)
+    if argv[:1] == ["info"]:
+        from engine.outputs.png_info import print_info
+
+        print_info(build_parser().parse_args(argv).file)
+        return EXIT_OK
     args, job = parse_job(argv)
     # Heavy imports only once the input is known to be good: a typo answers at once.
     from engine.contract.residency import Residency
     from engine.files.builtin import builtin_label
-    from engine.outputs.comparison_files import png_parameters, write_comparison, write_png
+    from engine.outputs.comparison_files import write_comparison, write_image_files
     from engine.runtime.device import plan_device
     from engine.runtime.engine import Engine
 
@@ -329,10 +311,7 @@ def run(argv: Sequence[str]) -> int:
     for warning in engine.placement_warnings():
         _say(f"warning: {warning}")
     memory = engine.memory_report()
-    _say(
-        f"models loaded in {time.perf_counter() - started:.1f} s on {plan.describe()}; "
-        + describe_memory(memory)
-    )
+    _say(f"models loaded in {time.perf_counter() - started:.1f} s on {plan.describe()}; " + memory.summary())
     for settings in job.request.modes:
         if missing := engine.missing_files(settings.mode):
             _say(f"skipping {settings.mode}: no {' or '.join('--' + r for r in missing)} given")
@@ -342,16 +321,19 @@ def run(argv: Sequence[str]) -> int:
         for warning in result.warnings:
             _say(f"warning: {warning}")
     if job.single:
-        from PIL import Image
-
         result = comparison.results[0]
-        write_png(job.out, Image.fromarray(result.image), png_parameters(result, comparison, context))
-        print(f"{result.mode}: {result.steps} steps, {result.timings.total:.2f} s -> {job.out}")
+        sidecar = write_image_files(job.out, result, job.request, context)
+        print(
+            f"{result.mode}: {result.steps} steps, {result.timings.total:.2f} s -> {job.out} ({sidecar.name})"
+        )
         return EXIT_OK
-    report = write_comparison(job.out, comparison, context)
-    report["memory"] = memory
-    report["placement"] = engine.placement_report()  # where each part lived, what each move cost
-    atomic_write_text(job.out / "report.json", json.dumps(report, indent=2) + "\n")
+    write_comparison(
+        job.out,
+        comparison,
+        context,
+        # placement: where each part lived and what each move cost (bytes, seconds).
+        extra={"memory": memory.to_json(), "placement": engine.placement_report()},
+    )
     for result in comparison.results:
         t = result.timings
         print(

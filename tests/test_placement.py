@@ -203,7 +203,9 @@ def test_forced_measures_are_taken_as_they_are() -> None:
 
 
 def test_modes_without_files_are_not_planned() -> None:
-    partial = {p: b for p, b in sizes("fp16").items() if p not in (Part.LCM_UNET, Part.LCM_LORA)}
+    partial: dict[Part, int] = {
+        p: b for p, b in sizes("fp16").items() if p not in (Part.LCM_UNET, Part.LCM_LORA)
+    }
     placement = plan_placement(PlanInput(sizes=partial, dtype="fp16", free_bytes=8 * GIB))
     assert placement.skipped == ("lcm", "lcm-lora")
     assert {m.mode for m in placement.modes} == {"ddim", "lightning", "lightning-lora"}

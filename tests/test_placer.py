@@ -65,13 +65,15 @@ def test_moving_parts_changes_no_image(placed_engine: Engine, engine_all: Engine
 
 def test_the_residency_report_follows_the_placer(placed_engine: Engine) -> None:
     placed_engine.run(request("lcm"))
-    models = placed_engine.memory_report()["models"]
+    report = placed_engine.memory_report()
+    models = report.to_json()["models"]
     placer = placed_engine.placer
     assert placed_engine.residency == "one"
     assert Part.TEXT_ENCODER not in placer.on and Part.VAE not in placer.on  # they wait after use
     assert Part.LCM_UNET in placer.on and Part.BASE_UNET not in placer.on
     assert models["lcm unet"]["on"] == "cpu"  # this device is the CPU: "cpu" either way
-    assert placed_engine.memory_report()["placement"]["parts"]["lcm unet"]["rests_on"] == "cpu"
+    assert report.placement is not None and report.placement["parts"]["lcm unet"]["rests_on"] == "cpu"
+    assert report.to_json()["placement"]["measures"] == sorted(m.name.lower() for m in Measure)
 
 
 def test_move_shared_keeps_the_twins_sharing(tiny_models: TinyModelSet) -> None:

@@ -212,7 +212,7 @@ class Placer:
             self.on.add(part)
 
     def where(self, part: Part) -> str:
-        return self.device_of().type if part in self.on else "cpu"
+        return str(self.device_of()) if part in self.on else "cpu"
 
     def report(self) -> dict[str, Any]:
         """For report.json: the plan in force, where each part is, and the moves of the last run."""

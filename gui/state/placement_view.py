@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.contract.errors import FewstepError
+from engine.contract.info import EngineInfo
 from engine.contract.placement import GIB, PlanInput, five_mode_check, plan_placement, smallest_fit
 from engine.contract.placement_text import describe_placement, size_text
 from engine.files.builtin import builtin_model_paths
 from engine.files.model_files import ModelPaths
 from engine.files.part_sizes import model_sizes
-from gui.state.jobs import EngineInfo
 from gui.state.settings import Settings
 
 
@@ -34,7 +34,8 @@ class PlanRequest:
 
 
 def plan_request(settings: Settings, info: EngineInfo | None) -> PlanRequest:
-    placement: Mapping[str, Any] = (info.memory or {}).get("placement", {}) if info is not None else {}
+    memory = info.memory if info is not None else None
+    placement: Mapping[str, Any] = (memory.placement if memory is not None else None) or {}
     engine_dtype = placement.get("dtype")
     if engine_dtype in ("fp16", "bf16", "fp32"):
         dtype = str(engine_dtype)

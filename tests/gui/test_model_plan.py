@@ -9,8 +9,8 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from devtools.tiny_model import TinyModelSet
+from engine.contract.info import EngineInfo, MemoryReport
 from engine.contract.placement import GIB
-from gui.state.jobs import EngineInfo
 from gui.state.placement_view import plan_request, plan_text
 from gui.state.settings import Settings, SettingsError, settings_from_json
 from gui.widgets.settings_dialog import SettingsDialog
@@ -51,7 +51,11 @@ def test_the_engines_measurement_is_used_when_settings_give_none(tiny_models: Ti
         native_size=(1024, 1024),
         device="cuda fp16",
         model_label="x",
-        memory={"placement": {"planned": True, "free_bytes": 12 * GIB, "dtype": "bf16"}},
+        memory=MemoryReport(
+            residency="all",
+            models=(),
+            placement={"planned": True, "free_bytes": 12 * GIB, "dtype": "bf16"},
+        ),
     )
     request = plan_request(Settings(), info)
     assert request.free_bytes == 12 * GIB and request.dtype == "bf16"
