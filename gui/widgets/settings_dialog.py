@@ -41,7 +41,7 @@ BROWSE: dict[Use, tuple[bool, bool]] = {
 BROWSE_WIDTH = 80
 VAE_HINT = "optional, e.g. the sdxl-vae-fp16-fix folder"
 RESIDENCY_NOTES = {
-    Residency.AUTO: "planned from the free GPU memory: what does not fit waits in CPU RAM (see the Models tab)",
+    Residency.AUTO: "every part on the device if they fit in its free memory; else what does not fit waits in CPU RAM (the Models tab shows the plan)",
     Residency.ALL: "the LCM and Lightning UNets stay on the device: switching modes costs nothing",
     Residency.ONE: "one full distilled UNet on the device at a time: less memory, each switch copies one",
 }
