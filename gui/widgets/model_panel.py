@@ -241,7 +241,7 @@ class ModelPanel(QWidget):
         self.splitter.addWidget(self.plan)
         self.splitter.setStretchFactor(0, 4)
         self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([600, 120])
+        self.splitter.setSizes([480, 240])
         layout.addWidget(self.splitter, 1)
         layout.addWidget(self.help)
         layout.addWidget(self.memory)
