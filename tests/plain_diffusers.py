@@ -94,7 +94,11 @@ def card_lcm_lora(models: TinyModelSet, base: BaseFiles, prompt: str, seed: int)
 
 
 def lightning_unet(models: TinyModelSet, base: BaseFiles) -> Any:
-    """ByteDance's recipe: the base UNet's config, the file's state dict copied in."""
+    """ByteDance's recipe: the base UNet's config, the file's state dict copied in.
+
+    The engine instead adopts the file's tensors and casts them to fp32; the file being fp16, as
+    ByteDance's are, that cast is a fresh copy too, so both UNets sit in fresh 64-byte-aligned
+    storage and compute alike."""
     unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(base.configs, subfolder="unet"))
     unet.load_state_dict(load_file(str(models.lightning_unet)))
     return unet
