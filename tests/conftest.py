@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-# One torch thread: tests share 2 cores with other processes (stack.md: a contended thread pool made
+# One torch thread: tests share 2 cores with other processes (a contended thread pool made
 # generation 50 to 500 times slower). Set before anything imports torch. Forced, not defaulted: the
 # thread count changes CPU summation orders, so bit-exact comparisons need it equal on both sides
 # whatever the developer's environment says (every engine sets torch's count from FEWSTEP_THREADS).

@@ -1,5 +1,5 @@
-"""Each mode against modes.md and against plain diffusers run as its model card says, from the same
-folder through the same route (bit-exact on any CPU; see tests/plain_diffusers.py)."""
+"""Each mode against docs/modes.md and against plain diffusers run as its model card says, from the
+same folder through the same route (bit-exact on any CPU; see tests/plain_diffusers.py)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def plain_base(models: TinyModelSet) -> Any:
     return folder_base(models).pipeline()
 
 
-# shared/docs/modes.md, "Expected timesteps".
+# docs/modes.md, "Expected timesteps".
 EXPECTED_TIMESTEPS = {
     "ddim": list(range(958, 0, -33)),  # [958, 925, ..., 34, 1]
     "lcm": [999, 759, 499, 259],

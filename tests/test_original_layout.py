@@ -1,5 +1,5 @@
-"""The original-layout (SGM) single-file writer follows formats.md, and diffusers loads its file offline
-into exactly the weights of the diffusers folder (their images agree but for memory alignment)."""
+"""The original-layout (SGM) single-file writer follows docs/model-files.md, and diffusers loads its file
+offline into exactly the weights of the diffusers folder (their images agree but for memory alignment)."""
 
 from __future__ import annotations
 

@@ -124,18 +124,28 @@ def image_name(result: ModeResult, several_seeds: bool) -> str:
     return f"{result.mode}-seed{result.seed}.png" if several_seeds else f"{result.mode}.png"
 
 
-def write_comparison(out_dir: Path, comparison: ComparisonResult, context: RunContext) -> dict[str, Any]:
-    """grid.png, one PNG per image and report.json; the report is written last."""
+def comparison_grid(comparison: ComparisonResult, title: str) -> Image.Image:
+    """The one labelled grid of a comparison: a column per mode, a row per seed, captions of their costs."""
+    tiles = [Tile(result.image, tile_lines(result)) for result in comparison.results]
+    columns = len({r.mode for r in comparison.results})
+    return make_grid(tiles, columns=columns, title=title)
+
+
+def write_comparison(
+    out_dir: Path,
+    comparison: ComparisonResult,
+    context: RunContext,
+    *,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """grid.png, one PNG per image and report.json, written once and last; extra: more report keys."""
     several_seeds = len(comparison.request.seeds) > 1
     records = []
     for result in comparison.results:
         name = image_name(result, several_seeds)
         write_png(out_dir / name, Image.fromarray(result.image), png_parameters(result, comparison, context))
         records.append(result_record(result, name))
-    tiles = [Tile(result.image, tile_lines(result)) for result in comparison.results]
-    columns = len({r.mode for r in comparison.results})
-    grid = make_grid(tiles, columns=columns, title=context.note)
-    write_png(out_dir / "grid.png", grid)
+    write_png(out_dir / "grid.png", comparison_grid(comparison, context.note))
     report = {
         "prompt": comparison.request.prompt,
         "negative_prompt": comparison.request.negative_prompt,
@@ -153,6 +163,7 @@ def write_comparison(out_dir: Path, comparison: ComparisonResult, context: RunCo
             for name in ("fewstep", "torch", "diffusers", "transformers", "peft", "safetensors")
         }
         | {"python": platform.python_version()},
+        **(extra or {}),
     }
     atomic_write_text(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
     return report
