@@ -122,7 +122,7 @@ def test_single_file_gives_the_folders_images_but_for_alignment(
     Their weights are bitwise equal, but the folder's tensors stay in the mmapped file at its byte
     offsets while the single file's converted ones are partly fresh 64-byte-aligned copies, and CPU
     kernels pick their summation order by alignment and instruction set: the images may differ by
-    one grey level in a few pixels (AMD EPYC, AVX-512: 2 of 12288 values in LCM-LoRA). Copying every
+    one grey level in a few pixels (on an AMD EPYC, 0 to 2 of 12288 values per image). Copying every
     loaded tensor into fresh aligned storage would make the routes equal, but then neither would
     match plain diffusers, whose from_pretrained leaves the folder's tensors in the file; the engine
     keeps diffusers' loading, so each route equals plain diffusers on that route exactly (the test
@@ -209,9 +209,10 @@ def test_same_route_parity_does_not_depend_on_the_instruction_set(
 
     A child process runs tests/parity_run.py under ATEN_CPU_CAPABILITY=default (ATen without
     vector kernels), with oneDNN held to SSE4.1 and MKL to SSE4.2: other kernels, other summation
-    orders, and still exact, because the claim compares one computation on the same memory with
-    itself. What does depend on the instruction set is which pixels the two routes round apart (on
-    an AMD EPYC: ddim under AVX-512, lightning under the plain kernels): that is only bounded."""
+    orders, and still exact, because each side runs the same computation on tensors at the same
+    alignments. What does depend on the instruction set is which values the two routes round apart
+    (on an AMD EPYC, other modes and pixels under AVX-512, AVX2 and the plain kernels, 0 to 2 values
+    an image): that is only bounded, by tests/rounding.py."""
     env = {
         **os.environ,
         "ATEN_CPU_CAPABILITY": "default",
