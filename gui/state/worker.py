@@ -65,7 +65,9 @@ def load_engine(config: EngineConfig, say: Callable[[str], None]) -> LoadedEngin
         paths = builtin_model_paths()
     plan = plan_device(None if config.device == "auto" else config.device)
     engine = Engine(paths, plan, on_status=say, residency=config.residency)
-    return LoadedEngine(engine=engine, info=engine.info(), context=engine.run_context())
+    say("reading the model files' hashes for the PNG text (once per file version)")
+    context = engine.run_context()
+    return LoadedEngine(engine=engine, info=engine.info(), context=context)
 
 
 class EngineWorker(QThread):
