@@ -148,3 +148,12 @@ def test_encoding_comes_before_the_switch(placed_engine: Engine) -> None:
     steps = [(m["mode"], m["step"]) for m in placed_engine.placement_report()["moves"]]
     first_denoise = steps.index(("ddim", str(Step.DENOISE)))
     assert ("ddim", str(Step.ENCODE)) in steps[:first_denoise]
+
+
+def test_a_repeated_request_reuses_its_plan(placed_engine: Engine) -> None:
+    placed_engine.replan(64, 64, ("ddim",))
+    first = placed_engine.placer.placement
+    placed_engine.replan(64, 64, ("ddim",))
+    assert placed_engine.placer.placement is first
+    placed_engine.replan(128, 128, ("ddim",))
+    assert placed_engine.placer.placement is not first and placed_engine.placer.placement.inputs.width == 128

@@ -161,6 +161,7 @@ class Placer:
         self.on: set[Part] = set()  # everything is loaded into CPU RAM first
         self.moves: list[Move] = []  # of the current run
         self.placement = self._plan(1024, 1024, None)
+        self._planned_for: tuple[int, int, tuple[str, ...]] | None = None
 
     def _plan(self, width: int, height: int, modes: tuple[str, ...] | None) -> Placement:
         basis = self.basis
@@ -177,8 +178,12 @@ class Placer:
         return plan_placement(inputs, forced=basis.forced, forced_tile=basis.forced_tile)
 
     def replan(self, width: int, height: int, modes: tuple[str, ...]) -> None:
-        """The plan for this image size and these modes; parts move as the next steps need."""
-        self.placement = self._plan(width, height, modes)
+        """The plan for this image size and these modes; parts move as the next steps need. The
+        search tries about a hundred candidates (tens of ms): a repeated request (live mode) reuses it."""
+        key = (width, height, modes)
+        if key != self._planned_for:
+            self.placement = self._plan(width, height, modes)
+            self._planned_for = key
 
     @property
     def measures(self) -> frozenset[Measure]:
