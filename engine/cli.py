@@ -27,6 +27,7 @@ from engine.files.model_files import (
     check_vae,
     inspect_path,
 )
+from engine.plan_command import add_plan_parser, run_plan, vram_gib
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -106,6 +107,12 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="which distilled UNets stay on the GPU: all, one at a time, or auto (from free memory)",
     )
+    parser.add_argument(
+        "--vram",
+        type=vram_gib,
+        metavar="GiB",
+        help="plan for this much free device memory instead of measuring it",
+    )
     parser.add_argument("--vae", type=Path, metavar="PATH", help="a replacement VAE, e.g. sdxl-vae-fp16-fix")
     parser.add_argument(
         "--base-config",
@@ -139,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument(
         "folder", nargs="?", type=Path, help="folder to scan (default: only the Hugging Face cache)"
     )
+    add_plan_parser(commands, size=_size, style_lora=_style_lora)
     info = commands.add_parser("info", help="print as JSON the settings Fewstep reads from a PNG")
     info.add_argument("file", type=Path, metavar="FILE.png")
     return parser
@@ -280,6 +288,8 @@ def _say(message: str) -> None:
 def run(argv: Sequence[str]) -> int:
     if argv[:1] == ["models"]:
         return list_models(build_parser().parse_args(argv).folder)
+    if argv[:1] == ["plan"]:
+        return run_plan(build_parser().parse_args(argv), _model_paths)
     if argv[:1] == ["info"]:
         from engine.outputs.png_info import print_info
 
@@ -297,7 +307,9 @@ def run(argv: Sequence[str]) -> int:
         _say("no model given: using the " + builtin_label())
     plan = plan_device(args.device, args.dtype, args.threads)
     started = time.perf_counter()
-    engine = Engine(job.paths, plan, residency=Residency(args.residency))
+    engine = Engine(job.paths, plan, residency=Residency(args.residency), vram=args.vram)
+    for warning in engine.placement_warnings():
+        _say(f"warning: {warning}")
     memory = engine.memory_report()
     _say(f"models loaded in {time.perf_counter() - started:.1f} s on {plan.describe()}; " + memory.summary())
     for settings in job.request.modes:
@@ -315,7 +327,13 @@ def run(argv: Sequence[str]) -> int:
             f"{result.mode}: {result.steps} steps, {result.timings.total:.2f} s -> {job.out} ({sidecar.name})"
         )
         return EXIT_OK
-    write_comparison(job.out, comparison, context, extra={"memory": memory.to_json()})
+    write_comparison(
+        job.out,
+        comparison,
+        context,
+        # placement: where each part lived and what each move cost (bytes, seconds).
+        extra={"memory": memory.to_json(), "placement": engine.placement_report()},
+    )
     for result in comparison.results:
         t = result.timings
         print(

@@ -22,7 +22,8 @@ from engine.contract.modes import DEFAULT_COMPARISON
 from engine.runtime.device import DevicePlan
 from engine.runtime.engine import Engine
 from tests.conftest import REPO_ROOT, model_paths_of
-from tests.test_engine_modes import CARDS, run_mode
+from tests.plain_diffusers import CARDS, folder_base
+from tests.test_engine_modes import PROMPT, SEED, run_mode
 
 HALF_DTYPES = (torch.float16, torch.bfloat16)
 
@@ -51,7 +52,7 @@ def test_half_precision_image_equals_plain_diffusers_in_the_same_dtype(
     with warnings.catch_warnings():
         # The plain diffusers recipe prints diffusers' own upcast notice in fp16; that is its business.
         warnings.simplefilter("ignore", FutureWarning)
-        expected = CARDS[mode](tiny_models, dtype)
+        expected = CARDS[mode](tiny_models, folder_base(tiny_models), PROMPT, SEED, dtype=dtype)
     other = "lcm-lora" if mode == "ddim" else "ddim"
     run_mode(half_engine, other, steps=2)  # so the engine has to switch into this mode
     result = run_mode(half_engine, mode)

@@ -42,6 +42,7 @@ class EngineConfig:
     paths: ModelPaths | None  # None: the built-in model
     device: str = "auto"
     residency: Residency = Residency.AUTO
+    vram: float | None = None  # GiB of free GPU memory to plan for; None: measured
     dtype: str = "auto"  # auto: fp16 on a GPU, fp32 on the CPU; or float32, float16, bfloat16
 
     def style_files(self) -> dict[str, Path]:

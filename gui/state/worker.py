@@ -70,7 +70,7 @@ def load_engine(config: EngineConfig, say: Callable[[str], None]) -> LoadedEngin
     plan = plan_device(
         None if config.device == "auto" else config.device, None if config.dtype == "auto" else config.dtype
     )
-    engine = Engine(paths, plan, on_status=say, residency=config.residency)
+    engine = Engine(paths, plan, on_status=say, residency=config.residency, vram=config.vram)
     say("reading the model files' hashes for the PNG text (once per file version)")
     context = engine.run_context()
     return LoadedEngine(engine=engine, info=engine.info(), context=context)

@@ -22,6 +22,7 @@ from gui.state.jobs import FinishedEvent
 from gui.state.live_mode import LiveRenderer
 from gui.state.model_controller import ModelController
 from gui.state.model_setup import ModelAvailability, Use, in_use
+from gui.state.placement_view import plan_request
 from gui.state.png_styles import match_styles
 from gui.state.settings import Settings
 from gui.state.worker import EngineWorker
@@ -74,6 +75,7 @@ class MainWindow(QMainWindow):
         self._show_availability(self.models.availability())
         self.style_panel.set_styles(settings.styles)
         self.model_panel.set_in_use(in_use(settings))
+        self.model_panel.show_plan(plan_request(settings, None))
         self.prompt_panel.set_live_mode(settings.live_mode)
         self.prompt_panel.set_running(False)
         if settings_problem:
@@ -184,6 +186,7 @@ class MainWindow(QMainWindow):
     def _settings_changed(self, settings: Settings, old: Settings) -> None:
         self.style_panel.set_styles(settings.styles)
         self.model_panel.set_in_use(in_use(settings))
+        self.model_panel.show_plan(plan_request(settings, self.models.engine_info))
         if settings.resolved_output_dir != old.resolved_output_dir:
             self.history.reload(settings.resolved_output_dir)
         if settings.resolved_models_dir != old.resolved_models_dir:
@@ -197,6 +200,7 @@ class MainWindow(QMainWindow):
         self.grid.style_names = {style.adapter: style.file_name for style in info.styles}
         self.engine_status.show_ready(info)
         self.model_panel.set_memory(info.memory)
+        self.model_panel.show_plan(plan_request(self.settings, info))
 
     def _engine_failed(self, message: str) -> None:
         self.engine_status.show_failed()
