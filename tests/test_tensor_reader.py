@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from engine.runtime.tensor_reader import read_safetensors, release
+from engine.runtime.tensor_reader import read_header, read_safetensors, release
 
 
 def _file(tmp_path: Path) -> Path:
@@ -68,3 +68,14 @@ def test_release_empties_the_dict() -> None:
     state = {"a": torch.zeros(3), "b": torch.ones(2)}
     release(state)
     assert state == {}
+
+
+def test_tensors_sit_where_a_mapping_of_the_file_would_put_them(tmp_path: Path) -> None:
+    """Relative to a page, as in safetensors' mapping (kernels round by alignment; see the reader)."""
+    path = _file(tmp_path)
+    with path.open("rb") as handle:
+        start, header = read_header(handle, path)
+    got = read_safetensors(path)
+    for key, info in header.items():
+        if info["data_offsets"][1] > info["data_offsets"][0]:
+            assert got[key].data_ptr() % 4096 == (start + info["data_offsets"][0]) % 4096, key

@@ -34,6 +34,7 @@ _DTYPES: dict[str, torch.dtype] = {
     "BOOL": torch.bool,
 }
 _HEADER_LIMIT = 100 * 1024 * 1024
+_PAGE = 4096
 
 
 def read_header(handle: Any, path: Path) -> tuple[int, dict[str, Any]]:
@@ -57,6 +58,20 @@ def _read_into(handle: Any, buffer: torch.Tensor, path: Path) -> None:
         if not count:
             raise ValueError(f"{path.name} is truncated: a tensor ends past the end of the file")
         filled += count
+
+
+def _placed_like_mmap(size: int, file_offset: int) -> torch.Tensor:
+    """An uninitialised byte buffer whose address sits where a mapping of the whole file would put
+    this tensor, relative to a page: CPU kernels choose their blocking, and so the order of their
+    sums, by the alignment of their operands, so an image is bit-exact with plain diffusers' (which
+    reads through such a mapping) only if the tensors it adopts as they are sit alike.
+
+    Not bytearray(n): that zero-fills every byte with the GIL held (0.25 s for a large tensor on a
+    busy machine). torch.empty leaves the pages untouched until the read fills them, in the kernel,
+    with the GIL released."""
+    raw = torch.empty(size + _PAGE, dtype=torch.uint8)
+    shift = (file_offset - raw.data_ptr()) % _PAGE
+    return raw[shift : shift + size]
 
 
 def read_safetensors(
@@ -84,10 +99,7 @@ def read_safetensors(
             if end == begin:
                 tensor = torch.empty(shape, dtype=kind)
             else:
-                # Not bytearray(n): it zero-fills every byte with the GIL held (0.25 s for a large
-                # tensor on a busy machine). torch.empty leaves the pages untouched until the read
-                # fills them, in the kernel, with the GIL released.
-                buffer = torch.empty(end - begin, dtype=torch.uint8)
+                buffer = _placed_like_mmap(end - begin, start + begin)
                 handle.seek(start + begin)
                 _read_into(handle, buffer, path)
                 tensor = buffer.view(kind).reshape(shape)
