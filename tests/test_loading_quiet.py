@@ -72,6 +72,7 @@ def test_loading_reports_each_part_with_its_number(tiny_models: TinyModelSet) ->
         "loading the Lightning UNet (part 3 of 5)",
         "loading the lcm-lora (part 4 of 5)",
         "loading the lightning-lora (part 5 of 5)",
+        "placing the models",
         "ready",
     ]
     # Within a large file, its tensors read so far, in tenths (the folder base is read by diffusers).

@@ -87,7 +87,7 @@ def test_toggling_a_style_reloads_nothing(styled_engine: Engine, monkeypatch: py
     def no_load(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("a toggle loaded a file")
 
-    monkeypatch.setattr(engine.runtime.loading, "load_file", no_load)
+    monkeypatch.setattr(engine.runtime.loading, "read_safetensors", no_load)
     for weights in ((("style-0", 0.0),), (("style-0", 0.7),), None):
         images(styled_engine, weights)
 

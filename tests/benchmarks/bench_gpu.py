@@ -21,7 +21,8 @@ artist's files take. Then, in this order, each part reported as soon as it is me
 3. Lightning with SDPA (diffusers' default attention) against SDPA + channels_last UNet;
 4. fp16 against fp32 images of every mode, same seed, by PSNR;
 5. peak VRAM with one distilled UNet on the card at a time (placement `one`);
-6. Lightning with SDPA + channels_last + torch.compile (compile time shown apart).
+6. Lightning with SDPA + channels_last + torch.compile (compile time shown apart);
+7. peak VRAM of the placement the planner makes for an 8 GiB card (`vram=8`: it must stay below 8).
 
 `--tiny` runs the same code on the CPU on the tiny model set at 64x64 with few steps (cheap; CI runs
 it through tests/test_bench_gpu.py so that it cannot rot). Only engine/, devtools/ and the ML stack
@@ -102,7 +103,11 @@ def parse(argv: Sequence[str] | None) -> tuple[Settings, list[Path]]:
     parser.add_argument("--repeats", type=int, help="timed runs per mode (median; default 3, tiny 1)")
     parser.add_argument("--compile-backend", help="torch.compile backend (default inductor; tiny: eager)")
     parser.add_argument(
-        "--skip", action="append", default=[], choices=["fp32", "one", "compile"], help="leave out a part"
+        "--skip",
+        action="append",
+        default=[],
+        choices=["fp32", "one", "compile", "plan8"],
+        help="leave out a part",
     )
     args = parser.parse_args(argv)
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="fewstep-bench-gpu-"))
@@ -167,14 +172,15 @@ class Bench:
         if self.device.type == "cuda":
             self.torch.cuda.synchronize()
 
-    def engine(self, dtype: Any, residency: str) -> Any:
+    def engine(self, dtype: Any, residency: str, vram: float | None = None) -> Any:
         from engine.contract.residency import Residency
         from engine.runtime.device import DevicePlan
         from engine.runtime.engine import Engine
 
         threads = 1 if self.s.tiny else self.torch.get_num_threads()
         start = time.perf_counter()
-        engine = Engine(self.paths, DevicePlan(self.device, dtype, threads), residency=Residency(residency))
+        plan = DevicePlan(self.device, dtype, threads)
+        engine = Engine(self.paths, plan, residency=Residency(residency), vram=vram)
         self.sync()
         self.r.say(f"loaded five modes in {str(dtype).removeprefix('torch.')} (placement {residency}) "
                    f"in {time.perf_counter() - start:.1f} s")  # fmt: skip
@@ -257,6 +263,14 @@ class Bench:
             self.free()
         if "one" not in self.s.skip:
             self.part("placement one", self.placement_one)
+            self.free()
+        if "plan8" not in self.s.skip:
+            self.part("placement planned for 8 GiB", self.placement_planned_8)
+
+    def placement_planned_8(self) -> None:
+        """The planner's placement for an 8 GiB card (what waits in RAM, tiled decode), measured."""
+        engine = self.engine(self.torch.float16, "auto", vram=8.0)
+        self.placement_peak(engine, "planned for 8 GiB")
 
     def resident_all(self) -> None:
         engine = self.engine(self.torch.float16, "all")
@@ -339,7 +353,7 @@ class Bench:
         self.sync()
         peak = self.peak()
         self.r.say(f"placement {placement}: weights on the device {held:.2f} GiB; peak during a five-mode "
-                   f"comparison {peak}")  # fmt: skip
+                   f"comparison {peak} ({engine.memory_report().summary()})")  # fmt: skip
         self.r.figures[f"peak_{placement}"] = peak
 
     def variant(self, engine: Any, name: str, *, compile_it: bool) -> None:
