@@ -106,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     on_disk = sum(p.stat().st_size for p in files.files())
     print(f"full-size set: {on_disk / 1e9:.2f} GB in {files.root} ({time.perf_counter() - start:.0f} s)")
+    print_plans(files, base_config)
     engine, parts, gaps = load_in_worker(files, base_config)
     print("\n| part | load s | longest GUI-thread gap ms |\n|---|---|---|")
     for name, seconds, gap in parts:
@@ -121,6 +122,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     compare(engine, args.size, args.steps)
     print(f"peak RSS of the process: {gib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)}")
     return 0
+
+
+def print_plans(files: Any, base_config: Path | None) -> None:
+    """`fewstep plan` for these files (headers only, no weights) at 8, 12 and 24 GiB in fp16."""
+    import subprocess
+
+    command = [sys.executable, "-m", "engine.cli", "plan", "--base", str(files.base)]
+    command += ["--lcm-unet", str(files.lcm_unet), "--lcm-lora", str(files.lcm_lora)]
+    command += ["--lightning-unet", str(files.lightning_unet), "--lightning-lora", str(files.lightning_lora)]
+    command += ["--base-config", str(base_config)] if base_config is not None else []
+    for gib in (8, 12, 24):
+        done = subprocess.run(
+            [*command, "--vram", str(gib)], cwd=REPO, capture_output=True, text=True, check=False
+        )
+        print(f"\n$ fewstep plan ... --vram {gib}\n{(done.stdout + done.stderr).strip()}")
 
 
 def load_in_worker(
