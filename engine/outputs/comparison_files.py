@@ -92,9 +92,11 @@ def png_bytes(image: Image.Image, parameters: str | None = None) -> bytes:
     return buffer.getvalue()
 
 
-def write_png(path: Path, image: Image.Image, parameters: str | None = None) -> None:
+def write_png(
+    path: Path, image: Image.Image, parameters: str | None = None, *, overwrite: bool = True
+) -> None:
     data = png_bytes(image, parameters)
-    atomic_write(path, lambda handle: handle.write(data))
+    atomic_write(path, lambda handle: handle.write(data), overwrite=overwrite)
 
 
 def result_record(result: ModeResult, file: str) -> dict[str, Any]:

@@ -55,6 +55,7 @@ def load_base(info: ModelFile, device: torch.device, dtype: torch.dtype, config_
             )
         else:
             variant = _variant_for(info.path / "unet", dtype)
+            # use_safetensors reaches every component, the transformers text encoders included.
             pipe = StableDiffusionXLPipeline.from_pretrained(
                 info.path, dtype=dtype, variant=variant, use_safetensors=True, local_files_only=True
             )
@@ -71,7 +72,11 @@ def load_lcm_unet(info: ModelFile, device: torch.device, dtype: torch.dtype) -> 
     """latent-consistency/lcm-sdxl: a diffusers UNet folder with a guidance embedding."""
     try:
         unet = UNet2DConditionModel.from_pretrained(
-            info.path, dtype=dtype, variant=_variant_for(info.path, dtype), local_files_only=True
+            info.path,
+            dtype=dtype,
+            variant=_variant_for(info.path, dtype),
+            use_safetensors=True,  # never a pickled .bin beside it: unpickling runs code
+            local_files_only=True,
         )
     except (OSError, ValueError, RuntimeError) as exc:
         raise ModelInputError(f"--lcm-unet {info.path}: cannot load this UNet ({_first_line(exc)})") from None
@@ -111,7 +116,11 @@ def load_vae(info: ModelFile, config_dir: Path, device: torch.device, dtype: tor
     try:
         if info.kind is FileKind.VAE_FOLDER:
             vae = AutoencoderKL.from_pretrained(
-                info.path, dtype=dtype, variant=_variant_for(info.path, dtype), local_files_only=True
+                info.path,
+                dtype=dtype,
+                variant=_variant_for(info.path, dtype),
+                use_safetensors=True,  # never a pickled .bin beside it: unpickling runs code
+                local_files_only=True,
             )
         else:
             vae = AutoencoderKL.from_single_file(

@@ -16,23 +16,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from engine.contract.limits import (
+    CONTROL_CHARACTERS,
+    MAX_FIELD_VALUE,
+    MAX_FIELDS,
+    MAX_GUIDANCE,
+    MAX_PARAMETERS_CHARS,
+    MAX_PROMPT_CHARS,
+    MAX_SEED,
+    MAX_SIDE,
+    MAX_STEPS,
+    MIN_GUIDANCE,
+    MIN_STEPS,
+)
 from engine.contract.modes import MODES
-from engine.contract.request import MAX_SEED, MAX_SIDE, MAX_STEPS
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_TEXT_CHUNK = 256 * 1024  # compressed or not; A1111's own texts are a few kilobytes
-MAX_PARAMETERS_CHARS = 32 * 1024
-MAX_PROMPT_CHARS = 16 * 1024
-MAX_FIELDS = 64
-MAX_FIELD_VALUE = 4096
 MAX_CHUNKS = 10_000
-MAX_GUIDANCE = 30.0
 
 # A1111 writes `Key: value` pairs, a value JSON-quoted when it holds `,`, `:` or a newline.
 _FIELD = re.compile(r'\s*([A-Za-z][^:,"]{0,63}):\s*("(?:\\.|[^\\"])*"|[^,]*)(?:,|$)')
 _SIZE = re.compile(r"(\d{1,5})x(\d{1,5})")
 _NEGATIVE = "Negative prompt:"
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 # Where an A1111 image names no Fewstep mode, its sampler (and schedule) tells the nearest one.
 _SAMPLER_MODES = {
@@ -176,7 +182,7 @@ def _int(fields: dict[str, str], key: str, low: int, high: int) -> int | None:
     text = fields.get(key)
     if text is None:
         return None
-    if not text.isdigit() or len(text) > 20 or not low <= int(text) <= high:
+    if not (text.isascii() and text.isdigit()) or len(text) > 20 or not low <= int(text) <= high:
         raise ParametersError(f"{key} {text!r} must be a whole number from {low} to {high}")
     return int(text)
 
@@ -189,8 +195,8 @@ def _guidance(fields: dict[str, str]) -> float | None:
         value = float(text)
     except ValueError:
         raise ParametersError(f"CFG scale {text!r} is not a number") from None
-    if not 0.0 <= value <= MAX_GUIDANCE:  # also refuses nan and inf
-        raise ParametersError(f"CFG scale {text!r} must be between 0 and {MAX_GUIDANCE:g}")
+    if not MIN_GUIDANCE <= value <= MAX_GUIDANCE:  # also refuses nan and inf
+        raise ParametersError(f"CFG scale {text!r} must be between {MIN_GUIDANCE:g} and {MAX_GUIDANCE:g}")
     return value
 
 
@@ -223,7 +229,7 @@ def parse_parameters(text: str) -> RestoredSettings:
     """AUTOMATIC1111's three parts: prompt lines, an optional `Negative prompt:` part, the settings line."""
     if len(text) > MAX_PARAMETERS_CHARS:
         raise ParametersError(f"the settings text is longer than {MAX_PARAMETERS_CHARS} characters")
-    if _CONTROL.search(text):
+    if CONTROL_CHARACTERS.search(text):
         raise ParametersError("the settings text holds control characters")
     lines = text.replace("\r\n", "\n").strip("\n").split("\n")
     if len(lines) < 2 or "Steps:" not in lines[-1]:
@@ -249,7 +255,7 @@ def parse_parameters(text: str) -> RestoredSettings:
         height=height,
         mode=mode,
         mode_named=named,
-        steps=_int(fields, "Steps", 1, MAX_STEPS),
+        steps=_int(fields, "Steps", MIN_STEPS, MAX_STEPS),
         guidance=_guidance(fields),
         model=model,
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 from platformdirs import user_config_dir, user_data_dir, user_pictures_dir
 
+from engine.contract.limits import STYLE_WEIGHT_RANGE
 from engine.contract.modes import MODES, ModelRole
 from engine.contract.residency import Residency
 from engine.files.model_files import ModelPaths, StyleLora
@@ -27,7 +28,6 @@ SETTINGS_ENV = "FEWSTEP_SETTINGS"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MAX_SETTINGS_BYTES = 1 << 20  # a settings file is a few hundred bytes; anything huge is not ours
 MAX_STYLES = 32
-STYLE_WEIGHT_RANGE = (-10.0, 10.0)  # what engine.contract.request accepts
 
 
 def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
