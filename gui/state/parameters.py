@@ -30,6 +30,7 @@ from engine.contract.limits import (
     MIN_STEPS,
 )
 from engine.contract.modes import MODES
+from engine.files.safe_paths import open_regular
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_TEXT_CHUNK = 256 * 1024  # compressed or not; A1111's own texts are a few kilobytes
@@ -122,7 +123,7 @@ def _text_of_chunk(kind: bytes, data: bytes) -> tuple[str, str] | None:
 def read_png_parameters(path: Path) -> str:
     """The `parameters` text of a PNG file; ParametersError if it is no PNG or has none."""
     try:
-        with path.open("rb") as handle:
+        with open_regular(path) as handle:  # a FIFO named x.png is refused, never waited on
             if handle.read(len(PNG_SIGNATURE)) != PNG_SIGNATURE:
                 raise ParametersError(f"{path.name} is not a PNG image")
             for _ in range(MAX_CHUNKS):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtCore import Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import QMainWindow, QSplitter
 
@@ -19,7 +20,8 @@ from gui.state.jobs import EngineInfo, FinishedEvent
 from gui.state.live_mode import LiveRenderer
 from gui.state.model_controller import ModelController
 from gui.state.model_setup import ModelAvailability, Use, in_use
-from gui.state.parameters import ParametersError
+from gui.state.parameters import ParametersError, RestoredSettings
+from gui.state.png_drop import PngSettingsReader
 from gui.state.settings import Settings
 from gui.state.worker import EngineWorker
 from gui.widgets import panel_requests as requests
@@ -32,6 +34,8 @@ RIGHT_WIDTH = 230
 
 
 class MainWindow(QMainWindow):
+    png_restore_done = Signal(bool)  # a dropped PNG was read (off the GUI thread) and applied, or not
+
     def __init__(
         self, settings: Settings, worker: EngineWorker, *, settings_problem: str | None = None
     ) -> None:
@@ -41,6 +45,8 @@ class MainWindow(QMainWindow):
         self.jobs = ComparisonJobs(worker, parent=self)
         self.setWindowTitle("Fewstep")
         self.setAcceptDrops(True)
+        self.png_reader = PngSettingsReader(self)
+        self.png_reader.finished.connect(self._png_read)
         self.resize(1480, 900)
 
         self.controls = ControlColumn()
@@ -277,14 +283,18 @@ class MainWindow(QMainWindow):
 
     # --- restoring ------------------------------------------------------------------------------
 
-    def restore_from_file(self, path: Path) -> bool:
-        try:
-            note = requests.restore_png(self.prompt_panel, self.mode_panel, path)
-        except ParametersError as exc:
-            self.show_message(f"Nothing restored from {path.name}: {exc}", "error")
-            return False
-        self.show_message(f"{path.name}: {note}.", "info")
-        return True
+    def restore_from_file(self, path: Path) -> None:
+        """Read a PNG's settings on a pool thread; png_restore_done follows once they are applied."""
+        self.png_reader.read(path)
+
+    def _png_read(self, path: Path, result: RestoredSettings | ParametersError) -> None:
+        if isinstance(result, ParametersError):
+            self.show_message(f"Nothing restored from {path.name}: {result}", "error")
+            self.png_restore_done.emit(False)
+            return
+        requests.apply_png_settings(self.prompt_panel, self.mode_panel, result)
+        self.show_message(f"{path.name}: {requests.png_restore_note(result)}.", "info")
+        self.png_restore_done.emit(True)
 
     def restore_run(self, record: RunRecord) -> None:
         requests.apply_run_request(self.prompt_panel, self.mode_panel, record.request)
@@ -335,6 +345,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         self.live.set_active(False)
         self.model_panel.shutdown()
+        self.png_reader.shutdown()
         self.viewer.close()
         self.worker.stop()
         super().closeEvent(event)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from engine.contract.errors import RequestError
 from engine.contract.modes import MODES
 from engine.contract.request import GenerationRequest
-from gui.state.parameters import RestoredSettings, restore_from_png
+from gui.state.parameters import RestoredSettings
 from gui.widgets.mode_panel import ModePanel
 from gui.widgets.prompt_panel import PromptPanel
 
@@ -69,16 +67,6 @@ def apply_png_settings(prompt: PromptPanel, modes: ModePanel, restored: Restored
     if restored.mode is not None:
         modes.set_checked([restored.mode])
         modes.apply(restored.mode, steps=restored.steps, guidance=restored.guidance)
-
-
-def restore_png(prompt: PromptPanel, modes: ModePanel, path: Path) -> str:
-    """What a PNG's `parameters` say, put into the panels; ParametersError when they say nothing usable.
-
-    Returns what was restored, in words.
-    """
-    restored = restore_from_png(path)
-    apply_png_settings(prompt, modes, restored)
-    return png_restore_note(restored)
 
 
 def png_restore_note(restored: RestoredSettings) -> str:

@@ -27,7 +27,8 @@ def run_comparison(window: MainWindow, qtbot: QtBot) -> None:
         assert window.generate() is not None
 
 
-def drop(window: MainWindow, path: Path) -> None:
+def drop(window: MainWindow, path: Path, qtbot: QtBot) -> None:
+    """Drop a file on the window and wait for its read, which runs off the GUI thread."""
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(path))])
     event = QDropEvent(
@@ -37,7 +38,8 @@ def drop(window: MainWindow, path: Path) -> None:
         Qt.MouseButton.LeftButton,
         Qt.KeyboardModifier.NoModifier,
     )
-    window.dropEvent(event)
+    with qtbot.waitSignal(window.png_restore_done, timeout=5000):
+        window.dropEvent(event)
 
 
 def test_comparison_fills_every_tile_with_progress_in_order(
@@ -123,7 +125,7 @@ def test_restore_from_a_saved_png_dropped_on_the_window(
     panel.set_seed(1)
     window.mode_panel.set_checked(DEFAULT_COMPARISON)
     window.mode_panel.rows["lcm-lora"].reset_to_defaults()
-    drop(window, png)
+    drop(window, png, qtbot)
     assert panel.prompt_text() == "a lighthouse\nat dusk"
     assert panel.negative_text() == "fog, blur"
     assert panel.seed_value() == 4321
@@ -139,13 +141,13 @@ def test_bad_drops_give_a_message_and_the_window_stays_usable(
     window = make_window()
     garbage = tmp_path / "broken.png"
     garbage.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\xff" * 40)
-    drop(window, garbage)
+    drop(window, garbage, qtbot)
     assert window.banner.isVisible() and "Nothing restored from broken.png" in window.banner.text()
-    drop(window, tmp_path / "does-not-exist.png")
+    drop(window, tmp_path / "does-not-exist.png", qtbot)
     assert "cannot read" in window.banner.text()
     not_png = tmp_path / "notes.txt"
     not_png.write_text("hello")
-    drop(window, not_png)
+    drop(window, not_png, qtbot)
     assert "not a PNG" in window.banner.text()
     two_step_modes(window, ("lcm",))
     run_comparison(window, qtbot)
