@@ -352,9 +352,9 @@ def _run_job(args: argparse.Namespace, job: Job) -> int:
     from engine.runtime.device import plan_device
     from engine.runtime.engine import Engine
 
+    plan = plan_device(args.device, args.dtype, args.threads)  # a device error: one line, before any notice
     if job.paths.builtin:
         _say("no model given: using the " + builtin_label())
-    plan = plan_device(args.device, args.dtype, args.threads)
     started = time.perf_counter()
     engine = Engine(job.paths, plan, residency=Residency(args.residency))
     memory = engine.memory_report()

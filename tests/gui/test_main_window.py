@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -312,3 +313,13 @@ def test_settings_change_reloads_the_engine(
         ),
         device="cpu",
     )
+
+
+def test_a_fifo_dropped_as_a_png_is_refused_and_never_blocks_the_window(
+    make_window: WindowMaker, qtbot: QtBot, tmp_path: Path
+) -> None:
+    window = make_window()
+    fifo = tmp_path / "x.png"
+    os.mkfifo(fifo)
+    drop(window, fifo, qtbot)
+    assert "Nothing restored from x.png" in window.banner.text() and "FIFO" in window.banner.text()
