@@ -22,6 +22,7 @@ from gui.state.model_controller import ModelController
 from gui.state.model_setup import ModelAvailability, Use, in_use
 from gui.state.parameters import ParametersError, RestoredSettings
 from gui.state.png_drop import PngSettingsReader
+from gui.state.recovery import OutputClaim
 from gui.state.settings import Settings
 from gui.state.worker import EngineWorker
 from gui.widgets import panel_requests as requests
@@ -45,6 +46,7 @@ class MainWindow(QMainWindow):
         self.jobs = ComparisonJobs(worker, parent=self)
         self.setWindowTitle("Fewstep")
         self.setAcceptDrops(True)
+        self.output_claim = OutputClaim()
         self.png_reader = PngSettingsReader(self)
         self.png_reader.finished.connect(self._png_read)
         self.resize(1480, 900)
@@ -152,8 +154,18 @@ class MainWindow(QMainWindow):
     def start(self) -> None:
         """Start loading the engine and read the history; called once the window is on screen."""
         self.worker.start()
+        self._claim_output(self.settings.resolved_output_dir)
         self.history.reload(self.settings.resolved_output_dir)
         self.model_panel.scan(self.settings.resolved_models_dir)
+
+    def _claim_output(self, root: Path) -> None:
+        """Recover what a crashed run left in the output folder, unless another window uses it."""
+        recovery = self.output_claim.take(root)
+        if recovery is not None and (recovery.adopted_images or recovery.unreadable_images):
+            text = f"{recovery.adopted_images} images of an interrupted run were added to the history"
+            if recovery.unreadable_images:
+                text += f"; {recovery.unreadable_images} could not be read and were left as they are"
+            self.show_message(text + ".", "warning" if recovery.unreadable_images else "info")
 
     # --- messages -------------------------------------------------------------------------------
 
@@ -188,6 +200,7 @@ class MainWindow(QMainWindow):
         self.style_panel.set_styles(settings.styles)
         self.model_panel.set_in_use(in_use(settings))
         if settings.resolved_output_dir != old.resolved_output_dir:
+            self._claim_output(settings.resolved_output_dir)
             self.history.reload(settings.resolved_output_dir)
         if settings.resolved_models_dir != old.resolved_models_dir:
             self.model_panel.scan(settings.resolved_models_dir)
@@ -346,6 +359,7 @@ class MainWindow(QMainWindow):
         self.live.set_active(False)
         self.model_panel.shutdown()
         self.png_reader.shutdown()
+        self.output_claim.release()
         self.viewer.close()
         self.worker.stop()
         super().closeEvent(event)
