@@ -8,7 +8,6 @@ loading can tell (a LoRA that does not fit) is refused before any output is writ
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -36,7 +35,7 @@ from engine.files.model_files import (
     inspect_path,
 )
 from engine.files.safe_paths import special_file_problem
-from engine.outputs.atomic import atomic_write_text, remove_stale_parts, replaced_folder
+from engine.outputs.atomic import remove_stale_parts
 from engine.outputs.folder_lock import FolderBusyError, folder_lock
 from engine.outputs.targets import comparison_target_problem, image_target_problem
 
@@ -347,7 +346,8 @@ def _run_job(args: argparse.Namespace, job: Job) -> int:
     # Heavy imports only once the input is known to be good: a typo answers at once.
     from engine.contract.residency import Residency
     from engine.files.builtin import builtin_label
-    from engine.outputs.comparison_files import png_parameters, write_comparison, write_png
+    from engine.outputs.comparison_files import png_parameters, write_png
+    from engine.outputs.comparison_folder import write_comparison_folder
     from engine.outputs.terminal_progress import TerminalProgress, size_warning
     from engine.runtime.device import plan_device
     from engine.runtime.engine import Engine
@@ -387,10 +387,7 @@ def _run_job(args: argparse.Namespace, job: Job) -> int:
         print(f"{result.mode}: {result.steps} steps, {result.timings.total:.2f} s -> {job.out}")
         return EXIT_OK
     # Built beside --out and swapped in whole: a kill at any moment leaves the old folder or the new one.
-    with replaced_folder(job.out) as folder:
-        report = write_comparison(folder, comparison, context)
-        report["memory"] = memory
-        atomic_write_text(folder / "report.json", json.dumps(report, indent=2) + "\n")
+    write_comparison_folder(job.out, comparison, context, {"memory": memory})
     for result in comparison.results:
         t = result.timings
         print(

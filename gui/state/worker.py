@@ -218,6 +218,11 @@ class EngineWorker(QThread):
         with self._condition:
             return self._running is not None or bool(self._pending)
 
+    def waiting(self) -> int:
+        """Jobs waiting behind the running one (live mode keeps this at one at most)."""
+        with self._condition:
+            return len(self._pending)
+
     def stop(self) -> None:
         """Cancel everything and wait for the thread to end."""
         with self._condition:

@@ -1,0 +1,29 @@
+"""`fewstep compare --out`: the whole folder or nothing.
+
+The images, the grid and report.json are written into a temporary folder beside --out, which then
+replaces --out whole (engine.outputs.atomic.replaced_folder). A kill at any moment leaves the
+earlier comparison or the new one, never one run's report beside another run's images.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from engine.contract.request import ComparisonResult
+from engine.outputs.atomic import atomic_write_text, replaced_folder
+from engine.outputs.comparison_files import RunContext, write_comparison
+
+
+def write_comparison_folder(
+    out: Path, comparison: ComparisonResult, context: RunContext, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Write the comparison into a fresh folder and swap it in as `out`; `extra` joins report.json."""
+    with replaced_folder(out) as folder:
+        report = write_comparison(folder, comparison, context)
+        if extra:
+            report.update(extra)
+            atomic_write_text(folder / "report.json", json.dumps(report, indent=2) + "\n")
+    return report
