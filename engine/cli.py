@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from engine.contract.errors import FewstepError, ModelInputError, RequestError
-from engine.contract.limits import MAX_SEED
+from engine.contract.limits import MAX_SEED, MAX_SIDE
 from engine.contract.modes import DEFAULT_COMPARISON, MODES, ModelRole
 from engine.contract.request import GenerationRequest, ModeSettings
 from engine.contract.validation import (
@@ -57,6 +57,8 @@ def _size(text: str) -> tuple[int, int]:
     if len(parts) != 2 or not all(p.isascii() and p.isdigit() and len(p) < 6 for p in parts):
         raise argparse.ArgumentTypeError(f"size {text!r} must look like 1024x1024 (WIDTHxHEIGHT)")
     width, height = int(parts[0]), int(parts[1])
+    if width > MAX_SIDE or height > MAX_SIDE:
+        raise argparse.ArgumentTypeError(f"size {text}: width and height must be at most {MAX_SIDE}")
     if width % 8 or height % 8 or width < 8 or height < 8:
         raise argparse.ArgumentTypeError(
             f"size {text}: width and height must be multiples of 8 (e.g. 1024x1024)"

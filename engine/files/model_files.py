@@ -290,6 +290,10 @@ def inspect_path(path: Path) -> ModelFile:
             )
         path = cached
     if not path.exists():
+        if path.is_symlink():
+            raise ModelInputError(
+                f"{path} is a symbolic link that leads nowhere (a loop, or a missing target)"
+            )
         raise ModelInputError(f"{path} does not exist: check the path")
     refuse_special_file(path)
     if path.is_dir():

@@ -69,7 +69,7 @@ def check_comparison_folder(out: Path) -> str:
 
 def check_output_root(root: Path) -> tuple[int, int]:
     """After recovery: no temporary file, every PNG whole and named by a history record."""
-    assert not [p for p in root.rglob("*.part")], "temporary files left"
+    assert not list(root.rglob("*.part")), "temporary files left"
     records, damaged = load_history(root, limit=100_000)
     assert damaged == 0
     named = {image.png for record in records for image in record.images}
