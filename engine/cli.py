@@ -35,7 +35,7 @@ from engine.files.model_files import (
     inspect_path,
 )
 from engine.files.safe_paths import special_file_problem
-from engine.outputs.atomic import remove_stale_parts
+from engine.outputs.atomic import remove_stale_parts, restore_interrupted_swap
 from engine.outputs.folder_lock import FolderBusyError, folder_lock
 from engine.outputs.targets import comparison_target_problem, image_target_problem
 
@@ -338,7 +338,8 @@ def run(argv: Sequence[str]) -> int:
     try:
         # One writer per output; a second run says so at once, before any model loads.
         with folder_lock(job.out):
-            remove_stale_parts(job.out.parent, job.out.name)  # what a killed run left beside it
+            restore_interrupted_swap(job.out)  # what a killed run left beside it
+            remove_stale_parts(job.out.parent, job.out.name)
             return _run_job(args, job)
     except FolderBusyError as exc:
         raise UsageError(str(exc)) from None

@@ -24,7 +24,7 @@ from engine.contract.modes import ModelRole
 from engine.contract.request import GenerationRequest, ModeResult, ModeSettings, Timings
 from engine.contract.validation import check_prompt_text, parse_guidance, parse_steps, parse_style_weight
 from engine.files.model_files import FileKind, ModelFile, check_role, check_vae
-from engine.outputs.atomic import atomic_write_text, remove_stale_parts
+from engine.outputs.atomic import atomic_write_text, remove_stale_parts, restore_interrupted_swap
 from engine.outputs.comparison_files import RunContext, png_parameters_for
 from engine.outputs.folder_lock import FolderBusyError, folder_lock
 from engine.outputs.terminal_progress import TerminalProgress, size_warning
@@ -307,6 +307,17 @@ def test_leftovers_of_dead_writers_are_removed_and_live_ones_kept(tmp_path: Path
     atomic_write_text(tmp_path / "kept.txt", "whole")
     assert remove_stale_parts(tmp_path) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "kept.txt"])
+
+
+def test_a_folder_left_aside_by_a_killed_swap_is_put_back(tmp_path: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    aside = tmp_path / f".cmp.{dead.pid}.old.part"
+    aside.mkdir()
+    (aside / "report.json").write_text("{}")
+    assert restore_interrupted_swap(tmp_path / "cmp")
+    assert (tmp_path / "cmp" / "report.json").exists() and not aside.exists()
+    assert not restore_interrupted_swap(tmp_path / "cmp")  # nothing missing: nothing done
 
 
 # --- progress ----------------------------------------------------------------------------------------

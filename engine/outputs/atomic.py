@@ -81,6 +81,19 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def restore_interrupted_swap(dest: Path) -> bool:
+    """Where a writer died between replaced_folder's two renames, `dest` is missing and the folder it
+    replaced lies aside: put that one back. True when it did."""
+    if dest.exists() or dest.is_symlink():
+        return False
+    for aside in dest.parent.glob(f".{dest.name}.*.old{PART_SUFFIX}"):
+        pid = aside.name.split(".")[-3]
+        if aside.is_dir() and pid.isascii() and pid.isdigit() and not _pid_alive(int(pid)):
+            aside.replace(dest)
+            return True
+    return False
+
+
 def remove_stale_parts(folder: Path, name: str = "") -> int:
     """Remove what writers that died (kill -9, power loss) left in `folder`: the temporary files and
     folders of atomic_write and replaced_folder whose writer is no longer running (their names carry

@@ -125,15 +125,51 @@ def _adopt(root: Path, run_id: str, pngs: list[Path]) -> tuple[int, int]:
     return len(images), len(pngs) - len(images)
 
 
+class _NamedImages:
+    """Whether a history record names a PNG, reading records only where the file times leave doubt.
+
+    A run's images are all written before its record, so an image no newer than its run's record
+    is named by it. Only a newer one (another process's run of the same id, in the same second) has
+    its run's records read.
+    """
+
+    def __init__(self, root: Path, records: dict[str, list[Path]]) -> None:
+        self._root = root
+        self._records = records
+        self._newest: dict[str, int] = {}
+        self._named: dict[str, set[Path]] = {}
+
+    def names(self, run: str, png: Path) -> bool:
+        paths = self._records.get(run)
+        if not paths:
+            return False
+        if run not in self._newest:
+            self._newest[run] = max(p.stat().st_mtime_ns for p in paths)
+        if png.stat().st_mtime_ns <= self._newest[run]:
+            return True
+        if run not in self._named:
+            named: set[Path] = set()
+            for path in paths:
+                try:
+                    named.update(image.png for image in read_run_record(path, self._root).images)
+                except RecordError:
+                    continue
+            self._named[run] = named
+        return png.resolve() in self._named[run]
+
+
 def recover_output_folder(root: Path) -> Recovery:
     """Remove dead writers' temporary files, and adopt images that no history entry names."""
     if not root.is_dir():
         return Recovery()
     history = root / HISTORY_FOLDER
     removed = remove_stale_parts(history) if history.is_dir() else 0
-    recorded: set[str] = set()
+    records: dict[str, list[Path]] = {}
     if history.is_dir():
-        recorded = {run for p in history.iterdir() if (run := _run_of(p.name)) is not None}
+        for path in history.glob("*.json"):
+            if (run := _run_of(path.name)) is not None:
+                records.setdefault(run, []).append(path)
+    named = _NamedImages(root, records)
     orphans: dict[str, list[Path]] = {}
     for day in sorted(root.iterdir()):
         if not _DAY_FOLDER.fullmatch(day.name) or not day.is_dir() or day.is_symlink():
@@ -141,7 +177,7 @@ def recover_output_folder(root: Path) -> Recovery:
         removed += remove_stale_parts(day)
         for png in day.glob("*.png"):
             run = _run_of(png.name)
-            if run is not None and run not in recorded and png.is_file():
+            if run is not None and png.is_file() and not named.names(run, png):
                 orphans.setdefault(run, []).append(png)
     adopted = unreadable = 0
     for run_id, pngs in sorted(orphans.items()):
@@ -153,6 +189,15 @@ def recover_output_folder(root: Path) -> Recovery:
         adopted += done
         unreadable += failed
     return Recovery(removed_parts=removed, adopted_images=adopted, unreadable_images=unreadable)
+
+
+def _recover_quietly(root: Path) -> Recovery:
+    """Recovery must never stop the application from starting: a failure is logged, not raised."""
+    try:
+        return recover_output_folder(root)
+    except OSError as exc:
+        log.warning("recovery of %s stopped: %s", root, exc)
+        return Recovery()
 
 
 class OutputClaim:
@@ -175,14 +220,14 @@ class OutputClaim:
             return None
         self._fd = fd
         if fcntl is None:  # pragma: no cover - Windows
-            return recover_output_folder(root)
+            return _recover_quietly(root)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             fcntl.flock(fd, fcntl.LOCK_SH)  # another window is here: share, recover nothing
             return None
         try:
-            return recover_output_folder(root)
+            return _recover_quietly(root)
         finally:
             fcntl.flock(fd, fcntl.LOCK_SH)  # a downgrade: other windows may join from now on
 

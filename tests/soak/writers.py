@@ -86,7 +86,7 @@ def inject(point: str, nth: int) -> None:
 def write_comparisons(out: Path, *, locked: bool = False, rounds: int | None = None) -> int:
     """Write comparison after comparison into `out`, each whole; with `locked`, as the CLI does
     (the folder's lock held, leftovers of dead writers removed). Returns how many were refused."""
-    from engine.outputs.atomic import remove_stale_parts
+    from engine.outputs.atomic import remove_stale_parts, restore_interrupted_swap
 
     busy = 0
     for round_ in itertools.count() if rounds is None else range(rounds):
@@ -96,6 +96,7 @@ def write_comparisons(out: Path, *, locked: bool = False, rounds: int | None = N
         else:
             try:
                 with folder_lock(out):
+                    restore_interrupted_swap(out)
                     remove_stale_parts(out.parent, out.name)
                     write_comparison_folder(out, comparison(seed), CONTEXT)
             except FolderBusyError:
