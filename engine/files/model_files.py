@@ -19,10 +19,9 @@ from engine.contract.errors import ModelInputError
 from engine.contract.modes import ModelRole
 from engine.files.hub_cache import looks_like_hub_reference, resolve_hub_reference
 from engine.files.safe_paths import NotRegularFileError, open_regular, special_file_problem
+from engine.files.weight_folders import PICKLE_SUFFIXES as _PICKLE_SUFFIXES
+from engine.files.weight_folders import check_folder_weights
 
-_PICKLE_SUFFIXES = {".ckpt", ".pt", ".pth", ".bin", ".pkl"}
-# The weight files a diffusers or transformers folder may hold: only .safetensors are ever loaded.
-_WEIGHT_SUFFIXES = {*_PICKLE_SUFFIXES, ".safetensors", ".msgpack", ".h5", ".onnx"}
 # The folders of an SDXL pipeline that hold weights (the tokenizers and scheduler hold none).
 _PIPELINE_WEIGHT_FOLDERS = ("unet", "vae", "text_encoder", "text_encoder_2")
 _LIGHTNING_NAME = re.compile(r"sdxl_lightning_(\d+)step", re.IGNORECASE)
@@ -217,31 +216,6 @@ def _read_json(path: Path) -> dict[str, object]:
 
 
 _MAX_JSON_BYTES = 16 << 20  # a model config or index is a few kilobytes
-
-
-def check_folder_weights(folder: Path) -> None:
-    """A diffusers or transformers weight folder must hold .safetensors weights, and only regular files.
-
-    The libraries fall back to pickled weights (.bin, .pt, .ckpt) where no .safetensors file exists;
-    unpickling runs code, so such a folder is refused here, before anything loads.
-    """
-    try:
-        entries = sorted(folder.iterdir())
-    except OSError as exc:
-        raise ModelInputError(f"cannot list {folder}: {exc.strerror or exc}") from None
-    weights = [e for e in entries if e.suffix.lower() in _WEIGHT_SUFFIXES or e.name.endswith(".index.json")]
-    for entry in entries:
-        if not entry.name.startswith(".") and (problem := special_file_problem(entry)):
-            raise ModelInputError(problem)
-    if not any(e.suffix.lower() == ".safetensors" for e in weights):
-        pickles = [e for e in weights if e.suffix.lower() in _PICKLE_SUFFIXES]
-        if pickles:
-            raise ModelInputError(
-                f"{pickles[0]} is a pickle checkpoint ({pickles[0].suffix}) and {folder} holds no"
-                " .safetensors weights; Fewstep never unpickles files, as they can run code: use the"
-                " .safetensors version"
-            )
-        raise ModelInputError(f"{folder} holds no .safetensors weights: is the download complete?")
 
 
 def _classify_folder(path: Path) -> ModelFile:

@@ -21,7 +21,8 @@ from typing import Any
 
 from PIL import Image
 
-from engine.contract.request import MAX_SEED, GenerationRequest, ModeResult, ModeSettings
+from engine.contract.limits import MAX_SEED
+from engine.contract.request import GenerationRequest, ModeResult, ModeSettings
 from engine.files.safe_paths import open_regular
 from engine.outputs.atomic import atomic_write
 from engine.outputs.comparison_files import RunContext, png_bytes, png_parameters_for, result_record
