@@ -1,4 +1,4 @@
-"""`fewstep compare` and `fewstep generate`: the headless interface other tools rely on.
+"""`fewstep compare`, `generate`, `models` and `info`: the headless interface other tools rely on.
 
 Exit codes: 0 done; 2 bad input (one line on stderr, nothing written); 1 an unexpected failure;
 130 interrupted. Every input is checked from names and file headers before any model loads; what only
@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from engine.contract.errors import FewstepError, ModelInputError, RequestError
 from engine.contract.limits import MAX_SEED, MAX_SIDE
@@ -172,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument(
         "folder", nargs="?", type=Path, help="folder to scan (default: only the Hugging Face cache)"
     )
+    info = commands.add_parser("info", help="print as JSON the settings Fewstep reads from a PNG")
+    info.add_argument("file", type=Path, metavar="FILE.png")
     return parser
 
 
@@ -263,16 +265,7 @@ def _model_paths(args: argparse.Namespace) -> ModelPaths:
         raise UsageError(f"--base-config {problem}")
     if args.base_config is not None and not (args.base_config / "model_index.json").is_file():
         raise UsageError(f"--base-config {args.base_config}: not a folder with model_index.json")
-    return ModelPaths(
-        base_config=args.base_config,
-        vae=args.vae,
-        base=given[ModelRole.BASE],
-        lcm_unet=given[ModelRole.LCM_UNET],
-        lcm_lora=given[ModelRole.LCM_LORA],
-        lightning_unet=given[ModelRole.LIGHTNING_UNET],
-        lightning_lora=given[ModelRole.LIGHTNING_LORA],
-        styles=styles,
-    )
+    return ModelPaths.from_roles(given, base_config=args.base_config, vae=args.vae, styles=styles)
 
 
 def parse_job(argv: Sequence[str]) -> tuple[argparse.Namespace, Job]:
@@ -313,20 +306,6 @@ def parse_job(argv: Sequence[str]) -> tuple[argparse.Namespace, Job]:
     return args, Job(request=request, paths=paths, out=args.out, single=args.command == "generate")
 
 
-def describe_memory(memory: dict[str, Any]) -> str:
-    gib = 1024**3
-    weights = sum(m["bytes"] for m in memory["models"].values())
-    waiting = sum(m["bytes"] for m in memory["models"].values() if m["on"] == "cpu")
-    parts = [f"weights {weights / gib:.2f} GiB (residency: {memory['residency']})"]
-    if memory.get("device_allocated") is not None:
-        parts.append(
-            f"{waiting / gib:.2f} GiB waiting in CPU RAM, {memory['device_allocated'] / gib:.2f} GiB on the GPU"
-        )
-    if memory.get("process_rss"):
-        parts.append(f"process RSS {memory['process_rss'] / gib:.2f} GiB")
-    return ", ".join(parts)
-
-
 def _say(message: str) -> None:
     print(f"fewstep: {message}", file=sys.stderr, flush=True)
 
@@ -334,6 +313,11 @@ def _say(message: str) -> None:
 def run(argv: Sequence[str]) -> int:
     if argv[:1] == ["models"]:
         return list_models(build_parser().parse_args(argv).folder)
+    if argv[:1] == ["info"]:
+        from engine.outputs.png_info import print_info
+
+        print_info(build_parser().parse_args(argv).file)
+        return EXIT_OK
     args, job = parse_job(argv)
     try:
         # One writer per output; a second run says so at once, before any model loads.
@@ -349,7 +333,7 @@ def _run_job(args: argparse.Namespace, job: Job) -> int:
     # Heavy imports only once the input is known to be good: a typo answers at once.
     from engine.contract.residency import Residency
     from engine.files.builtin import builtin_label
-    from engine.outputs.comparison_files import png_parameters, write_png
+    from engine.outputs.comparison_files import write_image_files
     from engine.outputs.comparison_folder import write_comparison_folder
     from engine.outputs.terminal_progress import TerminalProgress, size_warning
     from engine.runtime.device import plan_device
@@ -361,10 +345,7 @@ def _run_job(args: argparse.Namespace, job: Job) -> int:
     started = time.perf_counter()
     engine = Engine(job.paths, plan, residency=Residency(args.residency))
     memory = engine.memory_report()
-    _say(
-        f"models loaded in {time.perf_counter() - started:.1f} s on {plan.describe()}; "
-        + describe_memory(memory)
-    )
+    _say(f"models loaded in {time.perf_counter() - started:.1f} s on {plan.describe()}; " + memory.summary())
     for settings in job.request.modes:
         if missing := engine.missing_files(settings.mode):
             _say(f"skipping {settings.mode}: no {' or '.join('--' + r for r in missing)} given")
@@ -379,18 +360,14 @@ def _run_job(args: argparse.Namespace, job: Job) -> int:
         for warning in result.warnings:
             _say(f"warning: {warning}")
     if job.single:
-        from PIL import Image
-
         result = comparison.results[0]
-        image = Image.fromarray(result.image)
-        try:
-            write_png(job.out, image, png_parameters(result, comparison, context), overwrite=args.overwrite)
-        except FileExistsError:
-            raise UsageError(f"--out {job.out} appeared while this ran; nothing written over it") from None
-        print(f"{result.mode}: {result.steps} steps, {result.timings.total:.2f} s -> {job.out}")
+        sidecar = write_image_files(job.out, result, job.request, context)
+        print(
+            f"{result.mode}: {result.steps} steps, {result.timings.total:.2f} s -> {job.out} ({sidecar.name})"
+        )
         return EXIT_OK
     # Built beside --out and swapped in whole: a kill at any moment leaves the old folder or the new one.
-    write_comparison_folder(job.out, comparison, context, {"memory": memory})
+    write_comparison_folder(job.out, comparison, context, {"memory": memory.to_json()})
     for result in comparison.results:
         t = result.timings
         print(

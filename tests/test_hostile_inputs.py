@@ -27,8 +27,8 @@ from engine.files.model_files import FileKind, ModelFile, check_role, check_vae
 from engine.outputs.atomic import atomic_write_text, remove_stale_parts, restore_interrupted_swap
 from engine.outputs.comparison_files import RunContext, png_parameters_for
 from engine.outputs.folder_lock import FolderBusyError, folder_lock
+from engine.outputs.infotext import parse_infotext
 from engine.outputs.terminal_progress import TerminalProgress, size_warning
-from gui.state.parameters import parse_parameters
 from tests.conftest import REPO_ROOT
 
 HANG_LIMIT_S = 60  # far above any answer (under a second); only a hang reaches it
@@ -113,7 +113,7 @@ def test_the_writers_largest_text_is_what_the_reader_accepts() -> None:
         styles=(("style-0", -10.0),),
     )
     context = RunContext(model_label="m" * 255, device="cpu", style_names={"style-0": "s" * 255})
-    restored = parse_parameters(png_parameters_for(result, request, 4096, 4096, context))
+    restored = parse_infotext(png_parameters_for(result, request, 4096, 4096, context))
     assert restored.prompt == prompt and restored.negative_prompt == negative
     assert restored.seed == 2**63 - 1 and restored.steps == 200 and restored.guidance == 30.0
 
@@ -161,14 +161,15 @@ def test_fifos_and_devices_are_never_opened_by_the_gui_readers(tmp_path: Path) -
     out = run_isolated(
         f"""
         from pathlib import Path
-        from gui.state.parameters import ParametersError, restore_from_png
+        from engine.outputs.png_info import read_settings
+        from engine.outputs.png_text import InfotextError
         from gui.state.image_store import load_history
         from gui.state.settings import load_settings
         root = Path({str(tmp_path)!r})
         for png in (root / "x.png", Path("/dev/zero")):
             try:
-                restore_from_png(png)
-            except ParametersError as exc:
+                read_settings(png)
+            except InfotextError as exc:
                 print("png:", exc)
         print("history:", load_history(root))
         print("settings:", load_settings(root / "settings.json").problem)
@@ -269,8 +270,11 @@ def test_out_is_checked_before_any_model_loads(tmp_path: Path, capsys: pytest.Ca
     existing.write_bytes(b"old")
     err = refused(["generate", "--mode", "lcm", "--prompt", "x", "--out", str(existing)], capsys)
     assert "already exists" in err and "--overwrite" in err
+    (tmp_path / "new.json").write_text("{}")  # generate writes new.png and its sidecar new.json
+    err = refused(["generate", "--mode", "lcm", "--prompt", "x", "--out", str(tmp_path / "new.png")], capsys)
+    assert "new.json already exists" in err
     assert existing.read_bytes() == b"old" and (tmp_path / "mine" / "notes.txt").read_text() == "keep"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "mine", "old.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "mine", "new.json", "old.png"]
 
 
 def test_device_and_dtype_spelling_is_checked_before_torch(capsys: pytest.CaptureFixture[str]) -> None:

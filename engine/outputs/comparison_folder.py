@@ -7,13 +7,12 @@ earlier comparison or the new one, never one run's report beside another run's i
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from engine.contract.request import ComparisonResult
-from engine.outputs.atomic import atomic_write_text, replaced_folder
+from engine.outputs.atomic import replaced_folder
 from engine.outputs.comparison_files import RunContext, write_comparison
 
 
@@ -22,8 +21,4 @@ def write_comparison_folder(
 ) -> dict[str, Any]:
     """Write the comparison into a fresh folder and swap it in as `out`; `extra` joins report.json."""
     with replaced_folder(out) as folder:
-        report = write_comparison(folder, comparison, context)
-        if extra:
-            report.update(extra)
-            atomic_write_text(folder / "report.json", json.dumps(report, indent=2) + "\n")
-    return report
+        return write_comparison(folder, comparison, context, extra=extra)

@@ -2,7 +2,8 @@
 
 A comparison folder is replaced whole (engine.outputs.atomic.replaced_folder), so it must be new,
 empty, or an earlier comparison: a folder holding anything else is the user's, and is only replaced
-with --overwrite. A single image never replaces an existing file without --overwrite.
+with --overwrite. A single image (and its JSON sidecar) never replaces an existing file without
+--overwrite.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def image_target_problem(path: Path, *, overwrite: bool) -> str | None:
         return problem
     if path.is_dir():
         return f"--out {path} is a folder; generate writes one .png file"
-    if path.exists() and not overwrite:
-        return f"--out {path} already exists; give a new name, or add --overwrite to replace it"
+    for target in (path, path.with_suffix(".json")):  # the image and its sidecar
+        if target.exists() and not overwrite:
+            return f"--out: {target} already exists; give a new name, or add --overwrite to replace it"
     return None

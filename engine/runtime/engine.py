@@ -5,16 +5,19 @@ LoRA are loaded once, each as a named adapter in a twin of the base UNet that sh
 tensors. The LCM and Lightning UNets are separate UNet objects. Every UNet sits in a light pipeline
 that shares the base's text encoders, tokenizers and VAE (the same tensors, not copies), so a mode
 switch is a choice of pipeline plus a scheduler, and reads no file. A pipeline per UNet, rather
-than assigning pipe.unet, keeps adapters with the UNet they were loaded into (stack.md: after
+than assigning pipe.unet, keeps adapters with the UNet they were loaded into (after
 `pipe.unet = other`, set_adapters silently applies to the text encoders only).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ import numpy as np
 import torch
 
 from engine.contract.errors import JobCancelled, RequestError
+from engine.contract.info import EngineInfo, MemoryReport, ModelMemory, StyleInfo
 from engine.contract.modes import MODES, ModelRole, ModeSpec, UNetSource, contract_warnings
 from engine.contract.request import (
     ComparisonResult,
@@ -32,12 +36,14 @@ from engine.contract.request import (
     Progress,
     SkippedMode,
     Timings,
+    style_adapter_name,
 )
 from engine.contract.residency import Residency, plan_residency
 from engine.files.builtin import builtin_label, builtin_note
 from engine.files.model_files import FileKind, ModelFile, ModelPaths, check_style_lora, check_vae
 from engine.files.resources import sdxl_config_dir
 from engine.outputs.comparison_files import RunContext
+from engine.outputs.hash_cache import lora_hash, model_hash
 from engine.runtime.decoding import decode_upcast, looks_failed
 from engine.runtime.device import DevicePlan, plan_device
 from engine.runtime.libraries import quiet_diffusers
@@ -80,6 +86,9 @@ class ResolvedMode:
     steps: int
     guidance: float
     file_steps: int | None
+
+
+log = logging.getLogger(__name__)
 
 
 def module_bytes(module: Any) -> int:
@@ -137,7 +146,7 @@ class Engine:
             # Before any other pipeline is built: they all share the base's VAE object.
             self.base.vae = load_vae(check_vae(paths.vae), self.config_dir, device, dtype)
         # Kept at load time: every scheduler is built from it, never from the scheduler in use,
-        # whose config would carry e.g. trailing spacing into the next mode (stack.md).
+        # whose config would carry e.g. trailing spacing into the next mode and silently change its images.
         self.original_scheduler_config = self.base.scheduler.config
         self.pipes: dict[UNetSource | ModelRole, Any] = {UNetSource.BASE: self.base}
         # Distilled full UNets load into CPU RAM first; the residency policy then decides, from the
@@ -175,7 +184,7 @@ class Engine:
         for index, style in enumerate(paths.styles):
             say(f"loading style LoRA {style.path.name}")
             info = check_style_lora(style.path)
-            self.styles.append(load_style(self.base, twins, info, f"style-{index}", style.weight))
+            self.styles.append(load_style(self.base, twins, info, style_adapter_name(index), style.weight))
         self._adapters = AdapterState()
         self._schedulers: dict[str, Any] = {}
         self.native_size = (
@@ -258,16 +267,17 @@ class Engine:
             self._adapters.apply_unet(pipe.unet, own + styles, keep_base_flags=pipe is self.base)
         return time.perf_counter() - start
 
-    def memory_report(self) -> dict[str, Any]:
+    def memory_report(self) -> MemoryReport:
         """Bytes of weights per model and where they live, plus the process and device totals."""
-        models: dict[str, dict[str, Any]] = {}
+        device = str(self.plan.device)
         base = self.base
-        for name, module in (
-            ("text encoders", (base.text_encoder, base.text_encoder_2)),
-            ("vae", (base.vae,)),
-        ):
-            models[name] = {"bytes": sum(module_bytes(m) for m in module), "on": str(self.plan.device)}
-        models["base unet"] = {"bytes": module_bytes(base.unet), "on": str(self.plan.device)}
+        models = [
+            ModelMemory(
+                "text encoders", module_bytes(base.text_encoder) + module_bytes(base.text_encoder_2), device
+            ),
+            ModelMemory("vae", module_bytes(base.vae), device),
+            ModelMemory("base unet", module_bytes(base.unet), device),
+        ]
         for key, pipe in self.pipes.items():
             if key is UNetSource.BASE:
                 continue
@@ -275,20 +285,59 @@ class Engine:
                 lora = sum(
                     p.numel() * p.element_size() for n, p in pipe.unet.named_parameters() if "lora_" in n
                 )
-                models[f"{key} (matrices)"] = {"bytes": lora, "on": str(self.plan.device)}
+                models.append(ModelMemory(f"{key} (matrices)", lora, device))
             else:
-                models[f"{key} unet"] = {
-                    "bytes": module_bytes(pipe.unet),
-                    "on": str(next(pipe.unet.parameters()).device),
-                }
-        report: dict[str, Any] = {
-            "residency": str(self.residency),
-            "models": models,
-            "process_rss": process_rss(),
-        }
-        if self.plan.device.type == "cuda":
-            report["device_allocated"] = torch.cuda.memory_allocated(self.plan.device)
-        return report
+                on = str(next(pipe.unet.parameters()).device)
+                models.append(ModelMemory(f"{key} unet", module_bytes(pipe.unet), on))
+        allocated = torch.cuda.memory_allocated(self.plan.device) if self.plan.device.type == "cuda" else None
+        return MemoryReport(
+            residency=str(self.residency),
+            models=tuple(models),
+            process_rss=process_rss(),
+            device_allocated=allocated,
+        )
+
+    def info(self) -> EngineInfo:
+        """What this engine can do, for a front end: modes, sizes, styles, memory."""
+        available = self.available_modes()
+        file_steps = tuple(
+            (mode, steps)
+            for mode in available
+            if (steps := self.resolve(ModeSettings(mode=mode)).file_steps) is not None
+        )
+        try:
+            memory: MemoryReport | None = self.memory_report()
+        except Exception:  # a failure to measure is logged, never fatal
+            log.exception("the memory report failed")
+            memory = None
+        return EngineInfo(
+            builtin=self.paths.builtin,
+            available_modes=available,
+            file_steps=file_steps,
+            native_size=self.native_size,
+            device=self.plan.describe(),
+            model_label=self.run_context().model_label,
+            styles=tuple(StyleInfo(s.name, s.file.path.stem) for s in self.styles),
+            memory=memory,
+        )
+
+    @cached_property
+    def _file_hashes(self) -> tuple[str | None, dict[str, str]]:
+        """A1111's short hashes of the base (a single file only: a folder has none) and of each style.
+
+        A file read once per version (engine.outputs.hash_cache): a 7 GB checkpoint costs about half a
+        minute the first time. Called on the worker's or the CLI's thread, never the GUI's.
+        """
+        base = self.files[ModelRole.BASE].path
+        model: str | None = None
+        if not self.paths.builtin and base.is_file():
+            with contextlib.suppress(OSError, ValueError):
+                model = model_hash(base)
+        styles: dict[str, str] = {}
+        for style in self.styles:
+            with contextlib.suppress(OSError, ValueError):
+                styles[style.name] = lora_hash(style.file.path)
+        return model, styles
 
     def run_context(self) -> RunContext:
         """What the files this engine's images are saved to should say about their origin."""
@@ -297,7 +346,15 @@ class Engine:
         else:
             label, note = self.files[ModelRole.BASE].path.name, ""
         styles = {s.name: s.file.path.stem for s in self.styles}
-        return RunContext(model_label=label, device=self.plan.describe(), note=note, style_names=styles)
+        model, style_hashes = self._file_hashes
+        return RunContext(
+            model_label=label,
+            device=self.plan.describe(),
+            note=note,
+            style_names=styles,
+            model_hash=model,
+            style_hashes=style_hashes,
+        )
 
     def _style(self, name: str) -> LoadedStyle:
         return next(s for s in self.styles if s.name == name)

@@ -25,6 +25,8 @@ from typing import Any
 
 from engine.files.safe_paths import open_regular
 from engine.outputs.atomic import remove_stale_parts
+from engine.outputs.png_info import read_settings
+from engine.outputs.png_text import InfotextError
 from gui.state.image_store import (
     HISTORY_FOLDER,
     RECORD_FORMAT,
@@ -33,7 +35,6 @@ from gui.state.image_store import (
     run_record_from_json,
     write_new_file,
 )
-from gui.state.parameters import ParametersError, parse_parameters, read_png_parameters
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,8 @@ def _image_entry(png: Path, root: Path) -> tuple[dict[str, Any], dict[str, Any]]
         image = {k: data[k] for k in ("mode", "seed", "steps", "guidance")}
     except (OSError, ValueError, KeyError, TypeError):
         try:
-            settings = parse_parameters(read_png_parameters(png))
-        except ParametersError:
+            settings = read_settings(png)
+        except InfotextError:
             return None
         if settings.mode is None or settings.seed is None or settings.steps is None:
             return None

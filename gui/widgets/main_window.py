@@ -13,15 +13,16 @@ from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKe
 from PySide6.QtWidgets import QMainWindow, QSplitter
 
 from engine.contract.errors import FewstepError, RequestError
+from engine.contract.info import EngineInfo
+from engine.outputs.png_text import InfotextError
 from gui.state.comparison_jobs import ComparisonJobs, finished_summary
 from gui.state.export import export_grid
-from gui.state.image_store import RecordError, RunRecord
-from gui.state.jobs import EngineInfo, FinishedEvent
+from gui.state.image_store import RecordError, RunRecord, RunStyle
+from gui.state.jobs import FinishedEvent
 from gui.state.live_mode import LiveRenderer
 from gui.state.model_controller import ModelController
 from gui.state.model_setup import ModelAvailability, Use, in_use
-from gui.state.parameters import ParametersError, RestoredSettings
-from gui.state.png_drop import PngSettingsReader
+from gui.state.png_drop import DroppedPng, PngSettingsReader
 from gui.state.recovery import OutputClaim
 from gui.state.settings import Settings
 from gui.state.worker import EngineWorker
@@ -210,7 +211,7 @@ class MainWindow(QMainWindow):
             self.live.edited()
 
     def _engine_ready(self, info: EngineInfo) -> None:
-        self.grid.style_names = dict(info.style_names)
+        self.grid.style_names = {style.adapter: style.file_name for style in info.styles}
         self.engine_status.show_ready(info)
         self.model_panel.set_memory(info.memory)
 
@@ -298,15 +299,26 @@ class MainWindow(QMainWindow):
 
     def restore_from_file(self, path: Path) -> None:
         """Read a PNG's settings on a pool thread; png_restore_done follows once they are applied."""
-        self.png_reader.read(path)
+        configured = [style.path for style in self.settings.styles]
+        self.png_reader.read(path, configured, self.settings.resolved_models_dir)
 
-    def _png_read(self, path: Path, result: RestoredSettings | ParametersError) -> None:
-        if isinstance(result, ParametersError):
+    def _png_read(self, path: Path, result: DroppedPng | InfotextError) -> None:
+        if isinstance(result, InfotextError):
             self.show_message(f"Nothing restored from {path.name}: {result}", "error")
             self.png_restore_done.emit(False)
             return
-        requests.apply_png_settings(self.prompt_panel, self.mode_panel, result)
-        self.show_message(f"{path.name}: {requests.png_restore_note(result)}.", "info")
+        restored = result.settings
+        requests.apply_png_settings(self.prompt_panel, self.mode_panel, restored)
+        lines = [f"{path.name}: {requests.png_restore_note(restored)}"]
+        if (match := result.styles) is not None:
+            runs = [RunStyle(path=file, weight=weight) for file, weight in match.found]
+            left_out = self.models.restore_styles(runs, add_missing=True)
+            lines += [f"Style LoRA {name} was not found in the models folder" for name in match.missing]
+            lines += [
+                f"Style LoRA {file.stem}: at most the styles the list holds; left out" for file in left_out
+            ]
+        warn = len(lines) > 1
+        self.show_message("\n".join(lines), "warning" if warn else "info")
         self.png_restore_done.emit(True)
 
     def restore_run(self, record: RunRecord) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from engine.contract.errors import RequestError
 from engine.contract.modes import MODES
 from engine.contract.request import GenerationRequest
-from gui.state.parameters import RestoredSettings
+from engine.outputs.infotext import Infotext
 from gui.widgets.mode_panel import ModePanel
 from gui.widgets.prompt_panel import PromptPanel
 
@@ -54,7 +54,7 @@ def live_request(prompt: PromptPanel, modes: ModePanel, style_weights: StyleWeig
     )
 
 
-def apply_png_settings(prompt: PromptPanel, modes: ModePanel, restored: RestoredSettings) -> None:
+def apply_png_settings(prompt: PromptPanel, modes: ModePanel, restored: Infotext) -> None:
     prompt.prompt.setPlainText(restored.prompt)
     prompt.negative.setPlainText(restored.negative_prompt)
     if restored.seed is not None:
@@ -69,12 +69,19 @@ def apply_png_settings(prompt: PromptPanel, modes: ModePanel, restored: Restored
         modes.apply(restored.mode, steps=restored.steps, guidance=restored.guidance)
 
 
-def png_restore_note(restored: RestoredSettings) -> str:
+def png_restore_note(restored: Infotext) -> str:
+    """What was restored, then what was left out and why, one line each."""
     if restored.mode is None:
-        return "prompt, seed and size restored; its sampler has no Fewstep mode"
-    if restored.mode_named:
-        return f"settings restored ({MODES[restored.mode].title})"
-    return f"settings restored; its sampler maps to {MODES[restored.mode].title}"
+        head = "prompt, seed and size restored; no Fewstep mode was chosen"
+    elif restored.mode_named:
+        head = f"settings restored ({MODES[restored.mode].title})"
+    else:
+        head = f"settings restored; its sampler maps to {MODES[restored.mode].title}"
+    if restored.source is not None:
+        head += f" (written by {restored.source})"
+    lines = [head]
+    lines += [f"Left out: {item.field}: {item.reason}" for item in restored.ignored]
+    return "\n".join(lines)
 
 
 def apply_run_request(prompt: PromptPanel, modes: ModePanel, request: GenerationRequest) -> None:

@@ -15,8 +15,8 @@ from PIL import Image
 
 from engine.outputs.atomic import remove_stale_parts, restore_interrupted_swap
 from engine.outputs.folder_lock import folder_lock
+from engine.outputs.png_info import read_settings
 from gui.state.image_store import load_history
-from gui.state.parameters import restore_from_png
 from gui.state.recovery import recover_output_folder
 from tests.conftest import REPO_ROOT
 from tests.soak.conftest import COUNTS, report
@@ -65,7 +65,7 @@ def check_comparison_folder(out: Path) -> str:
     assert {p.name for p in out.iterdir()} == files | {"report.json", "grid.png"}
     seed = report_data["seeds"][0]
     for name in files:
-        restored = restore_from_png(out / name)
+        restored = read_settings(out / name)
         assert restored.seed == seed, f"{name} is of another run than report.json"
     with Image.open(out / "grid.png") as grid:
         grid.verify()
