@@ -23,7 +23,7 @@ HANG_LIMIT_S = 60  # refusals answer in about a second; only a hang reaches this
 LONG_NAME = "n" * 256
 COMPARE = ["compare", "--prompt", "x", "--modes", "ddim", "--out", "{out}"]
 
-# (arguments appended to COMPARE, or a whole command line starting with "generate"/"models"; what
+# (arguments appended to COMPARE, or a whole command line starting with "generate", "models" or "info"; what
 # the one line must say). Placeholders name the hostile files the fixture builds.
 CASES: dict[str, tuple[list[str | bytes], str]] = {
     "FIFO as --base": (["--base", "{fifo}"], "FIFO (named pipe)"),
@@ -33,6 +33,7 @@ CASES: dict[str, tuple[list[str | bytes], str]] = {
     "device as --lcm-lora": (["--base", "{base}", "--lcm-lora", "/dev/zero"], "character device"),
     "symlink loop as a model": (["--base", "{base}", "--lightning-unet", "{loop}"], "leads nowhere"),
     "FIFO as models folder": (["models", "{fifo}"], "FIFO (named pipe)"),
+    "FIFO given to info": (["info", "{fifo}"], "FIFO (named pipe)"),
     "pickle file": (["--base", "{base}", "--lcm-lora", "{pickle}"], "never unpickles"),
     "pickled --lcm-unet folder": (["--base", "{base}", "--lcm-unet", "{pickled_lcm}"], "never unpickles"),
     "pickled --vae folder": (["--vae", "{pickled_vae}"], "never unpickles"),
@@ -125,7 +126,7 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 def command(case: str, files: dict[str, Path]) -> list[str | bytes]:
     extra, _ = CASES[case]
     first = extra[0]
-    argv = list(extra) if first in ("generate", "models") else [*COMPARE, *extra]
+    argv = list(extra) if first in ("generate", "models", "info") else [*COMPARE, *extra]
     names = {k: str(v) for k, v in files.items()}
     return [a.format(**names) if isinstance(a, str) else a for a in argv]
 
