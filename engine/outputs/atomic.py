@@ -80,7 +80,7 @@ def replaced_folder(dest: Path) -> Iterator[Path]:
         for path in (tmp, *tmp.rglob("*")):
             path.chmod(0o755 if path.is_dir() else 0o644)
         # Two renames, never a delete before the new folder is in place: a kill between them leaves
-        # the old folder aside (removed by remove_stale_parts), never a half-deleted one at dest.
+        # the old folder aside (restore_interrupted_swap puts it back), never a half-deleted one at dest.
         old = dest.with_name(f".{dest.name}.{os.getpid()}.old{PART_SUFFIX}")
         if dest.exists():
             dest.replace(old)
