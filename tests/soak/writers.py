@@ -69,10 +69,13 @@ def inject(point: str, nth: int) -> None:
             hit = next(calls) == nth
             if hit and when == "before":
                 die()
-            value = original(*args, **kwargs)
-            if hit and when == "after":
-                die()
-            return value
+            try:
+                return original(*args, **kwargs)
+            finally:
+                # Also when the call raised (a link onto a name a killed writer took in the same
+                # second): otherwise the nth call would pass and the writer would never stop.
+                if hit:
+                    die()
 
         return wrapped
 
