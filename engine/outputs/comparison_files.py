@@ -18,6 +18,9 @@ from engine.contract.request import ComparisonResult, GenerationRequest, ModeRes
 from engine.outputs.atomic import atomic_write, atomic_write_text
 from engine.outputs.grid import Tile, make_grid
 from engine.outputs.metadata import a1111_parameters
+from engine.outputs.provenance import FileRecord
+from engine.outputs.record import record_additions
+from engine.outputs.trilemma import Trilemma
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,10 @@ class RunContext:
     device: str
     note: str = ""  # shown on the grid, e.g. that the built-in model is untrained
     style_names: Mapping[str, str] = field(default_factory=dict)  # style adapter -> its file's name
+    device_type: str = ""  # "cpu", "cuda", "mps"
+    dtype: str = ""  # "float32", "float16", "bfloat16"
+    model_files: tuple[FileRecord, ...] = ()  # every file the models came from, hashed
+    replay: Mapping[str, Any] | None = None  # what reproduce.py needs to load the same files
 
 
 def version_of(package: str) -> str:
@@ -124,12 +131,16 @@ def image_name(result: ModeResult, several_seeds: bool) -> str:
     return f"{result.mode}-seed{result.seed}.png" if several_seeds else f"{result.mode}.png"
 
 
-def write_comparison(out_dir: Path, comparison: ComparisonResult, context: RunContext) -> dict[str, Any]:
-    """grid.png, one PNG per image and report.json; the report is written last."""
+def write_comparison(
+    out_dir: Path, comparison: ComparisonResult, context: RunContext, trilemma: Trilemma | None = None
+) -> dict[str, Any]:
+    """grid.png, one PNG per image, reproduce.py and report.json; the report is written last."""
     several_seeds = len(comparison.request.seeds) > 1
     records = []
+    names: dict[str, str] = {}
     for result in comparison.results:
         name = image_name(result, several_seeds)
+        names[f"{result.mode}/{result.seed}"] = name
         write_png(out_dir / name, Image.fromarray(result.image), png_parameters(result, comparison, context))
         records.append(result_record(result, name))
     tiles = [Tile(result.image, tile_lines(result)) for result in comparison.results]
@@ -154,5 +165,6 @@ def write_comparison(out_dir: Path, comparison: ComparisonResult, context: RunCo
         }
         | {"python": platform.python_version()},
     }
+    report |= record_additions(out_dir, comparison, context, names, trilemma)
     atomic_write_text(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
     return report

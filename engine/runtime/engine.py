@@ -290,14 +290,26 @@ class Engine:
             report["device_allocated"] = torch.cuda.memory_allocated(self.plan.device)
         return report
 
-    def run_context(self) -> RunContext:
-        """What the files this engine's images are saved to should say about their origin."""
+    def run_context(self, on_status: StatusCallback | None = None) -> RunContext:
+        """What the files this engine's images are saved to should say about their origin. Hashes
+        every model file the first time (minutes for SDXL; cached after): call it off the GUI thread."""
+        from engine.runtime.replay import dtype_name, model_file_records, replay_files
+
         if self.paths.builtin:
             label, note = builtin_label(), builtin_note()
         else:
             label, note = self.files[ModelRole.BASE].path.name, ""
         styles = {s.name: s.file.path.stem for s in self.styles}
-        return RunContext(model_label=label, device=self.plan.describe(), note=note, style_names=styles)
+        return RunContext(
+            model_label=label,
+            device=self.plan.describe(),
+            note=note,
+            style_names=styles,
+            device_type=self.plan.device.type,
+            dtype=dtype_name(self.plan.dtype),
+            model_files=model_file_records(self, on_status),
+            replay=replay_files(self),
+        )
 
     def _style(self, name: str) -> LoadedStyle:
         return next(s for s in self.styles if s.name == name)

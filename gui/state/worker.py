@@ -137,7 +137,7 @@ def load_engine(config: EngineConfig, say: Callable[[str], None]) -> LoadedEngin
         paths = builtin_model_paths()
     plan = plan_device(None if config.device == "auto" else config.device)
     engine = Engine(paths, plan, on_status=say, residency=config.residency)
-    context = engine.run_context()
+    context = engine.run_context(say)  # hashes the model files the first time: here, off the GUI thread
     info = describe(engine, builtin=paths.builtin, device=plan.describe(), model_label=context.model_label)
     return LoadedEngine(engine=engine, info=info, context=context)
 
