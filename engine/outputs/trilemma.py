@@ -213,13 +213,14 @@ class Trilemma:
         header = ("mode", "s/image", "speed-up", "SSIM", "PSNR dB", "detail", "diversity")
         lines = [f"{header[0]:15} " + " ".join(f"{h:>9}" for h in header[1:])]
         for row in self.rows:
-            cells = [_cell(row.value(key), key) for key in METRIC_KEYS]
+            cells = [format_value(key, row.value(key)) for key in METRIC_KEYS]
             lines.append(f"{row.mode:15} " + " ".join(f"{c:>9}" for c in cells))
         lines.append(f"reference: {self.reference_reason}")
         return "\n".join(lines)
 
 
-def _cell(value: float | None, key: str) -> str:
+def format_value(key: str, value: float | None) -> str:
+    """One number as the table shows it; "-" where absent."""
     if value is None:
         return "-"
     if key == "psnr_to_reference":

@@ -21,6 +21,7 @@ from gui.state.model_controller import ModelController
 from gui.state.model_setup import ModelAvailability, Use, in_use
 from gui.state.parameters import ParametersError
 from gui.state.settings import Settings
+from gui.state.trilemma_meter import TrilemmaMeter
 from gui.state.worker import EngineWorker
 from gui.widgets import panel_requests as requests
 from gui.widgets.engine_status import EngineStatus
@@ -49,6 +50,8 @@ class MainWindow(QMainWindow):
         self.style_panel = self.controls.style_panel
         self.center = ComparisonArea()
         self.grid = self.center.grid
+        self.trilemma_panel = self.center.trilemma_panel
+        self.trilemma_meter = TrilemmaMeter(self)
         self.banner = self.center.banner
         self.model_note = self.center.model_note
         self.export_button = self.center.export_button
@@ -139,6 +142,9 @@ class MainWindow(QMainWindow):
         jobs.started.connect(lambda: self.statusBar().showMessage("generating…"))
         jobs.progress.connect(self.grid.show_progress)
         jobs.image_ready.connect(self.grid.show_result)
+        jobs.image_ready.connect(self.trilemma_meter.add)
+        self.trilemma_meter.measured.connect(self.trilemma_panel.show_trilemma)
+        self.trilemma_meter.failed.connect(lambda message: self.show_message(message, "warning"))
         jobs.finished.connect(self._comparison_finished)
         jobs.cancelled.connect(self._comparison_cancelled)
         jobs.failed.connect(self._comparison_failed)
@@ -220,6 +226,8 @@ class MainWindow(QMainWindow):
         self.export_button.setEnabled(False)
         self.banner.clear_message()
         self.grid.prepare([m.mode for m in request.modes], request.seeds, aspect=self._aspect())
+        self.trilemma_panel.prepare([m.mode for m in request.modes])
+        self.trilemma_meter.begin([m.mode for m in request.modes])
         self.prompt_panel.set_running(True)
         return self.jobs.submit(request, self.settings.resolved_output_dir)
 
@@ -267,6 +275,7 @@ class MainWindow(QMainWindow):
             except RequestError:
                 seed = 0  # the render itself will say what is wrong with the seed
             self.grid.prepare([self.prompt_panel.live_mode_name()], [seed], aspect=self._aspect())
+            self.trilemma_panel.clear("Live renders are not measured; Generate measures a comparison.")
             self.banner.clear_message()
         self.live.set_active(on)
 
@@ -293,6 +302,7 @@ class MainWindow(QMainWindow):
             missing = self.models.restore_styles(record.styles)
         if not self.jobs.running and not self.live.active:
             self.grid.show_saved_run(record)
+            self.trilemma_panel.clear("Measured when a comparison runs; Generate to measure this one again.")
             self.export_button.setEnabled(False)
         text = f"Restored the run of {record.created.replace('T', ' ')}"
         if missing:
@@ -336,5 +346,6 @@ class MainWindow(QMainWindow):
         self.live.set_active(False)
         self.model_panel.shutdown()
         self.viewer.close()
+        self.trilemma_meter.stop()
         self.worker.stop()
         super().closeEvent(event)
