@@ -14,6 +14,7 @@ from typing import Any
 from engine.contract.request import ComparisonResult, GenerationRequest, ModeResult, Progress
 from engine.contract.residency import Residency
 from engine.files.model_files import ModelPaths
+from engine.outputs.comparison_files import RunContext
 
 
 class JobKind(StrEnum):
@@ -97,6 +98,8 @@ class FinishedEvent:
     comparison: ComparisonResult
     run_record: Path | None = None  # the history entry, when the job was saved
     save_error: str | None = None  # the images exist in memory but could not be written
+    # What saved files say about the models (with their hashes and how to replay them); the export uses it.
+    context: RunContext | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, kw_only=True)

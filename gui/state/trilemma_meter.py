@@ -1,7 +1,8 @@
 """Measures the trilemma as tiles finish, on a thread of its own: never the GUI thread, and never the
 engine's, so that SSIM on a 1024 px image (a second or two) does not delay the next mode.
 
-Each comparison gets a fresh TrilemmaAccumulator; images of an older comparison still queued when a
+It also writes exported comparison folders (PNG encoding and the report take seconds), reusing the
+numbers it measured. Each comparison gets a fresh TrilemmaAccumulator; images of an older comparison still queued when a
 new one starts are dropped, so the panel only ever shows the newest comparison's numbers.
 """
 
@@ -12,11 +13,14 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, Signal
 
 from engine.contract.request import ModeResult
 from engine.outputs.trilemma import Trilemma, TrilemmaAccumulator, image_seconds
+from gui.state.export import export_comparison
+from gui.state.jobs import FinishedEvent
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +37,24 @@ class _Image:
     result: ModeResult
 
 
+@dataclass(frozen=True)
+class _Export:
+    root: Path
+    event: FinishedEvent
+
+
 class TrilemmaMeter(QThread):
     """start(modes) for each comparison, add(result) for each tile; `measured` carries each new table."""
 
     measured = Signal(object)  # Trilemma
     failed = Signal(str)
+    exported = Signal(object)  # Path of the comparison folder
+    export_failed = Signal(str)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._condition = threading.Condition()
-        self._queue: deque[_Start | _Image] = deque()
+        self._queue: deque[_Start | _Image | _Export] = deque()
         self._generation = 0
         self._stopping = False
         self._busy = False
@@ -65,6 +77,14 @@ class TrilemmaMeter(QThread):
         with self._condition:
             self._queue.append(_Image(self._generation, result))
             self._condition.notify()
+
+    def export(self, root: Path, event: FinishedEvent) -> None:
+        """Write the comparison's folder under root, after the images queued before it are measured."""
+        with self._condition:
+            self._queue.append(_Export(root, event))
+            self._condition.notify()
+        if not self.isRunning():
+            self.start()
 
     def idle(self) -> bool:
         with self._condition:
@@ -92,7 +112,9 @@ class TrilemmaMeter(QThread):
                 self._busy = True
                 current = self._generation
             try:
-                if isinstance(item, _Start):
+                if isinstance(item, _Export):
+                    self._export(item, self.latest)
+                elif isinstance(item, _Start):
                     accumulator, generation = TrilemmaAccumulator(item.modes), item.generation
                 elif accumulator is not None and item.generation == generation == current:
                     result = item.result
@@ -110,3 +132,17 @@ class TrilemmaMeter(QThread):
             finally:
                 with self._condition:
                     self._busy = False
+
+    def _export(self, task: _Export, latest: Trilemma | None) -> None:
+        results = task.event.comparison.results
+        # The numbers already measured, when they are of exactly these images; else measured again.
+        measured = sum(row.images for row in latest.rows) if latest is not None else -1
+        ours = latest if latest is not None and measured == len(results) and latest.seeds == tuple(
+            sorted({r.seed for r in results})
+        ) and {row.mode for row in latest.rows if row.images} == {r.mode for r in results} else None
+        try:
+            folder = export_comparison(task.root, task.event, ours)
+        except (OSError, ValueError) as exc:
+            self.export_failed.emit(f"The comparison was not exported: {getattr(exc, 'strerror', None) or exc}")
+            return
+        self.exported.emit(folder)

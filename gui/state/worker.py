@@ -322,6 +322,7 @@ class EngineWorker(QThread):
                     comparison=comparison,
                     run_record=record,
                     save_error=save_errors[0] if save_errors else None,
+                    context=loaded.context,
                 )
             )
 

@@ -55,6 +55,7 @@ class MainWindow(QMainWindow):
         self.banner = self.center.banner
         self.model_note = self.center.model_note
         self.export_button = self.center.export_button
+        self.export_folder_button = self.center.export_folder_button
         self.side_tabs = SideTabs()
         self.history = self.side_tabs.history
         self.model_panel = self.side_tabs.model_panel
@@ -126,6 +127,9 @@ class MainWindow(QMainWindow):
         self.grid.tile_activated.connect(self.open_tile)
         self.history.run_chosen.connect(self.restore_run)
         self.export_button.clicked.connect(self.export_current_grid)
+        self.export_folder_button.clicked.connect(self.export_current_folder)
+        self.trilemma_meter.exported.connect(lambda path: self.show_message(f"Comparison exported to {path}"))
+        self.trilemma_meter.export_failed.connect(lambda message: self.show_message(message, "error"))
         self.live.rendered.connect(
             lambda prompt, result: self.grid.show_live_result(prompt, result, self._aspect())
         )
@@ -224,6 +228,7 @@ class MainWindow(QMainWindow):
             return None
         self.jobs.stop_current()
         self.export_button.setEnabled(False)
+        self.export_folder_button.setEnabled(False)
         self.banner.clear_message()
         self.grid.prepare([m.mode for m in request.modes], request.seeds, aspect=self._aspect())
         self.trilemma_panel.prepare([m.mode for m in request.modes])
@@ -237,6 +242,7 @@ class MainWindow(QMainWindow):
     def _comparison_finished(self, event: FinishedEvent) -> None:
         self.prompt_panel.set_running(False)
         self.export_button.setEnabled(True)
+        self.export_folder_button.setEnabled(event.context is not None)
         text = finished_summary(event.comparison)
         if event.save_error:
             self.show_message(f"{text}, but {event.save_error}", "error")
@@ -304,6 +310,7 @@ class MainWindow(QMainWindow):
             self.grid.show_saved_run(record)
             self.trilemma_panel.clear("Measured when a comparison runs; Generate to measure this one again.")
             self.export_button.setEnabled(False)
+            self.export_folder_button.setEnabled(False)
         text = f"Restored the run of {record.created.replace('T', ' ')}"
         if missing:
             names = ", ".join(path.stem for path in missing)
@@ -341,6 +348,15 @@ class MainWindow(QMainWindow):
             return None
         self.show_message(f"Grid exported to {path}", "info")
         return path
+
+    def export_current_folder(self) -> bool:
+        """Queue the newest comparison's folder for writing (off the GUI thread); `exported` says where."""
+        event = self.jobs.last_finished
+        if event is None or event.context is None:
+            return False
+        self.trilemma_meter.export(self.settings.resolved_output_dir, event)
+        self.statusBar().showMessage("exporting the comparison folder…", 5_000)
+        return True
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         self.live.set_active(False)

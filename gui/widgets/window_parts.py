@@ -71,6 +71,12 @@ class ComparisonArea(QWidget):
         self.export_button = QPushButton("Export grid")
         self.export_button.setToolTip("one labelled PNG of the whole grid, in the output folder")
         self.export_button.setEnabled(False)
+        self.export_folder_button = QPushButton("Export folder")
+        self.export_folder_button.setToolTip(
+            "the comparison as a folder, as the CLI writes it: every PNG, report.json with the trilemma"
+            " and the model files' SHA-256, and reproduce.py, which rebuilds each image with plain diffusers"
+        )
+        self.export_folder_button.setEnabled(False)
         layout = QVBoxLayout(self)
         layout.addWidget(self.model_note)
         layout.addWidget(self.banner)
@@ -84,6 +90,7 @@ class ComparisonArea(QWidget):
         bottom = QHBoxLayout()
         bottom.addStretch(1)
         bottom.addWidget(self.export_button)
+        bottom.addWidget(self.export_folder_button)
         layout.addLayout(bottom)
 
 

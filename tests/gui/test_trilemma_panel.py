@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from pytestqt.qtbot import QtBot
+
+from engine.runtime.engine import Engine
+from gui.state.jobs import EngineConfig
+from gui.state.worker import LoadedEngine, describe
 
 from engine.outputs.trilemma import EXPLANATIONS, METRIC_KEYS, Trilemma, TrilemmaAccumulator
 from gui.widgets.trilemma_panel import TrilemmaPanel, bar_fraction
@@ -98,3 +109,41 @@ def test_panel_fills_as_tiles_finish_measured_off_the_gui_thread(
     qtbot.waitUntil(lambda: meter.idle() and window.trilemma_panel.text_at("lightning", "speed_up") != "…")
     table = window.trilemma_panel.trilemma
     assert table is not None and table.reference == "lcm"
+
+
+def test_export_folder_holds_report_with_trilemma_and_a_working_reproduce(
+    make_window: WindowMaker, qtbot: QtBot, engine_all: Engine, output_dir: Path
+) -> None:
+    def factory(config: EngineConfig, say: Callable[[str], None]) -> LoadedEngine:
+        context = engine_all.run_context(say)  # the real record: file hashes and the replay recipe
+        info = describe(engine_all, builtin=False, device="cpu", model_label=context.model_label)
+        return LoadedEngine(engine=engine_all, info=info, context=context)
+
+    window = make_window(factory=factory)
+    two_step_modes(window, ("lcm", "lightning-lora"))
+    window.prompt_panel.seed_count.setValue(2)
+    run_comparison(window, qtbot)
+    qtbot.waitUntil(lambda: window.trilemma_meter.idle() and window.trilemma_panel.trilemma is not None)
+    shown = window.trilemma_panel.trilemma
+    assert shown is not None and sum(row.images for row in shown.rows) == 4
+    assert window.export_folder_button.isEnabled()
+    with qtbot.waitSignal(window.trilemma_meter.exported, timeout=JOB_MS) as exported:
+        assert window.export_current_folder()
+    folder = exported.args[0]
+    assert folder.parent == output_dir / "comparisons"
+    report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    assert report["trilemma"] == shown.as_json()  # the numbers the panel showed, not measured again
+    assert report["trilemma"]["reference"] == "lcm"
+    assert {f["role"] for f in report["model_files"]} >= {"base", "lcm-unet", "lightning-lora"}
+    done = subprocess.run(
+        [sys.executable, str(folder / "reproduce.py"), "--out", str(folder / "again")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    for record in report["results"]:
+        ours = np.asarray(Image.open(folder / record["file"]).convert("RGB"))
+        again = np.asarray(Image.open(folder / "again" / record["file"]).convert("RGB"))
+        np.testing.assert_array_equal(again, ours, err_msg=record["file"])
