@@ -104,9 +104,7 @@ def test_the_style_changed_the_images_it_should(styled_folder: Path) -> None:
         assert has_style == (image["mode"] in ("ddim", "lcm-lora", "lightning-lora")), image["mode"]
 
 
-def test_modes_that_did_not_run_are_listed_with_the_reason(
-    tiny_models: TinyModelSet, tmp_path: Path
-) -> None:
+def test_modes_that_did_not_run_are_listed_with_the_reason(tiny_models: TinyModelSet, tmp_path: Path) -> None:
     engine = Engine(model_paths_of(tiny_models, without=("lightning_unet",)))
     request = GenerationRequest(
         prompt="a square", modes=(ModeSettings(mode="lcm", steps=2), ModeSettings(mode="lightning"))

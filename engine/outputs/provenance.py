@@ -39,22 +39,30 @@ def files_of(path: Path) -> list[Path]:
     return sorted(found)
 
 
-def file_records(models: Iterable[tuple[str, Path]], on_status: StatusCallback | None = None) -> tuple[FileRecord, ...]:
+def file_records(
+    models: Iterable[tuple[str, Path]], on_status: StatusCallback | None = None
+) -> tuple[FileRecord, ...]:
     """Every file of every (role, path) given, hashed (from the cache where it can be)."""
     say = on_status or (lambda _message: None)
     records: list[FileRecord] = []
     for role, root in models:
         for path in files_of(root):
             size = path.stat().st_size
-            last_shown = [-1]
-
-            def progress(done: int, total: int, name: str = path.name) -> None:
-                # Whole tens of percent only: a status line per 4 MiB chunk would flood the window.
-                tenth = done * 10 // max(total, 1)
-                if tenth != last_shown[0]:
-                    last_shown[0] = tenth
-                    say(f"hashing {name}: {tenth * 10}%")
-
-            digest = sha256_of(path, "file", progress if size > 256 << 20 else None)
+            progress = _progress_reporter(path.name, say) if size > 256 << 20 else None
+            digest = sha256_of(path, "file", progress)
             records.append(FileRecord(role=role, path=str(path.resolve()), size=size, sha256=digest))
     return tuple(records)
+
+
+def _progress_reporter(name: str, say: StatusCallback) -> Callable[[int, int], None]:
+    """Whole tens of percent only: a status line per 4 MiB chunk would flood the window."""
+    last_shown = -1
+
+    def progress(done: int, total: int) -> None:
+        nonlocal last_shown
+        tenth = done * 10 // max(total, 1)
+        if tenth != last_shown:
+            last_shown = tenth
+            say(f"hashing {name}: {tenth * 10}%")
+
+    return progress

@@ -29,7 +29,9 @@ def replay_recipe(
 ) -> dict[str, Any]:
     """Everything the script needs, as plain JSON values. `files` names each image's PNG by (mode, seed)
     as "mode/seed"."""
-    cannot = [{"mode": s.mode, "reason": f"it did not run in Fewstep ({s.reason})"} for s in comparison.skipped]
+    cannot = [
+        {"mode": s.mode, "reason": f"it did not run in Fewstep ({s.reason})"} for s in comparison.skipped
+    ]
     images = []
     lightning_x0 = bool(replay["files"].get("lightning_unet", {}).get("x0"))
     # Mode by mode: the script then loads each pipeline once.

@@ -261,8 +261,9 @@ class TrilemmaAccumulator:
         state.images[seed] = _rgb(image)
         state.detail[seed] = high_frequency_energy(image)
         thumb = thumbnail(image)
-        for other, other_thumb in state.thumbs.items():
-            state.distances[(min(seed, other), max(seed, other))] = rms_distance(thumb, other_thumb)
+        for other_seed, other_thumb in state.thumbs.items():
+            pair = (min(seed, other_seed), max(seed, other_seed))
+            state.distances[pair] = rms_distance(thumb, other_thumb)
         state.thumbs[seed] = thumb
         reference = self._state[self.reference]
         if mode == self.reference:

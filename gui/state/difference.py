@@ -55,7 +55,9 @@ def per_pixel_difference(a: RGBImage, b: RGBImage) -> npt.NDArray[np.float64]:
     """Mean absolute difference over the three channels, per pixel, in 0-255 levels."""
     if not same_size(a, b):
         raise ValueError(f"images of different sizes: {a.shape[:2]} and {b.shape[:2]}")
-    return np.asarray(np.abs(a[..., :3].astype(np.int16) - b[..., :3].astype(np.int16)).mean(axis=2), np.float64)
+    return np.asarray(
+        np.abs(a[..., :3].astype(np.int16) - b[..., :3].astype(np.int16)).mean(axis=2), np.float64
+    )
 
 
 def difference(a: RGBImage, b: RGBImage, scale_max: float | None = None) -> Difference:
@@ -65,7 +67,9 @@ def difference(a: RGBImage, b: RGBImage, scale_max: float | None = None) -> Diff
     peak = float(diff.max()) if diff.size else 0.0
     top = max(1.0, peak if scale_max is None else scale_max)
     index = np.clip(np.round(diff / top * 255), 0, 255).astype(np.intp)
-    return Difference(heat=_LUT[index], scale_max=top, mean=float(diff.mean()) if diff.size else 0.0, peak=peak)
+    return Difference(
+        heat=_LUT[index], scale_max=top, mean=float(diff.mean()) if diff.size else 0.0, peak=peak
+    )
 
 
 def wipe(a: RGBImage, b: RGBImage, fraction: float) -> RGBImage:

@@ -137,12 +137,19 @@ class TrilemmaMeter(QThread):
         results = task.event.comparison.results
         # The numbers already measured, when they are of exactly these images; else measured again.
         measured = sum(row.images for row in latest.rows) if latest is not None else -1
-        ours = latest if latest is not None and measured == len(results) and latest.seeds == tuple(
-            sorted({r.seed for r in results})
-        ) and {row.mode for row in latest.rows if row.images} == {r.mode for r in results} else None
+        ours = (
+            latest
+            if latest is not None
+            and measured == len(results)
+            and latest.seeds == tuple(sorted({r.seed for r in results}))
+            and {row.mode for row in latest.rows if row.images} == {r.mode for r in results}
+            else None
+        )
         try:
             folder = export_comparison(task.root, task.event, ours)
         except (OSError, ValueError) as exc:
-            self.export_failed.emit(f"The comparison was not exported: {getattr(exc, 'strerror', None) or exc}")
+            self.export_failed.emit(
+                f"The comparison was not exported: {getattr(exc, 'strerror', None) or exc}"
+            )
             return
         self.exported.emit(folder)

@@ -11,7 +11,7 @@ import time
 from enum import StrEnum
 
 from PySide6.QtCore import QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QImage, QKeyEvent, QLinearGradient, QPainter, QPaintEvent
+from PySide6.QtGui import QColor, QImage, QKeyEvent, QLinearGradient, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -79,6 +79,34 @@ class ScaleBar(QWidget):
         painter.end()
 
 
+class SplitCanvas(ImageCanvas):
+    """The image canvas with the wipe's split drawn over it as a thin line with a handle."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.split: float | None = None  # 0 to 1 across the image; None draws no line
+
+    def set_split(self, split: float | None) -> None:
+        self.split = split
+        self.update()
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
+        super().paintEvent(event)
+        if self.split is None or self.image.isNull():
+            return
+        box = self.rect()
+        scale = min(box.width() / self.image.width(), box.height() / self.image.height())
+        width, height = self.image.width() * scale, self.image.height() * scale
+        left, top = (box.width() - width) / 2, (box.height() - height) / 2
+        x = left + width * self.split
+        painter = QPainter(self)
+        painter.setPen(QPen(QColor("#ffffff"), 2))
+        painter.drawLine(int(x), int(top), int(x), int(top + height))
+        painter.setBrush(QColor("#ffffff"))
+        painter.drawEllipse(QRectF(x - 6, top + height / 2 - 6, 12, 12))
+        painter.end()
+
+
 class ImageViewer(QDialog):
     def __init__(self, grid: ComparisonGrid, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -89,7 +117,7 @@ class ImageViewer(QDialog):
         self._b_pressed_at: float | None = None
         self.setWindowTitle("Fewstep: image")
         self.resize(760, 860)
-        self.canvas = ImageCanvas()
+        self.canvas = SplitCanvas()
         self.form_choice = QComboBox()
         self.form_choice.addItems([form.value for form in Form])
         self.form_choice.setToolTip("I image · D difference heat map · B blink (tap or hold) · W wipe")
@@ -195,6 +223,7 @@ class ImageViewer(QDialog):
 
     def _refresh(self) -> None:
         self._refresh_controls()
+        self.canvas.set_split(None)
         if not 0 <= self.index < len(self.grid.tiles):
             return
         tile = self.grid.tiles[self.index]
@@ -209,7 +238,9 @@ class ImageViewer(QDialog):
             self._show(tile.image, "", "nothing to compare with yet: the other tile is not rendered")
             return
         if not same_size(mine, theirs):
-            self._show(tile.image, "", "the two images differ in size; they cannot be compared pixel by pixel")
+            self._show(
+                tile.image, "", "the two images differ in size; they cannot be compared pixel by pixel"
+            )
             return
         other_name = f"{short_title(other_tile.mode)} · seed {other_tile.seed}"
         this_name = f"{short_title(tile.mode)} · seed {tile.seed}"
@@ -229,6 +260,7 @@ class ImageViewer(QDialog):
             self._show(
                 to_qimage(wipe(mine, theirs, fraction)), "", f"left: {this_name} · right: {other_name}"
             )
+            self.canvas.set_split(fraction)
 
     def _show(self, image: QImage, placeholder: str, status: str) -> None:
         self.canvas.set_image(image)

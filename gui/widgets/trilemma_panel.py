@@ -141,14 +141,16 @@ class TrilemmaPanel(QWidget):
         self.note.setWordWrap(True)
         self.table = QTableWidget(0, 1 + len(METRIC_KEYS))
         self.table.setHorizontalHeaderLabels(["mode", *(HEADERS[k] for k in METRIC_KEYS)])
-        for column, key in enumerate(METRIC_KEYS, start=1):
-            header_item = self.table.horizontalHeaderItem(column)
-            header_item.setToolTip(EXPLANATIONS[key])
-        self.table.horizontalHeaderItem(0).setToolTip(
+        tips = [
             "Proxies measured from the pixels, not perceptual scores: they tell where modes differ,"
-            " not which picture an artist would prefer."
-        )
+            " not which picture an artist would prefer.",
+            *(EXPLANATIONS[key] for key in METRIC_KEYS),
+        ]
+        for column, tip in enumerate(tips):
+            if (header_item := self.table.horizontalHeaderItem(column)) is not None:
+                header_item.setToolTip(tip)
         self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(22)  # five modes fit without scrolling
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -203,7 +205,9 @@ class TrilemmaPanel(QWidget):
         self.chart.set_rows(trilemma.rows, trilemma.reference)
         seeds = len(trilemma.seeds)
         spread = "" if seeds > 1 else "; diversity needs 2 or more seeds"
-        self.note.setText(f"Reference: {trilemma.reference_reason}. {seeds} seed{'s' * (seeds != 1)}{spread}.")
+        self.note.setText(
+            f"Reference: {trilemma.reference_reason}. {seeds} seed{'s' * (seeds != 1)}{spread}."
+        )
 
     def text_at(self, mode: str, key: str) -> str:
         """What the table shows for a mode and a metric (for tests and screenshots)."""

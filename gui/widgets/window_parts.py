@@ -84,7 +84,7 @@ class ComparisonArea(QWidget):
         self.splitter.addWidget(self.grid)
         self.splitter.addWidget(self.trilemma_panel)
         self.splitter.setStretchFactor(0, 1)
-        self.splitter.setSizes([640, 190])
+        self.splitter.setSizes([640, 215])
         self.splitter.setChildrenCollapsible(True)
         layout.addWidget(self.splitter, 1)
         bottom = QHBoxLayout()

@@ -17,7 +17,6 @@ A mode it cannot replay is listed with the reason, and the script exits with cod
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -130,7 +129,9 @@ def build(key: tuple[str, str, tuple[tuple[str, float], ...]], dtype: Any, devic
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, required=True, help="folder for the rebuilt images")
     parser.add_argument("--device", default=RECIPE["device"], help=f"default: {RECIPE['device']}")
     parser.add_argument("--dtype", default=RECIPE["dtype"], help=f"default: {RECIPE['dtype']}")

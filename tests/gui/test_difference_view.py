@@ -122,6 +122,8 @@ def test_wipe_splits_at_the_slider(viewer: ImageViewer) -> None:
     assert viewer.form is Form.WIPE and viewer.slider.isVisible()
     mine, reference = picture("lcm", 0), picture("ddim", 0)
     np.testing.assert_array_equal(shown(viewer), wipe(mine, reference, 0.5))
+    assert viewer.canvas.split == 0.5
+    viewer.canvas.grab()  # paints the split line
     viewer.slider.setValue(200)
     np.testing.assert_array_equal(shown(viewer), wipe(mine, reference, 0.2))
     viewer.slider.setValue(1000)
@@ -129,7 +131,7 @@ def test_wipe_splits_at_the_slider(viewer: ImageViewer) -> None:
     QTest.keyClick(viewer, Qt.Key.Key_Left)  # the slider never takes the arrows
     assert viewer.index == 0 and viewer.slider.value() == 1000
     QTest.keyClick(viewer, Qt.Key.Key_I)
-    assert viewer.form is Form.IMAGE and not viewer.slider.isVisible()
+    assert viewer.form.value == "Image" and not viewer.slider.isVisible()
     np.testing.assert_array_equal(shown(viewer), picture("ddim", 0))
 
 

@@ -14,11 +14,10 @@ import numpy as np
 from PIL import Image
 from pytestqt.qtbot import QtBot
 
+from engine.outputs.trilemma import EXPLANATIONS, METRIC_KEYS, Trilemma, TrilemmaAccumulator
 from engine.runtime.engine import Engine
 from gui.state.jobs import EngineConfig
 from gui.state.worker import LoadedEngine, describe
-
-from engine.outputs.trilemma import EXPLANATIONS, METRIC_KEYS, Trilemma, TrilemmaAccumulator
 from gui.widgets.trilemma_panel import TrilemmaPanel, bar_fraction
 from tests.gui.conftest import JOB_MS, WindowMaker, two_step_modes
 from tests.gui.test_main_window import run_comparison
@@ -50,7 +49,8 @@ def test_panel_shows_every_number_with_its_explanation(qtbot: QtBot) -> None:
     assert panel.text_at("lcm", "diversity_ratio") == f"{lcm.diversity_ratio:.3f}"
     assert "Reference: ddim" in panel.note.text()
     for column, key in enumerate(METRIC_KEYS, start=1):
-        assert panel.table.horizontalHeaderItem(column).toolTip() == EXPLANATIONS[key]
+        header_item = panel.table.horizontalHeaderItem(column)
+        assert header_item is not None and header_item.toolTip() == EXPLANATIONS[key]
     assert panel.chart.rows == table.rows
     panel.chart.grab()  # paints without error
     # With one seed, diversity is absent, and the note says why.
