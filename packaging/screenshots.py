@@ -47,7 +47,7 @@ def main() -> int:
     save_settings(Settings(output_dir=scratch / "out"))
     app = QApplication([sys.argv[0]])
     window = create_window(app)
-    window.resize(1600, 1480)
+    window.resize(1600, 1720)
     window.show()
     window.start()
 
@@ -94,7 +94,7 @@ def main() -> int:
     difference_shot = args.out / "difference-view.png"
     viewer.grab().save(str(difference_shot))
     viewer.set_form(Form.WIPE)
-    viewer.slider.setValue(450)
+    viewer.slider.setValue(700)  # through the shape, which the prompt puts bottom right
     app.processEvents()
     wipe_shot = args.out / "wipe-view.png"
     viewer.grab().save(str(wipe_shot))
