@@ -2,7 +2,7 @@
 Hugging Face cache, an all-in-one Lightning checkpoint.
 
 No real weights can be downloaded where Fewstep is tested, so the tests of issue 4 point the engine at
-tiny random files that follow shared/docs/formats.md key for key:
+tiny random files that follow docs/model-files.md key for key:
 
 - style LoRAs for the tiny set in the four layouts of the LoRA table (kohya with diffusers names, kohya
   with original SGM names plus ``lora_te1_``/``lora_te2_`` text-encoder keys and kohya's metadata, PEFT as
@@ -139,7 +139,7 @@ def _save(state: Mapping[str, torch.Tensor], path: Path, metadata: Mapping[str, 
 
 
 class LoraLayout(StrEnum):
-    """The on-disk layouts of formats.md's LoRA table, plus the two variants of the older rows."""
+    """The on-disk layouts of docs/model-files.md's LoRA table, plus the two variants of the older rows."""
 
     # lora_unet_down_blocks_1_attentions_0_proj_in.lora_down.weight
     KOHYA_DIFFUSERS = "kohya, diffusers names"

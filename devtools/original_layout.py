@@ -2,7 +2,7 @@
 
 Artists bring that file, community checkpoints and the all-in-one SDXL-Lightning files, all in this
 layout; no real one can be downloaded where Fewstep is tested, so fixtures are converted from the tiny
-diffusers set by the inverse of the key table in shared/docs/formats.md. Every tensor of the four
+diffusers set by the inverse of the key table in docs/model-files.md. Every tensor of the four
 components must land under a name of the table: a key the table does not cover raises, so a fixture
 never silently differs from the real layout.
 """

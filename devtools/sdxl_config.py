@@ -2,7 +2,7 @@
 
 ``StableDiffusionXLPipeline.from_single_file`` needs a diffusers-format folder with the pipeline's
 ``model_index.json``, each component's config, the scheduler config and both tokenizers (no weights);
-without one it looks them up on the Hugging Face hub (shared/docs/formats.md). Fewstep ships that folder
+without one it looks them up on the Hugging Face hub (docs/model-files.md). Fewstep ships that folder
 as ``resources/sdxl-base-config``: every file byte-identical to stabilityai/stable-diffusion-xl-base-1.0 at
 revision ``SDXL_BASE_REVISION`` (tests/test_sdxl_config.py checks each file's SHA-256).
 
@@ -190,7 +190,7 @@ def _text_encoder(*, second: bool) -> dict[str, Any]:
     }
 
 
-def _added_token(content: str, *, with_type: bool) -> dict[str, Any]:
+def added_token(content: str, *, with_type: bool) -> dict[str, Any]:
     token: dict[str, Any] = {"__type": "AddedToken"} if with_type else {}
     token.update(
         {"content": content, "lstrip": False, "normalized": True, "rstrip": False, "single_word": False}
@@ -201,24 +201,24 @@ def _added_token(content: str, *, with_type: bool) -> dict[str, Any]:
 def _tokenizer_config(pad: str) -> dict[str, Any]:
     return {
         "add_prefix_space": False,
-        "bos_token": _added_token(BOS, with_type=True),
+        "bos_token": added_token(BOS, with_type=True),
         "clean_up_tokenization_spaces": True,
         "do_lower_case": True,
-        "eos_token": _added_token(EOS, with_type=True),
+        "eos_token": added_token(EOS, with_type=True),
         "errors": "replace",
         "model_max_length": 77,
         "pad_token": pad,
         "tokenizer_class": "CLIPTokenizer",
-        "unk_token": _added_token(EOS, with_type=True),
+        "unk_token": added_token(EOS, with_type=True),
     }
 
 
 def _special_tokens_map(pad: str) -> dict[str, Any]:
     return {
-        "bos_token": _added_token(BOS, with_type=False),
-        "eos_token": _added_token(EOS, with_type=False),
+        "bos_token": added_token(BOS, with_type=False),
+        "eos_token": added_token(EOS, with_type=False),
         "pad_token": pad,
-        "unk_token": _added_token(EOS, with_type=False),
+        "unk_token": added_token(EOS, with_type=False),
     }
 
 

@@ -1,7 +1,7 @@
 """A tiny random SDXL model set, saved in exactly the on-disk layouts of the real files.
 
 No weights can be downloaded where the project is built and tested, so tests point the engine at
-this set instead. Every file follows shared/docs/formats.md: JSON written as the real 2023 files
+this set instead. Every file follows docs/model-files.md: JSON written as the real 2023 files
 have it, text-encoder keys with their ``text_model.`` prefix, fp32 and fp16 variants, kohya LoRAs.
 
 Like the real ones, the text-encoder configs say ``"torch_dtype": "float16"``, and transformers 5 loads
@@ -23,7 +23,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from devtools.sdxl_config import SDXL_SCHEDULER_CONFIG, json_bytes
+from devtools.sdxl_config import BOS, EOS, SDXL_SCHEDULER_CONFIG, added_token, json_bytes
 
 __all__ = [
     "DEFAULT_SPEC",
@@ -52,8 +52,6 @@ LCM_LORA_DIR = "lcm-lora-sdxl"
 LCM_LORA_FILE = "pytorch_lora_weights.safetensors"
 LIGHTNING_STEPS = (1, 2, 4, 8)
 
-BOS = "<|startoftext|>"
-EOS = "<|endoftext|>"
 
 # Modules the LCM-LoRA training script (and SDXL-Lightning's LoRA) adapt, as diffusers name suffixes.
 LORA_TARGETS: tuple[str, ...] = (
@@ -241,37 +239,29 @@ def tiny_vocab_and_merges(words: Sequence[str] = TINY_WORDS) -> tuple[dict[str, 
     return {token: i for i, token in enumerate(tokens)}, merges
 
 
-def _added_token(content: str, *, with_type: bool) -> dict[str, Any]:
-    token: dict[str, Any] = {"__type": "AddedToken"} if with_type else {}
-    token.update(
-        {"content": content, "lstrip": False, "normalized": True, "rstrip": False, "single_word": False}
-    )
-    return token
-
-
 def write_tokenizer(folder: Path, vocab: Mapping[str, int], merges: Sequence[str], *, pad: str) -> None:
     folder.mkdir(parents=True)
     (folder / "vocab.json").write_text(json.dumps(dict(vocab), ensure_ascii=False), encoding="utf-8")
     merges_text = "#version: 0.2\n" + "".join(m + "\n" for m in merges)
     (folder / "merges.txt").write_text(merges_text, encoding="utf-8")
     special = {
-        "bos_token": _added_token(BOS, with_type=False),
-        "eos_token": _added_token(EOS, with_type=False),
+        "bos_token": added_token(BOS, with_type=False),
+        "eos_token": added_token(EOS, with_type=False),
         "pad_token": pad,
-        "unk_token": _added_token(EOS, with_type=False),
+        "unk_token": added_token(EOS, with_type=False),
     }
     write_json(folder / "special_tokens_map.json", special)
     config = {
         "add_prefix_space": False,
-        "bos_token": _added_token(BOS, with_type=True),
+        "bos_token": added_token(BOS, with_type=True),
         "clean_up_tokenization_spaces": True,
         "do_lower_case": True,
-        "eos_token": _added_token(EOS, with_type=True),
+        "eos_token": added_token(EOS, with_type=True),
         "errors": "replace",
         "model_max_length": 77,
         "pad_token": pad,
         "tokenizer_class": "CLIPTokenizer",
-        "unk_token": _added_token(EOS, with_type=True),
+        "unk_token": added_token(EOS, with_type=True),
     }
     write_json(folder / "tokenizer_config.json", config)
 

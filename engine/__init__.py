@@ -7,6 +7,6 @@ model is loaded, so a front end can show itself first.
 import os
 
 # On a 2-core machine with another busy process, OpenMP's spinning threads made generation 50 to 500
-# times slower (shared/docs/stack.md). PASSIVE only takes effect if set before torch is imported,
+# times slower. PASSIVE only takes effect if set before torch is imported,
 # which is why it lives here, at the root of every import of the engine.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

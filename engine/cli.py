@@ -8,14 +8,13 @@ loading can tell (a LoRA that does not fit) is refused before any output is writ
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from engine.contract.errors import FewstepError, ModelInputError, RequestError
 from engine.contract.modes import DEFAULT_COMPARISON, MODES, ModelRole
@@ -28,7 +27,6 @@ from engine.files.model_files import (
     check_vae,
     inspect_path,
 )
-from engine.outputs.atomic import atomic_write_text
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 MAX_SEEDS = 64
@@ -239,16 +237,7 @@ def _model_paths(args: argparse.Namespace) -> ModelPaths:
         raise UsageError(f"{others} needs --base: the SDXL base model whose text encoders and VAE it uses")
     if args.base_config is not None and not (args.base_config / "model_index.json").is_file():
         raise UsageError(f"--base-config {args.base_config}: not a folder with model_index.json")
-    return ModelPaths(
-        base_config=args.base_config,
-        vae=args.vae,
-        base=given[ModelRole.BASE],
-        lcm_unet=given[ModelRole.LCM_UNET],
-        lcm_lora=given[ModelRole.LCM_LORA],
-        lightning_unet=given[ModelRole.LIGHTNING_UNET],
-        lightning_lora=given[ModelRole.LIGHTNING_LORA],
-        styles=styles,
-    )
+    return ModelPaths.from_roles(given, base_config=args.base_config, vae=args.vae, styles=styles)
 
 
 def parse_job(argv: Sequence[str]) -> tuple[argparse.Namespace, Job]:
@@ -295,20 +284,6 @@ def parse_job(argv: Sequence[str]) -> tuple[argparse.Namespace, Job]:
     return args, Job(request=request, paths=paths, out=args.out, single=args.command == "generate")
 
 
-def describe_memory(memory: dict[str, Any]) -> str:
-    gib = 1024**3
-    weights = sum(m["bytes"] for m in memory["models"].values())
-    waiting = sum(m["bytes"] for m in memory["models"].values() if m["on"] == "cpu")
-    parts = [f"weights {weights / gib:.2f} GiB (residency: {memory['residency']})"]
-    if memory.get("device_allocated") is not None:
-        parts.append(
-            f"{waiting / gib:.2f} GiB waiting in CPU RAM, {memory['device_allocated'] / gib:.2f} GiB on the GPU"
-        )
-    if memory.get("process_rss"):
-        parts.append(f"process RSS {memory['process_rss'] / gib:.2f} GiB")
-    return ", ".join(parts)
-
-
 def _say(message: str) -> None:
     print(f"fewstep: {message}", file=sys.stderr, flush=True)
 
@@ -330,10 +305,7 @@ def run(argv: Sequence[str]) -> int:
     started = time.perf_counter()
     engine = Engine(job.paths, plan, residency=Residency(args.residency))
     memory = engine.memory_report()
-    _say(
-        f"models loaded in {time.perf_counter() - started:.1f} s on {plan.describe()}; "
-        + describe_memory(memory)
-    )
+    _say(f"models loaded in {time.perf_counter() - started:.1f} s on {plan.describe()}; " + memory.summary())
     for settings in job.request.modes:
         if missing := engine.missing_files(settings.mode):
             _say(f"skipping {settings.mode}: no {' or '.join('--' + r for r in missing)} given")
@@ -352,9 +324,7 @@ def run(argv: Sequence[str]) -> int:
     from engine.outputs.trilemma import trilemma_of
 
     trilemma = trilemma_of(comparison)
-    report = write_comparison(job.out, comparison, context, trilemma)
-    report["memory"] = memory
-    atomic_write_text(job.out / "report.json", json.dumps(report, indent=2) + "\n")
+    write_comparison(job.out, comparison, context, extra={"memory": memory.to_json()}, trilemma=trilemma)
     for result in comparison.results:
         t = result.timings
         print(

@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, QTimer, Slot
 
+from engine.contract.info import EngineInfo
 from engine.contract.modes import MODES
 from engine.contract.request import GenerationRequest, ModeSettings
-from gui.state.jobs import EngineConfig, EngineInfo, FailedEvent, FinishedEvent, Job
+from gui.state.jobs import EngineConfig, FailedEvent, FinishedEvent, Job
 from gui.state.worker import EngineWorker, LoadedEngine, load_engine
 
 STEPS = 2

@@ -6,7 +6,7 @@ Starts the bundled binary as an artist would (no arguments, Qt's xcb platform) w
 settings file and cache in a temporary folder, waits until the built-in model has been built and
 loaded, and grabs the screen through Qt (the environment's PySide6, on the same display). The black
 root window around the application is cropped away. Needs Debian's xvfb and xauth, and for Qt's xcb
-plugin libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0 (shared/docs/stack.md).
+plugin libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0 (without libxcb-icccm4, Qt's xcb plugin fails to load).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-# One torch thread: tests share 2 cores with other processes (stack.md: a contended thread pool made
+# One torch thread: tests share 2 cores with other processes (a contended thread pool made
 # generation 50 to 500 times slower). Set before anything imports torch.
 os.environ.setdefault("FEWSTEP_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -1,4 +1,4 @@
-"""Each mode against modes.md and against plain diffusers run as its model card says."""
+"""Each mode against docs/modes.md and against plain diffusers run as its model card says."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ CARDS: dict[str, Callable[[TinyModelSet], np.ndarray]] = {
     "lightning-lora": card_lightning_lora,
 }
 
-# shared/docs/modes.md, "Expected timesteps".
+# docs/modes.md, "Expected timesteps".
 EXPECTED_TIMESTEPS = {
     "ddim": list(range(958, 0, -33)),  # [958, 925, ..., 34, 1]
     "lcm": [999, 759, 499, 259],

@@ -1,4 +1,4 @@
-"""Style LoRAs in every layout of formats.md: each is a style LoRA, loads into every base-UNet mode,
+"""Style LoRAs in every layout of docs/model-files.md: each is a style LoRA, loads into every base-UNet mode,
 equals the same matrices in any other layout, re-encodes the prompt only where its text-encoder
 part must be off, and at weight 0 is exactly no LoRA."""
 

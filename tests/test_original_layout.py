@@ -1,4 +1,4 @@
-"""The original-layout (SGM) single-file writer follows formats.md, and diffusers loads its file offline
+"""The original-layout (SGM) single-file writer follows docs/model-files.md, and diffusers loads its file offline
 into exactly the model of the diffusers folder."""
 
 from __future__ import annotations

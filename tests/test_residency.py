@@ -55,7 +55,7 @@ def test_one_at_a_time_moves_only_the_needed_unet(
 
 
 def test_memory_report_counts_shared_weights_once(engine_all: Engine) -> None:
-    report = engine_all.memory_report()
+    report = engine_all.memory_report().to_json()
     models = report["models"]
     assert set(models) == {
         "text encoders",

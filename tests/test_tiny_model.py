@@ -1,4 +1,4 @@
-"""The tiny SDXL set must match the real files' layouts (shared/docs/formats.md) and load in the stack."""
+"""The tiny SDXL set must match the real files' layouts (docs/model-files.md) and load in the stack."""
 
 from __future__ import annotations
 

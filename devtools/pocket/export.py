@@ -1,4 +1,4 @@
-"""Write the pocket model's files in exactly the layouts of their real counterparts (formats.md).
+"""Write the pocket model's files in exactly the layouts of their real counterparts (docs/model-files.md).
 
     python -m devtools.pocket.export --work .pocket-work --out resources/pocket
 

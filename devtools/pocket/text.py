@@ -17,7 +17,8 @@ from typing import Any
 import torch
 
 from devtools.pocket.spec import MAX_TOKENS, POCKET_SPEC
-from devtools.tiny_model import EOS, clip_text_config, tiny_vocab_and_merges, write_json, write_tokenizer
+from devtools.sdxl_config import EOS
+from devtools.tiny_model import clip_text_config, tiny_vocab_and_merges, write_json, write_tokenizer
 from engine.pocket.grammar import WORDS
 
 FILE_ONLY_KEYS = ("architectures", "torch_dtype", "transformers_version")

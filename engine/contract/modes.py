@@ -1,6 +1,6 @@
 """The generation modes as data: which UNet, which adapter, which scheduler, steps and guidance.
 
-Defaults come from the model cards and reference libraries (shared/docs/modes.md). Nothing in the
+Defaults come from the model cards and reference libraries (docs/modes.md). Nothing in the
 engine branches on a mode's name; it reads these records.
 """
 

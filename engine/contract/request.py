@@ -81,6 +81,11 @@ class GenerationRequest:
                 raise RequestError(f"seed {seed} must be between 0 and {MAX_SEED}")
 
 
+def style_adapter_name(index: int) -> str:
+    """The engine's name for the style LoRA at this index of ModelPaths.styles; requests weight it by it."""
+    return f"style-{index}"
+
+
 @dataclass(frozen=True, kw_only=True)
 class Timings:
     """Seconds spent on one image, split as the grid shows it."""

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from safetensors import SafetensorError, safe_open
 
@@ -22,8 +23,8 @@ from engine.files.hub_cache import looks_like_hub_reference, resolve_hub_referen
 _PICKLE_SUFFIXES = {".ckpt", ".pt", ".pth", ".bin", ".pkl"}
 _LIGHTNING_NAME = re.compile(r"sdxl_lightning_(\d+)step", re.IGNORECASE)
 _LORA_FILE_IN_FOLDER = "pytorch_lora_weights.safetensors"  # what diffusers' training scripts export
-_KOHYA_PREFIXES = ("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_")
-# diffusers' own test for an SDXL base single file (formats.md): the 10th block of OpenCLIP bigG.
+KOHYA_PREFIXES = ("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_")
+# diffusers' own test for an SDXL base single file (docs/model-files.md): the 10th block of OpenCLIP bigG.
 _SDXL_BASE_KEY = "conditioner.embedders.1.model.transformer.resblocks.9.mlp.c_proj.bias"
 
 
@@ -127,7 +128,7 @@ def _lora_base_model(keys: list[str], metadata: Mapping[str, str]) -> str | None
     )
     if any(k.startswith(level0_attention) for k in keys):
         return "Stable Diffusion 1.x or 2.x"
-    te_keys = [k for k in keys if k.startswith(("lora_te_", "lora_te1_", "lora_te2_"))]
+    te_keys = [k for k in keys if k.startswith(KOHYA_PREFIXES[1:])]
     if te_keys and all(k.startswith("lora_te_") for k in te_keys):
         return "Stable Diffusion 1.x or 2.x (one text encoder)"
     return None
@@ -137,7 +138,7 @@ _LORA_MARKS = (".lora_A.", ".lora.down.", ".lora_down.", ".lora_linear_layer.dow
 
 
 def _is_lora(keys: list[str]) -> bool:
-    return all(k.startswith(_KOHYA_PREFIXES) for k in keys) or any(m in k for k in keys for m in _LORA_MARKS)
+    return all(k.startswith(KOHYA_PREFIXES) for k in keys) or any(m in k for k in keys for m in _LORA_MARKS)
 
 
 def _classify_file(path: Path) -> ModelFile:
@@ -334,6 +335,12 @@ class ModelPaths:
     vae: Path | None = None  # e.g. sdxl-vae-fp16-fix, replacing the base's VAE
     base_config: Path | None = None  # config folder for a single-file base; None: the shipped SDXL one
     builtin: bool = False  # the project's own model, not the user's
+
+    @classmethod
+    def from_roles(cls, roles: Mapping[ModelRole, Path | None], **others: Any) -> ModelPaths:
+        """The one way to build paths from files by role (others: styles, vae, base_config, builtin)."""
+        fields: dict[str, Any] = {role.replace("-", "_"): path for role, path in roles.items()}
+        return cls(**fields, **others)
 
     def get(self, role: ModelRole) -> Path | None:
         path: Path | None = getattr(self, role.replace("-", "_"))

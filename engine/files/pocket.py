@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from engine.contract.modes import ModelRole
 from engine.files.model_files import ModelPaths
 from engine.files.resources import pocket_dir
 
@@ -44,11 +45,11 @@ def pocket_model_paths(root: Path | None = None, *, lightning_steps: int = 4) ->
     def present(path: Path) -> Path | None:
         return path if path.exists() else None
 
-    return ModelPaths(
-        base=root / BASE_DIR,
-        lcm_unet=present(root / LCM_DIR),
-        lcm_lora=present(root / LCM_LORA_FILE),
-        lightning_unet=present(root / lightning_unet_file(lightning_steps)),
-        lightning_lora=present(root / lightning_lora_file(lightning_steps)),
-        builtin=True,
-    )
+    files = {
+        ModelRole.BASE: root / BASE_DIR,
+        ModelRole.LCM_UNET: present(root / LCM_DIR),
+        ModelRole.LCM_LORA: present(root / LCM_LORA_FILE),
+        ModelRole.LIGHTNING_UNET: present(root / lightning_unet_file(lightning_steps)),
+        ModelRole.LIGHTNING_LORA: present(root / lightning_lora_file(lightning_steps)),
+    }
+    return ModelPaths.from_roles(files, builtin=True)

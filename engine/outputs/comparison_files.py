@@ -131,10 +131,23 @@ def image_name(result: ModeResult, several_seeds: bool) -> str:
     return f"{result.mode}-seed{result.seed}.png" if several_seeds else f"{result.mode}.png"
 
 
+def comparison_grid(comparison: ComparisonResult, title: str) -> Image.Image:
+    """The one labelled grid of a comparison: a column per mode, a row per seed, captions of their costs."""
+    tiles = [Tile(result.image, tile_lines(result)) for result in comparison.results]
+    columns = len({r.mode for r in comparison.results})
+    return make_grid(tiles, columns=columns, title=title)
+
+
 def write_comparison(
-    out_dir: Path, comparison: ComparisonResult, context: RunContext, trilemma: Trilemma | None = None
+    out_dir: Path,
+    comparison: ComparisonResult,
+    context: RunContext,
+    *,
+    extra: Mapping[str, Any] | None = None,
+    trilemma: Trilemma | None = None,
 ) -> dict[str, Any]:
-    """grid.png, one PNG per image, reproduce.py and report.json; the report is written last."""
+    """grid.png, one PNG per image, reproduce.py and report.json, the report written once and last;
+    extra: more report keys; trilemma: the numbers when already measured (else measured here)."""
     several_seeds = len(comparison.request.seeds) > 1
     records = []
     names: dict[str, str] = {}
@@ -143,10 +156,7 @@ def write_comparison(
         names[f"{result.mode}/{result.seed}"] = name
         write_png(out_dir / name, Image.fromarray(result.image), png_parameters(result, comparison, context))
         records.append(result_record(result, name))
-    tiles = [Tile(result.image, tile_lines(result)) for result in comparison.results]
-    columns = len({r.mode for r in comparison.results})
-    grid = make_grid(tiles, columns=columns, title=context.note)
-    write_png(out_dir / "grid.png", grid)
+    write_png(out_dir / "grid.png", comparison_grid(comparison, context.note))
     report = {
         "prompt": comparison.request.prompt,
         "negative_prompt": comparison.request.negative_prompt,
@@ -166,5 +176,6 @@ def write_comparison(
         | {"python": platform.python_version()},
     }
     report |= record_additions(out_dir, comparison, context, names, trilemma)
+    report |= dict(extra or {})
     atomic_write_text(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
     return report

@@ -18,7 +18,7 @@ from engine.contract.request import ComparisonResult
 from engine.files.resources import shipped
 
 SCRIPT_NAME = "reproduce.py"
-_RECIPE_LINE = "RECIPE: dict[str, Any] = {}"
+_RECIPE_LINE = 'RECIPE: dict[str, Any] = json.loads("{}")'
 _UNET_KEYS = {UNetSource.BASE: "base", UNetSource.LCM: "lcm_unet", UNetSource.LIGHTNING: "lightning_unet"}
 _ADAPTER_KEYS = {ModelRole.LCM_LORA: "lcm_lora", ModelRole.LIGHTNING_LORA: "lightning_lora"}
 VAE_RETRY_MARK = "decoded again in fp32"

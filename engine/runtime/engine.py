@@ -5,12 +5,13 @@ LoRA are loaded once, each as a named adapter in a twin of the base UNet that sh
 tensors. The LCM and Lightning UNets are separate UNet objects. Every UNet sits in a light pipeline
 that shares the base's text encoders, tokenizers and VAE (the same tensors, not copies), so a mode
 switch is a choice of pipeline plus a scheduler, and reads no file. A pipeline per UNet, rather
-than assigning pipe.unet, keeps adapters with the UNet they were loaded into (stack.md: after
+than assigning pipe.unet, keeps adapters with the UNet they were loaded into (after
 `pipe.unet = other`, set_adapters silently applies to the text encoders only).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 
 from engine.contract.errors import JobCancelled, RequestError
+from engine.contract.info import EngineInfo, MemoryReport, ModelMemory, StyleInfo
 from engine.contract.modes import MODES, ModelRole, ModeSpec, UNetSource, contract_warnings
 from engine.contract.request import (
     ComparisonResult,
@@ -32,6 +34,7 @@ from engine.contract.request import (
     Progress,
     SkippedMode,
     Timings,
+    style_adapter_name,
 )
 from engine.contract.residency import Residency, plan_residency
 from engine.files.builtin import builtin_label, builtin_note
@@ -80,6 +83,9 @@ class ResolvedMode:
     steps: int
     guidance: float
     file_steps: int | None
+
+
+log = logging.getLogger(__name__)
 
 
 def module_bytes(module: Any) -> int:
@@ -137,7 +143,7 @@ class Engine:
             # Before any other pipeline is built: they all share the base's VAE object.
             self.base.vae = load_vae(check_vae(paths.vae), self.config_dir, device, dtype)
         # Kept at load time: every scheduler is built from it, never from the scheduler in use,
-        # whose config would carry e.g. trailing spacing into the next mode (stack.md).
+        # whose config would carry e.g. trailing spacing into the next mode and silently change its images.
         self.original_scheduler_config = self.base.scheduler.config
         self.pipes: dict[UNetSource | ModelRole, Any] = {UNetSource.BASE: self.base}
         # Distilled full UNets load into CPU RAM first; the residency policy then decides, from the
@@ -175,7 +181,7 @@ class Engine:
         for index, style in enumerate(paths.styles):
             say(f"loading style LoRA {style.path.name}")
             info = check_style_lora(style.path)
-            self.styles.append(load_style(self.base, twins, info, f"style-{index}", style.weight))
+            self.styles.append(load_style(self.base, twins, info, style_adapter_name(index), style.weight))
         self._adapters = AdapterState()
         self._schedulers: dict[str, Any] = {}
         self.native_size = (
@@ -258,16 +264,17 @@ class Engine:
             self._adapters.apply_unet(pipe.unet, own + styles, keep_base_flags=pipe is self.base)
         return time.perf_counter() - start
 
-    def memory_report(self) -> dict[str, Any]:
+    def memory_report(self) -> MemoryReport:
         """Bytes of weights per model and where they live, plus the process and device totals."""
-        models: dict[str, dict[str, Any]] = {}
+        device = str(self.plan.device)
         base = self.base
-        for name, module in (
-            ("text encoders", (base.text_encoder, base.text_encoder_2)),
-            ("vae", (base.vae,)),
-        ):
-            models[name] = {"bytes": sum(module_bytes(m) for m in module), "on": str(self.plan.device)}
-        models["base unet"] = {"bytes": module_bytes(base.unet), "on": str(self.plan.device)}
+        models = [
+            ModelMemory(
+                "text encoders", module_bytes(base.text_encoder) + module_bytes(base.text_encoder_2), device
+            ),
+            ModelMemory("vae", module_bytes(base.vae), device),
+            ModelMemory("base unet", module_bytes(base.unet), device),
+        ]
         for key, pipe in self.pipes.items():
             if key is UNetSource.BASE:
                 continue
@@ -275,30 +282,48 @@ class Engine:
                 lora = sum(
                     p.numel() * p.element_size() for n, p in pipe.unet.named_parameters() if "lora_" in n
                 )
-                models[f"{key} (matrices)"] = {"bytes": lora, "on": str(self.plan.device)}
+                models.append(ModelMemory(f"{key} (matrices)", lora, device))
             else:
-                models[f"{key} unet"] = {
-                    "bytes": module_bytes(pipe.unet),
-                    "on": str(next(pipe.unet.parameters()).device),
-                }
-        report: dict[str, Any] = {
-            "residency": str(self.residency),
-            "models": models,
-            "process_rss": process_rss(),
-        }
-        if self.plan.device.type == "cuda":
-            report["device_allocated"] = torch.cuda.memory_allocated(self.plan.device)
-        return report
+                on = str(next(pipe.unet.parameters()).device)
+                models.append(ModelMemory(f"{key} unet", module_bytes(pipe.unet), on))
+        allocated = torch.cuda.memory_allocated(self.plan.device) if self.plan.device.type == "cuda" else None
+        return MemoryReport(
+            residency=str(self.residency),
+            models=tuple(models),
+            process_rss=process_rss(),
+            device_allocated=allocated,
+        )
+
+    def info(self) -> EngineInfo:
+        """What this engine can do, for a front end: modes, sizes, styles, memory."""
+        available = self.available_modes()
+        file_steps = tuple(
+            (mode, steps)
+            for mode in available
+            if (steps := self.resolve(ModeSettings(mode=mode)).file_steps) is not None
+        )
+        try:
+            memory: MemoryReport | None = self.memory_report()
+        except Exception:  # a failure to measure is logged, never fatal
+            log.exception("the memory report failed")
+            memory = None
+        return EngineInfo(
+            builtin=self.paths.builtin,
+            available_modes=available,
+            file_steps=file_steps,
+            native_size=self.native_size,
+            device=self.plan.describe(),
+            model_label=self._label_and_note()[0],
+            styles=tuple(StyleInfo(s.name, s.file.path.stem) for s in self.styles),
+            memory=memory,
+        )
 
     def run_context(self, on_status: StatusCallback | None = None) -> RunContext:
         """What the files this engine's images are saved to should say about their origin. Hashes
         every model file the first time (minutes for SDXL; cached after): call it off the GUI thread."""
         from engine.runtime.replay import dtype_name, model_file_records, replay_files
 
-        if self.paths.builtin:
-            label, note = builtin_label(), builtin_note()
-        else:
-            label, note = self.files[ModelRole.BASE].path.name, ""
+        label, note = self._label_and_note()
         styles = {s.name: s.file.path.stem for s in self.styles}
         return RunContext(
             model_label=label,
@@ -310,6 +335,11 @@ class Engine:
             model_files=model_file_records(self, on_status),
             replay=replay_files(self),
         )
+
+    def _label_and_note(self) -> tuple[str, str]:
+        if self.paths.builtin:
+            return builtin_label(), builtin_note()
+        return self.files[ModelRole.BASE].path.name, ""
 
     def _style(self, name: str) -> LoadedStyle:
         return next(s for s in self.styles if s.name == name)

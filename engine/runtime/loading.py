@@ -17,7 +17,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from engine.contract.errors import ModelInputError
-from engine.files.model_files import FileKind, ModelFile
+from engine.files.model_files import KOHYA_PREFIXES, FileKind, ModelFile
 from engine.runtime.libraries import quiet_diffusers
 
 diffusers = quiet_diffusers()
@@ -29,7 +29,6 @@ _LORA_SUFFIX = re.compile(
     r"(\.lora_down|\.lora_up|\.lora_A|\.lora_B|\.lora\.down|\.lora\.up"
     r"|\.lora_linear_layer\.down|\.lora_linear_layer\.up|_lora\.down|_lora\.up)\.weight$|\.alpha$"
 )
-_KOHYA_PREFIXES = ("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_")
 
 
 def _variant_for(folder: Path, dtype: torch.dtype) -> str | None:
@@ -46,7 +45,7 @@ def load_base(info: ModelFile, device: torch.device, dtype: torch.dtype, config_
     """The SDXL base pipeline from a diffusers folder or an original single file, offline.
 
     A single file needs `config_dir`, a diffusers-layout folder of configs and tokenizers without
-    weights (formats.md: without it from_single_file looks the config up on the hub).
+    weights (without it from_single_file looks the config up on the Hugging Face hub).
     """
     try:
         if info.kind is FileKind.SDXL_SINGLE_FILE:
@@ -145,7 +144,7 @@ def read_lora_state(path: Path) -> dict[str, torch.Tensor]:
     lose its attention LoRAs; renaming every key here makes the order irrelevant.
     """
     state: dict[str, torch.Tensor] = load_file(str(path), device="cpu")
-    if all(k.startswith(_KOHYA_PREFIXES) for k in state):
+    if all(k.startswith(KOHYA_PREFIXES) for k in state):
         return state
     from diffusers.utils.state_dict_utils import convert_unet_state_dict_to_peft
 

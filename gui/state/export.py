@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine.contract.info import EngineInfo
 from engine.files.builtin import builtin_note
-from engine.outputs.comparison_files import png_bytes, tile_lines, write_comparison
-from engine.outputs.grid import Tile, make_grid
+from engine.outputs.comparison_files import comparison_grid, png_bytes, write_comparison
 from engine.outputs.trilemma import Trilemma
 from gui.state.image_store import new_run_id, write_new_file
-from gui.state.jobs import EngineInfo, FinishedEvent
+from gui.state.jobs import FinishedEvent
 
 GRIDS_FOLDER = "grids"
 
@@ -18,11 +18,9 @@ GRIDS_FOLDER = "grids"
 def export_grid(root: Path, event: FinishedEvent, info: EngineInfo | None) -> Path:
     """root/grids/<run>-grid.png, never over an existing file."""
     comparison = event.comparison
-    tiles = [Tile(result.image, tile_lines(result)) for result in comparison.results]
-    columns = len({result.mode for result in comparison.results})
     note = builtin_note() if info is not None and info.builtin else ""
     title = "\n".join(line for line in (comparison.request.prompt.split("\n", 1)[0][:200], note) if line)
-    image = make_grid(tiles, columns=columns, title=title)
+    image = comparison_grid(comparison, title)
     run_id = event.run_record.stem if event.run_record is not None else new_run_id(event.job_id)
     return write_new_file(root / GRIDS_FOLDER / f"{run_id}-grid.png", png_bytes(image))
 
@@ -52,5 +50,5 @@ def export_comparison(root: Path, event: FinishedEvent, trilemma: Trilemma | Non
         raise ValueError("this comparison has no record of its models; run it again to export it")
     run_id = event.run_record.stem if event.run_record is not None else new_run_id(event.job_id)
     folder = new_folder(root / COMPARISONS_FOLDER / run_id)
-    write_comparison(folder, event.comparison, event.context, trilemma)
+    write_comparison(folder, event.comparison, event.context, trilemma=trilemma)
     return folder

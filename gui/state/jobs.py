@@ -5,13 +5,17 @@ Plain frozen dataclasses, free of Qt and torch, so that either side can be teste
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
-from engine.contract.request import ComparisonResult, GenerationRequest, ModeResult, Progress
+from engine.contract.request import (
+    ComparisonResult,
+    GenerationRequest,
+    ModeResult,
+    Progress,
+    style_adapter_name,
+)
 from engine.contract.residency import Residency
 from engine.files.model_files import ModelPaths
 from engine.outputs.comparison_files import RunContext
@@ -43,32 +47,10 @@ class EngineConfig:
     def style_files(self) -> dict[str, Path]:
         """Each style's adapter name and the file it is loaded from, as the artist gave it.
 
-        engine.Engine names the style LoRAs "style-<index>" in the order of paths.styles.
+        The engine names the style LoRAs by style_adapter_name, in the order of paths.styles.
         """
         styles = self.paths.styles if self.paths is not None else ()
-        return {f"style-{index}": style.path for index, style in enumerate(styles)}
-
-
-@dataclass(frozen=True, kw_only=True)
-class EngineInfo:
-    """What the loaded engine can do, reported once it is ready."""
-
-    builtin: bool
-    available_modes: tuple[str, ...]
-    file_steps: tuple[tuple[str, int], ...]  # (mode, steps) for files trained for one step count
-    native_size: tuple[int, int]
-    device: str
-    model_label: str
-    styles: tuple[str, ...] = ()  # adapter names of the loaded style LoRAs, "style-0", ...
-    style_names: tuple[tuple[str, str], ...] = ()  # (adapter name, its file's name) for captions
-    # engine.Engine.memory_report(): {"residency", "models": {name: {"bytes", "on"}}, "process_rss", ...}
-    memory: Mapping[str, Any] | None = field(default=None, compare=False)
-
-    def steps_of_file(self, mode: str) -> int | None:
-        return dict(self.file_steps).get(mode)
-
-    def style_name(self, adapter: str) -> str:
-        return dict(self.style_names).get(adapter, adapter)
+        return {style_adapter_name(index): style.path for index, style in enumerate(styles)}
 
 
 @dataclass(frozen=True, kw_only=True)

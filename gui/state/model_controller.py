@@ -14,8 +14,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from engine.contract.errors import FewstepError
+from engine.contract.info import EngineInfo
 from gui.state.image_store import RunStyle
-from gui.state.jobs import EngineInfo
 from gui.state.model_setup import (
     STYLES_OFF_FOR_BUILTIN,
     ModelAvailability,

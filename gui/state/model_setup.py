@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
+from engine.contract.info import EngineInfo
 from engine.contract.modes import MODES, ModelRole
 from engine.files.builtin import BUILTIN_LIGHTNING_STEPS, BUILTIN_NATIVE_SIZE
 from engine.files.model_files import (
@@ -21,7 +21,6 @@ from engine.files.model_files import (
     check_vae,
     lightning_steps_from_name,
 )
-from gui.state.jobs import EngineInfo
 from gui.state.settings import Settings
 
 _WHERE_WEIGHTS_GO = (
@@ -183,36 +182,3 @@ def in_use(settings: Settings) -> dict[Path, str]:
     for style in settings.styles:
         found.setdefault(style.path, []).append("style")
     return {path: ", ".join(uses) for path, uses in found.items()}
-
-
-def human_bytes(count: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(count) < 1024 or unit == "GiB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    raise AssertionError("unreachable")
-
-
-def memory_summary(report: Mapping[str, Any]) -> str:
-    """One line for the status bar, from engine.Engine.memory_report()."""
-    models = report.get("models", {})
-    weights = sum(int(m.get("bytes", 0)) for m in models.values())
-    parts = [f"weights {human_bytes(weights)}"]
-    waiting = sum(int(m.get("bytes", 0)) for m in models.values() if m.get("on") == "cpu")
-    if report.get("device_allocated") is not None:
-        parts.append(f"GPU {human_bytes(int(report['device_allocated']))}")
-        if waiting:
-            parts.append(f"{human_bytes(waiting)} waiting in RAM")
-    if report.get("process_rss"):
-        parts.append(f"RSS {human_bytes(int(report['process_rss']))}")
-    parts.append(f"residency {report.get('residency', '?')}")
-    return " · ".join(parts)
-
-
-def memory_details(report: Mapping[str, Any]) -> str:
-    """Each model's weights and where they are, one per line."""
-    models: Mapping[str, Mapping[str, Any]] = report.get("models", {})
-    lines = [
-        f"{name}: {human_bytes(int(m.get('bytes', 0)))} on {m.get('on', '?')}" for name, m in models.items()
-    ]
-    return "\n".join([memory_summary(report), *lines])

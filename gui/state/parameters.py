@@ -1,4 +1,4 @@
-"""Settings restored from a PNG's AUTOMATIC1111 `parameters` text (peers.md), read as untrusted input.
+"""Settings restored from a PNG's AUTOMATIC1111 `parameters` text, read as untrusted input.
 
 A dropped file can be anything. The PNG is read chunk by chunk without decoding pixels; only a text
 chunk named `parameters` is kept, within size limits, and compressed text is inflated with a cap

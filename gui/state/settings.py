@@ -17,6 +17,7 @@ from typing import Any
 from platformdirs import user_config_dir, user_data_dir, user_pictures_dir
 
 from engine.contract.modes import MODES, ModelRole
+from engine.contract.request import style_adapter_name
 from engine.contract.residency import Residency
 from engine.files.model_files import ModelPaths, StyleLora
 from engine.outputs.atomic import atomic_write_text
@@ -102,14 +103,16 @@ class Settings:
         )
 
     def style_weights(self) -> tuple[tuple[str, float], ...] | None:
-        """The request's weights for the loaded styles, named as the engine names them ("style-<index>").
+        """The request's weights for the loaded styles, named as the engine names them.
 
         None where the engine loads no style: no style is set, or the built-in model runs (the
         artist's SDXL LoRAs do not fit it).
         """
         if not self.styles or self.uses_builtin_model:
             return None
-        return tuple((f"style-{index}", style.effective_weight) for index, style in enumerate(self.styles))
+        return tuple(
+            (style_adapter_name(index), style.effective_weight) for index, style in enumerate(self.styles)
+        )
 
     def with_style_added(self, path: Path) -> Settings:
         return replace(self, styles=(*self.styles, StyleSetting(path=path)))
@@ -119,12 +122,8 @@ class Settings:
         if self.uses_builtin_model:
             return None
         paths = self.model_paths
-        return ModelPaths(
-            base=paths.get(ModelRole.BASE),
-            lcm_unet=paths.get(ModelRole.LCM_UNET),
-            lcm_lora=paths.get(ModelRole.LCM_LORA),
-            lightning_unet=paths.get(ModelRole.LIGHTNING_UNET),
-            lightning_lora=paths.get(ModelRole.LIGHTNING_LORA),
+        return ModelPaths.from_roles(
+            paths,
             # Every style at weight 1 whatever its setting: a toggle or a new weight then changes only
             # the request, never the engine's configuration, so it reloads nothing.
             styles=tuple(StyleLora(style.path, 1.0) for style in self.styles),

@@ -14,20 +14,19 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
 
 from PySide6.QtCore import QObject, QThread, Signal
 
 from engine.contract.errors import FewstepError, JobCancelled
-from engine.contract.request import ComparisonResult, GenerationRequest, ModeResult, ModeSettings, Progress
+from engine.contract.info import ComparisonEngine, EngineInfo
+from engine.contract.request import ModeResult, Progress
 from engine.outputs.comparison_files import RunContext
 from gui.state.image_store import new_run_id, save_image, write_run_record
 from gui.state.jobs import (
     EngineConfig,
-    EngineInfo,
     FailedEvent,
     FinishedEvent,
     ImageEvent,
@@ -42,85 +41,14 @@ log = logging.getLogger(__name__)
 STOP_TIMEOUT_MS = 60_000  # a job stops at its next step; a 1024 px CPU step can take several seconds
 
 
-class StyleFileLike(Protocol):
-    @property
-    def path(self) -> Path: ...
-
-
-class LoadedStyleLike(Protocol):
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def file(self) -> StyleFileLike: ...
-
-
-class ResolvedSettings(Protocol):
-    @property
-    def file_steps(self) -> int | None: ...
-
-
-class EngineLike(Protocol):
-    """What the worker needs of engine.runtime.engine.Engine (named here so gui never imports it)."""
-
-    native_size: tuple[int, int]
-
-    def run(
-        self,
-        request: GenerationRequest,
-        *,
-        on_progress: Callable[[Progress], None] | None = None,
-        on_result: Callable[[ModeResult], None] | None = None,
-        should_cancel: Callable[[], bool] | None = None,
-    ) -> ComparisonResult: ...
-
-    def available_modes(self) -> tuple[str, ...]: ...
-
-    def resolve(self, settings: ModeSettings) -> ResolvedSettings: ...
-
-    def memory_report(self) -> dict[str, Any]: ...
-
-    @property
-    def styles(self) -> Sequence[LoadedStyleLike]: ...
-
-
 @dataclass(frozen=True)
 class LoadedEngine:
-    engine: EngineLike
+    engine: ComparisonEngine
     info: EngineInfo
     context: RunContext  # what saved files say about the model and device
 
 
 EngineFactory = Callable[[EngineConfig, Callable[[str], None]], LoadedEngine]
-
-
-def memory_of(engine: EngineLike) -> dict[str, Any] | None:
-    """The engine's memory report; a failure to measure is logged, never fatal."""
-    try:
-        return engine.memory_report()
-    except Exception:
-        log.exception("the memory report failed")
-        return None
-
-
-def describe(engine: EngineLike, *, builtin: bool, device: str, model_label: str) -> EngineInfo:
-    available = engine.available_modes()
-    file_steps = tuple(
-        (mode, steps)
-        for mode in available
-        if (steps := engine.resolve(ModeSettings(mode=mode)).file_steps) is not None
-    )
-    return EngineInfo(
-        builtin=builtin,
-        available_modes=available,
-        file_steps=file_steps,
-        native_size=engine.native_size,
-        device=device,
-        model_label=model_label,
-        styles=tuple(style.name for style in engine.styles),
-        style_names=tuple((style.name, style.file.path.stem) for style in engine.styles),
-        memory=memory_of(engine),
-    )
 
 
 def load_engine(config: EngineConfig, say: Callable[[str], None]) -> LoadedEngine:
@@ -137,9 +65,8 @@ def load_engine(config: EngineConfig, say: Callable[[str], None]) -> LoadedEngin
         paths = builtin_model_paths()
     plan = plan_device(None if config.device == "auto" else config.device)
     engine = Engine(paths, plan, on_status=say, residency=config.residency)
-    context = engine.run_context(say)  # hashes the model files the first time: here, off the GUI thread
-    info = describe(engine, builtin=paths.builtin, device=plan.describe(), model_label=context.model_label)
-    return LoadedEngine(engine=engine, info=info, context=context)
+    # run_context hashes the model files the first time (cached after): here, off the GUI thread.
+    return LoadedEngine(engine=engine, info=engine.info(), context=engine.run_context(say))
 
 
 class EngineWorker(QThread):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QWidget
 
-from gui.state.jobs import EngineInfo
-from gui.state.model_setup import memory_details, memory_summary
+from engine.contract.info import EngineInfo
 
 
 class EngineStatus(QWidget):
@@ -30,8 +29,8 @@ class EngineStatus(QWidget):
     def show_ready(self, info: EngineInfo) -> None:
         self.engine_label.setText(f"ready · {info.model_label} · {info.device}")
         if info.memory is not None:
-            self.memory_label.setText(memory_summary(info.memory))
-            self.memory_label.setToolTip(memory_details(info.memory))
+            self.memory_label.setText(info.memory.summary())
+            self.memory_label.setToolTip(info.memory.details())
         else:
             self.memory_label.setText("")
 

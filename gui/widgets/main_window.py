@@ -12,10 +12,11 @@ from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKe
 from PySide6.QtWidgets import QMainWindow, QSplitter
 
 from engine.contract.errors import FewstepError, RequestError
+from engine.contract.info import EngineInfo
 from gui.state.comparison_jobs import ComparisonJobs, finished_summary
 from gui.state.export import export_grid
 from gui.state.image_store import RecordError, RunRecord
-from gui.state.jobs import EngineInfo, FinishedEvent
+from gui.state.jobs import FinishedEvent
 from gui.state.live_mode import LiveRenderer
 from gui.state.model_controller import ModelController
 from gui.state.model_setup import ModelAvailability, Use, in_use
@@ -201,7 +202,7 @@ class MainWindow(QMainWindow):
             self.live.edited()
 
     def _engine_ready(self, info: EngineInfo) -> None:
-        self.grid.style_names = dict(info.style_names)
+        self.grid.style_names = {style.adapter: style.file_name for style in info.styles}
         self.engine_status.show_ready(info)
         self.model_panel.set_memory(info.memory)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import (
     QModelIndex,
@@ -42,8 +41,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.contract.info import MemoryReport
 from gui.state.model_scan import ModelEntry, ScanResult, scan_all
-from gui.state.model_setup import Use, memory_details
+from gui.state.model_setup import Use
 from gui.widgets.theme import ACCENT, ERROR, MUTED
 
 log = logging.getLogger(__name__)
@@ -390,9 +390,9 @@ class ModelPanel(QWidget):
 
     # --- memory ---------------------------------------------------------------------------------
 
-    def set_memory(self, report: Mapping[str, Any] | None) -> None:
+    def set_memory(self, report: MemoryReport | None) -> None:
         if report is None:
             self.memory.hide()
             return
-        self.memory.setText("Memory: " + memory_details(report))
+        self.memory.setText("Memory: " + report.details())
         self.memory.show()

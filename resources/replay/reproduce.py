@@ -17,12 +17,13 @@ A mode it cannot replay is listed with the reason, and the script exits with cod
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 # Written by Fewstep when the comparison was saved: the files, settings and images to rebuild.
-RECIPE: dict[str, Any] = {}
+RECIPE: dict[str, Any] = json.loads("{}")
 
 
 def load_base(files: dict[str, Any], dtype: Any, device: str) -> Any:

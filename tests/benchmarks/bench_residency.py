@@ -16,7 +16,6 @@ from pathlib import Path
 import torch
 
 from devtools.tiny_model import build_tiny_model_set
-from engine.cli import describe_memory
 from engine.contract.residency import Residency
 from engine.runtime.device import plan_device
 from engine.runtime.engine import Engine
@@ -48,7 +47,7 @@ def main() -> None:
                     (full_switches if mode in ("lcm", "lightning") else other_switches).append(seconds)
             if plan.device.type == "cuda":
                 torch.cuda.synchronize()
-            print(f"{policy:>3}: {describe_memory(engine.memory_report())}")
+            print(f"{policy:>3}: {engine.memory_report().summary()}")
             print(
                 f"     switch into a full distilled UNet: median {statistics.median(full_switches) * 1e3:.2f} ms,"
                 f" worst {max(full_switches) * 1e3:.2f} ms; other switches median"

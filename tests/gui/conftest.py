@@ -12,6 +12,7 @@ import os
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from engine.outputs.comparison_files import RunContext
 from engine.runtime.engine import Engine
 from gui.state.jobs import EngineConfig
 from gui.state.settings import Settings, save_settings
-from gui.state.worker import EngineFactory, EngineWorker, LoadedEngine, describe
+from gui.state.worker import EngineFactory, EngineWorker, LoadedEngine
 from gui.widgets.main_window import MainWindow
 from gui.widgets.theme import apply_theme
 
@@ -109,7 +110,7 @@ def shared_engine_factory(engine_all: Engine) -> EngineFactory:
         label = "tiny test model"
         return LoadedEngine(
             engine=engine_all,
-            info=describe(engine_all, builtin=False, device="cpu", model_label=label),
+            info=replace(engine_all.info(), model_label=label),
             context=RunContext(model_label=label, device="cpu"),
         )
 

@@ -33,7 +33,7 @@ LIGHTNING_LORA = "sdxl_lightning_4step_lora.safetensors"
 
 
 def write_sd15_checkpoint(path: Path) -> Path:
-    """The keys that make a Stable Diffusion 1.x single file (formats.md), with tiny tensors."""
+    """The keys that make a Stable Diffusion 1.x single file (docs/model-files.md), with tiny tensors."""
     save_file(
         {
             "model.diffusion_model.input_blocks.0.0.weight": np.zeros((8, 4, 3, 3), np.float16),

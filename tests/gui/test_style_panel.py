@@ -56,7 +56,7 @@ def test_toggling_a_style_or_its_weight_reloads_nothing(
         return load_engine(config, say)
 
     window = make_window(settings=settings, factory=counting_loader)
-    assert window.engine_info is not None and window.engine_info.styles == ("style-0", "style-1")
+    assert window.engine_info is not None and window.engine_info.style_adapters == ("style-0", "style-1")
     assert loads[0].paths is not None and [s.path for s in loads[0].paths.styles] == [first, second]
     panel = window.style_panel
     assert [row.check.text() for row in panel.rows] == ["watercolor_style", "ink_style"]
@@ -92,7 +92,7 @@ def test_toggling_a_style_or_its_weight_reloads_nothing(
         panel.rows[0].remove.click()
     assert len(loads) == 2 and [s.path for s in window.settings.styles] == [second]
     info = window.engine_info
-    assert info is not None and list(info.styles) == ["style-0"]
+    assert info is not None and list(info.style_adapters) == ["style-0"]
     assert [row.check.text() for row in panel.rows] == ["ink_style"]
     assert styles_by_mode(run(window, qtbot))["ddim"] == (("style-0", 0.5),)
 

@@ -17,7 +17,7 @@ from pytestqt.qtbot import QtBot
 from engine.outputs.trilemma import EXPLANATIONS, METRIC_KEYS, Trilemma, TrilemmaAccumulator
 from engine.runtime.engine import Engine
 from gui.state.jobs import EngineConfig
-from gui.state.worker import LoadedEngine, describe
+from gui.state.worker import LoadedEngine
 from gui.widgets.trilemma_panel import TrilemmaPanel, bar_fraction
 from tests.gui.conftest import JOB_MS, WindowMaker, two_step_modes
 from tests.gui.test_main_window import run_comparison
@@ -116,8 +116,7 @@ def test_export_folder_holds_report_with_trilemma_and_a_working_reproduce(
 ) -> None:
     def factory(config: EngineConfig, say: Callable[[str], None]) -> LoadedEngine:
         context = engine_all.run_context(say)  # the real record: file hashes and the replay recipe
-        info = describe(engine_all, builtin=False, device="cpu", model_label=context.model_label)
-        return LoadedEngine(engine=engine_all, info=info, context=context)
+        return LoadedEngine(engine=engine_all, info=engine_all.info(), context=context)
 
     window = make_window(factory=factory)
     two_step_modes(window, ("lcm", "lightning-lora"))

@@ -1,0 +1,114 @@
+"""Fewstep installs as a plain wheel: the product and its shipped files, and nothing of the developers'.
+
+The wheel is built from this checkout and installed, without its dependencies, into a new virtual
+environment whose third-party packages come from the test environment (a path file), so the test
+costs seconds, not a 1.5 GB install. The checkout is not on that environment's path: what runs is
+what the wheel holds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    (built,) = out.glob("fewstep-*.whl")
+    return built
+
+
+def test_the_wheel_holds_the_product_and_its_resources_only(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {name.split("/")[0] for name in names}
+    assert top == {"engine", "gui", next(n for n in top if n.endswith(".dist-info"))}
+    for shipped in (
+        "engine/resources/pocket/pocket_model.json",
+        "engine/resources/pocket/base/unet/diffusion_pytorch_model.fp16.safetensors",
+        "engine/resources/sdxl-base-config/model_index.json",
+        "engine/resources/sdxl-base-config/tokenizer_2/merges.txt",
+        "engine/resources/icons/fewstep.png",
+        "engine/resources/replay/reproduce.py",
+    ):
+        assert shipped in names, shipped
+    assert not [n for n in names if n.startswith(("devtools/", "tests/", "packaging/"))]
+
+
+def test_every_package_folder_is_listed_for_the_wheel() -> None:
+    """pyproject lists the packages by hand (engine.resources lives outside engine/): none forgotten."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for top in ("engine", "gui")
+        for init in (ROOT / top).rglob("__init__.py")
+    }
+    assert listed == folders | {"engine.resources"}
+
+
+def test_an_installed_wheel_runs_the_built_in_pocket_model(wheel: Path, tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    site = Path(
+        subprocess.run(
+            [str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
+    # The wheel goes first on the path; the test environment's packages (torch, diffusers, ...) after.
+    (site / "zz-test-packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q", "--no-deps",
+         str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )  # fmt: skip
+    where = tmp_path / "elsewhere"
+    where.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")} | {
+        "FEWSTEP_CACHE_DIR": str(tmp_path / "cache"),
+        "FEWSTEP_THREADS": "1",
+    }
+    located = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import engine, engine.resources; print(engine.__file__)"],
+        cwd=where,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert Path(located.stdout.strip()).is_relative_to(site)
+    out = where / "out"
+    prompt = "a large red circle on a blue background"
+    run = subprocess.run(
+        [str(venv / "bin" / "fewstep"), "compare", "--prompt", prompt, "--modes", "lightning", "--out", str(out)],
+        cwd=where,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "pocket model" in run.stderr and "UNTRAINED" not in run.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["model"].startswith("built-in pocket model")
+    assert (out / "lightning.png").is_file()
