@@ -8,7 +8,7 @@ from the base model's own scheduler config with the same overrides, and calls di
 StableDiffusionXLPipeline with the same prompt, size, steps, guidance and seed. The pipeline draws
 the initial latents from torch.Generator("cpu").manual_seed(seed), as Fewstep does, so every image
 starts from the same noise. On the CPU in float32 the images equal Fewstep's bit for bit; on a GPU
-they agree to within the GPU's own run-to-run differences.
+in float16 they are not promised to: its kernels may round differently from run to run.
 
 Needs: torch, diffusers, transformers, safetensors, pillow, and peft when a LoRA is used.
 A mode it cannot replay is listed with the reason, and the script exits with code 3.
