@@ -1,4 +1,4 @@
-"""`fewstep compare` and `fewstep generate`: the headless interface other tools rely on.
+"""`fewstep compare`, `generate`, `models` and `info`: the headless interface other tools rely on.
 
 Exit codes: 0 done; 2 bad input (one line on stderr, nothing written); 1 an unexpected failure;
 130 interrupted. Every input is checked from names and file headers before any model loads; what only
@@ -147,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument(
         "folder", nargs="?", type=Path, help="folder to scan (default: only the Hugging Face cache)"
     )
+    info = commands.add_parser("info", help="print as JSON the settings Fewstep reads from a PNG")
+    info.add_argument("file", type=Path, metavar="FILE.png")
     return parser
 
 
@@ -291,11 +293,16 @@ def _say(message: str) -> None:
 def run(argv: Sequence[str]) -> int:
     if argv[:1] == ["models"]:
         return list_models(build_parser().parse_args(argv).folder)
+    if argv[:1] == ["info"]:
+        from engine.outputs.png_info import print_info
+
+        print_info(build_parser().parse_args(argv).file)
+        return EXIT_OK
     args, job = parse_job(argv)
     # Heavy imports only once the input is known to be good: a typo answers at once.
     from engine.contract.residency import Residency
     from engine.files.builtin import builtin_label
-    from engine.outputs.comparison_files import png_parameters, write_comparison, write_png
+    from engine.outputs.comparison_files import write_comparison, write_image_files
     from engine.runtime.device import plan_device
     from engine.runtime.engine import Engine
 
@@ -315,11 +322,11 @@ def run(argv: Sequence[str]) -> int:
         for warning in result.warnings:
             _say(f"warning: {warning}")
     if job.single:
-        from PIL import Image
-
         result = comparison.results[0]
-        write_png(job.out, Image.fromarray(result.image), png_parameters(result, comparison, context))
-        print(f"{result.mode}: {result.steps} steps, {result.timings.total:.2f} s -> {job.out}")
+        sidecar = write_image_files(job.out, result, job.request, context)
+        print(
+            f"{result.mode}: {result.steps} steps, {result.timings.total:.2f} s -> {job.out} ({sidecar.name})"
+        )
         return EXIT_OK
     from engine.outputs.trilemma import trilemma_of
 

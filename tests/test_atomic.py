@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,20 @@ def test_atomic_write_can_refuse_to_overwrite(tmp_path: Path) -> None:
         atomic_write_text(path, "second", overwrite=False)
     assert path.read_text() == "first"
     assert [p.name for p in tmp_path.iterdir()] == ["image.png"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+@pytest.mark.parametrize(("umask", "expected"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_written_files_get_the_modes_open_would_give(tmp_path: Path, umask: int, expected: int) -> None:
+    """mkstemp makes 0600 files and a rename keeps the mode: images were unreadable to anyone else."""
+    old = os.umask(umask)
+    try:
+        atomic_write_text(tmp_path / "report.json", "{}")
+        atomic_write_text(tmp_path / "image.png", "png", overwrite=False)
+        atomic_write_text(tmp_path / "report.json", "{}")  # replacing keeps the rule
+    finally:
+        os.umask(old)
+    assert {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()} == {
+        "report.json": expected,
+        "image.png": expected,
+    }

@@ -74,8 +74,33 @@ def test_generate_writes_one_png(tiny_models: TinyModelSet, tmp_path: Path) -> N
     )
     assert code == EXIT_OK
     with Image.open(out) as image:
-        assert png_text(image)["parameters"].splitlines()[-1].startswith("Steps: 4, Sampler: Euler")
-    assert list(tmp_path.iterdir()) == [out]
+        parameters = png_text(image)["parameters"]
+    assert parameters.splitlines()[-1].startswith("Steps: 4, Sampler: Euler")
+    assert sorted(tmp_path.iterdir()) == [out.with_suffix(".json"), out]
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert (sidecar["format"], sidecar["mode"], sidecar["file"], sidecar["size"]) == (
+        "fewstep-image-1",
+        "lightning",
+        "one.png",
+        [64, 64],
+    )
+    assert sidecar["parameters"] == parameters
+    # The tiny base is a folder: A1111's Model hash names single files only.
+    assert sidecar["model_hash"] is None
+
+
+def test_info_reads_back_what_generate_wrote(
+    tiny_models: TinyModelSet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "one.png"
+    argv = ["generate", "--mode", "lcm", "--prompt", "", "--negative", "no fog", "--seed", "11"]
+    assert main([*argv, "--guidance", "lcm=6", "--out", str(out), *model_args(tiny_models)]) == EXIT_OK
+    capsys.readouterr()
+    assert main(["info", str(out)]) == EXIT_OK
+    info = json.loads(capsys.readouterr().out)
+    assert (info["prompt"], info["negative_prompt"], info["seed"]) == ("", "no fog", 11)
+    assert (info["mode"], info["guidance"], info["steps"], info["source"]) == ("lcm", 6.0, 4, "Fewstep")
+    assert (info["width"], info["height"], info["ignored"]) == (64, 64, [])
 
 
 def test_without_model_options_the_builtin_model_is_used_and_labelled(

@@ -77,6 +77,14 @@ def test_single_file_engine_holds_the_folders_weights(single_engine: Engine, eng
     assert dict(single_engine.original_scheduler_config) == dict(engine_all.original_scheduler_config)
 
 
+def test_a_single_file_base_gets_a1111s_model_hash(single_engine: Engine, single_file: Path) -> None:
+    import hashlib
+
+    whole = hashlib.sha256(single_file.read_bytes()).hexdigest()
+    # A1111's "AutoV2" short hash, which png_parameters_for writes as `Model hash` (tests/test_infotext.py).
+    assert single_engine.run_context().model_hash == whole[:10]
+
+
 def test_single_file_gives_the_folders_images_in_every_mode(
     single_engine: Engine, engine_all: Engine
 ) -> None:

@@ -119,4 +119,9 @@ def test_saved_images_name_the_style_files(styled_engine: Engine) -> None:
     request = GenerationRequest(prompt=PROMPT, modes=(ModeSettings(mode="ddim", steps=2),))
     result = styled_engine.run(request).results[0]
     text = png_parameters_for(result, request, 64, 64, styled_engine.run_context())
-    assert 'Fewstep styles: "watercolor_style:1"' in text  # A1111 quotes values holding a colon
+    assert 'Fewstep styles: "watercolor_style: 1"' in text  # A1111 quotes values holding a colon
+    # A1111's short hash of the LoRA's tensors, so that other tools (and Civitai) can find the file.
+    from engine.outputs.hash_cache import lora_hash
+
+    style_file = styled_engine.styles[0].file.path
+    assert f'Lora hashes: "watercolor_style: {lora_hash(style_file)}"' in text

@@ -74,7 +74,9 @@ def test_an_installed_wheel_runs_the_built_in_pocket_model(wheel: Path, tmp_path
         ).stdout.strip()
     )
     # The wheel goes first on the path; the test environment's packages (torch, diffusers, ...) after.
-    (site / "zz-test-packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # Every site folder of this interpreter (a path file's own path files are not read, so all of them).
+    folders = [p for p in sys.path if p.endswith("site-packages")] or [sysconfig.get_paths()["purelib"]]
+    (site / "zz-test-packages.pth").write_text("".join(f"{folder}\n" for folder in folders))
     subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q", "--no-deps",
          str(wheel)],

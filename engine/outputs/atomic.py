@@ -14,6 +14,27 @@ from pathlib import Path
 from typing import IO
 
 
+def _current_umask() -> int:
+    # Linux says it without changing it; elsewhere it can only be read by setting it and back.
+    try:
+        with Path("/proc/self/status").open(encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _share(fd: int) -> None:
+    """mkstemp creates a file only its owner can read (0600), and a rename keeps that mode. A saved image
+    or report is an ordinary file: 0644 less the user's umask, as open() would have made it."""
+    if hasattr(os, "fchmod"):  # POSIX; Windows files have no such modes
+        os.fchmod(fd, 0o666 & ~_current_umask())
+
+
 def atomic_write(path: Path, write: Callable[[IO[bytes]], object], *, overwrite: bool = True) -> None:
     """Call write() on a temporary file in path's folder, flush it to disk, then move it into place.
 
@@ -23,6 +44,7 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], object], *, overwrite:
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     temp = Path(temp_name)
     try:
+        _share(fd)
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()

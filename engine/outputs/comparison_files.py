@@ -17,7 +17,7 @@ from engine.contract.modes import MODES, GuidanceKind
 from engine.contract.request import ComparisonResult, GenerationRequest, ModeResult
 from engine.outputs.atomic import atomic_write, atomic_write_text
 from engine.outputs.grid import Tile, make_grid
-from engine.outputs.metadata import a1111_parameters
+from engine.outputs.infotext import StyleTag, fewstep_infotext
 from engine.outputs.provenance import FileRecord
 from engine.outputs.record import record_additions
 from engine.outputs.trilemma import Trilemma
@@ -35,6 +35,9 @@ class RunContext:
     dtype: str = ""  # "float32", "float16", "bfloat16"
     model_files: tuple[FileRecord, ...] = ()  # every file the models came from, hashed
     replay: Mapping[str, Any] | None = None  # what reproduce.py needs to load the same files
+    # AUTOMATIC1111's short hashes (engine.outputs.hash_cache), hashed by the engine's thread, never the GUI's:
+    model_hash: str | None = None  # of a single-file base model; None for a diffusers folder
+    style_hashes: Mapping[str, str] = field(default_factory=dict)  # style adapter -> its `Lora hashes` hash
 
 
 def version_of(package: str) -> str:
@@ -71,29 +74,34 @@ def png_parameters_for(
     result: ModeResult, request: GenerationRequest, width: int, height: int, context: RunContext
 ) -> str:
     """AUTOMATIC1111's `parameters` text for one image."""
-    spec = MODES[result.mode]
-    fields: dict[str, object] = {
-        "Steps": result.steps,
-        "Sampler": spec.sampler_label,
-        "Schedule type": str(spec.scheduler_overrides.get("timestep_spacing", "leading")).capitalize(),
-        "CFG scale": f"{result.guidance:g}",
-        "Seed": result.seed,
-        "Size": f"{width}x{height}",
-        "Model": context.model_label,
-        "Fewstep mode": result.mode,
-        "Version": f"fewstep {version_of('fewstep')}",
-    }
-    if result.styles:
-        fields["Fewstep styles"] = " ".join(
-            f"{context.style_names.get(name, name)}:{weight:g}" for name, weight in result.styles
-        )
-    return a1111_parameters(request.prompt, request.negative_prompt, fields)
+    styles = [
+        StyleTag(context.style_names.get(name, name), weight, context.style_hashes.get(name))
+        for name, weight in result.styles
+    ]
+    return fewstep_infotext(
+        prompt=request.prompt,
+        negative_prompt=request.negative_prompt,
+        mode=result.mode,
+        steps=result.steps,
+        guidance=result.guidance,
+        seed=result.seed,
+        width=width,
+        height=height,
+        model=context.model_label,
+        model_hash=context.model_hash,
+        styles=styles,
+        version=f"fewstep {version_of('fewstep')}",
+    )
 
 
 def png_bytes(image: Image.Image, parameters: str | None = None) -> bytes:
     info = PngImagePlugin.PngInfo()
     if parameters is not None:
-        info.add_text("parameters", parameters)
+        # Non-ASCII text goes in a UTF-8 iTXt chunk: a tEXt chunk is Latin-1, and its readers disagree.
+        if parameters.isascii():
+            info.add_text("parameters", parameters)
+        else:
+            info.add_itxt("parameters", parameters)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", pnginfo=info)
     return buffer.getvalue()
@@ -125,6 +133,54 @@ def result_record(result: ModeResult, file: str) -> dict[str, Any]:
         "warnings": list(result.warnings),
         "file": file,
     }
+
+
+def image_sidecar(
+    result: ModeResult,
+    request: GenerationRequest,
+    context: RunContext,
+    *,
+    parameters: str,
+    file: str,
+    run_id: str | None = None,
+) -> dict[str, Any]:
+    """The JSON written beside one saved image: what made it, in full, and the PNG's own text."""
+    height, width = result.image.shape[:2]
+    data: dict[str, Any] = {"format": "fewstep-image-1"}
+    if run_id is not None:
+        data["run"] = run_id
+    data |= {
+        "prompt": request.prompt,
+        "negative_prompt": request.negative_prompt,
+        "size": [width, height],
+        "model": context.model_label,
+        "model_hash": context.model_hash,
+        "styles": [
+            {
+                "name": context.style_names.get(name, name),
+                "weight": weight,
+                "hash": context.style_hashes.get(name),
+            }
+            for name, weight in result.styles
+        ],
+        "device": context.device,
+        "parameters": parameters,
+        **result_record(result, file),
+    }
+    return data
+
+
+def write_image_files(
+    path: Path, result: ModeResult, request: GenerationRequest, context: RunContext
+) -> Path:
+    """`fewstep generate`'s files: the PNG with its text, and its JSON sidecar (returned) beside it."""
+    height, width = result.image.shape[:2]
+    parameters = png_parameters_for(result, request, width, height, context)
+    write_png(path, Image.fromarray(result.image), parameters)
+    sidecar = path.with_suffix(".json")
+    data = image_sidecar(result, request, context, parameters=parameters, file=path.name)
+    atomic_write_text(sidecar, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    return sidecar
 
 
 def image_name(result: ModeResult, several_seeds: bool) -> str:

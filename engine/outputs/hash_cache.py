@@ -86,22 +86,34 @@ def _digest(path: Path, start: int, progress: Progress | None) -> str:
     return digest.hexdigest()
 
 
-def sha256_of(path: Path, kind: HashKind = "file", progress: Progress | None = None) -> str:
-    """The file's SHA-256 (kind "file"), or its tensor data's (kind "tensors", safetensors only)."""
-    path = path.resolve()
-    stat = path.stat()
-    key = f"{kind}:{path}"
+def cached_sha256(path: Path, kind: HashKind = "file") -> str | None:
+    """The hash the cache holds for this very version of the file, or None; never reads the file itself,
+    so it is cheap enough for the GUI's thread."""
+    try:
+        path = path.resolve()
+        stat = path.stat()
+    except OSError:
+        return None
     with _lock:
-        entry = _load().get(key)
+        entry = _load().get(f"{kind}:{path}")
     if entry and entry.get("size") == stat.st_size and entry.get("mtime_ns") == stat.st_mtime_ns:
         cached = entry.get("sha256")
         if isinstance(cached, str):
             return cached
+    return None
+
+
+def sha256_of(path: Path, kind: HashKind = "file", progress: Progress | None = None) -> str:
+    """The file's SHA-256 (kind "file"), or its tensor data's (kind "tensors", safetensors only)."""
+    path = path.resolve()
+    stat = path.stat()
+    if (cached := cached_sha256(path, kind)) is not None:
+        return cached
     start = _tensor_data_offset(path) if kind == "tensors" else 0
     value = _digest(path, start, progress)
     with _lock:
         files = _load()
-        files[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": value}
+        files[f"{kind}:{path}"] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": value}
         _save(files)
     return value
 
@@ -114,3 +126,9 @@ def model_hash(path: Path, progress: Progress | None = None) -> str:
 def lora_hash(path: Path, progress: Progress | None = None) -> str:
     """AUTOMATIC1111's short hash of a safetensors LoRA in `Lora hashes`: 12 hex digits of its tensors' SHA-256."""
     return sha256_of(path, "tensors", progress)[:LORA_HASH_DIGITS]
+
+
+def cached_lora_hash(path: Path) -> str | None:
+    """lora_hash(path) if the cache already holds it, else None (nothing is hashed)."""
+    found = cached_sha256(path, "tensors")
+    return found[:LORA_HASH_DIGITS] if found else None

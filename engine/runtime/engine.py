@@ -11,11 +11,13 @@ than assigning pipe.unet, keeps adapters with the UNet they were loaded into (af
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,7 @@ from engine.files.builtin import builtin_label, builtin_note
 from engine.files.model_files import FileKind, ModelFile, ModelPaths, check_style_lora, check_vae
 from engine.files.resources import sdxl_config_dir
 from engine.outputs.comparison_files import RunContext
+from engine.outputs.hash_cache import lora_hash, model_hash
 from engine.runtime.decoding import decode_upcast, looks_failed
 from engine.runtime.device import DevicePlan, plan_device
 from engine.runtime.libraries import quiet_diffusers
@@ -318,6 +321,24 @@ class Engine:
             memory=memory,
         )
 
+    @cached_property
+    def _file_hashes(self) -> tuple[str | None, dict[str, str]]:
+        """A1111's short hashes of the base (a single file only: a folder has none) and of each style.
+
+        A file read once per version (engine.outputs.hash_cache): a 7 GB checkpoint costs about half a
+        minute the first time. Called on the worker's or the CLI's thread, never the GUI's.
+        """
+        base = self.files[ModelRole.BASE].path
+        model: str | None = None
+        if not self.paths.builtin and base.is_file():
+            with contextlib.suppress(OSError, ValueError):
+                model = model_hash(base)
+        styles: dict[str, str] = {}
+        for style in self.styles:
+            with contextlib.suppress(OSError, ValueError):
+                styles[style.name] = lora_hash(style.file.path)
+        return model, styles
+
     def run_context(self, on_status: StatusCallback | None = None) -> RunContext:
         """What the files this engine's images are saved to should say about their origin. Hashes
         every model file the first time (minutes for SDXL; cached after): call it off the GUI thread."""
@@ -325,11 +346,14 @@ class Engine:
 
         label, note = self._label_and_note()
         styles = {s.name: s.file.path.stem for s in self.styles}
+        model, style_hashes = self._file_hashes
         return RunContext(
             model_label=label,
             device=self.plan.describe(),
             note=note,
             style_names=styles,
+            model_hash=model,
+            style_hashes=style_hashes,
             device_type=self.plan.device.type,
             dtype=dtype_name(self.plan.dtype),
             model_files=model_file_records(self, on_status),

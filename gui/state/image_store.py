@@ -23,7 +23,7 @@ from PIL import Image
 
 from engine.contract.request import MAX_SEED, GenerationRequest, ModeResult, ModeSettings
 from engine.outputs.atomic import atomic_write
-from engine.outputs.comparison_files import RunContext, png_bytes, png_parameters_for, result_record
+from engine.outputs.comparison_files import RunContext, image_sidecar, png_bytes, png_parameters_for
 from gui.state.jobs import SavedImage
 
 HISTORY_FOLDER = "history"
@@ -98,17 +98,9 @@ def save_image(
         folder / f"{run_id}-{result.mode}-seed{result.seed}.png",
         png_bytes(Image.fromarray(result.image), parameters),
     )
-    sidecar_data = {
-        "format": "fewstep-image-1",
-        "run": run_id,
-        "prompt": request.prompt,
-        "negative_prompt": request.negative_prompt,
-        "size": [width, height],
-        "model": context.model_label,
-        "device": context.device,
-        "parameters": parameters,
-        **result_record(result, png.name),
-    }
+    sidecar_data = image_sidecar(
+        result, request, context, parameters=parameters, file=png.name, run_id=run_id
+    )
     sidecar = write_new_file(png.with_suffix(".json"), _json_bytes(sidecar_data))
     return SavedImage(png=png, sidecar=sidecar)
 

@@ -114,21 +114,28 @@ class ModelController(QObject):
         self.apply_settings(replace(self.settings, styles=chosen))
         return True
 
-    def restore_styles(self, run_styles: Iterable[RunStyle]) -> tuple[Path, ...]:
+    def restore_styles(
+        self, run_styles: Iterable[RunStyle], *, add_missing: bool = False
+    ) -> tuple[Path, ...]:
         """The style weights of a past run, on the styles configured now (matched by file path).
 
-        A configured style the run did not use is turned off, as it was then. Returns the files the
-        run applied that are not configured now.
+        A configured style the run did not use is turned off, as it was then. With add_missing, a file
+        the run applied that is not configured is added to the list (the engine reloads), up to
+        MAX_STYLES. Returns the files the run applied that are not configured now.
         """
         weights = {style.path: style.weight for style in run_styles}
-        restored = tuple(
+        restored = [
             replace(style, weight=weights[style.path], enabled=True)
             if weights.get(style.path, 0.0) != 0.0
             else replace(style, enabled=False)
             for style in self.settings.styles
-        )
-        if restored != self.settings.styles:
-            self.apply_settings(replace(self.settings, styles=restored))
+        ]
+        if add_missing:
+            for path, weight in weights.items():
+                if weight != 0.0 and all(s.path != path for s in restored) and len(restored) < MAX_STYLES:
+                    restored.append(StyleSetting(path=path, weight=weight))
+        if tuple(restored) != self.settings.styles:
+            self.apply_settings(replace(self.settings, styles=tuple(restored)))
         configured = {style.path for style in self.settings.styles}
         return tuple(path for path, weight in weights.items() if weight != 0.0 and path not in configured)
 

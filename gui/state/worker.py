@@ -65,8 +65,9 @@ def load_engine(config: EngineConfig, say: Callable[[str], None]) -> LoadedEngin
         paths = builtin_model_paths()
     plan = plan_device(None if config.device == "auto" else config.device)
     engine = Engine(paths, plan, on_status=say, residency=config.residency)
-    # run_context hashes the model files the first time (cached after): here, off the GUI thread.
-    return LoadedEngine(engine=engine, info=engine.info(), context=engine.run_context(say))
+    say("hashing the model files (once per file version) for the report and the PNG text")
+    context = engine.run_context(say)  # off the GUI thread: a 7 GB file takes about half a minute
+    return LoadedEngine(engine=engine, info=engine.info(), context=context)
 
 
 class EngineWorker(QThread):

@@ -13,14 +13,16 @@ from PySide6.QtWidgets import QMainWindow, QSplitter
 
 from engine.contract.errors import FewstepError, RequestError
 from engine.contract.info import EngineInfo
+from engine.contract.modes import MODES, UNetSource
+from engine.outputs.png_text import InfotextError
 from gui.state.comparison_jobs import ComparisonJobs, finished_summary
 from gui.state.export import export_grid
-from gui.state.image_store import RecordError, RunRecord
+from gui.state.image_store import RecordError, RunRecord, RunStyle
 from gui.state.jobs import FinishedEvent
 from gui.state.live_mode import LiveRenderer
 from gui.state.model_controller import ModelController
 from gui.state.model_setup import ModelAvailability, Use, in_use
-from gui.state.parameters import ParametersError
+from gui.state.png_styles import match_styles
 from gui.state.settings import Settings
 from gui.state.trilemma_meter import TrilemmaMeter
 from gui.state.worker import EngineWorker
@@ -295,11 +297,26 @@ class MainWindow(QMainWindow):
 
     def restore_from_file(self, path: Path) -> bool:
         try:
-            note = requests.restore_png(self.prompt_panel, self.mode_panel, path)
-        except ParametersError as exc:
+            restored = requests.restore_png(self.prompt_panel, self.mode_panel, path)
+        except InfotextError as exc:
             self.show_message(f"Nothing restored from {path.name}: {exc}", "error")
             return False
-        self.show_message(f"{path.name}: {note}.", "info")
+        lines = [f"{path.name}: {requests.png_restore_note(restored)}"]
+        # Styles act on the base UNet only: an image of a distilled UNet says nothing about them.
+        if restored.styles or (restored.mode is not None and MODES[restored.mode].unet is UNetSource.BASE):
+            match = match_styles(
+                restored.styles,
+                [style.path for style in self.settings.styles],
+                self.settings.resolved_models_dir,
+            )
+            runs = [RunStyle(path=file, weight=weight) for file, weight in match.found]
+            left_out = self.models.restore_styles(runs, add_missing=True)
+            lines += [f"Style LoRA {name} was not found in the models folder" for name in match.missing]
+            lines += [
+                f"Style LoRA {file.stem}: at most the styles the list holds; left out" for file in left_out
+            ]
+        warn = len(lines) > 1
+        self.show_message("\n".join(lines), "warning" if warn else "info")
         return True
 
     def restore_run(self, record: RunRecord) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 from engine.contract.errors import RequestError
 from engine.contract.modes import MODES
 from engine.contract.request import GenerationRequest
-from gui.state.parameters import RestoredSettings, restore_from_png
+from engine.outputs.infotext import Infotext
+from engine.outputs.png_info import read_settings
 from gui.widgets.mode_panel import ModePanel
 from gui.widgets.prompt_panel import PromptPanel
 
@@ -56,7 +57,7 @@ def live_request(prompt: PromptPanel, modes: ModePanel, style_weights: StyleWeig
     )
 
 
-def apply_png_settings(prompt: PromptPanel, modes: ModePanel, restored: RestoredSettings) -> None:
+def apply_png_settings(prompt: PromptPanel, modes: ModePanel, restored: Infotext) -> None:
     prompt.prompt.setPlainText(restored.prompt)
     prompt.negative.setPlainText(restored.negative_prompt)
     if restored.seed is not None:
@@ -71,22 +72,26 @@ def apply_png_settings(prompt: PromptPanel, modes: ModePanel, restored: Restored
         modes.apply(restored.mode, steps=restored.steps, guidance=restored.guidance)
 
 
-def restore_png(prompt: PromptPanel, modes: ModePanel, path: Path) -> str:
-    """What a PNG's `parameters` say, put into the panels; ParametersError when they say nothing usable.
-
-    Returns what was restored, in words.
-    """
-    restored = restore_from_png(path)
+def restore_png(prompt: PromptPanel, modes: ModePanel, path: Path) -> Infotext:
+    """What a PNG's `parameters` say, put into the panels; InfotextError when they say nothing usable."""
+    restored = read_settings(path)
     apply_png_settings(prompt, modes, restored)
-    return png_restore_note(restored)
+    return restored
 
 
-def png_restore_note(restored: RestoredSettings) -> str:
+def png_restore_note(restored: Infotext) -> str:
+    """What was restored, then what was left out and why, one line each."""
     if restored.mode is None:
-        return "prompt, seed and size restored; its sampler has no Fewstep mode"
-    if restored.mode_named:
-        return f"settings restored ({MODES[restored.mode].title})"
-    return f"settings restored; its sampler maps to {MODES[restored.mode].title}"
+        head = "prompt, seed and size restored; no Fewstep mode was chosen"
+    elif restored.mode_named:
+        head = f"settings restored ({MODES[restored.mode].title})"
+    else:
+        head = f"settings restored; its sampler maps to {MODES[restored.mode].title}"
+    if restored.source is not None:
+        head += f" (written by {restored.source})"
+    lines = [head]
+    lines += [f"Left out: {item.field}: {item.reason}" for item in restored.ignored]
+    return "\n".join(lines)
 
 
 def apply_run_request(prompt: PromptPanel, modes: ModePanel, request: GenerationRequest) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from engine.contract.request import GenerationRequest, ModeResult, ModeSettings, Timings
 from engine.outputs.comparison_files import RunContext
+from engine.outputs.png_info import read_settings as restore_from_png
 from gui.state.image_store import (
     HISTORY_FOLDER,
     RecordError,
@@ -20,7 +21,6 @@ from gui.state.image_store import (
     save_image,
     write_run_record,
 )
-from gui.state.parameters import restore_from_png
 
 CONTEXT = RunContext(model_label="tiny", device="cpu")
 REQUEST = GenerationRequest(prompt="a red circle", seeds=(7,), modes=(ModeSettings(mode="lcm", steps=2),))

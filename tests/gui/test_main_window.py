@@ -12,10 +12,10 @@ from pytestqt.qtbot import QtBot
 
 from engine.contract.modes import DEFAULT_COMPARISON, ModelRole
 from engine.files.model_files import ModelPaths
+from engine.outputs.png_text import read_png_parameters
 from engine.runtime.engine import Engine
 from gui.state.jobs import EngineConfig, ProgressEvent
 from gui.state.model_setup import builtin_hint
-from gui.state.parameters import read_png_parameters
 from gui.state.settings import Settings
 from gui.state.worker import load_engine
 from gui.widgets.main_window import MainWindow
@@ -310,3 +310,31 @@ def test_settings_change_reloads_the_engine(
         ),
         device="cpu",
     )
+
+
+def test_a_dropped_a1111_png_says_what_was_left_out(
+    make_window: WindowMaker, qtbot: QtBot, tmp_path: Path
+) -> None:
+    from PIL import Image, PngImagePlugin
+
+    text = (
+        "a cat in a hat, <lora:nowhere_style:0.7>\r\n"
+        "Negative prompt: ugly\r\n"
+        "Steps: 25, Sampler: DPM++ 2M Karras, CFG scale: 6.5, Seed: 42, Size: 540x960, Clip skip: 2,"
+        " Hires upscale: 1.5, Hires steps: 10, Denoising strength: 0.35, Version: v1.6.0"
+    )
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", text)
+    png = tmp_path / "a1111.png"
+    Image.new("RGB", (8, 8)).save(png, pnginfo=info)
+    window = make_window()
+    size_before = window.prompt_panel.chosen_size()
+    drop(window, png)
+    panel = window.prompt_panel
+    assert (panel.prompt_text(), panel.negative_text(), panel.seed_value()) == ("a cat in a hat", "ugly", 42)
+    assert panel.chosen_size() == size_before  # the bad size alone was dropped
+    assert [(m.mode, m.steps, m.guidance) for m in window.mode_panel.chosen()] == [("dpmpp-2m", 25, 6.5)]
+    message = window.banner.text()
+    assert "written by AUTOMATIC1111" in message
+    for said in ("Size: 540x960", "Karras approximated", "Hires fix", "clip skip 2", "nowhere_style"):
+        assert said in message, said

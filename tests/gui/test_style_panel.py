@@ -11,9 +11,9 @@ from pathlib import Path
 from pytestqt.qtbot import QtBot
 
 from devtools.tiny_model import TinyModelSet
+from engine.outputs.png_text import read_png_parameters
 from gui.state.image_store import RunStyle
 from gui.state.jobs import EngineConfig, FinishedEvent
-from gui.state.parameters import read_png_parameters
 from gui.state.settings import Settings, StyleSetting, load_settings
 from gui.state.worker import LoadedEngine, load_engine
 from gui.widgets.main_window import MainWindow
@@ -81,7 +81,9 @@ def test_toggling_a_style_or_its_weight_reloads_nothing(
     assert styles_by_mode(after)["ddim"] == (("style-1", 0.5),)
     assert len(loads) == 1 and window.worker._config is config  # nothing reloaded
     png = next(p for p in window.settings.resolved_output_dir.rglob("*ddim*.png") if "j2" in p.name)
-    assert 'Fewstep styles: "ink_style:0.5"' in read_png_parameters(png)  # the file's name, not the adapter's
+    assert 'Fewstep styles: "ink_style: 0.5"' in read_png_parameters(
+        png
+    )  # the file's name, not the adapter's
     assert load_settings().settings.styles == (
         StyleSetting(path=first, weight=0.8, enabled=False),
         StyleSetting(path=second, weight=0.5, enabled=True),
@@ -152,3 +154,45 @@ def test_history_restores_the_style_weights_of_a_run(
     assert panel.styles() == (StyleSetting(path=second, weight=0.6, enabled=False),)
     message = window.statusBar().currentMessage()
     assert "not configured" in message and "watercolor_style" in message and "ink_style" not in message
+
+
+def test_a_dropped_png_keeps_its_style_loras(
+    make_window: WindowMaker, qtbot: QtBot, gui_settings: Settings, tiny_models: TinyModelSet, tmp_path: Path
+) -> None:
+    from PIL import Image, PngImagePlugin
+
+    from tests.gui.test_main_window import drop
+
+    folder = tmp_path / "models"
+    first, second = style_copies(tiny_models, folder)
+    settings = replace(gui_settings, models_dir=folder, styles=(StyleSetting(path=first, weight=0.8),))
+    window = make_window(settings=settings, factory=load_engine)
+    two_step_modes(window, ("ddim",))
+    run(window, qtbot)
+    png = next(window.settings.resolved_output_dir.rglob("*ddim*.png"))
+
+    # A Fewstep PNG: its styles come back, as restoring the run from the history does.
+    window.style_panel.rows[0].weight.setValue(0.3)
+    drop(window, png)
+    assert window.settings.styles == (StyleSetting(path=first, weight=0.8),)
+    assert "watercolor_style" not in window.banner.text()  # nothing missing, nothing said
+
+    # An A1111 PNG: its <lora:> tags leave the prompt and become style weights; a file of the models
+    # folder that is not in the list yet is added (the engine reloads), a name found nowhere is said.
+    info = PngImagePlugin.PngInfo()
+    info.add_text(
+        "parameters",
+        "a harbour, <lora:INK_STYLE:0.6>, <lora:nowhere:1>\n"
+        "Steps: 20, Sampler: Euler, CFG scale: 5, Seed: 3, Size: 64x64, Version: v1.10.1",
+    )
+    foreign = tmp_path / "a1111.png"
+    Image.new("RGB", (8, 8)).save(foreign, pnginfo=info)
+    with qtbot.waitSignal(window.worker.engine_ready, timeout=ENGINE_READY_MS):
+        drop(window, foreign)
+    assert window.prompt_panel.prompt_text() == "a harbour"
+    assert list(window.settings.styles) == [
+        StyleSetting(path=first, weight=0.8, enabled=False),
+        StyleSetting(path=second, weight=0.6),
+    ]
+    assert "Style LoRA nowhere was not found" in window.banner.text()
+    assert [row.check.text() for row in window.style_panel.rows] == ["watercolor_style", "ink_style"]
