@@ -12,9 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from devtools.lora_fixtures import write_style_files
+from devtools.lora_fixtures import write_lightning_checkpoint, write_style_files
+from devtools.original_layout import SINGLE_FILE_NAME, write_single_file_checkpoint, write_single_file_config
 from devtools.tiny_model import TinyModelSet
 from engine.contract.modes import DEFAULT_COMPARISON
 from engine.contract.request import GenerationRequest, ModeSettings
@@ -125,3 +127,36 @@ def test_modes_that_did_not_run_are_listed_with_the_reason(tiny_models: TinyMode
     assert "cannot replay lightning: it did not run in Fewstep" in done.stderr
     again = np.asarray(Image.open(tmp_path / "again" / "lcm.png").convert("RGB"))
     np.testing.assert_array_equal(again, comparison.results[0].image)
+
+
+def test_a_single_file_base_and_a_lightning_checkpoint_replay_bit_for_bit(
+    tiny_models: TinyModelSet, tmp_path: Path
+) -> None:
+    """The artist's usual files: an original single-file base (read with its config folder) and an
+    all-in-one Lightning checkpoint, whose UNet alone is used."""
+    base = write_single_file_checkpoint(tiny_models, tmp_path / SINGLE_FILE_NAME, dtype=torch.float32)
+    config = write_single_file_config(tiny_models, tmp_path / "tiny-sdxl-config")
+    lightning = write_lightning_checkpoint(tiny_models, tmp_path / "sdxl_lightning_4step.safetensors")
+    paths = replace(model_paths_of(tiny_models), base=base, base_config=config, lightning_unet=lightning)
+    engine = Engine(paths)
+    request = GenerationRequest(
+        prompt="a blue square on the white background",
+        seeds=(7,),
+        modes=tuple(ModeSettings(mode=m, steps=2) for m in ("ddim", "lightning", "lcm-lora")),
+    )
+    comparison = engine.run(request)
+    out = tmp_path / "comparison"
+    out.mkdir()
+    report = write_comparison(out, comparison, engine.run_context())
+    assert report["reproduce"]["cannot_replay"] == []
+    done = subprocess.run(
+        [sys.executable, "-c", BLOCKER, str(out / "reproduce.py"), "--out", str(tmp_path / "again")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for result, record in zip(comparison.results, report["results"], strict=True):
+        again = np.asarray(Image.open(tmp_path / "again" / record["file"]).convert("RGB"))
+        np.testing.assert_array_equal(again, result.image, err_msg=record["file"])
