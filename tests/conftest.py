@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 
 # One torch thread: tests share 2 cores with other processes (a contended thread pool made
-# generation 50 to 500 times slower). Set before anything imports torch.
-os.environ.setdefault("FEWSTEP_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+# generation 50 to 500 times slower). Set before anything imports torch. Forced, not defaulted: the
+# thread count changes CPU summation orders, so bit-exact comparisons need it equal on both sides
+# whatever the developer's environment says (every engine sets torch's count from FEWSTEP_THREADS).
+os.environ["FEWSTEP_THREADS"] = "1"
+os.environ["OMP_NUM_THREADS"] = "1"
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 from pathlib import Path

@@ -1,26 +1,20 @@
-"""Each mode against docs/modes.md and against plain diffusers run as its model card says."""
+"""Each mode against docs/modes.md and against plain diffusers run as its model card says, from the
+same folder through the same route (bit-exact on any CPU; see tests/plain_diffusers.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from diffusers import (
-    DDIMScheduler,
-    EulerDiscreteScheduler,
-    LCMScheduler,
-    StableDiffusionXLPipeline,
-    UNet2DConditionModel,
-)
-from safetensors.torch import load_file
+from diffusers import DDIMScheduler
 
 from devtools.tiny_model import TinyModelSet
 from engine.contract.modes import DEFAULT_COMPARISON
 from engine.contract.request import GenerationRequest, ModeResult, ModeSettings
 from engine.runtime.engine import Engine
+from tests.plain_diffusers import CARDS, folder_base
 
 PROMPT = "a large red circle on a blue background"
 SEED = 1234
@@ -36,67 +30,8 @@ def generator() -> torch.Generator:
 
 
 def plain_base(models: TinyModelSet) -> Any:
-    pipe = StableDiffusionXLPipeline.from_pretrained(models.base, dtype=torch.float32, local_files_only=True)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return folder_base(models).pipeline()
 
-
-# Each function is the model card's own recipe, on the tiny files.
-def card_ddim(models: TinyModelSet) -> np.ndarray:
-    pipe = plain_base(models)
-    pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
-    return np.asarray(
-        pipe(PROMPT, num_inference_steps=30, guidance_scale=5.0, generator=generator()).images[0]
-    )
-
-
-def card_lcm(models: TinyModelSet) -> np.ndarray:
-    # The card's fp16 arguments dropped, as on a CPU: the fp32 weights, no variant.
-    unet = UNet2DConditionModel.from_pretrained(models.lcm_unet, dtype=torch.float32)
-    pipe = StableDiffusionXLPipeline.from_pretrained(
-        models.base, unet=unet, dtype=torch.float32, local_files_only=True
-    )
-    pipe.set_progress_bar_config(disable=True)
-    pipe.scheduler = LCMScheduler.from_config(pipe.scheduler.config)
-    return np.asarray(
-        pipe(PROMPT, num_inference_steps=4, guidance_scale=8.0, generator=generator()).images[0]
-    )
-
-
-def card_lcm_lora(models: TinyModelSet) -> np.ndarray:
-    pipe = plain_base(models)
-    pipe.scheduler = LCMScheduler.from_config(pipe.scheduler.config)
-    pipe.load_lora_weights(str(models.lcm_lora))
-    return np.asarray(
-        pipe(PROMPT, num_inference_steps=4, guidance_scale=1.0, generator=generator()).images[0]
-    )
-
-
-def card_lightning(models: TinyModelSet) -> np.ndarray:
-    unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(models.base, subfolder="unet"))
-    unet.load_state_dict(load_file(str(models.lightning_unet)))
-    pipe = StableDiffusionXLPipeline.from_pretrained(
-        models.base, unet=unet, dtype=torch.float32, local_files_only=True
-    )
-    pipe.set_progress_bar_config(disable=True)
-    pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config, timestep_spacing="trailing")
-    return np.asarray(pipe(PROMPT, num_inference_steps=4, guidance_scale=0, generator=generator()).images[0])
-
-
-def card_lightning_lora(models: TinyModelSet) -> np.ndarray:
-    pipe = plain_base(models)
-    pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config, timestep_spacing="trailing")
-    pipe.load_lora_weights(str(models.lightning_lora))
-    return np.asarray(pipe(PROMPT, num_inference_steps=4, guidance_scale=0, generator=generator()).images[0])
-
-
-CARDS: dict[str, Callable[[TinyModelSet], np.ndarray]] = {
-    "ddim": card_ddim,
-    "lcm": card_lcm,
-    "lcm-lora": card_lcm_lora,
-    "lightning": card_lightning,
-    "lightning-lora": card_lightning_lora,
-}
 
 # docs/modes.md, "Expected timesteps".
 EXPECTED_TIMESTEPS = {
@@ -120,7 +55,8 @@ def test_timesteps_match_modes_md(engine_all: Engine, mode: str) -> None:
 def test_image_equals_plain_diffusers_with_card_settings(
     engine_all: Engine, tiny_models: TinyModelSet, mode: str
 ) -> None:
-    expected = CARDS[mode](tiny_models)
+    # The same folder through the same route as the engine: see tests/plain_diffusers.py.
+    expected = CARDS[mode](tiny_models, folder_base(tiny_models), PROMPT, SEED)
     # Run a different mode first so that the engine has to switch into this one.
     other = "lcm-lora" if mode == "ddim" else "ddim"
     run_mode(engine_all, other, steps=2)

@@ -1,5 +1,5 @@
-"""The original-layout (SGM) single-file writer follows docs/model-files.md, and diffusers loads its file offline
-into exactly the model of the diffusers folder."""
+"""The original-layout (SGM) single-file writer follows docs/model-files.md, and diffusers loads its file
+offline into exactly the weights of the diffusers folder (their images agree but for memory alignment)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from devtools.original_layout import (
 )
 from devtools.sdxl_config import sdxl_config_dir
 from devtools.tiny_model import DEFAULT_SPEC, TinyModelSet, tiny_vocab_and_merges
+from tests.rounding import assert_equal_but_for_alignment, to_grey_levels
 
 SPEC = DEFAULT_SPEC
 PREFIXES = (UNET_PREFIX, VAE_PREFIX, TE1_PREFIX + "text_model.", TE2_PREFIX)
@@ -249,7 +250,11 @@ def test_single_file_loads_offline_as_the_folder(
             assert torch.equal(ours[key], value), f"{name}.{key}"
     assert dict(from_file.scheduler.config) == dict(from_folder.scheduler.config)
     assert (from_file.tokenizer.pad_token, from_file.tokenizer_2.pad_token) == ("<|endoftext|>", "!")
-    assert np.array_equal(_generate(from_file), _generate(from_folder))
+    # Two load routes: the same numbers at other memory alignments, so the images agree within the
+    # bound of tests/rounding.py (one grey level in a few pixels), not bit for bit on every CPU.
+    assert_equal_but_for_alignment(
+        to_grey_levels(_generate(from_file)), to_grey_levels(_generate(from_folder))
+    )
 
 
 def test_fp32_single_file_holds_the_fp32_weights(tiny_models: TinyModelSet, tmp_path: Path) -> None:
