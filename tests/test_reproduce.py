@@ -9,6 +9,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -38,6 +39,14 @@ script = sys.argv[1]
 sys.argv = sys.argv[1:]
 runpy.run_path(script, run_name="__main__")
 """
+
+
+def recipe_of(folder: Path) -> dict[str, Any]:
+    """The RECIPE a comparison folder's reproduce.py carries, read back from its text."""
+    text = (folder / "reproduce.py").read_text(encoding="utf-8")
+    literal = text.split("RECIPE: dict[str, Any] = json.loads(", 1)[1].split(")\n", 1)[0]
+    recipe: dict[str, Any] = json.loads(ast.literal_eval(literal))
+    return recipe
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +85,9 @@ def test_reproduce_rebuilds_every_image_bit_for_bit(styled_folder: Path, tmp_pat
     report = json.loads((styled_folder / "report.json").read_text(encoding="utf-8"))
     assert report["reproduce"] == {"script": "reproduce.py", "cannot_replay": []}
     out = tmp_path / "replayed"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # No thread setting handed down: the script sets Fewstep's own count (1 here) from its recipe.
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "FEWSTEP_THREADS")}
+    assert recipe_of(styled_folder)["threads"] == 1
     done = subprocess.run(
         [sys.executable, "-c", BLOCKER, str(styled_folder / "reproduce.py"), "--out", str(out)],
         capture_output=True,
@@ -98,10 +109,7 @@ def test_reproduce_rebuilds_every_image_bit_for_bit(styled_folder: Path, tmp_pat
 def test_the_style_changed_the_images_it_should(styled_folder: Path) -> None:
     """The replay above proves something about styles only if the style was on: the base-UNet modes
     carry it in their recipe, the full distilled UNets do not."""
-    text = (styled_folder / "reproduce.py").read_text(encoding="utf-8")
-    recipe_json = text.split("json.loads(", 1)[1].rsplit(")\n\n\ndef load_base", 1)[0]
-    recipe = json.loads(ast.literal_eval(recipe_json))
-    for image in recipe["images"]:
+    for image in recipe_of(styled_folder)["images"]:
         has_style = bool(image["styles"])
         assert has_style == (image["mode"] in ("ddim", "lcm-lora", "lightning-lora")), image["mode"]
 

@@ -71,6 +71,7 @@ def replay_recipe(
         "height": comparison.height,
         "device": replay["device"],
         "dtype": replay["dtype"],
+        "threads": replay.get("threads"),
         "files": replay["files"],
         "images": images,
         "cannot_replay": cannot,

@@ -57,6 +57,8 @@ def replay_files(engine: Engine) -> dict[str, Any]:
     return {
         "device": str(engine.plan.device),
         "dtype": dtype_name(dtype),
+        # The thread count changes CPU summation orders, so the last bit: the script uses the same.
+        "threads": engine.plan.threads,
         "files": recipe,
         "styles": {style.name: str(style.file.path) for style in engine.styles},
     }

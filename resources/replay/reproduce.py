@@ -7,8 +7,10 @@ It loads the same model files (paths below; they must still be there), builds ea
 from the base model's own scheduler config with the same overrides, and calls diffusers'
 StableDiffusionXLPipeline with the same prompt, size, steps, guidance and seed. The pipeline draws
 the initial latents from torch.Generator("cpu").manual_seed(seed), as Fewstep does, so every image
-starts from the same noise. On the CPU in float32 the images equal Fewstep's bit for bit; on a GPU
-in float16 they are not promised to: its kernels may round differently from run to run.
+starts from the same noise. On the CPU in float32, with Fewstep's number of torch threads (the
+default here), the images equal Fewstep's bit for bit: the same files read by the same loading
+route sit at the same memory alignment, so CPU kernels sum in the same order. On a GPU in float16
+they are not promised to: its kernels may round differently from run to run.
 
 Needs: torch, diffusers, transformers, safetensors, pillow, and peft when a LoRA is used.
 A mode it cannot replay is listed with the reason, and the script exits with code 3.
@@ -136,6 +138,12 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True, help="folder for the rebuilt images")
     parser.add_argument("--device", default=RECIPE["device"], help=f"default: {RECIPE['device']}")
     parser.add_argument("--dtype", default=RECIPE["dtype"], help=f"default: {RECIPE['dtype']}")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=RECIPE.get("threads"),
+        help=f"torch CPU threads (default: {RECIPE.get('threads')}, as Fewstep ran; others may change the last bit)",
+    )
     parser.add_argument("--only", help="rebuild only this mode")
     args = parser.parse_args()
 
@@ -151,6 +159,8 @@ def main() -> int:
     transformers.utils.logging.disable_progress_bar()
 
     dtype = getattr(torch, args.dtype)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     for skipped in RECIPE["cannot_replay"]:
         print(f"cannot replay {skipped['mode']}: {skipped['reason']}", file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
