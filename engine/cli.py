@@ -30,6 +30,7 @@ from engine.files.model_files import (
 from engine.plan_command import add_plan_parser, run_plan, vram_gib
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+MAX_SEEDS = 64
 
 
 class UsageError(Exception):
@@ -135,6 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument(
         "--out", type=Path, required=True, metavar="DIR", help="folder for grid.png and report"
+    )
+    compare.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N seeds: --seed, --seed+1, ... (2 or more measure each mode's diversity; default 1)",
     )
     generate = commands.add_parser("generate", help="one image with one mode")
     _add_common(generate)
@@ -261,11 +269,16 @@ def parse_job(argv: Sequence[str]) -> tuple[argparse.Namespace, Job]:
             raise UsageError(f"--out {args.out} is a folder; generate writes one .png file")
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads {args.threads} must be at least 1")
+    count = getattr(args, "seeds", 1)
+    if not 1 <= count <= MAX_SEEDS:
+        raise UsageError(f"--seeds {count} must be from 1 to {MAX_SEEDS}")
+    if args.seed + count - 1 > MAX_SEED:
+        raise UsageError(f"--seed {args.seed} with --seeds {count} runs past the largest seed, {MAX_SEED}")
     width, height = args.size if args.size else (None, None)
     request = GenerationRequest(
         prompt=args.prompt,
         negative_prompt=args.negative,
-        seeds=(args.seed,),
+        seeds=tuple(range(args.seed, args.seed + count)),
         width=width,
         height=height,
         modes=_mode_settings(names, args),
@@ -316,7 +329,7 @@ def run(argv: Sequence[str]) -> int:
         if missing := engine.missing_files(settings.mode):
             _say(f"skipping {settings.mode}: no {' or '.join('--' + r for r in missing)} given")
     comparison = engine.run(job.request)
-    context = engine.run_context()
+    context = engine.run_context(_say)  # hashes each model file once (cached by path, size, mtime)
     for result in comparison.results:
         for warning in result.warnings:
             _say(f"warning: {warning}")
@@ -327,20 +340,27 @@ def run(argv: Sequence[str]) -> int:
             f"{result.mode}: {result.steps} steps, {result.timings.total:.2f} s -> {job.out} ({sidecar.name})"
         )
         return EXIT_OK
+    from engine.outputs.trilemma import trilemma_of
+
+    trilemma = trilemma_of(comparison)
     write_comparison(
         job.out,
         comparison,
         context,
         # placement: where each part lived and what each move cost (bytes, seconds).
         extra={"memory": memory.to_json(), "placement": engine.placement_report()},
+        trilemma=trilemma,
     )
     for result in comparison.results:
         t = result.timings
         print(
             f"{result.mode:15} {result.steps:3d} steps  guidance {result.guidance:<4g} {t.total:7.3f} s"
             f"  (denoise {t.denoising:.3f}, decode {t.decode:.3f}, switch {t.switch:.4f})"
+            + (f"  seed {result.seed}" if len(job.request.seeds) > 1 else "")
         )
-    print(f"wrote {job.out / 'grid.png'} and {job.out / 'report.json'}")
+    print()
+    print(trilemma.table())
+    print(f"wrote {job.out / 'grid.png'}, {job.out / 'report.json'} and {job.out / 'reproduce.py'}")
     return EXIT_OK
 
 
