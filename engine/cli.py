@@ -38,8 +38,10 @@ from engine.files.safe_paths import special_file_problem
 from engine.outputs.atomic import remove_stale_parts, restore_interrupted_swap
 from engine.outputs.folder_lock import FolderBusyError, folder_lock
 from engine.outputs.targets import comparison_target_problem, image_target_problem
+from engine.plan_command import add_plan_parser, run_plan, vram_gib
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+MAX_SEEDS = 64
 
 
 class UsageError(Exception):
@@ -131,6 +133,12 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="which distilled UNets stay on the GPU: all, one at a time, or auto (from free memory)",
     )
+    parser.add_argument(
+        "--vram",
+        type=vram_gib,
+        metavar="GiB",
+        help="plan for this much free device memory instead of measuring it",
+    )
     parser.add_argument("--vae", type=Path, metavar="PATH", help="a replacement VAE, e.g. sdxl-vae-fp16-fix")
     parser.add_argument(
         "--base-config",
@@ -161,6 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument(
         "--overwrite", action="store_true", help="replace --out even if it holds other files"
     )
+    compare.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N seeds: --seed, --seed+1, ... (2 or more measure each mode's diversity; default 1)",
+    )
     generate = commands.add_parser("generate", help="one image with one mode")
     _add_common(generate)
     generate.add_argument("--mode", required=True, choices=list(MODES), metavar="MODE")
@@ -172,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument(
         "folder", nargs="?", type=Path, help="folder to scan (default: only the Hugging Face cache)"
     )
+    add_plan_parser(commands, size=_size, style_lora=_style_lora)
     info = commands.add_parser("info", help="print as JSON the settings Fewstep reads from a PNG")
     info.add_argument("file", type=Path, metavar="FILE.png")
     return parser
@@ -286,11 +302,16 @@ def parse_job(argv: Sequence[str]) -> tuple[argparse.Namespace, Job]:
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads {args.threads} must be at least 1")
     check_device_names(args.device, args.dtype)
+    count = getattr(args, "seeds", 1)
+    if not 1 <= count <= MAX_SEEDS:
+        raise UsageError(f"--seeds {count} must be from 1 to {MAX_SEEDS}")
+    if args.seed + count - 1 > MAX_SEED:
+        raise UsageError(f"--seed {args.seed} with --seeds {count} runs past the largest seed, {MAX_SEED}")
     width, height = args.size if args.size else (None, None)
     request = GenerationRequest(
         prompt=args.prompt,
         negative_prompt=args.negative,
-        seeds=(args.seed,),
+        seeds=tuple(range(args.seed, args.seed + count)),
         width=width,
         height=height,
         modes=_mode_settings(names, args),
@@ -313,6 +334,8 @@ def _say(message: str) -> None:
 def run(argv: Sequence[str]) -> int:
     if argv[:1] == ["models"]:
         return list_models(build_parser().parse_args(argv).folder)
+    if argv[:1] == ["plan"]:
+        return run_plan(build_parser().parse_args(argv), _model_paths)
     if argv[:1] == ["info"]:
         from engine.outputs.png_info import print_info
 
@@ -343,19 +366,21 @@ def _run_job(args: argparse.Namespace, job: Job) -> int:
     if job.paths.builtin:
         _say("no model given: using the " + builtin_label())
     started = time.perf_counter()
-    engine = Engine(job.paths, plan, residency=Residency(args.residency))
+    engine = Engine(job.paths, plan, residency=Residency(args.residency), vram=args.vram)
+    for warning in engine.placement_warnings():
+        _say(f"warning: {warning}")
     memory = engine.memory_report()
     _say(f"models loaded in {time.perf_counter() - started:.1f} s on {plan.describe()}; " + memory.summary())
     for settings in job.request.modes:
         if missing := engine.missing_files(settings.mode):
             _say(f"skipping {settings.mode}: no {' or '.join('--' + r for r in missing)} given")
     width, height = (job.request.width, job.request.height) if job.request.width else engine.native_size
-    if warning := size_warning(plan.device.type, width or 0, height or 0, engine.native_size):
-        _say(f"note: {warning}")
+    if slow := size_warning(plan.device.type, width or 0, height or 0, engine.native_size):
+        _say(f"note: {slow}")
     steps = sum(engine.resolve(s).steps for s in job.request.modes if not engine.missing_files(s.mode))
     progress = TerminalProgress(sys.stderr, steps * len(job.request.seeds), _say)
     comparison = engine.run(job.request, on_progress=progress)
-    context = engine.run_context()
+    context = engine.run_context(_say)  # hashes each model file once (cached by path, size, mtime)
     for result in comparison.results:
         for warning in result.warnings:
             _say(f"warning: {warning}")
@@ -366,15 +391,28 @@ def _run_job(args: argparse.Namespace, job: Job) -> int:
             f"{result.mode}: {result.steps} steps, {result.timings.total:.2f} s -> {job.out} ({sidecar.name})"
         )
         return EXIT_OK
+    from engine.outputs.trilemma import trilemma_of
+
+    trilemma = trilemma_of(comparison)
     # Built beside --out and swapped in whole: a kill at any moment leaves the old folder or the new one.
-    write_comparison_folder(job.out, comparison, context, {"memory": memory.to_json()})
+    write_comparison_folder(
+        job.out,
+        comparison,
+        context,
+        # placement: where each part lived and what each move cost (bytes, seconds).
+        {"memory": memory.to_json(), "placement": engine.placement_report()},
+        trilemma=trilemma,
+    )
     for result in comparison.results:
         t = result.timings
         print(
             f"{result.mode:15} {result.steps:3d} steps  guidance {result.guidance:<4g} {t.total:7.3f} s"
             f"  (denoise {t.denoising:.3f}, decode {t.decode:.3f}, switch {t.switch:.4f})"
+            + (f"  seed {result.seed}" if len(job.request.seeds) > 1 else "")
         )
-    print(f"wrote {job.out / 'grid.png'} and {job.out / 'report.json'}")
+    print()
+    print(trilemma.table())
+    print(f"wrote {job.out / 'grid.png'}, {job.out / 'report.json'} and {job.out / 'reproduce.py'}")
     return EXIT_OK
 
 

@@ -63,7 +63,7 @@ def test_compare_writes_grid_images_and_report(
     with Image.open(out / "grid.png") as grid:
         assert grid.width > 5 * 64
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["grid.png", "report.json", *(f"{m}.png" for m in modes)]
+        ["grid.png", "report.json", "reproduce.py", *(f"{m}.png" for m in modes)]
     )
 
 

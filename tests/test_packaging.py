@@ -77,6 +77,8 @@ def test_self_test_passes_every_check_through_the_worker(tmp_path: Path) -> None
         "PASS  backend peft-lora: ",
         "PASS  engine: ",
         "PASS  device: cpu",
+        "PASS  resources reproduce.py: ",
+        "PASS  trilemma metrics: SSIM ",
         *(f"PASS  generate {mode}: 2 steps" for mode in MODES),
     ]
     for start in expected:

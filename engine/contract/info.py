@@ -5,7 +5,7 @@ Torch-free: the GUI receives these from the worker thread, and report.json store
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -37,6 +37,9 @@ class MemoryReport:
     models: tuple[ModelMemory, ...]
     process_rss: int | None = None
     device_allocated: int | None = None  # on a GPU: what torch has allocated there
+    # The placement plan in force (engine.runtime.placer.Placer.report without its steps and moves):
+    # free_bytes, planned, dtype, measures, tiled_decode, fits, estimated_peak_bytes, parts.
+    placement: Mapping[str, Any] | None = field(default=None, compare=False)
 
     @property
     def weights(self) -> int:
@@ -73,6 +76,8 @@ class MemoryReport:
         }
         if self.device_allocated is not None:
             data["device_allocated"] = self.device_allocated
+        if self.placement is not None:
+            data["placement"] = dict(self.placement)
         return data
 
 

@@ -14,11 +14,17 @@ from typing import Any
 from engine.contract.request import ComparisonResult
 from engine.outputs.atomic import replaced_folder
 from engine.outputs.comparison_files import RunContext, write_comparison
+from engine.outputs.trilemma import Trilemma
 
 
 def write_comparison_folder(
-    out: Path, comparison: ComparisonResult, context: RunContext, extra: Mapping[str, Any] | None = None
+    out: Path,
+    comparison: ComparisonResult,
+    context: RunContext,
+    extra: Mapping[str, Any] | None = None,
+    *,
+    trilemma: Trilemma | None = None,
 ) -> dict[str, Any]:
-    """Write the comparison into a fresh folder and swap it in as `out`; `extra` joins report.json."""
+    """engine.outputs.comparison_files.write_comparison into a fresh folder, swapped in as `out`."""
     with replaced_folder(out) as folder:
-        return write_comparison(folder, comparison, context, extra=extra)
+        return write_comparison(folder, comparison, context, extra=extra, trilemma=trilemma)

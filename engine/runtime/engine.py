@@ -16,7 +16,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from itertools import pairwise
 from pathlib import Path
@@ -28,6 +28,8 @@ import torch
 from engine.contract.errors import JobCancelled, RequestError
 from engine.contract.info import EngineInfo, MemoryReport, ModelMemory, StyleInfo
 from engine.contract.modes import MODES, ModelRole, ModeSpec, UNetSource, contract_warnings
+from engine.contract.placement import GIB, Measure, Part, Step, comparison_order
+from engine.contract.placement_text import size_text
 from engine.contract.request import (
     ComparisonResult,
     GenerationRequest,
@@ -38,7 +40,7 @@ from engine.contract.request import (
     Timings,
     style_adapter_name,
 )
-from engine.contract.residency import Residency, plan_residency
+from engine.contract.residency import Residency
 from engine.files.builtin import builtin_label, builtin_note
 from engine.files.model_files import FileKind, ModelFile, ModelPaths, check_style_lora, check_vae
 from engine.files.resources import sdxl_config_dir
@@ -55,6 +57,7 @@ from engine.runtime.loading import (
     load_vae,
     share_weights,
 )
+from engine.runtime.placer import build_placer, forced_measures, set_tiling
 from engine.runtime.previews import latent_preview
 from engine.runtime.styles import AdapterState, LoadedStyle, active_styles, load_style
 
@@ -98,7 +101,10 @@ def module_bytes(module: Any) -> int:
 def free_device_bytes(device: torch.device) -> int | None:
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
-        return int(free)
+        # Memory torch's caching allocator holds but no tensor uses (a previous engine's, after a
+        # reload) is free to this process though the driver counts it as taken.
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return int(free + cached)
     return None
 
 
@@ -126,7 +132,12 @@ class Engine:
         *,
         on_status: StatusCallback | None = None,
         residency: Residency = Residency.AUTO,
+        vram: float | None = None,
+        measures: Iterable[Measure] | None = None,
+        tile: int | None = None,
     ) -> None:
+        """vram: GiB of free device memory to plan for, instead of measuring it (for tests, and for
+        sharing a card). measures/tile: a placement forced as it is (tests)."""
         say = on_status or (lambda _message: None)
         self.plan = plan or plan_device()
         self.paths = paths
@@ -139,19 +150,19 @@ class Engine:
         self.config_dir = paths.base_config or (
             base_info.path if base_info.kind is FileKind.SDXL_FOLDER else sdxl_config_dir()
         )
+        # Everything loads into CPU RAM first; the placement plan then moves onto the device what it
+        # keeps there (a card smaller than the whole base pipeline could not take it in one piece).
+        cpu = torch.device("cpu")
         say("loading the base model")
-        self.base = load_base(base_info, device, dtype, self.config_dir)
+        self.base = load_base(base_info, cpu, dtype, self.config_dir)
         if paths.vae is not None:
             say("loading the VAE")
             # Before any other pipeline is built: they all share the base's VAE object.
-            self.base.vae = load_vae(check_vae(paths.vae), self.config_dir, device, dtype)
+            self.base.vae = load_vae(check_vae(paths.vae), self.config_dir, cpu, dtype)
         # Kept at load time: every scheduler is built from it, never from the scheduler in use,
         # whose config would carry e.g. trailing spacing into the next mode and silently change its images.
         self.original_scheduler_config = self.base.scheduler.config
         self.pipes: dict[UNetSource | ModelRole, Any] = {UNetSource.BASE: self.base}
-        # Distilled full UNets load into CPU RAM first; the residency policy then decides, from the
-        # device memory left once the base is in, which of them move to the device.
-        cpu = torch.device("cpu")
         if (info := self.files.get(ModelRole.LCM_UNET)) is not None:
             say("loading the LCM UNet")
             self.pipes[UNetSource.LCM] = self._pipeline_with(load_lcm_unet(info, cpu, dtype))
@@ -160,14 +171,6 @@ class Engine:
             self.pipes[UNetSource.LIGHTNING] = self._pipeline_with(
                 load_lightning_unet(info, self.base.unet, self.config_dir, cpu, dtype)
             )
-        full_unets = {str(k): module_bytes(p.unet) for k, p in self.pipes.items() if k is not UNetSource.BASE}
-        self.residency = plan_residency(
-            residency, device_type=device.type, free_bytes=free_device_bytes(device), unet_bytes=full_unets
-        )
-        self._on_device: UNetSource | None = None
-        for key in full_unets:
-            if self.residency is Residency.ALL:
-                self.pipes[UNetSource(key)].unet.to(device)
         # Each distillation LoRA gets its own twin of the base UNet: the same weight tensors (no
         # copy), its own peft wrappers. Switching between base, LCM-LoRA and Lightning LoRA is then
         # a choice of pipeline, with no adapter toggling (set_adapters costs 10 to 20 ms on every
@@ -185,13 +188,58 @@ class Engine:
             say(f"loading style LoRA {style.path.name}")
             info = check_style_lora(style.path)
             self.styles.append(load_style(self.base, twins, info, style_adapter_name(index), style.weight))
+        free = int(vram * GIB) if vram is not None else free_device_bytes(device)
+        self.placer = build_placer(
+            self.base,
+            {
+                r: self.pipes[r].unet
+                for r in (ModelRole.LCM_LORA, ModelRole.LIGHTNING_LORA)
+                if r in self.pipes
+            },
+            {k: self.pipes[k].unet for k in (UNetSource.LCM, UNetSource.LIGHTNING) if k in self.pipes},
+            device_of=lambda: self.plan.device,
+            dtype=self.plan.dtype,
+            free_bytes=free,
+            forced=forced_measures(residency, free, measures),
+            forced_tile=tile,
+        )
         self._adapters = AdapterState()
         self._schedulers: dict[str, Any] = {}
         self.native_size = (
             self.base.default_sample_size * self.base.vae_scale_factor,
             self.base.default_sample_size * self.base.vae_scale_factor,
         )
+        say("placing the models" + ("" if device.type == "cpu" else f" on {device}"))
+        self.replan(*self.native_size, self.available_modes())
+        for warning in self.placement_warnings():
+            say(f"warning: {warning}")
+        self.placer.settle()
         say("ready")
+
+    # --- placement ------------------------------------------------------------------------------
+
+    def replan(self, width: int, height: int, modes: tuple[str, ...]) -> None:
+        """The plan for this image size and these modes (the activations grow with the size)."""
+        self.placer.replan(width, height, modes)
+        set_tiling(self.base.vae, self.placer.placement.tile, self.base.vae_scale_factor)
+
+    @property
+    def residency(self) -> Residency:
+        """The older, coarser name of the plan: do the full distilled UNets wait in CPU RAM?"""
+        return Residency.ONE if Measure.DISTILLED_UNETS_WAIT in self.placer.measures else Residency.ALL
+
+    def placement_warnings(self) -> list[str]:
+        placement = self.placer.placement
+        if placement.fits or self.placer.basis.forced is not None:
+            return []
+        return [
+            f"the models do not fit {size_text(placement.inputs.free_bytes)} of free GPU memory at"
+            f" {placement.inputs.width}x{placement.inputs.height} even with every part waiting in CPU RAM"
+            " (fewstep plan shows why); expect the GPU to run out of memory: try a smaller size or fp16"
+        ]
+
+    def placement_report(self) -> dict[str, Any]:
+        return self.placer.report()
 
     # --- what can run -------------------------------------------------------------------------
 
@@ -253,15 +301,9 @@ class Engine:
         start = time.perf_counter()
         pipe = self.pipes[pipeline_key(spec)]
         pipe.scheduler = self._scheduler_for(spec)
-        if (
-            self.residency is Residency.ONE
-            and spec.unet is not UNetSource.BASE
-            and self._on_device is not spec.unet
-        ):
-            if self._on_device is not None:
-                self.pipes[self._on_device].unet.to("cpu")
-            pipe.unet.to(self.plan.device)
-            self._on_device = spec.unet
+        # What the plan moves for this mode (a full distilled UNet in, another out...) is part of
+        # its switch time.
+        self.placer.prepare(Step.DENOISE, mode)
         if self.styles and spec.unet is UNetSource.BASE:
             own = ((str(spec.adapter), 1.0),) if spec.adapter else ()
             self._adapters.apply_unet(pipe.unet, own + styles, keep_base_flags=pipe is self.base)
@@ -269,14 +311,16 @@ class Engine:
 
     def memory_report(self) -> MemoryReport:
         """Bytes of weights per model and where they live, plus the process and device totals."""
-        device = str(self.plan.device)
         base = self.base
+        where = self.placer.where
         models = [
             ModelMemory(
-                "text encoders", module_bytes(base.text_encoder) + module_bytes(base.text_encoder_2), device
+                "text encoders",
+                module_bytes(base.text_encoder) + module_bytes(base.text_encoder_2),
+                where(Part.TEXT_ENCODER),
             ),
-            ModelMemory("vae", module_bytes(base.vae), device),
-            ModelMemory("base unet", module_bytes(base.unet), device),
+            ModelMemory("vae", module_bytes(base.vae), where(Part.VAE)),
+            ModelMemory("base unet", module_bytes(base.unet), where(Part.BASE_UNET)),
         ]
         for key, pipe in self.pipes.items():
             if key is UNetSource.BASE:
@@ -285,7 +329,7 @@ class Engine:
                 lora = sum(
                     p.numel() * p.element_size() for n, p in pipe.unet.named_parameters() if "lora_" in n
                 )
-                models.append(ModelMemory(f"{key} (matrices)", lora, device))
+                models.append(ModelMemory(f"{key} (matrices)", lora, where(Part(str(key)))))
             else:
                 on = str(next(pipe.unet.parameters()).device)
                 models.append(ModelMemory(f"{key} unet", module_bytes(pipe.unet), on))
@@ -295,6 +339,7 @@ class Engine:
             models=tuple(models),
             process_rss=process_rss(),
             device_allocated=allocated,
+            placement={k: v for k, v in self.placer.report().items() if k not in ("steps", "moves")},
         )
 
     def info(self) -> EngineInfo:
@@ -316,7 +361,7 @@ class Engine:
             file_steps=file_steps,
             native_size=self.native_size,
             device=self.plan.describe(),
-            model_label=self.run_context().model_label,
+            model_label=self._label_and_note()[0],
             styles=tuple(StyleInfo(s.name, s.file.path.stem) for s in self.styles),
             memory=memory,
         )
@@ -339,12 +384,12 @@ class Engine:
                 styles[style.name] = lora_hash(style.file.path)
         return model, styles
 
-    def run_context(self) -> RunContext:
-        """What the files this engine's images are saved to should say about their origin."""
-        if self.paths.builtin:
-            label, note = builtin_label(), builtin_note()
-        else:
-            label, note = self.files[ModelRole.BASE].path.name, ""
+    def run_context(self, on_status: StatusCallback | None = None) -> RunContext:
+        """What the files this engine's images are saved to should say about their origin. Hashes
+        every model file the first time (minutes for SDXL; cached after): call it off the GUI thread."""
+        from engine.runtime.replay import dtype_name, model_file_records, replay_files
+
+        label, note = self._label_and_note()
         styles = {s.name: s.file.path.stem for s in self.styles}
         model, style_hashes = self._file_hashes
         return RunContext(
@@ -354,7 +399,16 @@ class Engine:
             style_names=styles,
             model_hash=model,
             style_hashes=style_hashes,
+            device_type=self.plan.device.type,
+            dtype=dtype_name(self.plan.dtype),
+            model_files=model_file_records(self, on_status),
+            replay=replay_files(self),
         )
+
+    def _label_and_note(self) -> tuple[str, str]:
+        if self.paths.builtin:
+            return builtin_label(), builtin_note()
+        return self.files[ModelRole.BASE].path.name, ""
 
     def _style(self, name: str) -> LoadedStyle:
         return next(s for s in self.styles if s.name == name)
@@ -380,11 +434,9 @@ class Engine:
         """Cheapest switches first: schedulers (free) and adapter toggles on the base UNet, then the
         full UNets. The results are still reported in the order asked for."""
 
-        def cost(settings: ModeSettings) -> tuple[int, str, str]:
-            spec = settings.spec
-            return (spec.unet is not UNetSource.BASE, str(spec.unet), str(spec.adapter or ""))
-
-        return sorted(modes, key=cost)
+        chosen = list(modes)
+        order = comparison_order(s.mode for s in chosen)
+        return sorted(chosen, key=lambda s: order.index(s.mode))
 
     def run(
         self,
@@ -432,20 +484,26 @@ class Engine:
         # full distilled UNets run without it.
         encodings: dict[tuple[tuple[str, float], ...], PromptEmbeddings] = {}
         results: dict[tuple[str, int], ModeResult] = {}
+        self.replan(width, height, tuple(s.mode for s in runnable))
+        self.placer.moves.clear()
         for settings in self.plan_order(runnable):
             if cancelled():
                 raise JobCancelled
             mode = resolved[settings.mode]
             mode_styles = styles_on if mode.spec.unet is UNetSource.BASE else ()
-            switch_seconds = self.switch_to(settings.mode, mode_styles)
             text_state = tuple((n, w) for n, w in mode_styles if self._style(n).patches_text_encoders)
             shared = text_state in encodings
             if not shared:
+                # Encoded before the switch, as the plan has it: on a small card the text encoders
+                # come in while the previous mode's UNet may already have left.
+                start = time.perf_counter()
+                self.placer.prepare(Step.ENCODE, settings.mode)
+                moving = time.perf_counter() - start
                 if any(s.patches_text_encoders for s in self.styles):
                     self._adapters.apply_text((self.base.text_encoder, self.base.text_encoder_2), text_state)
-                encodings[text_state] = self.encode(
-                    request.prompt, request.negative_prompt, with_negative=with_negative
-                )
+                encoded = self.encode(request.prompt, request.negative_prompt, with_negative=with_negative)
+                encodings[text_state] = replace(encoded, seconds=encoded.seconds + moving)
+            switch_seconds = self.switch_to(settings.mode, mode_styles)
             embeddings = encodings[text_state]
             for seed_index, seed in enumerate(request.seeds):
                 result = self._denoise(
@@ -495,6 +553,10 @@ class Engine:
             step_times.append(time.perf_counter())
             if index == mode.steps - 1:
                 final_latents.append(tensors["latents"])
+                # The decode follows inside the pipeline call: a VAE that waits in CPU RAM comes in now
+                # (its copy counts as decode time). Plain tensors, not inference ones: it moves again.
+                with torch.inference_mode(False):
+                    self.placer.prepare(Step.DECODE, spec.name)
             if cancelled():
                 # Raising, rather than diffusers' _interrupt flag, skips the VAE decode of a
                 # picture nobody will see.
@@ -531,6 +593,7 @@ class Engine:
         if pipe.vae.dtype != torch.float32 and looks_failed(image) and final_latents:
             image = decode_upcast(pipe, final_latents[-1])
             retried = True
+        self.placer.prepare(Step.DECODED, spec.name)
         end = time.perf_counter()
         marks = [start, *step_times]
         timings = Timings(

@@ -5,7 +5,7 @@ Plain frozen dataclasses, free of Qt and torch, so that either side can be teste
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from engine.contract.request import (
 )
 from engine.contract.residency import Residency
 from engine.files.model_files import ModelPaths
+from engine.outputs.comparison_files import RunContext
 
 
 class JobKind(StrEnum):
@@ -42,6 +43,7 @@ class EngineConfig:
     paths: ModelPaths | None  # None: the built-in model
     device: str = "auto"
     residency: Residency = Residency.AUTO
+    vram: float | None = None  # GiB of free GPU memory to plan for; None: measured
 
     def style_files(self) -> dict[str, Path]:
         """Each style's adapter name and the file it is loaded from, as the artist gave it.
@@ -79,6 +81,8 @@ class FinishedEvent:
     comparison: ComparisonResult
     run_record: Path | None = None  # the history entry, when the job was saved
     save_error: str | None = None  # the images exist in memory but could not be written
+    # What saved files say about the models (with their hashes and how to replay them); the export uses it.
+    context: RunContext | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, kw_only=True)

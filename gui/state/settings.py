@@ -83,6 +83,7 @@ class Settings:
     styles: tuple[StyleSetting, ...] = ()
     vae: Path | None = None  # replaces the base's VAE, e.g. sdxl-vae-fp16-fix
     residency: Residency = Residency.AUTO
+    vram: float | None = None  # GiB of free GPU memory to plan for; None: measured (CLI --vram)
 
     @property
     def uses_builtin_model(self) -> bool:
@@ -101,6 +102,7 @@ class Settings:
             paths=self.model_paths_for_engine(),
             device=device or self.device,
             residency=self.residency,
+            vram=self.vram,
         )
 
     def style_weights(self) -> tuple[tuple[str, float], ...] | None:
@@ -153,6 +155,7 @@ class Settings:
             ],
             "vae": str(self.vae) if self.vae else None,
             "residency": str(self.residency),
+            "vram": self.vram,
         }
 
 
@@ -230,6 +233,12 @@ def settings_from_json(data: object) -> Settings:
         raise SettingsError(f"residency {residency!r} is not one of {', '.join(Residency)}")
     models_dir = _string(data, "models_dir", None)
     vae = _string(data, "vae", None)
+    # Added within schema 2: optional, so files written before it still read.
+    vram = data.get("vram")
+    if vram is not None and (
+        isinstance(vram, bool) or not isinstance(vram, int | float) or not 0 < vram <= 4096
+    ):
+        raise SettingsError("vram must be a number of GiB above 0 and at most 4096, or null")
     return Settings(
         model_paths=paths,
         output_dir=Path(output) if output else None,
@@ -239,6 +248,7 @@ def settings_from_json(data: object) -> Settings:
         styles=_styles(data),
         vae=Path(vae) if vae else None,
         residency=Residency(residency),
+        vram=float(vram) if vram is not None else None,
     )
 
 

@@ -64,9 +64,9 @@ def load_engine(config: EngineConfig, say: Callable[[str], None]) -> LoadedEngin
         say("preparing the built-in model (built on first use)")
         paths = builtin_model_paths()
     plan = plan_device(None if config.device == "auto" else config.device)
-    engine = Engine(paths, plan, on_status=say, residency=config.residency)
-    say("reading the model files' hashes for the PNG text (once per file version)")
-    context = engine.run_context()
+    engine = Engine(paths, plan, on_status=say, residency=config.residency, vram=config.vram)
+    say("hashing the model files (once per file version) for the report and the PNG text")
+    context = engine.run_context(say)  # off the GUI thread: a 7 GB file takes about half a minute
     return LoadedEngine(engine=engine, info=engine.info(), context=context)
 
 
@@ -255,6 +255,7 @@ class EngineWorker(QThread):
                     comparison=comparison,
                     run_record=record,
                     save_error=save_errors[0] if save_errors else None,
+                    context=loaded.context,
                 )
             )
 

@@ -22,9 +22,11 @@ from gui.state.jobs import FinishedEvent
 from gui.state.live_mode import LiveRenderer
 from gui.state.model_controller import ModelController
 from gui.state.model_setup import ModelAvailability, Use, in_use
+from gui.state.placement_view import plan_request
 from gui.state.png_drop import DroppedPng, PngSettingsReader
 from gui.state.recovery import OutputClaim
 from gui.state.settings import Settings
+from gui.state.trilemma_meter import TrilemmaMeter
 from gui.state.worker import EngineWorker
 from gui.widgets import panel_requests as requests
 from gui.widgets.engine_status import EngineStatus
@@ -58,9 +60,12 @@ class MainWindow(QMainWindow):
         self.style_panel = self.controls.style_panel
         self.center = ComparisonArea()
         self.grid = self.center.grid
+        self.trilemma_panel = self.center.trilemma_panel
+        self.trilemma_meter = TrilemmaMeter(self)
         self.banner = self.center.banner
         self.model_note = self.center.model_note
         self.export_button = self.center.export_button
+        self.export_folder_button = self.center.export_folder_button
         self.side_tabs = SideTabs()
         self.history = self.side_tabs.history
         self.model_panel = self.side_tabs.model_panel
@@ -80,6 +85,7 @@ class MainWindow(QMainWindow):
         self._show_availability(self.models.availability())
         self.style_panel.set_styles(settings.styles)
         self.model_panel.set_in_use(in_use(settings))
+        self.model_panel.show_plan(plan_request(settings, None))
         self.prompt_panel.set_live_mode(settings.live_mode)
         self.prompt_panel.set_running(False)
         if settings_problem:
@@ -132,6 +138,9 @@ class MainWindow(QMainWindow):
         self.grid.tile_activated.connect(self.open_tile)
         self.history.run_chosen.connect(self.restore_run)
         self.export_button.clicked.connect(self.export_current_grid)
+        self.export_folder_button.clicked.connect(self.export_current_folder)
+        self.trilemma_meter.exported.connect(lambda path: self.show_message(f"Comparison exported to {path}"))
+        self.trilemma_meter.export_failed.connect(lambda message: self.show_message(message, "error"))
         self.live.rendered.connect(
             lambda prompt, result: self.grid.show_live_result(prompt, result, self._aspect())
         )
@@ -148,6 +157,9 @@ class MainWindow(QMainWindow):
         jobs.started.connect(lambda: self.statusBar().showMessage("generating…"))
         jobs.progress.connect(self.grid.show_progress)
         jobs.image_ready.connect(self.grid.show_result)
+        jobs.image_ready.connect(self.trilemma_meter.add)
+        self.trilemma_meter.measured.connect(self.trilemma_panel.show_trilemma)
+        self.trilemma_meter.failed.connect(lambda message: self.show_message(message, "warning"))
         jobs.finished.connect(self._comparison_finished)
         jobs.cancelled.connect(self._comparison_cancelled)
         jobs.failed.connect(self._comparison_failed)
@@ -200,6 +212,7 @@ class MainWindow(QMainWindow):
     def _settings_changed(self, settings: Settings, old: Settings) -> None:
         self.style_panel.set_styles(settings.styles)
         self.model_panel.set_in_use(in_use(settings))
+        self.model_panel.show_plan(plan_request(settings, self.models.engine_info))
         if settings.resolved_output_dir != old.resolved_output_dir:
             self._claim_output(settings.resolved_output_dir)
             self.history.reload(settings.resolved_output_dir)
@@ -214,6 +227,7 @@ class MainWindow(QMainWindow):
         self.grid.style_names = {style.adapter: style.file_name for style in info.styles}
         self.engine_status.show_ready(info)
         self.model_panel.set_memory(info.memory)
+        self.model_panel.show_plan(plan_request(self.settings, info))
 
     def _engine_failed(self, message: str) -> None:
         self.engine_status.show_failed()
@@ -238,8 +252,11 @@ class MainWindow(QMainWindow):
             return None
         self.jobs.stop_current()
         self.export_button.setEnabled(False)
+        self.export_folder_button.setEnabled(False)
         self.banner.clear_message()
         self.grid.prepare([m.mode for m in request.modes], request.seeds, aspect=self._aspect())
+        self.trilemma_panel.prepare([m.mode for m in request.modes])
+        self.trilemma_meter.begin([m.mode for m in request.modes])
         self.prompt_panel.set_running(True)
         return self.jobs.submit(request, self.settings.resolved_output_dir)
 
@@ -249,6 +266,7 @@ class MainWindow(QMainWindow):
     def _comparison_finished(self, event: FinishedEvent) -> None:
         self.prompt_panel.set_running(False)
         self.export_button.setEnabled(True)
+        self.export_folder_button.setEnabled(event.context is not None)
         text = finished_summary(event.comparison)
         if event.save_error:
             self.show_message(f"{text}, but {event.save_error}", "error")
@@ -287,6 +305,7 @@ class MainWindow(QMainWindow):
             except RequestError:
                 seed = 0  # the render itself will say what is wrong with the seed
             self.grid.prepare([self.prompt_panel.live_mode_name()], [seed], aspect=self._aspect())
+            self.trilemma_panel.clear("Live renders are not measured; Generate measures a comparison.")
             self.banner.clear_message()
         self.live.set_active(on)
 
@@ -328,7 +347,9 @@ class MainWindow(QMainWindow):
             missing = self.models.restore_styles(record.styles)
         if not self.jobs.running and not self.live.active:
             self.grid.show_saved_run(record)
+            self.trilemma_panel.clear("Measured when a comparison runs; Generate to measure this one again.")
             self.export_button.setEnabled(False)
+            self.export_folder_button.setEnabled(False)
         text = f"Restored the run of {record.created.replace('T', ' ')}"
         if missing:
             names = ", ".join(path.stem for path in missing)
@@ -367,11 +388,21 @@ class MainWindow(QMainWindow):
         self.show_message(f"Grid exported to {path}", "info")
         return path
 
+    def export_current_folder(self) -> bool:
+        """Queue the newest comparison's folder for writing (off the GUI thread); `exported` says where."""
+        event = self.jobs.last_finished
+        if event is None or event.context is None:
+            return False
+        self.trilemma_meter.export(self.settings.resolved_output_dir, event)
+        self.statusBar().showMessage("exporting the comparison folder…", 5_000)
+        return True
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         self.live.set_active(False)
         self.model_panel.shutdown()
         self.png_reader.shutdown()
         self.output_claim.release()
         self.viewer.close()
+        self.trilemma_meter.stop()
         self.worker.stop()
         super().closeEvent(event)

@@ -24,14 +24,26 @@ from PySide6.QtCore import (
     QThreadPool,
     Signal,
 )
-from PySide6.QtGui import QAction, QBrush, QColor, QFont, QFontMetrics, QPainter, QPalette, QResizeEvent
+from PySide6.QtGui import (
+    QAction,
+    QBrush,
+    QColor,
+    QFont,
+    QFontDatabase,
+    QFontMetrics,
+    QPainter,
+    QPalette,
+    QResizeEvent,
+)
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
     QHBoxLayout,
     QLabel,
     QMenu,
+    QPlainTextEdit,
     QPushButton,
+    QSplitter,
     QStyle,
     QStyledItemDelegate,
     QStyleOptionViewItem,
@@ -44,6 +56,7 @@ from PySide6.QtWidgets import (
 from engine.contract.info import MemoryReport
 from gui.state.model_scan import ModelEntry, ScanResult, scan_all
 from gui.state.model_setup import Use
+from gui.state.placement_view import PlanRequest, plan_text
 from gui.widgets.theme import ACCENT, ERROR, MUTED
 
 log = logging.getLogger(__name__)
@@ -56,6 +69,12 @@ class _ScanCarrier(QObject):
     """Carries a finished scan from the pool thread to the GUI thread (a queued signal)."""
 
     done = Signal(int, object)  # scan id, ScanResult
+
+
+class _PlanCarrier(QObject):
+    """Carries a placement plan's text from the pool thread to the GUI thread."""
+
+    done = Signal(int, str)  # plan id, text
 
 
 PAD = 4  # above and below each entry
@@ -158,6 +177,7 @@ class ModelPanel(QWidget):
     folder_chosen = Signal(object)  # Path
     scanned = Signal(object)  # ScanResult, once the tree shows it
     refused = Signal(str)  # a double-click on what Fewstep cannot use, and why
+    plan_shown = Signal(str)  # the placement plan's text, once the panel shows it
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -166,6 +186,9 @@ class ModelPanel(QWidget):
         self._pool.setMaxThreadCount(1)
         self._carrier = _ScanCarrier(self)
         self._carrier.done.connect(self._scan_done)
+        self._plan_carrier = _PlanCarrier(self)
+        self._plan_carrier.done.connect(self._plan_done)
+        self._plan_id = 0
         self._scan_id = 0
         self._scanning = False
         self._folder: Path | None = None
@@ -194,6 +217,14 @@ class ModelPanel(QWidget):
         self.memory.setWordWrap(True)
         self.memory.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.memory.hide()
+        # The same text as `fewstep plan`: columns, so a fixed-width font, scrolled rather than wrapped.
+        self.plan = QPlainTextEdit()
+        self.plan.setReadOnly(True)
+        self.plan.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.plan.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.plan.setMinimumHeight(60)
+        self.plan.setPlaceholderText("planning where each model part lives on the GPU…")
+        self.plan.setToolTip("where each model part lives on the GPU for each mode (fewstep plan)")
         buttons = QHBoxLayout()
         buttons.addWidget(self.rescan_button)
         buttons.addWidget(self.folder_button)
@@ -202,7 +233,16 @@ class ModelPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.folder_label)
         layout.addLayout(buttons)
-        layout.addWidget(self.tree, 1)
+        # The plan below the tree, in a splitter: the tree keeps most of the height, the artist can
+        # drag the plan taller.
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.addWidget(self.tree)
+        self.splitter.addWidget(self.plan)
+        self.splitter.setStretchFactor(0, 4)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([480, 240])
+        layout.addWidget(self.splitter, 1)
         layout.addWidget(self.help)
         layout.addWidget(self.memory)
         self.rescan_button.clicked.connect(self.rescan)
@@ -396,3 +436,27 @@ class ModelPanel(QWidget):
             return
         self.memory.setText("Memory: " + report.details())
         self.memory.show()
+
+    # --- placement plan ---------------------------------------------------------------------------
+
+    def show_plan(self, request: PlanRequest) -> None:
+        """Plan on the pool thread (headers, a hundred candidate plans); a newer request wins."""
+        self._plan_id += 1
+        plan_id = self._plan_id
+        carrier = self._plan_carrier
+
+        def work() -> None:
+            try:
+                text = plan_text(request)
+            except Exception as exc:  # plan_text says what it expects; this is a bug, said in the panel
+                log.exception("planning the placement failed")
+                text = f"No placement plan: {type(exc).__name__}: {exc}"
+            carrier.done.emit(plan_id, text)
+
+        self._pool.start(work)
+
+    def _plan_done(self, plan_id: int, text: str) -> None:
+        if plan_id != self._plan_id:
+            return
+        self.plan.setPlainText(text)
+        self.plan_shown.emit(text)

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
+    QDoubleSpinBox,
     QFileDialog,
     QGridLayout,
     QGroupBox,
@@ -40,7 +41,7 @@ BROWSE: dict[Use, tuple[bool, bool]] = {
 BROWSE_WIDTH = 80
 VAE_HINT = "optional, e.g. the sdxl-vae-fp16-fix folder"
 RESIDENCY_NOTES = {
-    Residency.AUTO: "every UNet on the device if they fit in its free memory, else one at a time",
+    Residency.AUTO: "every part on the device if they fit in its free memory; else what does not fit waits in CPU RAM (the Models tab shows the plan)",
     Residency.ALL: "the LCM and Lightning UNets stay on the device: switching modes costs nothing",
     Residency.ONE: "one full distilled UNet on the device at a time: less memory, each switch copies one",
 }
@@ -219,6 +220,20 @@ class SettingsDialog(QDialog):
         engine_layout.addWidget(QLabel("Residency"), 1, 0)
         engine_layout.addWidget(self.residency, 1, 1)
         engine_layout.addWidget(self.residency_note, 1, 2)
+        self.vram = QDoubleSpinBox()
+        self.vram.setRange(0.0, 4096.0)
+        self.vram.setDecimals(1)
+        self.vram.setSingleStep(0.5)
+        self.vram.setSuffix(" GiB")
+        self.vram.setSpecialValueText("measure")  # 0 shows as "measure"
+        self.vram.setValue(settings.vram or 0.0)
+        self.vram.setToolTip("free GPU memory to plan the placement for; 'measure' asks the GPU")
+        vram_note = QLabel("plan for this much free GPU memory (e.g. when another program shares the card)")
+        vram_note.setObjectName("tileCaption")
+        vram_note.setWordWrap(True)
+        engine_layout.addWidget(QLabel("GPU memory"), 2, 0)
+        engine_layout.addWidget(self.vram, 2, 1)
+        engine_layout.addWidget(vram_note, 2, 2)
         engine_layout.setColumnStretch(2, 1)
 
         self.problem = QLabel()
@@ -305,4 +320,5 @@ class SettingsDialog(QDialog):
             models_dir=Path(models).expanduser() if models else None,
             vae=self.vae_row.path(),
             residency=self.chosen_residency(),
+            vram=self.vram.value() or None,
         )

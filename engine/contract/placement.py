@@ -1,0 +1,428 @@
+"""Where each model part lives while each mode runs, planned from the free device memory.
+
+Pure and torch-free: the part sizes come from the files' safetensors headers (`fewstep plan`, the
+GUI's Models tab) or from the loaded modules (the engine), and all three get the same answer.
+
+A comparison runs in steps: the prompt is encoded once (both text encoders), then each mode
+denoises (its UNet, with its LoRA matrices) and decodes (the VAE). The planner tries every
+combination of the measures below and keeps the cheapest that fits every step: first one that
+needs no tiled decode (tiling changes the picture slightly, at the seams), then the one that moves
+the fewest bytes over a whole comparison, then the one with the fewest measures. Moving a part is
+exact (the same bytes come back), so it is preferred to tiling.
+
+The sizes are exact (from the headers); the activation figures added to them are estimates
+(engine.contract.memory_estimates says how each is counted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from itertools import combinations
+
+from engine.contract.memory_estimates import (
+    DTYPE_BYTES,
+    TILE_SIZES,
+    decode_bytes,
+    encode_bytes,
+    unet_step_bytes,
+)
+from engine.contract.modes import DEFAULT_COMPARISON, MODES, GuidanceKind, ModelRole, UNetSource
+
+GIB = 1024**3
+MIB = 1024**2
+# Kept free on the device: the CUDA context is outside the measured free memory already, but the
+# caching allocator rounds blocks up and other programs (the desktop) grow. An estimate.
+RESERVE_BYTES = 512 * MIB
+
+
+class Part(StrEnum):
+    TEXT_ENCODER = "text encoder"
+    TEXT_ENCODER_2 = "text encoder 2"
+    STYLE_TEXT = "style LoRAs (text encoders)"  # a style's text-encoder matrices live in the encoders
+    BASE_UNET = "base unet"
+    STYLE_LORAS = "style LoRAs (unet)"  # live in the base UNet's modules; the LoRA twins share them
+    VAE = "vae"
+    LCM_UNET = "lcm unet"
+    LIGHTNING_UNET = "lightning unet"
+    LCM_LORA = "lcm-lora"
+    LIGHTNING_LORA = "lightning-lora"
+
+
+Moves = tuple[tuple[Part, int], ...]  # (part, bytes) in the order moved
+
+
+class Where(StrEnum):
+    DEVICE = "device"
+    CPU = "cpu"
+
+
+class Measure(StrEnum):
+    """What the engine can do to fit a smaller card, each at a cost in bytes moved or in the picture."""
+
+    DISTILLED_UNETS_WAIT = "the full LCM and Lightning UNets wait in CPU RAM until their mode runs"
+    TEXT_ENCODERS_WAIT = "the text encoders wait in CPU RAM after encoding"
+    VAE_WAITS = "the VAE waits in CPU RAM until its decode"
+    IDLE_LORAS_WAIT = "the LoRA matrices of the modes not running wait in CPU RAM"
+    BASE_UNET_WAITS = "the base UNet waits in CPU RAM while a full distilled UNet runs"
+    UNETS_WAIT_FOR_ENCODING = "every UNet waits in CPU RAM while the prompt is encoded"
+
+
+TEXT_PARTS = (Part.TEXT_ENCODER, Part.TEXT_ENCODER_2, Part.STYLE_TEXT)
+# The twins hold their own Parameter objects over the base UNet's tensors, and the style matrices
+# are modules shared by all of them: they move together or not at all.
+BASE_GROUP = (Part.BASE_UNET, Part.STYLE_LORAS)
+# Leaf-level group offloading keeps the layer running and the one being prefetched: SDXL's largest
+# layers (the 1280-channel GEGLU projections, 13 M parameters) are 26 MB each in fp16. Rounded up.
+STREAMED_UNET_BYTES = 128 * MIB
+FULL_UNETS = {UNetSource.LCM: Part.LCM_UNET, UNetSource.LIGHTNING: Part.LIGHTNING_UNET}
+ADAPTERS = {ModelRole.LCM_LORA: Part.LCM_LORA, ModelRole.LIGHTNING_LORA: Part.LIGHTNING_LORA}
+UNET_PARTS = frozenset({*BASE_GROUP, *FULL_UNETS.values(), *ADAPTERS.values()})
+
+
+def mode_parts(mode: str) -> tuple[Part, ...]:
+    """What must be on the device while a mode denoises."""
+    spec = MODES[mode]
+    if spec.unet is not UNetSource.BASE:
+        return (FULL_UNETS[spec.unet],)
+    return (*BASE_GROUP, *((ADAPTERS[spec.adapter],) if spec.adapter else ()))
+
+
+def cfg_batch(mode: str) -> int:
+    """2 where classifier-free guidance runs at the mode's default guidance, else 1 (LCM's UNet takes
+    guidance as an embedding; the LoRA modes and Lightning default to CFG off). An artist who raises
+    a LoRA mode's guidance above 1 doubles its step's activations, which this plan does not count."""
+    spec = MODES[mode]
+    return 2 if spec.guidance_kind is not GuidanceKind.EMBEDDING and spec.default_guidance > 1 else 1
+
+
+def comparison_order(modes: Iterable[str]) -> list[str]:
+    """The order the engine runs a comparison in: the base UNet's modes first (switching them moves
+    no weights), then the full distilled UNets."""
+
+    def cost(mode: str) -> tuple[bool, str, str]:
+        spec = MODES[mode]
+        return (spec.unet is not UNetSource.BASE, str(spec.unet), str(spec.adapter or ""))
+
+    return sorted(modes, key=cost)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanInput:
+    sizes: Mapping[Part, int]  # bytes of each part present, in the run dtype
+    dtype: str  # "fp16", "bf16" or "fp32"
+    free_bytes: int  # free device memory before any weight is loaded
+    width: int = 1024
+    height: int = 1024
+    modes: tuple[str, ...] = DEFAULT_COMPARISON
+    vae_upcast: bool = True  # SDXL's VAE config says force_upcast: in fp16 it decodes in fp32
+
+    @property
+    def budget(self) -> int:
+        return self.free_bytes - RESERVE_BYTES
+
+    @property
+    def decode_dtype(self) -> str:
+        # diffusers upcasts a force_upcast VAE only from fp16 (bf16 has fp32's range).
+        return "fp32" if self.dtype == "fp16" and self.vae_upcast else self.dtype
+
+    def runnable(self) -> tuple[str, ...]:
+        return tuple(m for m in self.modes if all(self.sizes.get(p) is not None for p in _needs(m)))
+
+
+def _needs(mode: str) -> tuple[Part, ...]:
+    return tuple(p for p in mode_parts(mode) if p is not Part.STYLE_LORAS)
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """One step of one mode: what is on the device, its estimated peak, and what moved before it."""
+
+    mode: str
+    step: Step
+    on_device: frozenset[Part]
+    weights: int
+    activations: int
+    moved_in: Moves = ()
+    moved_out: Moves = ()
+
+    @property
+    def peak(self) -> int:
+        return self.weights + self.activations
+
+    @property
+    def moved_bytes(self) -> int:
+        return sum(b for _p, b in self.moved_in) + sum(b for _p, b in self.moved_out)
+
+
+@dataclass(frozen=True)
+class ModePlan:
+    mode: str
+    steps: tuple[StepPlan, ...]
+
+    @property
+    def moved_bytes(self) -> int:
+        """Bytes this mode moves between CPU RAM and the device (both ways), in a steady comparison."""
+        return sum(s.moved_bytes for s in self.steps)
+
+    @property
+    def peak(self) -> int:
+        return max(s.peak for s in self.steps)
+
+    @property
+    def denoise_parts(self) -> frozenset[Part]:
+        return next(s.on_device for s in self.steps if s.step is Step.DENOISE)
+
+
+@dataclass(frozen=True)
+class Placement:
+    inputs: PlanInput
+    measures: frozenset[Measure]
+    tile: int | None  # output pixels per tile edge of a tiled decode; None: untiled
+    modes: tuple[ModePlan, ...]  # in the order a comparison runs them
+    skipped: tuple[str, ...] = ()  # wanted modes whose files are not given
+    resting: Mapping[Part, Where] = field(default_factory=dict)  # where each part waits between steps
+
+    @property
+    def fits(self) -> bool:
+        return all(m.peak <= self.inputs.budget for m in self.modes)
+
+    @property
+    def tiled(self) -> bool:
+        return self.tile is not None
+
+    @property
+    def moved_bytes(self) -> int:
+        return sum(m.moved_bytes for m in self.modes)
+
+    @property
+    def peak(self) -> int:
+        return max((m.peak for m in self.modes), default=0)
+
+    @property
+    def weights(self) -> int:
+        return sum(self.inputs.sizes.values())
+
+    @property
+    def waits(self) -> tuple[Part, ...]:
+        return tuple(p for p, w in self.resting.items() if w is Where.CPU)
+
+    def mode(self, name: str) -> ModePlan:
+        return next(m for m in self.modes if m.mode == name)
+
+    @property
+    def streamed_peak(self) -> int:
+        """The peak if the UNets were streamed layer by layer from CPU RAM (diffusers' leaf-level
+        group offloading) instead of sitting on the device: their weights leave every step but a
+        layer or two in flight. The engine does not stream (group offloading keeps its own copy of
+        each module's weights per UNet object, which the LoRA twins' shared tensors would multiply)."""
+        peaks = []
+        for mode in self.modes:
+            for step in mode.steps:
+                sizes = self.inputs.sizes
+                rest = sum(sizes[p] for p in step.on_device if p not in UNET_PARTS)
+                unets = sum(sizes[p] for p in step.on_device if p in UNET_PARTS)
+                streamed = min(STREAMED_UNET_BYTES, unets) if step.step is Step.DENOISE else 0
+                peaks.append(rest + streamed + step.activations)
+        return max(peaks, default=0)
+
+    @property
+    def fits_streamed(self) -> bool:
+        return self.streamed_peak <= self.inputs.budget
+
+
+def _resting(inp: PlanInput, measures: frozenset[Measure]) -> dict[Part, Where]:
+    waits: set[Part] = set()
+    if Measure.DISTILLED_UNETS_WAIT in measures:
+        waits |= {Part.LCM_UNET, Part.LIGHTNING_UNET}
+    if Measure.TEXT_ENCODERS_WAIT in measures:
+        waits |= set(TEXT_PARTS)
+    if Measure.VAE_WAITS in measures:
+        waits.add(Part.VAE)
+    if Measure.IDLE_LORAS_WAIT in measures:
+        waits |= {Part.LCM_LORA, Part.LIGHTNING_LORA}
+    return {p: Where.CPU if p in waits else Where.DEVICE for p in inp.sizes}
+
+
+class Step(StrEnum):
+    ENCODE = "encode"
+    DENOISE = "denoise"  # the mode's switch happens just before it
+    DECODE = "decode"
+    DECODED = "decoded"  # after the decode, before the next step
+
+
+def step_moves(step: Step, mode: str, measures: frozenset[Measure]) -> tuple[set[Part], set[Part]]:
+    """(wanted, leaving): the parts a step needs on the device, and those that must leave it first.
+    The engine's placer and the planner's simulation both follow these rules."""
+    if step is Step.ENCODE:
+        leaving = set(UNET_PARTS) if Measure.UNETS_WAIT_FOR_ENCODING in measures else set()
+        return set(TEXT_PARTS), leaving
+    if step is Step.DECODE:
+        return {Part.VAE}, set()
+    if step is Step.DECODED:
+        return set(), ({Part.VAE} if Measure.VAE_WAITS in measures else set())
+    needed = set(mode_parts(mode))
+    leaving = set()
+    if Measure.TEXT_ENCODERS_WAIT in measures:
+        leaving |= set(TEXT_PARTS)
+    base_mode = MODES[mode].unet is UNetSource.BASE
+    if Measure.DISTILLED_UNETS_WAIT in measures and (not base_mode or Measure.BASE_UNET_WAITS in measures):
+        # As the engine's one-at-a-time residency: the last one stays until another UNet needs the
+        # room, a distilled one always, the base one only when they may not share the device.
+        leaving |= set(FULL_UNETS.values()) - needed
+    if Measure.IDLE_LORAS_WAIT in measures:
+        leaving |= set(ADAPTERS.values()) - needed
+    if Measure.BASE_UNET_WAITS in measures and not base_mode:
+        leaving |= set(BASE_GROUP)
+    if Measure.VAE_WAITS in measures:
+        leaving.add(Part.VAE)
+    return needed, leaving
+
+
+class _Simulation:
+    """Runs a comparison's steps over a set of parts on the device and records every move."""
+
+    def __init__(self, inp: PlanInput, measures: frozenset[Measure], tile: int | None) -> None:
+        self.inp, self.measures, self.tile = inp, measures, tile
+        self.resting = _resting(inp, measures)
+        self.on = {p for p, w in self.resting.items() if w is Where.DEVICE}
+
+    def _weights(self) -> int:
+        return sum(self.inp.sizes[p] for p in self.on)
+
+    def _move(self, wanted: Iterable[Part], leaving: Iterable[Part]) -> tuple[Moves, Moves]:
+        """Out first, then in: the device never holds both."""
+        sizes = self.inp.sizes
+        out = tuple((p, sizes[p]) for p in sorted(set(leaving) & self.on))
+        self.on -= {p for p, _ in out}
+        into = tuple((p, sizes[p]) for p in sorted(set(wanted) - self.on) if p in sizes)
+        self.on |= {p for p, _ in into}
+        return out, into
+
+    def _step(
+        self, mode: str, step: Step, wanted: Iterable[Part], leaving: Iterable[Part], activations: int
+    ) -> StepPlan:
+        out, into = self._move(wanted, leaving)
+        on = frozenset(self.on)
+        return StepPlan(mode, step, on, self._weights(), activations, moved_in=into, moved_out=out)
+
+    def mode(self, mode: str, *, encode: bool) -> ModePlan:
+        """The engine's order: encode (when this mode needs a new encoding), switch, denoise, decode."""
+        inp, measures = self.inp, self.measures
+        steps: list[StepPlan] = []
+        if encode:
+            wanted, leaving = step_moves(Step.ENCODE, mode, measures)
+            steps.append(self._step(mode, Step.ENCODE, wanted, leaving, encode_bytes()))
+        wanted, leaving = step_moves(Step.DENOISE, mode, measures)
+        activations = unet_step_bytes(inp.width, inp.height, inp.dtype, cfg_batch(mode))
+        steps.append(self._step(mode, Step.DENOISE, wanted, leaving, activations))
+        vae = inp.sizes.get(Part.VAE, 0)
+        # An upcast VAE sits in fp32 during the decode: its weights take twice their fp16 bytes.
+        upcast = inp.decode_dtype != inp.dtype
+        extra = vae * (DTYPE_BYTES["fp32"] // DTYPE_BYTES[inp.dtype] - 1) if upcast else 0
+        decode = decode_bytes(inp.width, inp.height, inp.decode_dtype, self.tile) + extra
+        wanted, leaving = step_moves(Step.DECODE, mode, measures)
+        steps.append(self._step(mode, Step.DECODE, wanted, leaving, decode))
+        wanted, leaving = step_moves(Step.DECODED, mode, measures)
+        steps.append(self._step(mode, Step.DECODED, wanted, leaving, 0))
+        return ModePlan(mode, tuple(steps))
+
+    def comparison(self, order: list[str]) -> tuple[ModePlan, ...]:
+        # The first pass leaves the parts where a previous comparison would have; the second, the
+        # steady state an artist sees from the second comparison on, is the one reported.
+        # A style that patches the text encoders is off for the full distilled UNets, so the first of
+        # them needs an encoding of its own.
+        restyled = bool(self.inp.sizes.get(Part.STYLE_TEXT))
+        first_full = next((m for m in order if MODES[m].unet is not UNetSource.BASE), None)
+        plans: tuple[ModePlan, ...] = ()
+        for _warm in range(2):
+            plans = tuple(
+                self.mode(m, encode=i == 0 or (restyled and m == first_full)) for i, m in enumerate(order)
+            )
+        return plans
+
+
+def _evaluate(inp: PlanInput, measures: frozenset[Measure], tile: int | None, order: list[str]) -> Placement:
+    sim = _Simulation(inp, measures, tile)
+    modes = sim.comparison(order)
+    skipped = tuple(m for m in inp.modes if m not in order)
+    return Placement(inp, measures, tile, modes, skipped, sim.resting)
+
+
+def _with_tile(placement: Placement, tile: int) -> Placement:
+    """The same moves with the decode in tiles: only the decode's activations change."""
+    inp = placement.inputs
+    saved = decode_bytes(inp.width, inp.height, inp.decode_dtype, None) - decode_bytes(
+        inp.width, inp.height, inp.decode_dtype, tile
+    )
+    modes = tuple(
+        ModePlan(
+            mode.mode,
+            tuple(
+                replace(step, activations=step.activations - saved) if step.step is Step.DECODE else step
+                for step in mode.steps
+            ),
+        )
+        for mode in placement.modes
+    )
+    return replace(placement, tile=tile, modes=modes)
+
+
+def candidates(inp: PlanInput) -> list[Placement]:
+    """Every combination of measures, untiled and in each tile size. Their peaks do not depend on
+    the free memory, which only decides which of them fit."""
+    order = comparison_order(inp.runnable())
+    found: list[Placement] = []
+    for count in range(len(Measure) + 1):
+        for chosen in combinations(Measure, count):
+            whole = _evaluate(inp, frozenset(chosen), None, order)
+            found += [whole, *(_with_tile(whole, tile) for tile in TILE_SIZES)]
+    return found
+
+
+def _cost(placement: Placement) -> tuple[bool, int, int, int]:
+    return (placement.tiled, placement.moved_bytes, len(placement.measures), -(placement.tile or 0))
+
+
+def plan_placement(
+    inp: PlanInput, *, forced: Iterable[Measure] | None = None, forced_tile: int | None = None
+) -> Placement:
+    """The cheapest placement that fits every step of the wanted modes; if none fits, the one with
+    every measure and the smallest tiles (its `fits` is then False). `forced` skips the search and
+    takes these measures and `forced_tile` as they are (tests, and the engine's residency choice)."""
+    order = comparison_order(inp.runnable())
+    if forced is not None:
+        return _evaluate(inp, frozenset(forced), forced_tile, order)
+    fitting = [p for p in candidates(inp) if p.fits]
+    if not fitting:
+        return _evaluate(inp, frozenset(Measure), TILE_SIZES[-1], order)
+    return min(fitting, key=_cost)
+
+
+def five_mode_check(
+    sizes: Mapping[Part, int], dtype: str, free_bytes: int, *, vae_upcast: bool = True
+) -> Placement:
+    """The plan of SDXL's five-mode comparison at 1024x1024 on this card."""
+    return plan_placement(
+        PlanInput(
+            sizes=sizes,
+            dtype=dtype,
+            free_bytes=free_bytes,
+            width=1024,
+            height=1024,
+            modes=DEFAULT_COMPARISON,
+            vae_upcast=vae_upcast,
+        )
+    )
+
+
+def smallest_fit(
+    sizes: Mapping[Part, int], dtype: str, *, vae_upcast: bool = True, step: int = GIB // 4
+) -> int:
+    """The least free device memory, rounded up to a multiple of `step`, on which SDXL's five-mode
+    comparison at 1024x1024 fits with some placement: the lowest peak of any candidate, plus the
+    reserve."""
+    inp = PlanInput(sizes=sizes, dtype=dtype, free_bytes=0, modes=DEFAULT_COMPARISON, vae_upcast=vae_upcast)
+    least = min((p.peak for p in candidates(inp)), default=0) + RESERVE_BYTES
+    return -(-least // step) * step

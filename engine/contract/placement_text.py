@@ -1,0 +1,82 @@
+"""A placement plan in words: what `fewstep plan` prints and the GUI's Models tab shows."""
+
+from __future__ import annotations
+
+from engine.contract.memory_estimates import decode_bytes
+from engine.contract.placement import RESERVE_BYTES, Part, Placement, Where
+
+GIB = 1024**3
+
+
+def size_text(count: int) -> str:
+    if count == 0:
+        return "0 B"
+    if abs(count) >= GIB / 10:
+        return f"{count / GIB:.2f} GiB"
+    if abs(count) >= 1024**2:
+        return f"{count / 1024**2:.0f} MiB"
+    return f"{count / 1024:.0f} KiB" if abs(count) >= 1024 else f"{count} B"
+
+
+def _parts_text(parts: frozenset[Part]) -> str:
+    return ", ".join(p for p in Part if p in parts) or "-"
+
+
+def verdict(placement: Placement) -> str:
+    """One line: does it fit, and at what cost."""
+    inp = placement.inputs
+    size = f"{inp.width}x{inp.height}"
+    if not placement.modes:
+        return f"no mode can run with these files at {size}"
+    if placement.fits:
+        moved = placement.moved_bytes
+        how = "with nothing moved" if moved == 0 else f"moving {size_text(moved)} per comparison"
+        tiled = f", VAE decode in {placement.tile}x{placement.tile} tiles" if placement.tiled else ""
+        return f"fits at {size} {how}{tiled} (peak {size_text(placement.peak)}, estimated)"
+    streamed = (
+        f"; streaming the UNets layer by layer (group offloading, which Fewstep does not do) would need"
+        f" {size_text(placement.streamed_peak + RESERVE_BYTES)}"
+    )
+    return (
+        f"does not fit at {size}: the largest step needs {size_text(placement.peak + RESERVE_BYTES)}"
+        f" with every measure{streamed}"
+    )
+
+
+def describe_placement(placement: Placement, five_modes: Placement | None = None) -> list[str]:
+    inp = placement.inputs
+    lines = [
+        f"Plan for {size_text(inp.free_bytes)} of free device memory, {inp.dtype}, {inp.width}x{inp.height}"
+        f" ({size_text(RESERVE_BYTES)} kept in reserve; sizes from the files, activations estimated)",
+        verdict(placement),
+    ]
+    if placement.measures or placement.tiled:
+        lines.append("measures:")
+        lines += [f"  - {m}" for m in sorted(placement.measures)]
+        if placement.tiled:
+            whole = decode_bytes(inp.width, inp.height, inp.decode_dtype, None)
+            lines.append(
+                f"  - the VAE decodes in tiles of {placement.tile}x{placement.tile} pixels"
+                f" (whole, its {inp.decode_dtype} decode would need about {size_text(whole)})"
+            )
+    else:
+        lines.append("measures: none, every part stays on the device")
+    lines.append("parts:")
+    for part in Part:
+        if (size := inp.sizes.get(part)) is None or size == 0:
+            continue
+        where = "on the device" if placement.resting.get(part) is Where.DEVICE else "waits in CPU RAM"
+        lines.append(f"  {part:29} {size_text(size):>10}  {where}")
+    if placement.modes:
+        lines.append("modes, in the order a comparison runs them:")
+        lines.append(f"  {'mode':15} {'peak':>10} {'moved':>10}  on the device while denoising")
+        for mode in placement.modes:
+            lines.append(
+                f"  {mode.mode:15} {size_text(mode.peak):>10} {size_text(mode.moved_bytes):>10}"
+                f"  {_parts_text(mode.denoise_parts)}"
+            )
+    if placement.skipped:
+        lines.append(f"not planned (their files are not given): {', '.join(placement.skipped)}")
+    if five_modes is not None:
+        lines.append(f"five-mode comparison: {verdict(five_modes)}")
+    return lines
