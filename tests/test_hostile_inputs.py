@@ -364,3 +364,16 @@ def test_a_huge_size_on_the_cpu_is_warned_about_before_it_runs() -> None:
     assert size_warning("cpu", 4096, 4096, (1024, 1024)) is not None
     assert size_warning("cuda", 4096, 4096, (1024, 1024)) is None
     assert size_warning("cpu", 1024, 1024, (1024, 1024)) is None
+
+
+def test_compare_reruns_into_its_own_folder_and_keeps_a_foreign_one(tmp_path: Path) -> None:
+    from engine.outputs.targets import comparison_target_problem
+
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    for name in ("report.json", "grid.png", "ddim.png", "reproduce.py"):
+        (earlier / name).write_text("x")
+    assert comparison_target_problem(earlier, overwrite=False) is None  # an earlier comparison: replaced
+    (earlier / "notes.txt").write_text("mine")
+    assert "not a Fewstep comparison" in (comparison_target_problem(earlier, overwrite=False) or "")
+    assert comparison_target_problem(earlier, overwrite=True) is None

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from engine.files.safe_paths import output_problem
 
-# What write_comparison leaves: a folder of these and nothing else is an earlier comparison.
-_COMPARISON_SUFFIXES = (".png", ".json")
+# What write_comparison leaves (images, grid.png, report.json, reproduce.py): a folder of these and
+# nothing else, report.json among them, is an earlier comparison.
+_COMPARISON_SUFFIXES = (".png", ".json", ".py")
 
 
 def looks_like_comparison(folder: Path) -> bool:
