@@ -17,8 +17,15 @@ from pathlib import Path
 from typing import NoReturn
 
 from engine.contract.errors import FewstepError, ModelInputError, RequestError
+from engine.contract.limits import MAX_SEED, MAX_SIDE
 from engine.contract.modes import DEFAULT_COMPARISON, MODES, ModelRole
-from engine.contract.request import MAX_SEED, GenerationRequest, ModeSettings
+from engine.contract.request import GenerationRequest, ModeSettings
+from engine.contract.validation import (
+    check_device_names,
+    parse_guidance,
+    parse_steps,
+    parse_style_weight,
+)
 from engine.files.model_files import (
     ModelFile,
     ModelPaths,
@@ -27,9 +34,14 @@ from engine.files.model_files import (
     check_vae,
     inspect_path,
 )
+from engine.files.safe_paths import special_file_problem
+from engine.outputs.atomic import remove_stale_parts, restore_interrupted_swap
+from engine.outputs.folder_lock import FolderBusyError, folder_lock
+from engine.outputs.targets import comparison_target_problem, image_target_problem
 from engine.plan_command import add_plan_parser, run_plan, vram_gib
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+MAX_SEEDS = 64
 
 
 class UsageError(Exception):
@@ -44,9 +56,11 @@ class _Parser(argparse.ArgumentParser):
 
 def _size(text: str) -> tuple[int, int]:
     parts = text.lower().split("x")
-    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+    if len(parts) != 2 or not all(p.isascii() and p.isdigit() and len(p) < 6 for p in parts):
         raise argparse.ArgumentTypeError(f"size {text!r} must look like 1024x1024 (WIDTHxHEIGHT)")
     width, height = int(parts[0]), int(parts[1])
+    if width > MAX_SIDE or height > MAX_SIDE:
+        raise argparse.ArgumentTypeError(f"size {text}: width and height must be at most {MAX_SIDE}")
     if width % 8 or height % 8 or width < 8 or height < 8:
         raise argparse.ArgumentTypeError(
             f"size {text}: width and height must be multiples of 8 (e.g. 1024x1024)"
@@ -55,7 +69,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _seed(text: str) -> int:
-    if not text.isdigit() or int(text) > MAX_SEED:
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_SEED:
         raise argparse.ArgumentTypeError(f"seed {text!r} must be a whole number from 0 to {MAX_SEED}")
     return int(text)
 
@@ -75,10 +89,21 @@ def _style_lora(text: str) -> StyleLora:
     path, sep, weight = text.rpartition(":")
     if sep and path:
         try:
-            return StyleLora(Path(path), float(weight))
+            float(weight)
         except ValueError:
             pass  # a colon inside the path (C:\\...), no weight
+        else:  # a number, but perhaps nan, inf or 1e30: the strict parser says which are fine
+            try:
+                return StyleLora(Path(path), parse_style_weight(weight, f"--lora {text}"))
+            except RequestError as exc:
+                raise argparse.ArgumentTypeError(str(exc)) from None
     return StyleLora(Path(text), 1.0)
+
+
+def _out(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("--out is empty: give a file or folder name")
+    return Path(text)
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -94,7 +119,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="PATH[:WEIGHT]",
-        help="a style LoRA on every mode that uses the base UNet (repeatable; weight 1 by default)",
+        help="a style LoRA on every mode that uses the base UNet (repeatable; weight 1 by default,"
+        " from -10 to 10)",
     )
     parser.add_argument("--steps", type=_mode_value, action="append", default=[], metavar="MODE=N")
     parser.add_argument("--guidance", type=_mode_value, action="append", default=[], metavar="MODE=G")
@@ -134,12 +160,27 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"comma-separated, from: {', '.join(MODES)} (default: {','.join(DEFAULT_COMPARISON)})",
     )
     compare.add_argument(
-        "--out", type=Path, required=True, metavar="DIR", help="folder for grid.png and report"
+        "--out",
+        type=_out,
+        required=True,
+        metavar="DIR",
+        help="folder for grid.png and report; written whole, replacing an earlier comparison there",
+    )
+    compare.add_argument(
+        "--overwrite", action="store_true", help="replace --out even if it holds other files"
+    )
+    compare.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N seeds: --seed, --seed+1, ... (2 or more measure each mode's diversity; default 1)",
     )
     generate = commands.add_parser("generate", help="one image with one mode")
     _add_common(generate)
     generate.add_argument("--mode", required=True, choices=list(MODES), metavar="MODE")
-    generate.add_argument("--out", type=Path, required=True, metavar="FILE.png")
+    generate.add_argument("--out", type=_out, required=True, metavar="FILE.png")
+    generate.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     models = commands.add_parser(
         "models", help="list and classify the model files in a folder and the HF cache"
     )
@@ -169,11 +210,17 @@ def list_models(folder: Path | None) -> int:
                 rows.append((what, ", ".join(item.enables) or "-", str(item.path)))
 
     if folder is not None:
+        if problem := special_file_problem(folder):
+            raise UsageError(problem)
         if not folder.is_dir():
             raise UsageError(f"{folder} is not a folder")
         add(scan_models(folder))
     for repo in cached_model_repos():
-        info = inspect_path(repo.snapshot)
+        try:
+            info = inspect_path(repo.snapshot)
+        except ModelInputError as exc:
+            rows.append((f"refused: {exc}", "-", f"{repo.repo_id} (Hugging Face cache)"))
+            continue
         if info.kind is FileKind.OTHER:  # a repository of several files, like ByteDance/SDXL-Lightning
             add(scan_models(repo.snapshot))
         else:
@@ -203,16 +250,9 @@ def _mode_settings(names: Sequence[str], args: argparse.Namespace) -> tuple[Mode
     steps: dict[str, int] = {}
     guidance: dict[str, float] = {}
     for mode, value in args.steps:
-        if not value.lstrip("-").isdigit():
-            raise UsageError(f"--steps {mode}={value}: steps must be a whole number")
-        steps[mode] = int(value)
-        if steps[mode] < 1:
-            raise UsageError(f"--steps {mode}={value}: steps must be at least 1")
+        steps[mode] = parse_steps(value, f"--steps {mode}={value}")
     for mode, value in args.guidance:
-        try:
-            guidance[mode] = float(value)
-        except ValueError:
-            raise UsageError(f"--guidance {mode}={value}: guidance must be a number") from None
+        guidance[mode] = parse_guidance(value, f"--guidance {mode}={value}")
     for mode in [*steps, *guidance]:
         if mode not in names:
             raise UsageError(
@@ -237,6 +277,8 @@ def _model_paths(args: argparse.Namespace) -> ModelPaths:
     if given[ModelRole.BASE] is None:
         others = ", ".join(f"--{r}" for r, p in given.items() if p is not None)
         raise UsageError(f"{others} needs --base: the SDXL base model whose text encoders and VAE it uses")
+    if args.base_config is not None and (problem := special_file_problem(args.base_config)):
+        raise UsageError(f"--base-config {problem}")
     if args.base_config is not None and not (args.base_config / "model_index.json").is_file():
         raise UsageError(f"--base-config {args.base_config}: not a folder with model_index.json")
     return ModelPaths.from_roles(given, base_config=args.base_config, vae=args.vae, styles=styles)
@@ -251,21 +293,25 @@ def parse_job(argv: Sequence[str]) -> tuple[argparse.Namespace, Job]:
             raise UsageError(
                 f"--modes: unknown mode {', '.join(unknown) or '(none)'}; known: {', '.join(MODES)}"
             )
-        if args.out.exists() and not args.out.is_dir():
-            raise UsageError(f"--out {args.out} is a file; compare writes a folder")
+        problem = comparison_target_problem(args.out, overwrite=args.overwrite)
     else:
         names = [args.mode]
-        if args.out.suffix.lower() != ".png":
-            raise UsageError(f"--out {args.out} must be a .png file")
-        if args.out.is_dir():
-            raise UsageError(f"--out {args.out} is a folder; generate writes one .png file")
+        problem = image_target_problem(args.out, overwrite=args.overwrite)
+    if problem:
+        raise UsageError(problem)
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads {args.threads} must be at least 1")
+    check_device_names(args.device, args.dtype)
+    count = getattr(args, "seeds", 1)
+    if not 1 <= count <= MAX_SEEDS:
+        raise UsageError(f"--seeds {count} must be from 1 to {MAX_SEEDS}")
+    if args.seed + count - 1 > MAX_SEED:
+        raise UsageError(f"--seed {args.seed} with --seeds {count} runs past the largest seed, {MAX_SEED}")
     width, height = args.size if args.size else (None, None)
     request = GenerationRequest(
         prompt=args.prompt,
         negative_prompt=args.negative,
-        seeds=(args.seed,),
+        seeds=tuple(range(args.seed, args.seed + count)),
         width=width,
         height=height,
         modes=_mode_settings(names, args),
@@ -296,16 +342,29 @@ def run(argv: Sequence[str]) -> int:
         print_info(build_parser().parse_args(argv).file)
         return EXIT_OK
     args, job = parse_job(argv)
+    try:
+        # One writer per output; a second run says so at once, before any model loads.
+        with folder_lock(job.out):
+            restore_interrupted_swap(job.out)  # what a killed run left beside it
+            remove_stale_parts(job.out.parent, job.out.name)
+            return _run_job(args, job)
+    except FolderBusyError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _run_job(args: argparse.Namespace, job: Job) -> int:
     # Heavy imports only once the input is known to be good: a typo answers at once.
     from engine.contract.residency import Residency
     from engine.files.builtin import builtin_label
-    from engine.outputs.comparison_files import write_comparison, write_image_files
+    from engine.outputs.comparison_files import write_image_files
+    from engine.outputs.comparison_folder import write_comparison_folder
+    from engine.outputs.terminal_progress import TerminalProgress, size_warning
     from engine.runtime.device import plan_device
     from engine.runtime.engine import Engine
 
+    plan = plan_device(args.device, args.dtype, args.threads)  # a device error: one line, before any notice
     if job.paths.builtin:
         _say("no model given: using the " + builtin_label())
-    plan = plan_device(args.device, args.dtype, args.threads)
     started = time.perf_counter()
     engine = Engine(job.paths, plan, residency=Residency(args.residency), vram=args.vram)
     for warning in engine.placement_warnings():
@@ -315,8 +374,13 @@ def run(argv: Sequence[str]) -> int:
     for settings in job.request.modes:
         if missing := engine.missing_files(settings.mode):
             _say(f"skipping {settings.mode}: no {' or '.join('--' + r for r in missing)} given")
-    comparison = engine.run(job.request)
-    context = engine.run_context()
+    width, height = (job.request.width, job.request.height) if job.request.width else engine.native_size
+    if slow := size_warning(plan.device.type, width or 0, height or 0, engine.native_size):
+        _say(f"note: {slow}")
+    steps = sum(engine.resolve(s).steps for s in job.request.modes if not engine.missing_files(s.mode))
+    progress = TerminalProgress(sys.stderr, steps * len(job.request.seeds), _say)
+    comparison = engine.run(job.request, on_progress=progress)
+    context = engine.run_context(_say)  # hashes each model file once (cached by path, size, mtime)
     for result in comparison.results:
         for warning in result.warnings:
             _say(f"warning: {warning}")
@@ -327,20 +391,28 @@ def run(argv: Sequence[str]) -> int:
             f"{result.mode}: {result.steps} steps, {result.timings.total:.2f} s -> {job.out} ({sidecar.name})"
         )
         return EXIT_OK
-    write_comparison(
+    from engine.outputs.trilemma import trilemma_of
+
+    trilemma = trilemma_of(comparison)
+    # Built beside --out and swapped in whole: a kill at any moment leaves the old folder or the new one.
+    write_comparison_folder(
         job.out,
         comparison,
         context,
         # placement: where each part lived and what each move cost (bytes, seconds).
-        extra={"memory": memory.to_json(), "placement": engine.placement_report()},
+        {"memory": memory.to_json(), "placement": engine.placement_report()},
+        trilemma=trilemma,
     )
     for result in comparison.results:
         t = result.timings
         print(
             f"{result.mode:15} {result.steps:3d} steps  guidance {result.guidance:<4g} {t.total:7.3f} s"
             f"  (denoise {t.denoising:.3f}, decode {t.decode:.3f}, switch {t.switch:.4f})"
+            + (f"  seed {result.seed}" if len(job.request.seeds) > 1 else "")
         )
-    print(f"wrote {job.out / 'grid.png'} and {job.out / 'report.json'}")
+    print()
+    print(trilemma.table())
+    print(f"wrote {job.out / 'grid.png'}, {job.out / 'report.json'} and {job.out / 'reproduce.py'}")
     return EXIT_OK
 
 

@@ -96,6 +96,29 @@ def check_resources(report: Report) -> None:
     pocket = pocket_dir()
     shipped = pocket_model_paths(pocket) is not None
     report.check("resources pocket model", shipped, str(pocket) if shipped else f"missing: {pocket}")
+    from engine.files.resources import resources_root
+
+    script = resources_root() / "replay" / "reproduce.py"
+    report.check("resources reproduce.py", script.is_file(), str(script))
+
+
+def check_metrics(report: Report) -> None:
+    """The trilemma's metrics (scikit-image, and scipy under it) load and measure two known images."""
+    import numpy as np
+
+    from engine.outputs.trilemma import TrilemmaAccumulator
+
+    try:
+        image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+        accumulator = TrilemmaAccumulator(["ddim", "lcm"])
+        accumulator.add("ddim", 0, image, 1.0)
+        accumulator.add("lcm", 0, image[::-1].copy(), 0.5)
+        row = accumulator.result().row("lcm")
+    except Exception as exc:  # an import missing from a bundle shows here, not in the window
+        report.check("trilemma metrics", False, f"{type(exc).__name__}: {exc}")
+        return
+    ok = row.ssim_to_reference is not None and row.ssim_to_reference < 1.0 and row.speed_up == 2.0
+    report.check("trilemma metrics", ok, f"SSIM {row.ssim_to_reference:.3f}, speed-up {row.speed_up:g}")
 
 
 class SelfTestRun(QObject):
@@ -241,6 +264,7 @@ def main(argv: Sequence[str] = ()) -> int:
     write("fewstep self-test")
     check_versions(report)
     check_resources(report)
+    check_metrics(report)
 
     # As run_app: passive OpenMP threads, and library chatter stays out of the output.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -1,4 +1,5 @@
-"""Screenshots for the README: the main window after a real comparison, and the settings dialog.
+"""Screenshots for the README: the main window after a real four-seed comparison with its trilemma
+panel, the large view's difference heat map and wipe, and the settings dialog.
 
 Runs the real application on the built-in model (built into a temporary cache on first use), under
 Qt's offscreen platform unless a display is available. Settings and output go to temporary folders:
@@ -13,6 +14,7 @@ import argparse
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -24,7 +26,7 @@ NEGATIVE = ""
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
-    parser.add_argument("--seeds", type=int, default=2, help="rows of the grid")
+    parser.add_argument("--seeds", type=int, default=4, help="rows of the grid")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="fewstep-shots-"))
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
@@ -45,7 +47,7 @@ def main() -> int:
     save_settings(Settings(output_dir=scratch / "out"))
     app = QApplication([sys.argv[0]])
     window = create_window(app)
-    window.resize(1600, 960)
+    window.resize(1600, 1720)
     window.show()
     window.start()
 
@@ -66,11 +68,37 @@ def main() -> int:
     window.mode_panel.apply("lightning-lora", steps=8, guidance=None)
     window.generate()
     wait_for(window.worker.job_finished, 300)
+    # The trilemma is measured on its own thread: wait until every tile is in the table.
+    tiles = len(window.grid.tiles)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        app.processEvents()
+        table = window.trilemma_panel.trilemma
+        if table is not None and sum(row.images for row in table.rows) == tiles:
+            break
+        time.sleep(0.05)
     window.grid.select(1)
     app.processEvents()
     args.out.mkdir(parents=True, exist_ok=True)
     main_shot = args.out / "main-window.png"
     window.grab().save(str(main_shot))
+
+    # The large view: the LCM UNet's first-seed tile against the DDIM reference of the same seed.
+    from gui.widgets.image_view import Form
+
+    window.open_tile(1)
+    viewer = window.viewer
+    viewer.resize(640, 760)
+    viewer.set_form(Form.DIFFERENCE)
+    app.processEvents()
+    difference_shot = args.out / "difference-view.png"
+    viewer.grab().save(str(difference_shot))
+    viewer.set_form(Form.WIPE)
+    viewer.slider.setValue(700)  # through the shape, which the prompt puts bottom right
+    app.processEvents()
+    wipe_shot = args.out / "wipe-view.png"
+    viewer.grab().save(str(wipe_shot))
+    viewer.close()
 
     dialog = SettingsDialog(window.settings, window)
     # Real paths show the on-the-spot checks: the built-in model's base and Lightning LoRA.
@@ -86,7 +114,7 @@ def main() -> int:
     dialog.grab().save(str(settings_shot))
     dialog.close()
     window.close()
-    print(f"wrote {main_shot} and {settings_shot}")
+    print(f"wrote {main_shot}, {difference_shot}, {wipe_shot} and {settings_shot}")
     return 0
 
 

@@ -63,7 +63,7 @@ def test_compare_writes_grid_images_and_report(
     with Image.open(out / "grid.png") as grid:
         assert grid.width > 5 * 64
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["grid.png", "report.json", *(f"{m}.png" for m in modes)]
+        ["grid.png", "report.json", "reproduce.py", *(f"{m}.png" for m in modes)]
     )
 
 
@@ -132,7 +132,7 @@ BAD_INPUTS = {
     "unknown mode": (["--modes", "ddim,turbo"], "unknown mode turbo"),
     "size not multiple of 8": (["--size", "100x64"], "multiples of 8"),
     "size malformed": (["--size", "big"], "WIDTHxHEIGHT"),
-    "steps below 1": (["--steps", "lcm=0"], "at least 1"),
+    "steps below 1": (["--steps", "lcm=0"], "from 1 to 200"),
     "steps not a number": (["--steps", "lcm=four"], "whole number"),
     "steps for unknown mode": (["--steps", "turbo=4"], "unknown mode"),
     "negative seed": (["--seed", "-1"], "seed"),

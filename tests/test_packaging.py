@@ -79,6 +79,8 @@ def test_self_test_passes_every_check_through_the_worker(tmp_path: Path) -> None
         "PASS  gpu",  # "gpu 0: NVIDIA ..." on a GPU machine; here, that it runs on the CPU
         "PASS  engine: ",
         "PASS  device: cpu",
+        "PASS  resources reproduce.py: ",
+        "PASS  trilemma metrics: SSIM ",
         *(f"PASS  generate {mode}: 2 steps" for mode in MODES),
     ]
     for start in expected:

@@ -45,6 +45,7 @@ def test_the_wheel_holds_the_product_and_its_resources_only(wheel: Path) -> None
         "engine/resources/sdxl-base-config/model_index.json",
         "engine/resources/sdxl-base-config/tokenizer_2/merges.txt",
         "engine/resources/icons/fewstep.png",
+        "engine/resources/replay/reproduce.py",
     ):
         assert shipped in names, shipped
     assert not [n for n in names if n.startswith(("devtools/", "tests/", "packaging/"))]

@@ -11,13 +11,19 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.contract.errors import RequestError
+from engine.contract.limits import (  # MAX_SEED, MAX_SIDE, MAX_STEPS: re-exported for older imports
+    MAX_GUIDANCE,
+    MIN_GUIDANCE,
+    MIN_STEPS,
+    STYLE_WEIGHT_RANGE,
+)
+from engine.contract.limits import MAX_SEED as MAX_SEED
+from engine.contract.limits import MAX_SIDE as MAX_SIDE
+from engine.contract.limits import MAX_STEPS as MAX_STEPS
 from engine.contract.modes import MODES, ModeSpec
+from engine.contract.validation import check_prompt_text
 
 RGBImage = npt.NDArray[np.uint8]  # (height, width, 3)
-
-MAX_SIDE = 4096
-MAX_STEPS = 200
-MAX_SEED = 2**63 - 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +57,8 @@ class GenerationRequest:
         """Raise RequestError with a message that says what to change."""
         if not self.modes:
             raise RequestError("no mode chosen: pick at least one mode")
+        check_prompt_text(self.prompt, "the prompt")
+        check_prompt_text(self.negative_prompt, "the negative prompt")
         seen: set[str] = set()
         for settings in self.modes:
             if settings.mode not in MODES:
@@ -58,22 +66,25 @@ class GenerationRequest:
             if settings.mode in seen:
                 raise RequestError(f"mode {settings.mode!r} is listed twice")
             seen.add(settings.mode)
-            if settings.steps is not None and not 1 <= settings.steps <= MAX_STEPS:
+            if settings.steps is not None and not MIN_STEPS <= settings.steps <= MAX_STEPS:
                 raise RequestError(
-                    f"{settings.mode}: steps must be between 1 and {MAX_STEPS}, not {settings.steps}"
+                    f"{settings.mode}: steps must be between {MIN_STEPS} and {MAX_STEPS}, not {settings.steps}"
                 )
-            if settings.guidance is not None and not 0.0 <= settings.guidance <= 30.0:
+            # `not low <= g <= high` also refuses nan
+            if settings.guidance is not None and not MIN_GUIDANCE <= settings.guidance <= MAX_GUIDANCE:
                 raise RequestError(
-                    f"{settings.mode}: guidance must be between 0 and 30, not {settings.guidance:g}"
+                    f"{settings.mode}: guidance must be between {MIN_GUIDANCE:g} and {MAX_GUIDANCE:g},"
+                    f" not {settings.guidance:g}"
                 )
         for side_name, side in (("width", self.width), ("height", self.height)):
             if side is not None and (side < 8 or side > MAX_SIDE or side % 8):
                 raise RequestError(f"{side_name} {side} must be a multiple of 8 between 8 and {MAX_SIDE}")
         if (self.width is None) != (self.height is None):
             raise RequestError("give both width and height, or neither")
+        low, high = STYLE_WEIGHT_RANGE
         for name, weight in self.style_weights or ():
-            if not -10.0 <= weight <= 10.0:
-                raise RequestError(f"style {name}: weight {weight:g} must be between -10 and 10")
+            if not low <= weight <= high:  # also refuses nan
+                raise RequestError(f"style {name}: weight {weight:g} must be between {low:g} and {high:g}")
         if not self.seeds:
             raise RequestError("no seed given")
         for seed in self.seeds:

@@ -19,8 +19,12 @@ from safetensors import SafetensorError, safe_open
 from engine.contract.errors import ModelInputError
 from engine.contract.modes import ModelRole
 from engine.files.hub_cache import looks_like_hub_reference, resolve_hub_reference
+from engine.files.safe_paths import NotRegularFileError, open_regular, special_file_problem
+from engine.files.weight_folders import PICKLE_SUFFIXES as _PICKLE_SUFFIXES
+from engine.files.weight_folders import check_folder_weights
 
-_PICKLE_SUFFIXES = {".ckpt", ".pt", ".pth", ".bin", ".pkl"}
+# The folders of an SDXL pipeline that hold weights (the tokenizers and scheduler hold none).
+_PIPELINE_WEIGHT_FOLDERS = ("unet", "vae", "text_encoder", "text_encoder_2")
 _LIGHTNING_NAME = re.compile(r"sdxl_lightning_(\d+)step", re.IGNORECASE)
 _LORA_FILE_IN_FOLDER = "pytorch_lora_weights.safetensors"  # what diffusers' training scripts export
 KOHYA_PREFIXES = ("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_")
@@ -100,6 +104,7 @@ class _Header:
 
 
 def _read_header(path: Path, shapes_of: tuple[str, ...] = ()) -> _Header:
+    refuse_special_file(path)
     try:
         with safe_open(str(path), framework="numpy") as handle:
             keys = list(handle.keys())
@@ -192,9 +197,18 @@ def _classify_file(path: Path) -> ModelFile:
     return ModelFile(path, FileKind.OTHER, "no UNet, LoRA or checkpoint keys")
 
 
+def refuse_special_file(path: Path) -> None:
+    """ModelInputError for a FIFO, device or socket: opening one would block or read forever."""
+    if problem := special_file_problem(path):
+        raise ModelInputError(problem)
+
+
 def _read_json(path: Path) -> dict[str, object]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        with open_regular(path) as handle:
+            data = json.loads(handle.read(_MAX_JSON_BYTES).decode("utf-8"))
+    except NotRegularFileError:
+        raise ModelInputError(special_file_problem(path) or f"{path} is not a regular file") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelInputError(f"{path} cannot be read as JSON ({exc})") from None
     if not isinstance(data, dict):
@@ -202,7 +216,21 @@ def _read_json(path: Path) -> dict[str, object]:
     return data
 
 
+_MAX_JSON_BYTES = 16 << 20  # a model config or index is a few kilobytes
+
+
 def _classify_folder(path: Path) -> ModelFile:
+    info = _kind_of_folder(path)
+    if info.kind is FileKind.SDXL_FOLDER:
+        for sub in _PIPELINE_WEIGHT_FOLDERS:
+            if (path / sub).is_dir():
+                check_folder_weights(path / sub)
+    elif info.kind in (FileKind.VAE_FOLDER, FileKind.LCM_UNET, FileKind.UNET_FOLDER):
+        check_folder_weights(path)
+    return info
+
+
+def _kind_of_folder(path: Path) -> ModelFile:
     index = path / "model_index.json"
     if index.is_file():
         pipeline = _read_json(index).get("_class_name")
@@ -237,7 +265,12 @@ def inspect_path(path: Path) -> ModelFile:
             )
         path = cached
     if not path.exists():
+        if path.is_symlink():
+            raise ModelInputError(
+                f"{path} is a symbolic link that leads nowhere (a loop, or a missing target)"
+            )
         raise ModelInputError(f"{path} does not exist: check the path")
+    refuse_special_file(path)
     if path.is_dir():
         return _classify_folder(path)
     if path.suffix.lower() in _PICKLE_SUFFIXES:
@@ -384,6 +417,7 @@ def check_unet_fits(unet: ModelFile, base: ModelFile) -> None:
 
 
 def _header_shapes(path: Path) -> dict[str, list[int]]:
+    refuse_special_file(path)
     try:
         with safe_open(str(path), framework="numpy") as handle:
             return {k: list(handle.get_slice(k).get_shape()) for k in handle.keys()}  # noqa: SIM118
@@ -397,21 +431,42 @@ class Refused:
     reason: str
 
 
-def scan_models(folder: Path, *, depth: int = 2) -> Iterator[ModelFile | Refused]:
-    """Every model file or folder under `folder`, classified; what cannot be used says why."""
+def scan_models(
+    folder: Path, *, depth: int = 2, _seen: set[tuple[int, int]] | None = None
+) -> Iterator[ModelFile | Refused]:
+    """Every model file or folder under `folder`, classified; what cannot be used says why.
+
+    A folder reached twice (a symlink loop, or two links to one folder) is scanned once, and nothing
+    but regular files and folders is opened.
+    """
+    seen = set() if _seen is None else _seen
     try:
+        identity = folder.stat()
         entries = sorted(folder.iterdir())
     except OSError as exc:
+        if _seen is not None:
+            yield Refused(folder, f"cannot list it: {exc.strerror or exc}")
+            return
         raise ModelInputError(f"cannot list {folder}: {exc.strerror or exc}") from None
+    if (identity.st_dev, identity.st_ino) in seen:
+        return
+    seen.add((identity.st_dev, identity.st_ino))
     for entry in entries:
         if entry.name.startswith("."):
             continue
+        if problem := special_file_problem(entry):
+            yield Refused(entry, problem.removeprefix(f"{entry} is ").split(";")[0])
+            continue
         if entry.is_dir():
-            info = _classify_folder(entry)
+            try:
+                info = _classify_folder(entry)
+            except ModelInputError as exc:
+                yield Refused(entry, str(exc))
+                continue
             if info.kind is not FileKind.OTHER:
                 yield info
             elif depth > 1:
-                yield from scan_models(entry, depth=depth - 1)
+                yield from scan_models(entry, depth=depth - 1, _seen=seen)
         elif entry.suffix.lower() in _PICKLE_SUFFIXES:
             yield Refused(entry, "a pickle checkpoint: never opened, as unpickling can run code")
         elif entry.suffix.lower() == ".safetensors":

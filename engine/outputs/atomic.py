@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+PART_SUFFIX = ".part"
+
 
 def _current_umask() -> int:
     # Linux says it without changing it; elsewhere it can only be read by setting it and back.
@@ -41,7 +43,9 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], object], *, overwrite:
     With overwrite=False an existing file is never replaced (FileExistsError instead).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    # The writer's pid in the name tells a crashed run's leftover from a live writer's file.
+    prefix = f".{path.name}.{os.getpid()}."
+    fd, temp_name = tempfile.mkstemp(prefix=prefix, suffix=PART_SUFFIX, dir=path.parent)
     temp = Path(temp_name)
     try:
         _share(fd)
@@ -69,15 +73,69 @@ def replaced_folder(dest: Path) -> Iterator[Path]:
     """A temporary folder beside ``dest`` to fill; when the block ends without error it replaces
     ``dest`` whole, and otherwise it is removed and ``dest`` is left as it was."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.{os.getpid()}.", suffix=".tmp", dir=dest.parent))
     try:
         yield tmp
         # mkdtemp makes the folder private; what replaces dest is shared like any other folder.
         for path in (tmp, *tmp.rglob("*")):
             path.chmod(0o755 if path.is_dir() else 0o644)
+        # Two renames, never a delete before the new folder is in place: a kill between them leaves
+        # the old folder aside (restore_interrupted_swap puts it back), never a half-deleted one at dest.
+        old = dest.with_name(f".{dest.name}.{os.getpid()}.old{PART_SUFFIX}")
         if dest.exists():
-            shutil.rmtree(dest)
+            dest.replace(old)
         tmp.replace(dest)
+        shutil.rmtree(old, ignore_errors=True)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    if os.name == "nt":
+        return True  # os.kill there terminates the process instead of probing it: never remove
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # it exists (another user's), or we cannot tell: keep its file
+    return True
+
+
+def restore_interrupted_swap(dest: Path) -> bool:
+    """Where a writer died between replaced_folder's two renames, `dest` is missing and the folder it
+    replaced lies aside: put that one back. True when it did."""
+    if dest.exists() or dest.is_symlink():
+        return False
+    for aside in dest.parent.glob(f".{dest.name}.*.old{PART_SUFFIX}"):
+        pid = aside.name.split(".")[-3]
+        if aside.is_dir() and pid.isascii() and pid.isdigit() and not _pid_alive(int(pid)):
+            aside.replace(dest)
+            return True
+    return False
+
+
+def remove_stale_parts(folder: Path, name: str = "") -> int:
+    """Remove what writers that died (kill -9, power loss) left in `folder`: the temporary files and
+    folders of atomic_write and replaced_folder whose writer is no longer running (their names carry
+    its pid). `name` limits it to one target's leftovers. Returns how many were removed."""
+    removed = 0
+    try:
+        entries = [e for e in folder.iterdir() if e.name.startswith(f".{name}")]
+    except OSError:
+        return 0
+    for entry in entries:
+        # .{target}.{pid}.{random}.part, .{target}.{pid}.old.part, .{target}.{pid}.{random}.tmp
+        fields = entry.name.split(".")
+        if len(fields) < 4 or fields[-1] not in ("part", "tmp"):
+            continue
+        pid = fields[-3]
+        if not (pid.isascii() and pid.isdigit()) or _pid_alive(int(pid)):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed += 1
+    return removed

@@ -18,6 +18,9 @@ from engine.contract.request import ComparisonResult, GenerationRequest, ModeRes
 from engine.outputs.atomic import atomic_write, atomic_write_text
 from engine.outputs.grid import Tile, make_grid
 from engine.outputs.infotext import StyleTag, fewstep_infotext
+from engine.outputs.provenance import FileRecord
+from engine.outputs.record import record_additions
+from engine.outputs.trilemma import Trilemma
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,10 @@ class RunContext:
     device: str
     note: str = ""  # shown on the grid, e.g. that the built-in model is untrained
     style_names: Mapping[str, str] = field(default_factory=dict)  # style adapter -> its file's name
+    device_type: str = ""  # "cpu", "cuda", "mps"
+    dtype: str = ""  # "float32", "float16", "bfloat16"
+    model_files: tuple[FileRecord, ...] = ()  # every file the models came from, hashed
+    replay: Mapping[str, Any] | None = None  # what reproduce.py needs to load the same files
     # AUTOMATIC1111's short hashes (engine.outputs.hash_cache), hashed by the engine's thread, never the GUI's:
     model_hash: str | None = None  # of a single-file base model; None for a diffusers folder
     style_hashes: Mapping[str, str] = field(default_factory=dict)  # style adapter -> its `Lora hashes` hash
@@ -193,12 +200,16 @@ def write_comparison(
     context: RunContext,
     *,
     extra: Mapping[str, Any] | None = None,
+    trilemma: Trilemma | None = None,
 ) -> dict[str, Any]:
-    """grid.png, one PNG per image and report.json, written once and last; extra: more report keys."""
+    """grid.png, one PNG per image, reproduce.py and report.json, the report written once and last;
+    extra: more report keys; trilemma: the numbers when already measured (else measured here)."""
     several_seeds = len(comparison.request.seeds) > 1
     records = []
+    names: dict[str, str] = {}
     for result in comparison.results:
         name = image_name(result, several_seeds)
+        names[f"{result.mode}/{result.seed}"] = name
         write_png(out_dir / name, Image.fromarray(result.image), png_parameters(result, comparison, context))
         records.append(result_record(result, name))
     write_png(out_dir / "grid.png", comparison_grid(comparison, context.note))
@@ -219,7 +230,8 @@ def write_comparison(
             for name in ("fewstep", "torch", "diffusers", "transformers", "peft", "safetensors")
         }
         | {"python": platform.python_version()},
-        **(extra or {}),
     }
+    report |= record_additions(out_dir, comparison, context, names, trilemma)
+    report |= dict(extra or {})
     atomic_write_text(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
     return report

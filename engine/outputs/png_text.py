@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from engine.contract.errors import FewstepError
+from engine.files.safe_paths import open_regular
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PARAMETERS_KEYWORD = "parameters"
@@ -129,7 +130,7 @@ def _walk(handle: BinaryIO, name: str) -> PngText:
 def read_png_text(path: Path) -> PngText:
     """The text chunks of a PNG; InfotextError if it is no PNG or is damaged."""
     try:
-        with path.open("rb") as handle:
+        with open_regular(path) as handle:  # a FIFO named x.png is refused, never waited on
             return _walk(handle, path.name)
     except OSError as exc:
         raise InfotextError(f"cannot read {path.name}: {exc.strerror or exc}") from None

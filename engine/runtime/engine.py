@@ -390,7 +390,7 @@ class Engine:
             file_steps=file_steps,
             native_size=self.native_size,
             device=self.plan.describe(),
-            model_label=self.run_context().model_label,
+            model_label=self._label_and_note()[0],
             styles=tuple(StyleInfo(s.name, s.file.path.stem) for s in self.styles),
             memory=memory,
         )
@@ -413,12 +413,12 @@ class Engine:
                 styles[style.name] = lora_hash(style.file.path)
         return model, styles
 
-    def run_context(self) -> RunContext:
-        """What the files this engine's images are saved to should say about their origin."""
-        if self.paths.builtin:
-            label, note = builtin_label(), builtin_note()
-        else:
-            label, note = self.files[ModelRole.BASE].path.name, ""
+    def run_context(self, on_status: StatusCallback | None = None) -> RunContext:
+        """What the files this engine's images are saved to should say about their origin. Hashes
+        every model file the first time (minutes for SDXL; cached after): call it off the GUI thread."""
+        from engine.runtime.replay import dtype_name, model_file_records, replay_files
+
+        label, note = self._label_and_note()
         styles = {s.name: s.file.path.stem for s in self.styles}
         model, style_hashes = self._file_hashes
         return RunContext(
@@ -428,7 +428,16 @@ class Engine:
             style_names=styles,
             model_hash=model,
             style_hashes=style_hashes,
+            device_type=self.plan.device.type,
+            dtype=dtype_name(self.plan.dtype),
+            model_files=model_file_records(self, on_status),
+            replay=replay_files(self),
         )
+
+    def _label_and_note(self) -> tuple[str, str]:
+        if self.paths.builtin:
+            return builtin_label(), builtin_note()
+        return self.files[ModelRole.BASE].path.name, ""
 
     def _style(self, name: str) -> LoadedStyle:
         return next(s for s in self.styles if s.name == name)

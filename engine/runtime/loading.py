@@ -101,6 +101,7 @@ def load_base(
                 release(state)
         else:
             variant = _variant_for(info.path / "unet", dtype)
+            # use_safetensors reaches every component, the transformers text encoders included.
             pipe = SDXLPipeline.from_pretrained(
                 info.path, dtype=dtype, variant=variant, use_safetensors=True, local_files_only=True
             )
@@ -125,7 +126,11 @@ def load_lcm_unet(
     try:
         if not weights.is_file():
             unet = UNet2DConditionModel.from_pretrained(
-                info.path, dtype=dtype, variant=variant, local_files_only=True
+                info.path,
+                dtype=dtype,
+                variant=variant,
+                use_safetensors=True,  # never a pickled .bin beside it: unpickling runs code
+                local_files_only=True,
             )
             return unet.to(device)
         state = read_safetensors(weights, dtype=dtype, on_progress=on_progress)
@@ -183,7 +188,11 @@ def load_vae(info: ModelFile, config_dir: Path, device: torch.device, dtype: tor
     try:
         if info.kind is FileKind.VAE_FOLDER:
             vae = AutoencoderKL.from_pretrained(
-                info.path, dtype=dtype, variant=_variant_for(info.path, dtype), local_files_only=True
+                info.path,
+                dtype=dtype,
+                variant=_variant_for(info.path, dtype),
+                use_safetensors=True,  # never a pickled .bin beside it: unpickling runs code
+                local_files_only=True,
             )
         else:
             vae = AutoencoderKL.from_single_file(

@@ -21,7 +21,9 @@ from typing import Any
 
 from PIL import Image
 
-from engine.contract.request import MAX_SEED, GenerationRequest, ModeResult, ModeSettings
+from engine.contract.limits import MAX_SEED
+from engine.contract.request import GenerationRequest, ModeResult, ModeSettings
+from engine.files.safe_paths import open_regular
 from engine.outputs.atomic import atomic_write
 from engine.outputs.comparison_files import RunContext, image_sidecar, png_bytes, png_parameters_for
 from gui.state.jobs import SavedImage
@@ -259,9 +261,11 @@ def run_record_from_json(path: Path, root: Path, data: object) -> RunRecord:
 
 def read_run_record(path: Path, root: Path) -> RunRecord:
     try:
-        if path.stat().st_size > MAX_RECORD_BYTES:
+        with open_regular(path) as handle:  # a FIFO among the records is refused, never waited on
+            raw = handle.read(MAX_RECORD_BYTES + 1)
+        if len(raw) > MAX_RECORD_BYTES:
             raise RecordError("the record is too large")
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(raw.decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RecordError(f"cannot read {path.name}: {exc}") from None
     return run_record_from_json(path, root, data)

@@ -5,7 +5,7 @@ Plain frozen dataclasses, free of Qt and torch, so that either side can be teste
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from engine.contract.request import (
 )
 from engine.contract.residency import Residency
 from engine.files.model_files import ModelPaths
+from engine.outputs.comparison_files import RunContext
 
 
 class JobKind(StrEnum):
@@ -81,6 +82,8 @@ class FinishedEvent:
     comparison: ComparisonResult
     run_record: Path | None = None  # the history entry, when the job was saved
     save_error: str | None = None  # the images exist in memory but could not be written
+    # What saved files say about the models (with their hashes and how to replay them); the export uses it.
+    context: RunContext | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, kw_only=True)

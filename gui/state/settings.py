@@ -16,10 +16,12 @@ from typing import Any
 
 from platformdirs import user_config_dir, user_data_dir, user_pictures_dir
 
+from engine.contract.limits import STYLE_WEIGHT_RANGE
 from engine.contract.modes import MODES, ModelRole
 from engine.contract.request import style_adapter_name
 from engine.contract.residency import Residency
 from engine.files.model_files import ModelPaths, StyleLora
+from engine.files.safe_paths import open_regular
 from engine.outputs.atomic import atomic_write_text
 from gui.state.jobs import EngineConfig
 
@@ -28,7 +30,6 @@ SETTINGS_ENV = "FEWSTEP_SETTINGS"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MAX_SETTINGS_BYTES = 1 << 20  # a settings file is a few hundred bytes; anything huge is not ours
 MAX_STYLES = 32
-STYLE_WEIGHT_RANGE = (-10.0, 10.0)  # what engine.contract.request accepts
 
 
 def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
@@ -254,9 +255,11 @@ def settings_from_json(data: object) -> Settings:
 def load_settings(path: Path | None = None) -> LoadedSettings:
     path = path or settings_path()
     try:
-        if path.stat().st_size > MAX_SETTINGS_BYTES:
+        with open_regular(path) as handle:  # a FIFO in its place is refused, never waited on
+            raw = handle.read(MAX_SETTINGS_BYTES + 1)
+        if len(raw) > MAX_SETTINGS_BYTES:
             return LoadedSettings(Settings(), f"settings file {path} is too large; using defaults")
-        text = path.read_text(encoding="utf-8")
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         return LoadedSettings(Settings())
     except (OSError, UnicodeDecodeError) as exc:

@@ -71,8 +71,8 @@ def load_engine(config: EngineConfig, say: Callable[[str], None]) -> LoadedEngin
         None if config.device == "auto" else config.device, None if config.dtype == "auto" else config.dtype
     )
     engine = Engine(paths, plan, on_status=say, residency=config.residency, vram=config.vram)
-    say("reading the model files' hashes for the PNG text (once per file version)")
-    context = engine.run_context()
+    say("hashing the model files (once per file version) for the report and the PNG text")
+    context = engine.run_context(say)  # off the GUI thread: a 7 GB file takes about half a minute
     return LoadedEngine(engine=engine, info=engine.info(), context=context)
 
 
@@ -151,6 +151,11 @@ class EngineWorker(QThread):
     def is_busy(self) -> bool:
         with self._condition:
             return self._running is not None or bool(self._pending)
+
+    def waiting(self) -> int:
+        """Jobs waiting behind the running one (live mode keeps this at one at most)."""
+        with self._condition:
+            return len(self._pending)
 
     def stop(self) -> None:
         """Cancel everything and wait for the thread to end."""
@@ -259,6 +264,7 @@ class EngineWorker(QThread):
                     comparison=comparison,
                     run_record=record,
                     save_error=save_errors[0] if save_errors else None,
+                    context=loaded.context,
                 )
             )
 

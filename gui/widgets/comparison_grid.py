@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 
 from engine.contract.modes import MODES
 from engine.contract.request import ModeResult, Progress
+from engine.files.safe_paths import special_file_problem
 from gui.state.image_store import RunRecord
 from gui.widgets.image_tile import ImageTile
 
@@ -133,7 +134,9 @@ class ComparisonGrid(QScrollArea):
         for image in record.images:
             if (tile := self.tile(image.mode, image.seed)) is not None:
                 styles = ((style.path.stem, style.weight) for style in image.styles)
-                tile.show_saved_image(QImage(str(image.png)), image.steps, image.guidance, styles)
+                # stat() first: a FIFO in place of a PNG would block the GUI thread in the read
+                picture = QImage() if special_file_problem(image.png) else QImage(str(image.png))
+                tile.show_saved_image(picture, image.steps, image.guidance, styles)
         self.mark_unfinished("not in this run")
 
     def mark_unfinished(self, text: str) -> None:

@@ -12,6 +12,7 @@ from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QIcon, QImage, QImageReader, QPixmap
 from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
+from engine.files.safe_paths import special_file_problem
 from gui.state.image_store import RunRecord, load_history, read_run_record
 from gui.widgets.images import scaled_pixmap
 
@@ -20,6 +21,8 @@ ROLE_RECORD = Qt.ItemDataRole.UserRole
 
 
 def thumbnail_of(path: Path) -> QImage:
+    if special_file_problem(path):  # a FIFO would block the GUI thread in the read
+        return QImage()
     reader = QImageReader(str(path))
     reader.setAutoTransform(False)
     size = reader.size()

@@ -23,3 +23,13 @@ def scaled_pixmap(image: QImage, size: QSize) -> QPixmap:
     enlarge = image.width() * 2 <= size.width() and image.height() * 2 <= size.height()
     mode = Qt.TransformationMode.FastTransformation if enlarge else Qt.TransformationMode.SmoothTransformation
     return QPixmap.fromImage(image.scaled(size, Qt.AspectRatioMode.KeepAspectRatio, mode))
+
+
+def from_qimage(image: QImage) -> RGBImage:
+    """The pixels of a QImage as an (height, width, 3) uint8 array of its own."""
+    rgb = image.convertToFormat(QImage.Format.Format_RGB888)
+    width, height, stride = rgb.width(), rgb.height(), rgb.bytesPerLine()
+    if width == 0 or height == 0:
+        return np.zeros((0, 0, 3), np.uint8)
+    buffer = np.frombuffer(rgb.constBits(), dtype=np.uint8, count=stride * height)
+    return buffer.reshape(height, stride)[:, : width * 3].reshape(height, width, 3).copy()

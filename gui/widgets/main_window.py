@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtCore import Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import QMainWindow, QSplitter
 
 from engine.contract.errors import FewstepError, RequestError
 from engine.contract.info import EngineInfo
-from engine.contract.modes import MODES, UNetSource
 from engine.outputs.png_text import InfotextError
 from gui.state.comparison_jobs import ComparisonJobs, finished_summary
 from gui.state.export import export_grid
@@ -23,8 +23,10 @@ from gui.state.live_mode import LiveRenderer
 from gui.state.model_controller import ModelController
 from gui.state.model_setup import ModelAvailability, Use, in_use
 from gui.state.placement_view import plan_request
-from gui.state.png_styles import match_styles
+from gui.state.png_drop import DroppedPng, PngSettingsReader
+from gui.state.recovery import OutputClaim
 from gui.state.settings import Settings
+from gui.state.trilemma_meter import TrilemmaMeter
 from gui.state.worker import EngineWorker
 from gui.widgets import panel_requests as requests
 from gui.widgets.engine_status import EngineStatus
@@ -36,6 +38,8 @@ RIGHT_WIDTH = 230
 
 
 class MainWindow(QMainWindow):
+    png_restore_done = Signal(bool)  # a dropped PNG was read (off the GUI thread) and applied, or not
+
     def __init__(
         self, settings: Settings, worker: EngineWorker, *, settings_problem: str | None = None
     ) -> None:
@@ -45,6 +49,9 @@ class MainWindow(QMainWindow):
         self.jobs = ComparisonJobs(worker, parent=self)
         self.setWindowTitle("Fewstep")
         self.setAcceptDrops(True)
+        self.output_claim = OutputClaim()
+        self.png_reader = PngSettingsReader(self)
+        self.png_reader.finished.connect(self._png_read)
         self.resize(1480, 900)
 
         self.controls = ControlColumn()
@@ -53,9 +60,12 @@ class MainWindow(QMainWindow):
         self.style_panel = self.controls.style_panel
         self.center = ComparisonArea()
         self.grid = self.center.grid
+        self.trilemma_panel = self.center.trilemma_panel
+        self.trilemma_meter = TrilemmaMeter(self)
         self.banner = self.center.banner
         self.model_note = self.center.model_note
         self.export_button = self.center.export_button
+        self.export_folder_button = self.center.export_folder_button
         self.side_tabs = SideTabs()
         self.history = self.side_tabs.history
         self.model_panel = self.side_tabs.model_panel
@@ -128,6 +138,9 @@ class MainWindow(QMainWindow):
         self.grid.tile_activated.connect(self.open_tile)
         self.history.run_chosen.connect(self.restore_run)
         self.export_button.clicked.connect(self.export_current_grid)
+        self.export_folder_button.clicked.connect(self.export_current_folder)
+        self.trilemma_meter.exported.connect(lambda path: self.show_message(f"Comparison exported to {path}"))
+        self.trilemma_meter.export_failed.connect(lambda message: self.show_message(message, "error"))
         self.live.rendered.connect(
             lambda prompt, result: self.grid.show_live_result(prompt, result, self._aspect())
         )
@@ -144,6 +157,9 @@ class MainWindow(QMainWindow):
         jobs.started.connect(lambda: self.statusBar().showMessage("generating…"))
         jobs.progress.connect(self.grid.show_progress)
         jobs.image_ready.connect(self.grid.show_result)
+        jobs.image_ready.connect(self.trilemma_meter.add)
+        self.trilemma_meter.measured.connect(self.trilemma_panel.show_trilemma)
+        self.trilemma_meter.failed.connect(lambda message: self.show_message(message, "warning"))
         jobs.finished.connect(self._comparison_finished)
         jobs.cancelled.connect(self._comparison_cancelled)
         jobs.failed.connect(self._comparison_failed)
@@ -151,8 +167,18 @@ class MainWindow(QMainWindow):
     def start(self) -> None:
         """Start loading the engine and read the history; called once the window is on screen."""
         self.worker.start()
+        self._claim_output(self.settings.resolved_output_dir)
         self.history.reload(self.settings.resolved_output_dir)
         self.model_panel.scan(self.settings.resolved_models_dir)
+
+    def _claim_output(self, root: Path) -> None:
+        """Recover what a crashed run left in the output folder, unless another window uses it."""
+        recovery = self.output_claim.take(root)
+        if recovery is not None and (recovery.adopted_images or recovery.unreadable_images):
+            text = f"{recovery.adopted_images} images of an interrupted run were added to the history"
+            if recovery.unreadable_images:
+                text += f"; {recovery.unreadable_images} could not be read and were left as they are"
+            self.show_message(text + ".", "warning" if recovery.unreadable_images else "info")
 
     # --- messages -------------------------------------------------------------------------------
 
@@ -188,6 +214,7 @@ class MainWindow(QMainWindow):
         self.model_panel.set_in_use(in_use(settings))
         self.model_panel.show_plan(plan_request(settings, self.models.engine_info))
         if settings.resolved_output_dir != old.resolved_output_dir:
+            self._claim_output(settings.resolved_output_dir)
             self.history.reload(settings.resolved_output_dir)
         if settings.resolved_models_dir != old.resolved_models_dir:
             self.model_panel.scan(settings.resolved_models_dir)
@@ -225,8 +252,11 @@ class MainWindow(QMainWindow):
             return None
         self.jobs.stop_current()
         self.export_button.setEnabled(False)
+        self.export_folder_button.setEnabled(False)
         self.banner.clear_message()
         self.grid.prepare([m.mode for m in request.modes], request.seeds, aspect=self._aspect())
+        self.trilemma_panel.prepare([m.mode for m in request.modes])
+        self.trilemma_meter.begin([m.mode for m in request.modes])
         self.prompt_panel.set_running(True)
         return self.jobs.submit(request, self.settings.resolved_output_dir)
 
@@ -236,6 +266,7 @@ class MainWindow(QMainWindow):
     def _comparison_finished(self, event: FinishedEvent) -> None:
         self.prompt_panel.set_running(False)
         self.export_button.setEnabled(True)
+        self.export_folder_button.setEnabled(event.context is not None)
         text = finished_summary(event.comparison)
         if event.save_error:
             self.show_message(f"{text}, but {event.save_error}", "error")
@@ -274,6 +305,7 @@ class MainWindow(QMainWindow):
             except RequestError:
                 seed = 0  # the render itself will say what is wrong with the seed
             self.grid.prepare([self.prompt_panel.live_mode_name()], [seed], aspect=self._aspect())
+            self.trilemma_panel.clear("Live renders are not measured; Generate measures a comparison.")
             self.banner.clear_message()
         self.live.set_active(on)
 
@@ -284,20 +316,20 @@ class MainWindow(QMainWindow):
 
     # --- restoring ------------------------------------------------------------------------------
 
-    def restore_from_file(self, path: Path) -> bool:
-        try:
-            restored = requests.restore_png(self.prompt_panel, self.mode_panel, path)
-        except InfotextError as exc:
-            self.show_message(f"Nothing restored from {path.name}: {exc}", "error")
-            return False
+    def restore_from_file(self, path: Path) -> None:
+        """Read a PNG's settings on a pool thread; png_restore_done follows once they are applied."""
+        configured = [style.path for style in self.settings.styles]
+        self.png_reader.read(path, configured, self.settings.resolved_models_dir)
+
+    def _png_read(self, path: Path, result: DroppedPng | InfotextError) -> None:
+        if isinstance(result, InfotextError):
+            self.show_message(f"Nothing restored from {path.name}: {result}", "error")
+            self.png_restore_done.emit(False)
+            return
+        restored = result.settings
+        requests.apply_png_settings(self.prompt_panel, self.mode_panel, restored)
         lines = [f"{path.name}: {requests.png_restore_note(restored)}"]
-        # Styles act on the base UNet only: an image of a distilled UNet says nothing about them.
-        if restored.styles or (restored.mode is not None and MODES[restored.mode].unet is UNetSource.BASE):
-            match = match_styles(
-                restored.styles,
-                [style.path for style in self.settings.styles],
-                self.settings.resolved_models_dir,
-            )
+        if (match := result.styles) is not None:
             runs = [RunStyle(path=file, weight=weight) for file, weight in match.found]
             left_out = self.models.restore_styles(runs, add_missing=True)
             lines += [f"Style LoRA {name} was not found in the models folder" for name in match.missing]
@@ -306,7 +338,7 @@ class MainWindow(QMainWindow):
             ]
         warn = len(lines) > 1
         self.show_message("\n".join(lines), "warning" if warn else "info")
-        return True
+        self.png_restore_done.emit(True)
 
     def restore_run(self, record: RunRecord) -> None:
         requests.apply_run_request(self.prompt_panel, self.mode_panel, record.request)
@@ -315,7 +347,9 @@ class MainWindow(QMainWindow):
             missing = self.models.restore_styles(record.styles)
         if not self.jobs.running and not self.live.active:
             self.grid.show_saved_run(record)
+            self.trilemma_panel.clear("Measured when a comparison runs; Generate to measure this one again.")
             self.export_button.setEnabled(False)
+            self.export_folder_button.setEnabled(False)
         text = f"Restored the run of {record.created.replace('T', ' ')}"
         if missing:
             names = ", ".join(path.stem for path in missing)
@@ -354,9 +388,21 @@ class MainWindow(QMainWindow):
         self.show_message(f"Grid exported to {path}", "info")
         return path
 
+    def export_current_folder(self) -> bool:
+        """Queue the newest comparison's folder for writing (off the GUI thread); `exported` says where."""
+        event = self.jobs.last_finished
+        if event is None or event.context is None:
+            return False
+        self.trilemma_meter.export(self.settings.resolved_output_dir, event)
+        self.statusBar().showMessage("exporting the comparison folder…", 5_000)
+        return True
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         self.live.set_active(False)
         self.model_panel.shutdown()
+        self.png_reader.shutdown()
+        self.output_claim.release()
         self.viewer.close()
+        self.trilemma_meter.stop()
         self.worker.stop()
         super().closeEvent(event)

@@ -19,10 +19,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.contract.limits import MAX_GUIDANCE, MAX_STEPS, MIN_GUIDANCE, MIN_STEPS
 from engine.contract.modes import DEFAULT_COMPARISON, MODES, GuidanceKind, ModeSpec, contract_warnings
-from engine.contract.request import MAX_STEPS, ModeSettings
-
-MAX_GUIDANCE = 30.0
+from engine.contract.request import ModeSettings
 
 
 def guidance_tooltip(spec: ModeSpec) -> str:
@@ -44,11 +43,11 @@ class ModeRow(QWidget):
         self.check = QCheckBox(spec.title)
         self.check.setChecked(spec.name in DEFAULT_COMPARISON)
         self.steps = QSpinBox()
-        self.steps.setRange(1, MAX_STEPS)
+        self.steps.setRange(MIN_STEPS, MAX_STEPS)
         self.steps.setPrefix("steps ")
         self.steps.setToolTip(f"usual range {spec.recommended_steps[0]} to {spec.recommended_steps[1]}")
         self.guidance = QDoubleSpinBox()
-        self.guidance.setRange(0.0, MAX_GUIDANCE)
+        self.guidance.setRange(MIN_GUIDANCE, MAX_GUIDANCE)
         self.guidance.setSingleStep(0.5)
         self.guidance.setDecimals(1)
         self.guidance.setPrefix("CFG " if spec.guidance_kind is not GuidanceKind.EMBEDDING else "w ")

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from engine.contract.errors import RequestError
 from engine.contract.modes import MODES
 from engine.contract.request import GenerationRequest
 from engine.outputs.infotext import Infotext
-from engine.outputs.png_info import read_settings
 from gui.widgets.mode_panel import ModePanel
 from gui.widgets.prompt_panel import PromptPanel
 
@@ -70,13 +67,6 @@ def apply_png_settings(prompt: PromptPanel, modes: ModePanel, restored: Infotext
     if restored.mode is not None:
         modes.set_checked([restored.mode])
         modes.apply(restored.mode, steps=restored.steps, guidance=restored.guidance)
-
-
-def restore_png(prompt: PromptPanel, modes: ModePanel, path: Path) -> Infotext:
-    """What a PNG's `parameters` say, put into the panels; InfotextError when they say nothing usable."""
-    restored = read_settings(path)
-    apply_png_settings(prompt, modes, restored)
-    return restored
 
 
 def png_restore_note(restored: Infotext) -> str:

@@ -21,8 +21,8 @@ from PySide6.QtWidgets import (
 )
 
 from engine.contract.errors import RequestError
+from engine.contract.limits import MAX_SEED
 from engine.contract.modes import MODES
-from engine.contract.request import MAX_SEED
 from engine.pocket.grammar import COLORS, POSITIONS, SHAPES, SIZES, Prompt
 
 # SDXL's trained resolutions (about one megapixel each), from Stability's SDXL report.

@@ -5,7 +5,6 @@ Checks read only names and safetensors headers (engine.files.model_files), never
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from PySide6.QtWidgets import (
 from engine.contract.errors import FewstepError
 from engine.contract.modes import DEFAULT_COMPARISON, MODES, ModelRole
 from engine.contract.residency import Residency
+from engine.files.safe_paths import output_problem, special_file_problem
 from gui.state.model_setup import ROLE_HINTS, ROLE_TITLES, Use, check_use
 from gui.state.settings import DEVICES, Settings, default_models_dir, default_output_dir
 from gui.widgets.theme import ERROR, MUTED
@@ -50,20 +50,20 @@ RESIDENCY_NOTES = {
 def check_models_dir(text: str) -> str | None:
     """None when the folder can be scanned (a missing one is created), else why not."""
     path = Path(text).expanduser()
+    if problem := special_file_problem(path):
+        return problem
     if path.exists() and not path.is_dir():
         return f"{path} is a file, not a folder"
     return None
 
 
 def check_output_dir(text: str) -> str | None:
-    """None when the folder can be used (it is created on the first save), else why not."""
+    """None when the folder can be used (it is created on the first save), else why not: the CLI's
+    own check of --out (not under a file, /proc or /sys, names of 255 bytes at most, writable)."""
     path = Path(text).expanduser()
     if path.exists() and not path.is_dir():
         return f"{path} is a file, not a folder"
-    existing = next((p for p in (path, *path.parents) if p.exists()), None)
-    if existing is None or not os.access(existing, os.W_OK):
-        return f"cannot write to {existing or path}"
-    return None
+    return output_problem(path, what="the output folder")
 
 
 class PathRow(QWidget):

@@ -21,7 +21,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.state.settings import STYLE_WEIGHT_RANGE, StyleSetting
+from engine.contract.limits import STYLE_WEIGHT_RANGE
+from gui.state.settings import StyleSetting
 
 
 class StyleRow(QWidget):

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QScrollArea,
+    QSplitter,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -25,6 +26,7 @@ from gui.widgets.mode_panel import ModePanel
 from gui.widgets.model_panel import ModelPanel
 from gui.widgets.prompt_panel import PromptPanel
 from gui.widgets.style_panel import StylePanel
+from gui.widgets.trilemma_panel import TrilemmaPanel
 
 LEFT_WIDTH = 330
 
@@ -54,7 +56,8 @@ class ControlColumn(QScrollArea):
 
 
 class ComparisonArea(QWidget):
-    """The built-in model's note, the message banner, the grid and the button that exports it."""
+    """The built-in model's note, the message banner, the grid with the trilemma panel under it, and
+    the button that exports it."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -64,16 +67,30 @@ class ComparisonArea(QWidget):
         self.model_note.setTextFormat(Qt.TextFormat.RichText)
         self.banner = MessageBanner()
         self.grid = ComparisonGrid()
+        self.trilemma_panel = TrilemmaPanel()
         self.export_button = QPushButton("Export grid")
         self.export_button.setToolTip("one labelled PNG of the whole grid, in the output folder")
         self.export_button.setEnabled(False)
+        self.export_folder_button = QPushButton("Export folder")
+        self.export_folder_button.setToolTip(
+            "the comparison as a folder, as the CLI writes it: every PNG, report.json with the trilemma"
+            " and the model files' SHA-256, and reproduce.py, which rebuilds each image with plain diffusers"
+        )
+        self.export_folder_button.setEnabled(False)
         layout = QVBoxLayout(self)
         layout.addWidget(self.model_note)
         layout.addWidget(self.banner)
-        layout.addWidget(self.grid, 1)
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.addWidget(self.grid)
+        self.splitter.addWidget(self.trilemma_panel)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setSizes([640, 215])
+        self.splitter.setChildrenCollapsible(True)
+        layout.addWidget(self.splitter, 1)
         bottom = QHBoxLayout()
         bottom.addStretch(1)
         bottom.addWidget(self.export_button)
+        bottom.addWidget(self.export_folder_button)
         layout.addLayout(bottom)
 
 

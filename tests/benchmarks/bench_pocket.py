@@ -5,15 +5,19 @@
 Every image goes through the engine (engine.runtime.engine.Engine on resources/pocket), one at a time, as the
 application makes them. Adherence: the scorer (devtools.pocket.scorer) on ``--prompts`` prompts of the
 grammar, one seed each, half of them naming a position. Diversity: on the first ``--diverse`` prompts,
-8 seeds each, the mean pairwise RMS difference of the pictures (0 to 1) and, for prompts that name no
-position, how many of the 5 positions the 8 pictures use. Seconds per image: denoising plus VAE decode
-(the prompt encoding is shared by all modes of a comparison), median over the run, one torch thread.
+8 seeds each, the mean pairwise distance of the pictures and, for prompts that name no position, how
+many of the 5 positions the 8 pictures use. Seconds per image: denoising plus VAE decode (the prompt
+encoding is shared by all modes of a comparison), median over the run, one torch thread.
+
+The trilemma columns use the application's own metric code (engine.outputs.trilemma), against the
+first row (DDIM-30, the reference): SSIM to the reference image of the same prompt and seed; detail,
+the variance of the Laplacian over the reference's; diversity, the mean pairwise distance across seeds
+(RMS of 32-pixel thumbnails) over the reference's.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import statistics
@@ -33,6 +37,7 @@ from devtools.pocket.scorer import Score, detect, score, summarize
 from engine.contract.request import GenerationRequest, ModeSettings
 from engine.files.model_files import ModelPaths
 from engine.files.pocket import BASE_DIR, MARKER, pocket_model_paths
+from engine.outputs.trilemma import diversity, high_frequency_energy, psnr, ssim
 from engine.pocket.grammar import evaluation_prompts
 from engine.runtime.engine import Engine
 
@@ -56,12 +61,16 @@ ROWS: tuple[Row, ...] = (
     Row("SDXL + DDIM (reference)", "ddim", 30, 5.0),
     Row("SDXL + DDIM", "ddim", 8, 5.0),
     Row("SDXL + DDIM", "ddim", 4, 5.0),
+    Row("SDXL + DDIM", "ddim", 2, 5.0),
+    Row("LCM UNet", "lcm", 8, 5.0),
     # The LCM UNet at the reference's guidance: its embedding (w = 4) asks for the teacher's CFG-5
     # trajectory, the one DDIM-30 follows. The card's 8 suits real SDXL; the row after shows it here.
     Row("LCM UNet", "lcm", 4, 5.0),
     Row("LCM UNet", "lcm", 4, 8.0),
     Row("LCM UNet", "lcm", 2, 5.0),
+    Row("SDXL + LCM-LoRA", "lcm-lora", 8, None),
     Row("SDXL + LCM-LoRA", "lcm-lora", 4, None),
+    Row("SDXL + LCM-LoRA", "lcm-lora", 2, None),
     Row("SDXL-Lightning UNet", "lightning", 4, None, 4),
     Row("SDXL-Lightning UNet", "lightning", 2, None, 2),
     Row("SDXL + Lightning LoRA", "lightning-lora", 4, None, 4),
@@ -114,14 +123,28 @@ def pocket_paths(root: Path, lightning_steps: int) -> ModelPaths:
     return paths
 
 
+Images = dict[tuple[int, int], np.ndarray]  # (prompt index, seed) -> picture
+
+
 def run_row(
-    engine: Engine, row: Row, prompts: list[Any], diverse: int, control: ControlRunner | None = None
+    engine: Engine,
+    row: Row,
+    prompts: list[Any],
+    diverse: int,
+    control: ControlRunner | None = None,
+    reference: Images | None = None,
+    keep: Images | None = None,
 ) -> dict[str, Any]:
+    """One row's figures; `reference` holds the reference row's pictures (for SSIM), and `keep`, when
+    given, receives this row's."""
     settings = ModeSettings(mode=row.mode, steps=row.steps, guidance=row.guidance)
     scores: list[Score] = []
     seconds: list[float] = []
     distances: list[float] = []
     positions_used: list[int] = []
+    details: list[float] = []
+    similarity: list[float] = []
+    psnrs: list[float] = []
     guidance = row.guidance
     for i, prompt in enumerate(prompts):
         seeds = tuple(range(i * SEEDS, i * SEEDS + SEEDS)) if i < diverse else (i * SEEDS,)
@@ -138,11 +161,17 @@ def run_row(
             images = [r.image for r in results]
             seconds.extend(r.timings.denoising + r.timings.decode for r in results)
         scores.append(score(images[0], prompt))
+        details.extend(high_frequency_energy(image) for image in images)
+        for seed, image in zip(seeds, images, strict=True):
+            if keep is not None:
+                keep[(i, seed)] = image
+            if reference is not None and (i, seed) in reference:
+                similarity.append(ssim(image, reference[(i, seed)]))
+                psnrs.append(psnr(image, reference[(i, seed)]))
         if len(images) > 1:
-            floats = [im.astype(np.float32) / 255 for im in images]
-            distances.extend(
-                float(np.sqrt(((a - b) ** 2).mean())) for a, b in itertools.combinations(floats, 2)
-            )
+            spread = diversity(images)
+            assert spread is not None
+            distances.append(spread)
             if prompt.position is None:
                 positions_used.append(len({detect(im).position for im in images} - {None}))
     summary = summarize(scores)
@@ -155,6 +184,10 @@ def run_row(
         **summary.as_dict(),
         "seconds": statistics.median(seconds),
         "diversity": statistics.mean(distances),
+        "detail": statistics.mean(details),
+        "ssim": statistics.mean(similarity) if similarity else None,
+        # Identical pictures have an infinite PSNR; JSON has no infinity, so they count as absent.
+        "psnr": statistics.mean(p for p in psnrs if np.isfinite(p)) if any(np.isfinite(psnrs)) else None,
         "positions_used": statistics.mean(positions_used) if positions_used else None,
     }
 
@@ -180,20 +213,33 @@ def grid(engines: dict[int, Engine], prompts: list[str], out: Path) -> None:
     ).save(out)
 
 
+def is_reference(row: dict[str, Any] | Row) -> bool:
+    label = row.label if isinstance(row, Row) else row["label"]
+    return label == ROWS[0].label
+
+
+def _ratio(value: float | None, reference: float | None) -> str:
+    return "-" if value is None or not reference else f"{value / reference:.2f}"
+
+
 def table(results: list[dict[str, Any]], marker: dict[str, Any], args: argparse.Namespace) -> str:
-    reference = next((r["all"] for r in results if r["mode"] == "ddim" and r["steps"] == 30), 0.0) or 1e-9
+    ref = next((r for r in results if is_reference(r)), None)
+    reference = (ref["all"] if ref else 0.0) or 1e-9
     lines = [
         "| mode | steps | guidance | all named right | vs DDIM-30 | fg+bg+shape | background | colour | shape "
-        "| size | position | s/img | diversity | positions used of 5 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| size | position | s/img | speed-up | SSIM | detail | diversity | positions used of 5 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         used = "-" if r["positions_used"] is None else f"{r['positions_used']:.1f}"
         position = "-" if r["position"] is None else f"{r['position']:.2f}"
+        similarity = "1.00" if is_reference(r) else "-" if r.get("ssim") is None else f"{r['ssim']:.2f}"
         lines.append(
             f"| {r['label']} | {r['steps']} | {r['guidance']:g} | {r['all']:.2f} | {r['all'] / reference:.0%} "
             f"| {r['fbs']:.2f} | {r['background']:.2f} | {r['color']:.2f} | {r['shape']:.2f} | {r['size']:.2f} "
-            f"| {position} | {r['seconds']:.3f} | {r['diversity']:.3f} | {used} |"
+            f"| {position} | {r['seconds']:.3f} | {_ratio(ref['seconds'] if ref else None, r['seconds'])}x "
+            f"| {similarity} | {_ratio(r.get('detail'), ref.get('detail') if ref else None)} "
+            f"| {_ratio(r['diversity'], ref['diversity'] if ref else None)} | {used} |"
         )
     return "\n".join(lines)
 
@@ -212,7 +258,9 @@ def main() -> None:
         "--json", type=Path, help="raw figures as JSON; rows already in the file are kept unless rerun"
     )
     parser.add_argument(
-        "--only", nargs="*", help="run only these modes (e.g. ddim), keep the rest from --json"
+        "--only",
+        nargs="*",
+        help="run only these modes (e.g. lcm) and the reference row, for SSIM; keep the rest from --json",
     )
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -232,11 +280,17 @@ def main() -> None:
             for r in json.loads(args.json.read_text())["results"]
         }
     start = time.perf_counter()
+    reference_images: Images | None = None
     for row in ROWS:
-        if args.only and row.mode not in args.only:
+        if args.only and row.mode not in args.only and not is_reference(row):
             continue
         control = ControlRunner(args.pocket / BASE_DIR, row) if row.control is not None else None
-        result = run_row(engine_for(row.lightning_steps), row, prompts, args.diverse, control)
+        keep: Images | None = {} if is_reference(row) else None
+        result = run_row(
+            engine_for(row.lightning_steps), row, prompts, args.diverse, control, reference_images, keep
+        )
+        if keep is not None:
+            reference_images = keep
         kept[key(row)] = result
         print(json.dumps(result), file=sys.stderr, flush=True)
         if args.json is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,8 @@ def run_comparison(window: MainWindow, qtbot: QtBot) -> None:
         assert window.generate() is not None
 
 
-def drop(window: MainWindow, path: Path) -> None:
+def drop(window: MainWindow, path: Path, qtbot: QtBot) -> None:
+    """Drop a file on the window and wait for its read, which runs off the GUI thread."""
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(path))])
     event = QDropEvent(
@@ -37,7 +39,8 @@ def drop(window: MainWindow, path: Path) -> None:
         Qt.MouseButton.LeftButton,
         Qt.KeyboardModifier.NoModifier,
     )
-    window.dropEvent(event)
+    with qtbot.waitSignal(window.png_restore_done, timeout=5000):
+        window.dropEvent(event)
 
 
 def test_comparison_fills_every_tile_with_progress_in_order(
@@ -123,7 +126,7 @@ def test_restore_from_a_saved_png_dropped_on_the_window(
     panel.set_seed(1)
     window.mode_panel.set_checked(DEFAULT_COMPARISON)
     window.mode_panel.rows["lcm-lora"].reset_to_defaults()
-    drop(window, png)
+    drop(window, png, qtbot)
     assert panel.prompt_text() == "a lighthouse\nat dusk"
     assert panel.negative_text() == "fog, blur"
     assert panel.seed_value() == 4321
@@ -139,13 +142,13 @@ def test_bad_drops_give_a_message_and_the_window_stays_usable(
     window = make_window()
     garbage = tmp_path / "broken.png"
     garbage.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\xff" * 40)
-    drop(window, garbage)
+    drop(window, garbage, qtbot)
     assert window.banner.isVisible() and "Nothing restored from broken.png" in window.banner.text()
-    drop(window, tmp_path / "does-not-exist.png")
+    drop(window, tmp_path / "does-not-exist.png", qtbot)
     assert "cannot read" in window.banner.text()
     not_png = tmp_path / "notes.txt"
     not_png.write_text("hello")
-    drop(window, not_png)
+    drop(window, not_png, qtbot)
     assert "not a PNG" in window.banner.text()
     two_step_modes(window, ("lcm",))
     run_comparison(window, qtbot)
@@ -312,6 +315,16 @@ def test_settings_change_reloads_the_engine(
     )
 
 
+def test_a_fifo_dropped_as_a_png_is_refused_and_never_blocks_the_window(
+    make_window: WindowMaker, qtbot: QtBot, tmp_path: Path
+) -> None:
+    window = make_window()
+    fifo = tmp_path / "x.png"
+    os.mkfifo(fifo)
+    drop(window, fifo, qtbot)
+    assert "Nothing restored from x.png" in window.banner.text() and "FIFO" in window.banner.text()
+
+
 def test_a_dropped_a1111_png_says_what_was_left_out(
     make_window: WindowMaker, qtbot: QtBot, tmp_path: Path
 ) -> None:
@@ -329,7 +342,7 @@ def test_a_dropped_a1111_png_says_what_was_left_out(
     Image.new("RGB", (8, 8)).save(png, pnginfo=info)
     window = make_window()
     size_before = window.prompt_panel.chosen_size()
-    drop(window, png)
+    drop(window, png, qtbot)
     panel = window.prompt_panel
     assert (panel.prompt_text(), panel.negative_text(), panel.seed_value()) == ("a cat in a hat", "ugly", 42)
     assert panel.chosen_size() == size_before  # the bad size alone was dropped

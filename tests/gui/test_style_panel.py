@@ -173,7 +173,7 @@ def test_a_dropped_png_keeps_its_style_loras(
 
     # A Fewstep PNG: its styles come back, as restoring the run from the history does.
     window.style_panel.rows[0].weight.setValue(0.3)
-    drop(window, png)
+    drop(window, png, qtbot)
     assert window.settings.styles == (StyleSetting(path=first, weight=0.8),)
     assert "watercolor_style" not in window.banner.text()  # nothing missing, nothing said
 
@@ -188,7 +188,7 @@ def test_a_dropped_png_keeps_its_style_loras(
     foreign = tmp_path / "a1111.png"
     Image.new("RGB", (8, 8)).save(foreign, pnginfo=info)
     with qtbot.waitSignal(window.worker.engine_ready, timeout=ENGINE_READY_MS):
-        drop(window, foreign)
+        drop(window, foreign, qtbot)
     assert window.prompt_panel.prompt_text() == "a harbour"
     assert list(window.settings.styles) == [
         StyleSetting(path=first, weight=0.8, enabled=False),
