@@ -11,24 +11,19 @@ than assigning pipe.unet, keeps adapters with the UNet they were loaded into (af
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import cached_property
-from itertools import pairwise
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from engine.contract.errors import JobCancelled, RequestError
-from engine.contract.info import EngineInfo, MemoryReport, ModelMemory, StyleInfo
-from engine.contract.modes import MODES, ModelRole, ModeSpec, UNetSource, contract_warnings
-from engine.contract.placement import GIB, Measure, Part, Step, comparison_order
+from engine.contract.info import EngineInfo, MemoryReport
+from engine.contract.modes import MODES, ModelRole, ModeSpec, UNetSource
+from engine.contract.placement import GIB, Measure, Step, comparison_order
 from engine.contract.placement_text import size_text
 from engine.contract.request import (
     ComparisonResult,
@@ -37,18 +32,16 @@ from engine.contract.request import (
     ModeSettings,
     Progress,
     SkippedMode,
-    Timings,
     style_adapter_name,
 )
 from engine.contract.residency import Residency
-from engine.files.builtin import builtin_label, builtin_note
 from engine.files.model_files import FileKind, ModelFile, ModelPaths, check_style_lora, check_vae
 from engine.files.resources import sdxl_config_dir
 from engine.outputs.comparison_files import RunContext
-from engine.outputs.hash_cache import lora_hash, model_hash
 from engine.runtime.collector import collector_quiet
-from engine.runtime.decoding import decode_upcast, looks_failed
+from engine.runtime.denoise import PromptEmbeddings, ResolvedMode, denoise, pipeline_key
 from engine.runtime.device import DevicePlan, plan_device, synchronize
+from engine.runtime.facts import engine_info, file_hashes, run_context
 from engine.runtime.libraries import quiet_diffusers
 from engine.runtime.loading import (
     SDXLPipeline,
@@ -59,8 +52,8 @@ from engine.runtime.loading import (
     load_vae,
     share_weights,
 )
+from engine.runtime.memory import free_device_bytes, memory_report
 from engine.runtime.placer import build_placer, forced_measures, set_tiling
-from engine.runtime.previews import latent_preview
 from engine.runtime.styles import AdapterState, LoadedStyle, active_styles, load_style
 
 diffusers = quiet_diffusers()
@@ -73,54 +66,7 @@ StatusCallback = Callable[[str], None]
 _UNET_ROLES = {UNetSource.LCM: ModelRole.LCM_UNET, UNetSource.LIGHTNING: ModelRole.LIGHTNING_UNET}
 
 
-@dataclass(frozen=True)
-class PromptEmbeddings:
-    prompt: torch.Tensor
-    negative: torch.Tensor | None
-    pooled: torch.Tensor
-    negative_pooled: torch.Tensor | None
-    seconds: float
-
-
-@dataclass(frozen=True)
-class ResolvedMode:
-    """A mode's settings with defaults filled in from its spec and its file."""
-
-    spec: ModeSpec
-    steps: int
-    guidance: float
-    file_steps: int | None
-
-
 log = logging.getLogger(__name__)
-
-
-def module_bytes(module: Any) -> int:
-    return sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))
-
-
-def free_device_bytes(device: torch.device) -> int | None:
-    if device.type == "cuda":
-        free, _total = torch.cuda.mem_get_info(device)
-        # Memory torch's caching allocator holds but no tensor uses (a previous engine's, after a
-        # reload) is free to this process though the driver counts it as taken.
-        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-        return int(free + cached)
-    return None
-
-
-def process_rss() -> int | None:
-    """Resident memory of this process, where the OS tells it cheaply (Linux)."""
-    try:
-        with Path("/proc/self/statm").open(encoding="ascii") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def pipeline_key(spec: ModeSpec) -> UNetSource | ModelRole:
-    """Which of the engine's pipelines runs a mode: the adapter's twin, else the mode's UNet."""
-    return spec.adapter or spec.unet
 
 
 class Engine:
@@ -340,104 +286,21 @@ class Engine:
 
     def memory_report(self) -> MemoryReport:
         """Bytes of weights per model and where they live, plus the process and device totals."""
-        base = self.base
-        where = self.placer.where
-        models = [
-            ModelMemory(
-                "text encoders",
-                module_bytes(base.text_encoder) + module_bytes(base.text_encoder_2),
-                where(Part.TEXT_ENCODER),
-            ),
-            ModelMemory("vae", module_bytes(base.vae), where(Part.VAE)),
-            ModelMemory("base unet", module_bytes(base.unet), where(Part.BASE_UNET)),
-        ]
-        for key, pipe in self.pipes.items():
-            if key is UNetSource.BASE:
-                continue
-            if isinstance(key, ModelRole):  # a LoRA twin: only its LoRA matrices are its own
-                lora = sum(
-                    p.numel() * p.element_size() for n, p in pipe.unet.named_parameters() if "lora_" in n
-                )
-                models.append(ModelMemory(f"{key} (matrices)", lora, where(Part(str(key)))))
-            else:
-                on = str(next(pipe.unet.parameters()).device)
-                models.append(ModelMemory(f"{key} unet", module_bytes(pipe.unet), on))
-        allocated = torch.cuda.memory_allocated(self.plan.device) if self.plan.device.type == "cuda" else None
-        return MemoryReport(
-            residency=str(self.residency),
-            models=tuple(models),
-            process_rss=process_rss(),
-            device_allocated=allocated,
-            placement={k: v for k, v in self.placer.report().items() if k not in ("steps", "moves")},
-        )
+        return memory_report(self)
 
     def info(self) -> EngineInfo:
         """What this engine can do, for a front end: modes, sizes, styles, memory."""
-        available = self.available_modes()
-        file_steps = tuple(
-            (mode, steps)
-            for mode in available
-            if (steps := self.resolve(ModeSettings(mode=mode)).file_steps) is not None
-        )
-        try:
-            memory: MemoryReport | None = self.memory_report()
-        except Exception:  # a failure to measure is logged, never fatal
-            log.exception("the memory report failed")
-            memory = None
-        return EngineInfo(
-            builtin=self.paths.builtin,
-            available_modes=available,
-            file_steps=file_steps,
-            native_size=self.native_size,
-            device=self.plan.describe(),
-            model_label=self._label_and_note()[0],
-            styles=tuple(StyleInfo(s.name, s.file.path.stem) for s in self.styles),
-            memory=memory,
-        )
+        return engine_info(self)
 
     @cached_property
-    def _file_hashes(self) -> tuple[str | None, dict[str, str]]:
-        """A1111's short hashes of the base (a single file only: a folder has none) and of each style.
-
-        A file read once per version (engine.outputs.hash_cache): a 7 GB checkpoint costs about half a
-        minute the first time. Called on the worker's or the CLI's thread, never the GUI's.
-        """
-        base = self.files[ModelRole.BASE].path
-        model: str | None = None
-        if not self.paths.builtin and base.is_file():
-            with contextlib.suppress(OSError, ValueError):
-                model = model_hash(base)
-        styles: dict[str, str] = {}
-        for style in self.styles:
-            with contextlib.suppress(OSError, ValueError):
-                styles[style.name] = lora_hash(style.file.path)
-        return model, styles
+    def file_hashes(self) -> tuple[str | None, dict[str, str]]:
+        """A1111's short hashes of the base (a single file only) and of each style; read once."""
+        return file_hashes(self)
 
     def run_context(self, on_status: StatusCallback | None = None) -> RunContext:
         """What the files this engine's images are saved to should say about their origin. Hashes
         every model file the first time (minutes for SDXL; cached after): call it off the GUI thread."""
-        from engine.runtime.replay import dtype_name, model_file_records, replay_files
-
-        label, note = self._label_and_note()
-        styles = {s.name: s.file.path.stem for s in self.styles}
-        model, style_hashes = self._file_hashes
-        return RunContext(
-            model_label=label,
-            device=self.plan.describe(),
-            note=note,
-            style_names=styles,
-            model_hash=model,
-            style_hashes=style_hashes,
-            device_type=self.plan.device.type,
-            dtype=dtype_name(self.plan.dtype),
-            model_files=model_file_records(self, on_status),
-            replay=replay_files(self),
-        )
-
-    def _label_and_note(self) -> tuple[str, str]:
-        if self.paths.builtin:
-            return builtin_label(), builtin_note()
-        return self.files[ModelRole.BASE].path.name, ""
+        return run_context(self, on_status)
 
     def _style(self, name: str) -> LoadedStyle:
         return next(s for s in self.styles if s.name == name)
@@ -536,7 +399,8 @@ class Engine:
             switch_seconds = self.switch_to(settings.mode, mode_styles)
             embeddings = encodings[text_state]
             for seed_index, seed in enumerate(request.seeds):
-                result = self._denoise(
+                result = denoise(
+                    self,
                     mode,
                     embeddings,
                     seed=seed,
@@ -556,106 +420,4 @@ class Engine:
         ordered = tuple(results[(s.mode, seed)] for seed in request.seeds for s in runnable)
         return ComparisonResult(
             request=request, results=ordered, skipped=tuple(skipped), width=width, height=height
-        )
-
-    def _denoise(
-        self,
-        mode: ResolvedMode,
-        embeddings: PromptEmbeddings,
-        *,
-        seed: int,
-        width: int,
-        height: int,
-        negative_prompt: str,
-        switch_seconds: float,
-        encoding_shared: bool,
-        want_previews: bool,
-        on_progress: ProgressCallback | None,
-        cancelled: CancelCheck,
-        styles: tuple[tuple[str, float], ...],
-    ) -> ModeResult:
-        spec = mode.spec
-        pipe = self.pipes[pipeline_key(spec)]
-        step_times: list[float] = []
-        final_latents: list[torch.Tensor] = []
-
-        def step_end(_pipe: Any, index: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-            synchronize(self.plan.device)  # the step's time, not its launch time
-            step_times.append(time.perf_counter())
-            if index == mode.steps - 1:
-                final_latents.append(tensors["latents"])
-                # The decode follows inside the pipeline call: a VAE that waits in CPU RAM comes in now
-                # (its copy counts as decode time). Plain tensors, not inference ones: it moves again.
-                with torch.inference_mode(False):
-                    self.placer.prepare(Step.DECODE, spec.name)
-            if cancelled():
-                # Raising, rather than diffusers' _interrupt flag, skips the VAE decode of a
-                # picture nobody will see.
-                raise JobCancelled
-            if on_progress is not None:
-                preview = latent_preview(tensors["latents"]) if want_previews else None
-                on_progress(
-                    Progress(mode=spec.name, seed=seed, step=index + 1, total=mode.steps, preview=preview)
-                )
-            return {}
-
-        # Drawn exactly as StableDiffusionXLPipeline draws them from this generator, so plain
-        # diffusers with the same seed reproduces every image; LCM's per-step noise follows from it.
-        generator = torch.Generator("cpu").manual_seed(seed)
-        synchronize(self.plan.device)
-        start = time.perf_counter()
-        # A VAE overflowing in fp16 yields NaN, which numpy warns about when diffusers casts it to
-        # uint8; the black image it leaves is detected and decoded again below.
-        with torch.inference_mode(), np.errstate(invalid="ignore"):
-            output = pipe(
-                prompt_embeds=embeddings.prompt,
-                negative_prompt_embeds=embeddings.negative,
-                pooled_prompt_embeds=embeddings.pooled,
-                negative_pooled_prompt_embeds=embeddings.negative_pooled,
-                num_inference_steps=mode.steps,
-                guidance_scale=mode.guidance,
-                width=width,
-                height=height,
-                generator=generator,
-                callback_on_step_end=step_end,
-                callback_on_step_end_tensor_inputs=["latents"],
-            )
-        image = np.asarray(output.images[0].convert("RGB"), dtype=np.uint8)
-        retried = False
-        if pipe.vae.dtype != torch.float32 and looks_failed(image) and final_latents:
-            image = decode_upcast(pipe, final_latents[-1])
-            retried = True
-        self.placer.prepare(Step.DECODED, spec.name)
-        end = time.perf_counter()
-        marks = [start, *step_times]
-        timings = Timings(
-            text_encoding=embeddings.seconds,
-            switch=switch_seconds,
-            denoising=step_times[-1] - start,
-            per_step=tuple(b - a for a, b in pairwise(marks)),
-            decode=end - step_times[-1],
-        )
-        warnings = contract_warnings(
-            spec,
-            steps=mode.steps,
-            guidance=mode.guidance,
-            negative_prompt=negative_prompt,
-            file_steps=mode.file_steps,
-        )
-        if retried:
-            warnings += (
-                "the VAE overflowed in fp16 (a black image), so it was decoded again in fp32; sdxl-vae-fp16-fix avoids this",
-            )
-        return ModeResult(
-            mode=spec.name,
-            seed=seed,
-            steps=mode.steps,
-            guidance=mode.guidance,
-            scheduler=type(pipe.scheduler).__name__,
-            timesteps=tuple(float(t) for t in pipe.scheduler.timesteps.tolist()),
-            timings=timings,
-            image=image,
-            warnings=warnings,
-            text_encoding_shared=encoding_shared,
-            styles=styles,
         )

@@ -42,6 +42,7 @@ from engine.contract.placement import (
     step_moves,
 )
 from engine.contract.residency import Residency
+from engine.runtime.memory import module_bytes
 
 DeviceOf = Callable[[], torch.device]
 _CPU = torch.device("cpu")
@@ -128,10 +129,6 @@ def adapter_modules(unet: Any, adapter: str) -> list[Any]:
             if entries is not None and adapter in entries:
                 found.append(entries[adapter])
     return found
-
-
-def module_bytes(modules: Iterable[Any]) -> int:
-    return sum(t.numel() * t.element_size() for m in modules for t in (*m.parameters(), *m.buffers()))
 
 
 @dataclass(frozen=True)
@@ -285,9 +282,9 @@ def engine_parts(
         return lambda device: [module.to(device) for module in modules]
 
     parts: dict[Part, PartHandle] = {
-        Part.TEXT_ENCODER: PartHandle(module_bytes([base.text_encoder]), mover([base.text_encoder])),
-        Part.TEXT_ENCODER_2: PartHandle(module_bytes([base.text_encoder_2]), mover([base.text_encoder_2])),
-        Part.VAE: PartHandle(module_bytes([base.vae]), mover([base.vae])),
+        Part.TEXT_ENCODER: PartHandle(module_bytes(base.text_encoder), mover([base.text_encoder])),
+        Part.TEXT_ENCODER_2: PartHandle(module_bytes(base.text_encoder_2), mover([base.text_encoder_2])),
+        Part.VAE: PartHandle(module_bytes(base.vae), mover([base.vae])),
     }
     base_bytes = sum(
         t.numel() * t.element_size()
@@ -296,10 +293,10 @@ def engine_parts(
     )
     parts[Part.BASE_UNET] = PartHandle(base_bytes, move_base)
     for part, unet in full_unets.items():
-        parts[part] = PartHandle(module_bytes([unet]), _to_of(unet))
+        parts[part] = PartHandle(module_bytes(unet), _to_of(unet))
     for part, twin in twins.items():
         modules = adapter_modules(twin, str(part))
-        parts[part] = PartHandle(module_bytes(modules), mover(modules))
+        parts[part] = PartHandle(module_bytes(*modules), mover(modules))
     return parts
 
 

@@ -224,7 +224,7 @@ def load_in_worker(
 
 def memory(engine: Any, files: Any) -> None:
     from engine.contract.modes import ModelRole, UNetSource
-    from engine.runtime.engine import module_bytes
+    from engine.runtime.memory import module_bytes
 
     base = engine.base
     modules = [base.text_encoder, base.text_encoder_2, base.vae, *(p.unet for p in engine.pipes.values())]

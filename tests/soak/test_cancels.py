@@ -12,7 +12,8 @@ import numpy as np
 
 from engine.contract.errors import JobCancelled
 from engine.contract.request import GenerationRequest, ModeSettings
-from engine.runtime.engine import Engine, process_rss
+from engine.runtime.engine import Engine
+from engine.runtime.memory import process_rss
 from tests.soak.conftest import COUNTS, report
 
 REQUEST = GenerationRequest(

@@ -7,7 +7,7 @@ import time
 
 from pytestqt.qtbot import QtBot
 
-from engine.runtime.engine import process_rss
+from engine.runtime.memory import process_rss
 from tests.gui.conftest import WindowMaker
 from tests.gui.test_live_mode import live_window, settle
 from tests.soak.conftest import COUNTS, report

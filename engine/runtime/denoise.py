@@ -1,0 +1,154 @@
+"""One image of one mode: the pipeline call with its step callback (timings, previews, cancel), the fp16
+VAE fallback, and the record of what it cost."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from engine.contract.errors import JobCancelled
+from engine.contract.modes import ModelRole, ModeSpec, UNetSource, contract_warnings
+from engine.contract.placement import Step
+from engine.contract.request import ModeResult, Progress, Timings
+from engine.runtime.decoding import decode_upcast, looks_failed
+from engine.runtime.device import synchronize
+from engine.runtime.previews import latent_preview
+
+if TYPE_CHECKING:
+    from engine.runtime.engine import Engine
+
+ProgressCallback = Callable[[Progress], None]
+CancelCheck = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class PromptEmbeddings:
+    prompt: torch.Tensor
+    negative: torch.Tensor | None
+    pooled: torch.Tensor
+    negative_pooled: torch.Tensor | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ResolvedMode:
+    """A mode's settings with defaults filled in from its spec and its file."""
+
+    spec: ModeSpec
+    steps: int
+    guidance: float
+    file_steps: int | None
+
+
+def pipeline_key(spec: ModeSpec) -> UNetSource | ModelRole:
+    """Which of the engine's pipelines runs a mode: the adapter's twin, else the mode's UNet."""
+    return spec.adapter or spec.unet
+
+
+def denoise(
+    engine: Engine,
+    mode: ResolvedMode,
+    embeddings: PromptEmbeddings,
+    *,
+    seed: int,
+    width: int,
+    height: int,
+    negative_prompt: str,
+    switch_seconds: float,
+    encoding_shared: bool,
+    want_previews: bool,
+    on_progress: ProgressCallback | None,
+    cancelled: CancelCheck,
+    styles: tuple[tuple[str, float], ...],
+) -> ModeResult:
+    spec = mode.spec
+    pipe = engine.pipes[pipeline_key(spec)]
+    step_times: list[float] = []
+    final_latents: list[torch.Tensor] = []
+
+    def step_end(_pipe: Any, index: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+        synchronize(engine.plan.device)  # the step's time, not its launch time
+        step_times.append(time.perf_counter())
+        if index == mode.steps - 1:
+            final_latents.append(tensors["latents"])
+            # The decode follows inside the pipeline call: a VAE that waits in CPU RAM comes in now
+            # (its copy counts as decode time). Plain tensors, not inference ones: it moves again.
+            with torch.inference_mode(False):
+                engine.placer.prepare(Step.DECODE, spec.name)
+        if cancelled():
+            # Raising, rather than diffusers' _interrupt flag, skips the VAE decode of a
+            # picture nobody will see.
+            raise JobCancelled
+        if on_progress is not None:
+            preview = latent_preview(tensors["latents"]) if want_previews else None
+            on_progress(
+                Progress(mode=spec.name, seed=seed, step=index + 1, total=mode.steps, preview=preview)
+            )
+        return {}
+
+    # Drawn exactly as StableDiffusionXLPipeline draws them from this generator, so plain
+    # diffusers with the same seed reproduces every image; LCM's per-step noise follows from it.
+    generator = torch.Generator("cpu").manual_seed(seed)
+    synchronize(engine.plan.device)
+    start = time.perf_counter()
+    # A VAE overflowing in fp16 yields NaN, which numpy warns about when diffusers casts it to
+    # uint8; the black image it leaves is detected and decoded again below.
+    with torch.inference_mode(), np.errstate(invalid="ignore"):
+        output = pipe(
+            prompt_embeds=embeddings.prompt,
+            negative_prompt_embeds=embeddings.negative,
+            pooled_prompt_embeds=embeddings.pooled,
+            negative_pooled_prompt_embeds=embeddings.negative_pooled,
+            num_inference_steps=mode.steps,
+            guidance_scale=mode.guidance,
+            width=width,
+            height=height,
+            generator=generator,
+            callback_on_step_end=step_end,
+            callback_on_step_end_tensor_inputs=["latents"],
+        )
+    image = np.asarray(output.images[0].convert("RGB"), dtype=np.uint8)
+    retried = False
+    if pipe.vae.dtype != torch.float32 and looks_failed(image) and final_latents:
+        image = decode_upcast(pipe, final_latents[-1])
+        retried = True
+    engine.placer.prepare(Step.DECODED, spec.name)
+    end = time.perf_counter()
+    marks = [start, *step_times]
+    timings = Timings(
+        text_encoding=embeddings.seconds,
+        switch=switch_seconds,
+        denoising=step_times[-1] - start,
+        per_step=tuple(b - a for a, b in pairwise(marks)),
+        decode=end - step_times[-1],
+    )
+    warnings = contract_warnings(
+        spec,
+        steps=mode.steps,
+        guidance=mode.guidance,
+        negative_prompt=negative_prompt,
+        file_steps=mode.file_steps,
+    )
+    if retried:
+        warnings += (
+            "the VAE overflowed in fp16 (a black image), so it was decoded again in fp32; sdxl-vae-fp16-fix avoids this",
+        )
+    return ModeResult(
+        mode=spec.name,
+        seed=seed,
+        steps=mode.steps,
+        guidance=mode.guidance,
+        scheduler=type(pipe.scheduler).__name__,
+        timesteps=tuple(float(t) for t in pipe.scheduler.timesteps.tolist()),
+        timings=timings,
+        image=image,
+        warnings=warnings,
+        text_encoding_shared=encoding_shared,
+        styles=styles,
+    )

@@ -1,0 +1,72 @@
+"""Memory: the bytes of the engine's weights and where they are, the device's free memory, the process's RSS."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from engine.contract.info import MemoryReport, ModelMemory
+from engine.contract.modes import ModelRole, UNetSource
+from engine.contract.placement import Part
+
+if TYPE_CHECKING:
+    from engine.runtime.engine import Engine
+
+
+def module_bytes(*modules: Any) -> int:
+    """Bytes of the modules' parameters and buffers (a tensor shared between them counted each time)."""
+    return sum(t.numel() * t.element_size() for m in modules for t in (*m.parameters(), *m.buffers()))
+
+
+def free_device_bytes(device: torch.device) -> int | None:
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        # Memory torch's caching allocator holds but no tensor uses (a previous engine's, after a
+        # reload) is free to this process though the driver counts it as taken.
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return int(free + cached)
+    return None
+
+
+def process_rss() -> int | None:
+    """Resident memory of this process, where the OS tells it cheaply (Linux)."""
+    try:
+        with Path("/proc/self/statm").open(encoding="ascii") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def memory_report(engine: Engine) -> MemoryReport:
+    """Bytes of weights per model and where they live, plus the process and device totals."""
+    base = engine.base
+    where = engine.placer.where
+    models = [
+        ModelMemory(
+            "text encoders",
+            module_bytes(base.text_encoder, base.text_encoder_2),
+            where(Part.TEXT_ENCODER),
+        ),
+        ModelMemory("vae", module_bytes(base.vae), where(Part.VAE)),
+        ModelMemory("base unet", module_bytes(base.unet), where(Part.BASE_UNET)),
+    ]
+    for key, pipe in engine.pipes.items():
+        if key is UNetSource.BASE:
+            continue
+        if isinstance(key, ModelRole):  # a LoRA twin: only its LoRA matrices are its own
+            lora = sum(p.numel() * p.element_size() for n, p in pipe.unet.named_parameters() if "lora_" in n)
+            models.append(ModelMemory(f"{key} (matrices)", lora, where(Part(str(key)))))
+        else:
+            on = str(next(pipe.unet.parameters()).device)
+            models.append(ModelMemory(f"{key} unet", module_bytes(pipe.unet), on))
+    allocated = torch.cuda.memory_allocated(engine.plan.device) if engine.plan.device.type == "cuda" else None
+    return MemoryReport(
+        residency=str(engine.residency),
+        models=tuple(models),
+        process_rss=process_rss(),
+        device_allocated=allocated,
+        placement={k: v for k, v in engine.placer.report().items() if k not in ("steps", "moves")},
+    )
