@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -26,14 +26,8 @@ from engine.contract.validation import (
     parse_steps,
     parse_style_weight,
 )
-from engine.files.model_files import (
-    ModelFile,
-    ModelPaths,
-    StyleLora,
-    check_style_lora,
-    check_vae,
-    inspect_path,
-)
+from engine.files.model_files import check_style_lora, check_vae
+from engine.files.model_paths import ModelPaths, StyleLora
 from engine.files.safe_paths import special_file_problem
 from engine.outputs.atomic import remove_stale_parts, restore_interrupted_swap
 from engine.outputs.folder_lock import FolderBusyError, folder_lock
@@ -193,51 +187,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def list_models(folder: Path | None) -> int:
-    """`fewstep models`: what each file is and which modes it enables; refused files say why."""
-    from engine.files.hub_cache import cached_model_repos
-    from engine.files.model_files import FileKind, Refused, scan_models
-
-    rows: list[tuple[str, str, str]] = []
-
-    def add(found: Iterable[object]) -> None:
-        for item in found:
-            if isinstance(item, Refused):
-                rows.append(("refused: " + item.reason, "-", str(item.path)))
-            elif isinstance(item, ModelFile):
-                usable = item.kind not in (FileKind.OTHER, FileKind.NOT_SDXL)
-                what = item.describe() if usable else f"refused: {item.describe()}"
-                rows.append((what, ", ".join(item.enables) or "-", str(item.path)))
-
-    if folder is not None:
-        if problem := special_file_problem(folder):
-            raise UsageError(problem)
-        if not folder.is_dir():
-            raise UsageError(f"{folder} is not a folder")
-        add(scan_models(folder))
-    for repo in cached_model_repos():
-        try:
-            info = inspect_path(repo.snapshot)
-        except ModelInputError as exc:
-            rows.append((f"refused: {exc}", "-", f"{repo.repo_id} (Hugging Face cache)"))
-            continue
-        if info.kind is FileKind.OTHER:  # a repository of several files, like ByteDance/SDXL-Lightning
-            add(scan_models(repo.snapshot))
-        else:
-            rows.append(
-                (info.describe(), ", ".join(info.enables) or "-", f"{repo.repo_id} (Hugging Face cache)")
-            )
-    if not rows:
-        print("no model files found" + (f" in {folder}" if folder else " in the Hugging Face cache"))
-        return EXIT_OK
-    width = max(len(r[0]) for r in rows)
-    enables = max(len(r[1]) for r in rows)
-    print(f"{'what it is':{width}}  {'enables':{enables}}  path")
-    for what, modes, path in rows:
-        print(f"{what:{width}}  {modes:{enables}}  {path}")
-    return EXIT_OK
-
-
 @dataclass(frozen=True)
 class Job:
     request: GenerationRequest
@@ -333,6 +282,8 @@ def _say(message: str) -> None:
 
 def run(argv: Sequence[str]) -> int:
     if argv[:1] == ["models"]:
+        from engine.models_command import list_models
+
         return list_models(build_parser().parse_args(argv).folder)
     if argv[:1] == ["plan"]:
         return run_plan(build_parser().parse_args(argv), _model_paths)

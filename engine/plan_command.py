@@ -15,7 +15,7 @@ from engine.contract.errors import RequestError
 from engine.contract.modes import DEFAULT_COMPARISON, MODES, ModelRole
 from engine.contract.placement import GIB, PlanInput, five_mode_check, plan_placement
 from engine.contract.placement_text import describe_placement
-from engine.files.model_files import ModelPaths
+from engine.files.model_paths import ModelPaths
 from engine.files.part_sizes import model_sizes
 
 MAX_VRAM_GIB = 4096.0

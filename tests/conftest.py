@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from devtools.tiny_model import TinyModelSet, build_tiny_model_set
-from engine.files.model_files import ModelPaths
+from engine.files.model_paths import ModelPaths
 from engine.runtime.engine import Engine
 
 torch.set_num_threads(1)

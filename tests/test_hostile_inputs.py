@@ -144,7 +144,7 @@ def test_models_folder_scan_lists_a_fifo_and_survives_a_symlink_loop(tmp_path: P
     out = run_isolated(
         f"""
         from pathlib import Path
-        from engine.files.model_files import scan_models
+        from engine.files.model_scan import scan_models
         for item in scan_models(Path({str(models)!r}), depth=8):
             print(item)
         """

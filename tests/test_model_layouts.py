@@ -17,7 +17,8 @@ from devtools.tiny_model import TinyModelSet
 from engine.cli import EXIT_OK, main
 from engine.contract.modes import DEFAULT_COMPARISON, ModelRole
 from engine.contract.request import ComparisonResult, GenerationRequest, ModeSettings, RGBImage
-from engine.files.model_files import FileKind, StyleLora, check_style_lora, inspect_path
+from engine.files.model_files import FileKind, check_style_lora, inspect_path
+from engine.files.model_paths import StyleLora
 from engine.runtime.engine import Engine
 from engine.runtime.loading import count_adapter_modules
 from tests.conftest import model_paths_of

@@ -15,7 +15,7 @@ from devtools.tiny_model import TinyModelSet
 from engine.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from engine.contract.placement import Part
 from engine.contract.placement_text import size_text
-from engine.files.model_files import ModelPaths
+from engine.files.model_paths import ModelPaths
 from engine.files.part_sizes import model_sizes
 from engine.runtime.engine import Engine
 from tests.conftest import REPO_ROOT, model_paths_of

@@ -13,7 +13,7 @@ from safetensors import safe_open
 
 from engine.contract.modes import MODES, UNetSource
 from engine.contract.request import GenerationRequest, ModeSettings
-from engine.files.model_files import ModelPaths
+from engine.files.model_paths import ModelPaths
 from engine.files.pocket import (
     BASE_DIR,
     LCM_DIR,

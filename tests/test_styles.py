@@ -15,7 +15,7 @@ from devtools.tiny_model import TinyModelSet, write_kohya_lora
 from engine.contract.errors import RequestError
 from engine.contract.modes import DEFAULT_COMPARISON
 from engine.contract.request import GenerationRequest, ModeSettings, RGBImage
-from engine.files.model_files import StyleLora
+from engine.files.model_paths import StyleLora
 from engine.runtime.engine import Engine
 from tests.conftest import model_paths_of
 

@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 from devtools.tiny_model import TinyModelSet
 from engine.contract.errors import ModelInputError
 from engine.contract.request import GenerationRequest, ModeSettings
-from engine.files.model_files import ModelPaths
+from engine.files.model_paths import ModelPaths
 from engine.runtime.device import plan_device
 from engine.runtime.engine import Engine
 

@@ -9,7 +9,7 @@ Torch-free at import: the GUI asks what the built-in model is before the engine 
 
 from __future__ import annotations
 
-from engine.files.model_files import ModelPaths
+from engine.files.model_paths import ModelPaths
 from engine.files.pocket import pocket_model_paths
 from engine.files.resources import REPAIR, MissingResourceError, pocket_dir
 

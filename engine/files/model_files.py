@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 from safetensors import SafetensorError, safe_open
 
@@ -20,7 +19,7 @@ from engine.contract.errors import ModelInputError
 from engine.contract.modes import ModelRole
 from engine.files.hub_cache import looks_like_hub_reference, resolve_hub_reference
 from engine.files.safe_paths import NotRegularFileError, open_regular, special_file_problem
-from engine.files.weight_folders import PICKLE_SUFFIXES as _PICKLE_SUFFIXES
+from engine.files.weight_folders import PICKLE_SUFFIXES as PICKLE_SUFFIXES
 from engine.files.weight_folders import check_folder_weights
 
 # The folders of an SDXL pipeline that hold weights (the tokenizers and scheduler hold none).
@@ -146,7 +145,7 @@ def _is_lora(keys: list[str]) -> bool:
     return all(k.startswith(KOHYA_PREFIXES) for k in keys) or any(m in k for k in keys for m in _LORA_MARKS)
 
 
-def _classify_file(path: Path) -> ModelFile:
+def classify_file(path: Path) -> ModelFile:
     header = _read_header(path, shapes_of=("model.diffusion_model.input_blocks.0.0.weight",))
     keys = header.keys
     steps = lightning_steps_from_name(path)
@@ -219,7 +218,7 @@ def _read_json(path: Path) -> dict[str, object]:
 _MAX_JSON_BYTES = 16 << 20  # a model config or index is a few kilobytes
 
 
-def _classify_folder(path: Path) -> ModelFile:
+def classify_folder(path: Path) -> ModelFile:
     info = _kind_of_folder(path)
     if info.kind is FileKind.SDXL_FOLDER:
         for sub in _PIPELINE_WEIGHT_FOLDERS:
@@ -249,7 +248,7 @@ def _kind_of_folder(path: Path) -> ModelFile:
                 return ModelFile(path, FileKind.UNET_FOLDER)
             return ModelFile(path, FileKind.LCM_UNET)
     if (path / _LORA_FILE_IN_FOLDER).is_file():
-        return _classify_file(path / _LORA_FILE_IN_FOLDER)
+        return classify_file(path / _LORA_FILE_IN_FOLDER)
     return ModelFile(path, FileKind.OTHER, "a folder without model_index.json, config.json or LoRA weights")
 
 
@@ -272,15 +271,15 @@ def inspect_path(path: Path) -> ModelFile:
         raise ModelInputError(f"{path} does not exist: check the path")
     refuse_special_file(path)
     if path.is_dir():
-        return _classify_folder(path)
-    if path.suffix.lower() in _PICKLE_SUFFIXES:
+        return classify_folder(path)
+    if path.suffix.lower() in PICKLE_SUFFIXES:
         raise ModelInputError(
             f"{path} is a pickle checkpoint ({path.suffix}); Fewstep never unpickles files, as they can"
             " run code: use the .safetensors version"
         )
     if path.suffix.lower() != ".safetensors":
         raise ModelInputError(f"{path} is not a .safetensors file")
-    return _classify_file(path)
+    return classify_file(path)
 
 
 _ACCEPTS: Mapping[ModelRole, tuple[tuple[FileKind, ...], str]] = {
@@ -349,45 +348,6 @@ def _article(text: str) -> str:
     return ("an " if vowel_sound else "a ") + text
 
 
-@dataclass(frozen=True)
-class StyleLora:
-    path: Path
-    weight: float = 1.0
-
-
-@dataclass(frozen=True)
-class ModelPaths:
-    """The files the user gave, by role; None where not given."""
-
-    base: Path | None = None
-    lcm_unet: Path | None = None
-    lcm_lora: Path | None = None
-    lightning_unet: Path | None = None
-    lightning_lora: Path | None = None
-    styles: tuple[StyleLora, ...] = ()
-    vae: Path | None = None  # e.g. sdxl-vae-fp16-fix, replacing the base's VAE
-    base_config: Path | None = None  # config folder for a single-file base; None: the shipped SDXL one
-    builtin: bool = False  # the project's own model, not the user's
-
-    @classmethod
-    def from_roles(cls, roles: Mapping[ModelRole, Path | None], **others: Any) -> ModelPaths:
-        """The one way to build paths from files by role (others: styles, vae, base_config, builtin)."""
-        fields: dict[str, Any] = {role.replace("-", "_"): path for role, path in roles.items()}
-        return cls(**fields, **others)
-
-    def get(self, role: ModelRole) -> Path | None:
-        path: Path | None = getattr(self, role.replace("-", "_"))
-        return path
-
-    def checked(self) -> dict[ModelRole, ModelFile]:
-        """Every given path checked for its role; the first problem raises ModelInputError."""
-        files = {role: check_role(role, path) for role in ModelRole if (path := self.get(role)) is not None}
-        base, lightning = files.get(ModelRole.BASE), files.get(ModelRole.LIGHTNING_UNET)
-        if base is not None and lightning is not None:
-            check_unet_fits(lightning, base)
-        return files
-
-
 def check_unet_fits(unet: ModelFile, base: ModelFile) -> None:
     """A bare UNet state dict must match the base UNet tensor for tensor; told from the two headers,
     before gigabytes are loaded. Only possible against a diffusers folder (a single file's keys are
@@ -423,54 +383,3 @@ def _header_shapes(path: Path) -> dict[str, list[int]]:
             return {k: list(handle.get_slice(k).get_shape()) for k in handle.keys()}  # noqa: SIM118
     except (SafetensorError, OSError) as exc:
         raise ModelInputError(f"{path} is not a readable safetensors file ({exc})") from None
-
-
-@dataclass(frozen=True)
-class Refused:
-    path: Path
-    reason: str
-
-
-def scan_models(
-    folder: Path, *, depth: int = 2, _seen: set[tuple[int, int]] | None = None
-) -> Iterator[ModelFile | Refused]:
-    """Every model file or folder under `folder`, classified; what cannot be used says why.
-
-    A folder reached twice (a symlink loop, or two links to one folder) is scanned once, and nothing
-    but regular files and folders is opened.
-    """
-    seen = set() if _seen is None else _seen
-    try:
-        identity = folder.stat()
-        entries = sorted(folder.iterdir())
-    except OSError as exc:
-        if _seen is not None:
-            yield Refused(folder, f"cannot list it: {exc.strerror or exc}")
-            return
-        raise ModelInputError(f"cannot list {folder}: {exc.strerror or exc}") from None
-    if (identity.st_dev, identity.st_ino) in seen:
-        return
-    seen.add((identity.st_dev, identity.st_ino))
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
-        if problem := special_file_problem(entry):
-            yield Refused(entry, problem.removeprefix(f"{entry} is ").split(";")[0])
-            continue
-        if entry.is_dir():
-            try:
-                info = _classify_folder(entry)
-            except ModelInputError as exc:
-                yield Refused(entry, str(exc))
-                continue
-            if info.kind is not FileKind.OTHER:
-                yield info
-            elif depth > 1:
-                yield from scan_models(entry, depth=depth - 1, _seen=seen)
-        elif entry.suffix.lower() in _PICKLE_SUFFIXES:
-            yield Refused(entry, "a pickle checkpoint: never opened, as unpickling can run code")
-        elif entry.suffix.lower() == ".safetensors":
-            try:
-                yield _classify_file(entry)
-            except ModelInputError as exc:
-                yield Refused(entry, str(exc))

@@ -19,7 +19,8 @@ from engine.contract.errors import ModelInputError
 from engine.contract.memory_estimates import DTYPE_BYTES
 from engine.contract.modes import ModelRole
 from engine.contract.placement import Part
-from engine.files.model_files import FileKind, ModelFile, ModelPaths, check_style_lora, check_vae
+from engine.files.model_files import FileKind, ModelFile, check_style_lora, check_vae
+from engine.files.model_paths import ModelPaths
 from engine.files.resources import CONFIG_DIR_NAME, shipped
 
 _FLOAT_DTYPES = {"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"}

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.contract.modes import ModelRole
-from engine.files.model_files import ModelPaths
+from engine.files.model_paths import ModelPaths
 from engine.files.resources import pocket_dir
 
 BASE_DIR = "base"

@@ -35,7 +35,8 @@ from engine.contract.request import (
     style_adapter_name,
 )
 from engine.contract.residency import Residency
-from engine.files.model_files import FileKind, ModelFile, ModelPaths, check_style_lora, check_vae
+from engine.files.model_files import FileKind, ModelFile, check_style_lora, check_vae
+from engine.files.model_paths import ModelPaths
 from engine.files.resources import sdxl_config_dir
 from engine.outputs.comparison_files import RunContext
 from engine.runtime.collector import collector_quiet

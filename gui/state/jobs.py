@@ -17,7 +17,7 @@ from engine.contract.request import (
     style_adapter_name,
 )
 from engine.contract.residency import Residency
-from engine.files.model_files import ModelPaths
+from engine.files.model_paths import ModelPaths
 from engine.outputs.comparison_files import RunContext
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 from engine.contract.errors import FewstepError
 from engine.contract.modes import MODES
 from engine.files.hub_cache import cache_dir, cached_model_repos
-from engine.files.model_files import FileKind, ModelFile, Refused, inspect_path, scan_models
+from engine.files.model_files import FileKind, ModelFile, inspect_path
+from engine.files.model_scan import Refused, scan_models
 from gui.state.model_setup import NATURAL_USE, Use
 
 log = logging.getLogger(__name__)

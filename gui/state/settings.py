@@ -20,7 +20,7 @@ from engine.contract.limits import STYLE_WEIGHT_RANGE
 from engine.contract.modes import MODES, ModelRole
 from engine.contract.request import style_adapter_name
 from engine.contract.residency import Residency
-from engine.files.model_files import ModelPaths, StyleLora
+from engine.files.model_paths import ModelPaths, StyleLora
 from engine.files.safe_paths import open_regular
 from engine.outputs.atomic import atomic_write_text
 from gui.state.jobs import EngineConfig

@@ -32,7 +32,7 @@ import torch
 from devtools.tiny_model import TinyModelSet, TinySpec, build_tiny_model_set
 from engine.contract.modes import DEFAULT_COMPARISON
 from engine.contract.request import GenerationRequest, ModeSettings
-from engine.files.model_files import ModelPaths
+from engine.files.model_paths import ModelPaths
 from engine.runtime.engine import Engine
 from engine.runtime.libraries import quiet_diffusers
 

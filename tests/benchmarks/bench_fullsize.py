@@ -147,7 +147,7 @@ def load_in_worker(
     from PySide6.QtWidgets import QApplication
 
     from engine.contract.residency import Residency
-    from engine.files.model_files import ModelPaths
+    from engine.files.model_paths import ModelPaths
     from gui.state.jobs import EngineConfig
     from gui.state.worker import EngineWorker, LoadedEngine, load_engine
     from gui.widgets.engine_status import EngineStatus

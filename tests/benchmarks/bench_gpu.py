@@ -288,7 +288,7 @@ class Bench:
 
     def prepare_files(self) -> None:
         from devtools.fullsize import write_fullsize_set
-        from engine.files.model_files import ModelPaths
+        from engine.files.model_paths import ModelPaths
 
         start = time.perf_counter()
         config_dir = None

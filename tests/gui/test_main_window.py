@@ -12,7 +12,7 @@ from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
 from engine.contract.modes import DEFAULT_COMPARISON, ModelRole
-from engine.files.model_files import ModelPaths
+from engine.files.model_paths import ModelPaths
 from engine.outputs.png_text import read_png_parameters
 from engine.runtime.engine import Engine
 from gui.state.jobs import EngineConfig, ProgressEvent

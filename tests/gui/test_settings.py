@@ -12,7 +12,7 @@ from pytestqt.qtbot import QtBot
 from devtools.tiny_model import TinyModelSet
 from engine.contract.modes import ModelRole
 from engine.contract.residency import Residency
-from engine.files.model_files import StyleLora
+from engine.files.model_paths import StyleLora
 from gui.state.settings import (
     SCHEMA_VERSION,
     Settings,

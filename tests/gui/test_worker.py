@@ -11,7 +11,7 @@ from pytestqt.qtbot import QtBot
 from devtools.tiny_model import TinyModelSet
 from engine.contract.errors import ModelInputError
 from engine.contract.request import GenerationRequest, ModeSettings
-from engine.files.model_files import ModelPaths
+from engine.files.model_paths import ModelPaths
 from gui.state.jobs import EngineConfig, FailedEvent, FinishedEvent, ImageEvent, Job, JobKind, ProgressEvent
 from gui.state.worker import EngineFactory, EngineWorker, LoadedEngine
 from tests.gui.conftest import ENGINE_READY_MS, JOB_MS
