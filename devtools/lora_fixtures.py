@@ -18,11 +18,8 @@ Every writer is deterministic: the same arguments give byte-identical files.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import pickle
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -31,52 +28,33 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from devtools.original_layout import UNET_PREFIX, diffusers_to_original, original_unet
+from devtools.original_layout import UNET_PREFIX, original_unet
 from devtools.tiny_model import (
     LORA_TARGETS,
     TinyModelSet,
-    TinySpec,
     kohya_key,
-    kohya_lora_state_dict,
-    unet_config,
 )
 from engine.runtime.libraries import quiet_diffusers
 
 __all__ = [
     "ATTENTION_TARGETS",
-    "BASE_REPO",
     "KOHYA_SDXL_METADATA",
-    "LCM_LORA_REPO",
-    "LCM_REPO",
-    "LIGHTNING_REPO",
-    "OTHER_WIDTHS",
     "STYLE_CASES",
     "TEXT_ENCODER_ATTENTION_TARGETS",
     "TEXT_ENCODER_TARGETS",
-    "HubCache",
     "LoraLayout",
     "LoraMatrices",
     "StyleFile",
-    "add_to_hub_cache",
+    "kohya_entries",
     "kohya_state_dict",
     "lora_matrices",
     "old_diffusers_state_dict",
     "peft_state_dict",
+    "save_safetensors",
     "sgm_module_names",
     "sort_header_metadata",
-    "write_empty_safetensors",
-    "write_foreign_lora",
-    "write_hub_cache",
-    "write_lightning_checkpoint",
     "write_lora",
-    "write_pickle_checkpoint",
-    "write_sd2_checkpoint",
-    "write_sd15_checkpoint",
-    "write_sd15_lora",
-    "write_sdxl_inpainting_checkpoint",
     "write_style_files",
-    "write_truncated",
-    "write_wrong_shape_lightning_unet",
 ]
 
 # (down, up): down [rank, in] or [rank, in, kh, kw]; up [out, rank] or [out, rank, 1, 1], as kohya stores them.
@@ -132,7 +110,9 @@ def sort_header_metadata(path: Path) -> None:
     path.write_bytes(len(text).to_bytes(8, "little") + text + data[8 + length :])
 
 
-def _save(state: Mapping[str, torch.Tensor], path: Path, metadata: Mapping[str, str] | None) -> None:
+def save_safetensors(
+    state: Mapping[str, torch.Tensor], path: Path, metadata: Mapping[str, str] | None
+) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(dict(state), path, metadata=dict(metadata) if metadata is not None else None)
     sort_header_metadata(path)
@@ -275,7 +255,7 @@ def sgm_module_names(unet_keys: Iterable[str]) -> dict[str, str]:
     return names
 
 
-def _kohya_entries(key: str, pair: Pair, alpha: float, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+def kohya_entries(key: str, pair: Pair, alpha: float, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     down, up = pair
     return {
         f"{key}.lora_down.weight": down.to(dtype).contiguous(),
@@ -296,10 +276,10 @@ def kohya_state_dict(
     state: dict[str, torch.Tensor] = {}
     for module, pair in matrices.unet.items():
         key = kohya_key(module) if sgm_names is None else "lora_unet_" + sgm_names[module].replace(".", "_")
-        state.update(_kohya_entries(key, pair, matrices.alpha, dtype))
+        state.update(kohya_entries(key, pair, matrices.alpha, dtype))
     for prefix, encoder in (("lora_te1_", matrices.text_encoder), ("lora_te2_", matrices.text_encoder_2)):
         for module, pair in encoder.items():
-            state.update(_kohya_entries(prefix + module.replace(".", "_"), pair, matrices.alpha, dtype))
+            state.update(kohya_entries(prefix + module.replace(".", "_"), pair, matrices.alpha, dtype))
     return state
 
 
@@ -479,7 +459,7 @@ def write_lora(
             unet_keys = load_file(models.base / "unet" / "diffusion_pytorch_model.safetensors").keys()
             sgm_names = sgm_module_names(unet_keys)
         state = kohya_state_dict(matrices, sgm_names=sgm_names)
-        _save(state, path, metadata if metadata is not None else _kohya_metadata(matrices))
+        save_safetensors(state, path, metadata if metadata is not None else _kohya_metadata(matrices))
     elif layout in (LoraLayout.PEFT, LoraLayout.PEFT_MIXED):
         if metadata is not None:
             raise ValueError("PEFT files carry the metadata save_lora_weights writes")
@@ -487,7 +467,7 @@ def write_lora(
     else:
         processor = layout is LoraLayout.DIFFUSERS_OLD_PROCESSOR
         state = old_diffusers_state_dict(matrices, processor=processor)
-        _save(state, path, metadata if metadata is not None else _ST_METADATA)
+        save_safetensors(state, path, metadata if metadata is not None else _ST_METADATA)
     return path
 
 
@@ -528,256 +508,3 @@ def write_style_files(models: TinyModelSet, folder: Path, *, seed: int = 0) -> d
         path = write_lora(folder / f"style_{name}.safetensors", layout, groups[group], models)
         files[name] = StyleFile(name, layout, group, path, groups[group])
     return files
-
-
-# ---------------------------------------------------------------------------------------------
-# Files that are not SDXL, or not usable
-
-
-def _tiny(
-    shape: Sequence[int], generator: torch.Generator, dtype: torch.dtype = torch.float16
-) -> torch.Tensor:
-    return (torch.randn(tuple(shape), generator=generator) * 0.02).to(dtype).contiguous()
-
-
-def write_sd15_lora(path: Path, *, seed: int = 0, metadata: bool = True, rank: int = 4) -> Path:
-    """A kohya LoRA for Stable Diffusion 1.5 (tiny widths): attention at the first UNet level, one
-    text encoder under ``lora_te_``, and kohya's ``ss_base_model_version`` ``sd_v1``."""
-    generator = torch.Generator().manual_seed(seed)
-    modules = {
-        "lora_unet_down_blocks_0_attentions_0_proj_in": (32, 32),
-        "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q": (32, 32),
-        "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k": (32, 24),
-        "lora_unet_up_blocks_3_attentions_2_proj_out": (32, 32),
-        "lora_te_text_model_encoder_layers_0_self_attn_q_proj": (24, 24),
-        "lora_te_text_model_encoder_layers_0_mlp_fc1": (96, 24),
-    }
-    state: dict[str, torch.Tensor] = {}
-    for key, (out_features, in_features) in modules.items():
-        state.update(
-            _kohya_entries(
-                key,
-                (_tiny((rank, in_features), generator), _tiny((out_features, rank), generator)),
-                2.0,
-                torch.float16,
-            )
-        )
-    meta = {
-        "ss_base_model_version": "sd_v1",
-        "modelspec.architecture": "stable-diffusion-v1/lora",
-        "ss_network_dim": str(rank),
-        "ss_network_alpha": "2.0",
-    }
-    _save(state, path, meta if metadata else None)
-    return path
-
-
-def _checkpoint(path: Path, shapes: Mapping[str, Sequence[int]], seed: int) -> Path:
-    generator = torch.Generator().manual_seed(seed)
-    state = {key: _tiny(shape, generator) for key, shape in shapes.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, path)
-    return path
-
-
-_LDM_UNET_AND_VAE: Mapping[str, Sequence[int]] = {
-    "model.diffusion_model.input_blocks.0.0.weight": (32, 4, 3, 3),
-    "model.diffusion_model.input_blocks.0.0.bias": (32,),
-    "model.diffusion_model.input_blocks.1.1.proj_in.weight": (32, 32, 1, 1),
-    "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": (32, 24),
-    "model.diffusion_model.out.2.weight": (4, 32, 3, 3),
-    "first_stage_model.decoder.conv_in.weight": (32, 4, 3, 3),
-    "first_stage_model.encoder.conv_in.weight": (32, 3, 3, 3),
-}
-
-
-def write_sd15_checkpoint(path: Path, *, seed: int = 0) -> Path:
-    """The header of an SD 1.5 single file (tiny tensors): LDM UNet and VAE, CLIP under
-    ``cond_stage_model.transformer.``."""
-    return _checkpoint(
-        path,
-        {
-            **_LDM_UNET_AND_VAE,
-            "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight": (64, 24),
-            "cond_stage_model.transformer.text_model.encoder.layers.0.self_attn.q_proj.weight": (24, 24),
-            "cond_stage_model.transformer.text_model.final_layer_norm.weight": (24,),
-        },
-        seed,
-    )
-
-
-def write_sd2_checkpoint(path: Path, *, seed: int = 0) -> Path:
-    """The header of an SD 2.x single file (tiny tensors): OpenCLIP under ``cond_stage_model.model.``."""
-    return _checkpoint(
-        path,
-        {
-            **_LDM_UNET_AND_VAE,
-            "cond_stage_model.model.token_embedding.weight": (64, 32),
-            "cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight": (96, 32),
-            "cond_stage_model.model.ln_final.weight": (32,),
-        },
-        seed,
-    )
-
-
-def _original_state(models: TinyModelSet, unet_file: Path | None = None) -> dict[str, torch.Tensor]:
-    base = models.base
-    unet = load_file(unet_file or base / "unet" / "diffusion_pytorch_model.safetensors")
-    return diffusers_to_original(
-        unet,
-        load_file(base / "vae" / "diffusion_pytorch_model.safetensors"),
-        load_file(base / "text_encoder" / "model.safetensors"),
-        load_file(base / "text_encoder_2" / "model.safetensors"),
-    )
-
-
-def _save_fp16(state: Mapping[str, torch.Tensor], path: Path) -> Path:
-    converted = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(converted, path)
-    return path
-
-
-def write_sdxl_inpainting_checkpoint(models: TinyModelSet, path: Path, *, seed: int = 0) -> Path:
-    """The tiny base as an original single file whose UNet takes 9 input channels, as SDXL inpainting's."""
-    state = _original_state(models)
-    key = UNET_PREFIX + "input_blocks.0.0.weight"
-    out_channels, _, kh, kw = state[key].shape
-    state[key] = _tiny((out_channels, 9, kh, kw), torch.Generator().manual_seed(seed), torch.float32)
-    return _save_fp16(state, path)
-
-
-def write_lightning_checkpoint(models: TinyModelSet, path: Path) -> Path:
-    """An all-in-one Lightning checkpoint (``sdxl_lightning_4step.safetensors``): the original single-file
-    layout, fp16, whose UNet is the set's Lightning UNet and whose other parts are the base's."""
-    return _save_fp16(_original_state(models, models.lightning_unet), path)
-
-
-def write_empty_safetensors(path: Path) -> Path:
-    """A valid safetensors file with no tensor (what a failed export leaves)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({}, path)
-    return path
-
-
-def write_truncated(source: Path, path: Path, *, keep: float = 0.5) -> Path:
-    """The first ``keep`` of ``source``'s bytes, as an interrupted download leaves a file."""
-    data = source.read_bytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data[: int(len(data) * keep)])
-    return path
-
-
-class _Tripwire:
-    """Unpickling this opens ``marker`` for writing: it creates the file."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
-        return (open, (str(self.marker), "w"))
-
-
-def write_pickle_checkpoint(path: Path, marker: Path) -> Path:
-    """A pickle (``.ckpt``, ``.pt``, ``.bin``) that creates ``marker`` if anything ever unpickles it:
-    the marker's absence proves the file was refused unopened."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(pickle.dumps({"state_dict": _Tripwire(marker)}, protocol=2))
-    return path
-
-
-OTHER_WIDTHS = TinySpec(unet_channels=(32, 32, 64))
-
-
-def _other_unet(seed: int, spec: TinySpec) -> Any:
-    quiet_diffusers()
-    from diffusers import UNet2DConditionModel
-
-    config = {k: v for k, v in unet_config(spec).items() if not k.startswith("_")}
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return UNet2DConditionModel(**config)
-
-
-def write_wrong_shape_lightning_unet(path: Path, *, seed: int = 0, spec: TinySpec = OTHER_WIDTHS) -> Path:
-    """A bare Lightning UNet (diffusers names, fp16, no metadata) of a model with other widths; name the
-    file sdxl_lightning_4step_unet.safetensors so only its shapes are wrong."""
-    unet = _other_unet(seed, spec)
-    state = {k: v.detach().half().contiguous() for k, v in unet.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, path)
-    return path
-
-
-def write_foreign_lora(path: Path, *, seed: int = 0, spec: TinySpec = OTHER_WIDTHS) -> Path:
-    """A kohya style LoRA (SDXL metadata, diffusers names) made for a UNet of other widths: every module
-    name exists in the tiny base, no shape fits."""
-    state = kohya_lora_state_dict(_other_unet(seed, spec), rank=4, alpha=2.0, seed=seed + 1)
-    _save(state, path, {**KOHYA_SDXL_METADATA, "ss_network_dim": "4", "ss_network_alpha": "2.0"})
-    return path
-
-
-# ---------------------------------------------------------------------------------------------
-# The Hugging Face cache
-
-
-@dataclass(frozen=True)
-class HubCache:
-    """A synthetic ``HF_HUB_CACHE`` and the snapshot folder of each repository in it."""
-
-    root: Path
-    snapshots: Mapping[str, Path]
-
-
-def _git_blob_sha1(data: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
-
-
-def _files_under(folder: Path) -> Iterator[tuple[str, Path]]:
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            yield path.relative_to(folder).as_posix(), path
-
-
-def add_to_hub_cache(cache: Path, repo_id: str, files: Mapping[str, Path]) -> Path:
-    """Put ``files`` (repository path -> source file) into ``cache`` as huggingface_hub lays out a download:
-    contents in ``blobs/`` (LFS files named by SHA-256, others by git SHA-1), ``snapshots/{commit}/`` of
-    relative symlinks, ``refs/main`` holding the commit. Returns the snapshot folder."""
-    repo = cache / ("models--" + repo_id.replace("/", "--"))
-    contents = {name: files[name].read_bytes() for name in sorted(files)}
-    digest = hashlib.sha1(repo_id.encode(), usedforsecurity=False)
-    for name, data in contents.items():
-        digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
-    commit = digest.hexdigest()
-    snapshot = repo / "snapshots" / commit
-    (repo / "blobs").mkdir(parents=True, exist_ok=True)
-    for name, data in contents.items():
-        lfs = name.endswith(".safetensors")
-        blob = repo / "blobs" / (hashlib.sha256(data).hexdigest() if lfs else _git_blob_sha1(data))
-        if not blob.exists():
-            blob.write_bytes(data)
-        link = snapshot / name
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(os.path.relpath(blob, link.parent))
-    (repo / "refs").mkdir(exist_ok=True)
-    (repo / "refs" / "main").write_text(commit, encoding="utf-8")  # no newline, as huggingface_hub writes it
-    return snapshot
-
-
-BASE_REPO = "stabilityai/stable-diffusion-xl-base-1.0"
-LCM_REPO = "latent-consistency/lcm-sdxl"
-LCM_LORA_REPO = "latent-consistency/lcm-lora-sdxl"
-LIGHTNING_REPO = "ByteDance/SDXL-Lightning"
-
-
-def write_hub_cache(models: TinyModelSet, cache: Path, *, lightning_extra: Sequence[Path] = ()) -> HubCache:
-    """The tiny set under the real repository ids: the base, lcm-sdxl, lcm-lora-sdxl, and SDXL-Lightning
-    with its UNet and LoRA files (plus ``lightning_extra``, e.g. an all-in-one checkpoint)."""
-    lightning = [models.lightning_unet, models.lightning_lora, *lightning_extra]
-    snapshots = {
-        BASE_REPO: add_to_hub_cache(cache, BASE_REPO, dict(_files_under(models.base))),
-        LCM_REPO: add_to_hub_cache(cache, LCM_REPO, dict(_files_under(models.lcm_unet))),
-        LCM_LORA_REPO: add_to_hub_cache(cache, LCM_LORA_REPO, {models.lcm_lora.name: models.lcm_lora}),
-        LIGHTNING_REPO: add_to_hub_cache(cache, LIGHTNING_REPO, {p.name: p for p in lightning}),
-    }
-    return HubCache(cache, snapshots)

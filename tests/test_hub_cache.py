@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from devtools.lora_fixtures import (
+from devtools.hub_cache_fixture import (
     BASE_REPO,
     LCM_LORA_REPO,
     LCM_REPO,
     LIGHTNING_REPO,
     HubCache,
     write_hub_cache,
-    write_lightning_checkpoint,
 )
+from devtools.refused_files import write_lightning_checkpoint
 from devtools.tiny_model import LCM_LORA_FILE, TinyModelSet
 from engine.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from engine.contract.modes import DEFAULT_COMPARISON

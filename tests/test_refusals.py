@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.lora_fixtures import (
+from devtools.refused_files import (
     write_empty_safetensors,
     write_foreign_lora,
     write_pickle_checkpoint,

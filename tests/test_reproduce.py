@@ -16,8 +16,9 @@ import pytest
 import torch
 from PIL import Image
 
-from devtools.lora_fixtures import write_lightning_checkpoint, write_style_files
+from devtools.lora_fixtures import write_style_files
 from devtools.original_layout import SINGLE_FILE_NAME, write_single_file_checkpoint, write_single_file_config
+from devtools.refused_files import write_lightning_checkpoint
 from devtools.tiny_model import TinyModelSet
 from engine.contract.modes import DEFAULT_COMPARISON
 from engine.contract.request import GenerationRequest, ModeSettings

@@ -23,8 +23,8 @@ from diffusers import UNet2DConditionModel
 from PIL import Image
 
 import engine.runtime.engine
-from devtools.lora_fixtures import write_lightning_checkpoint
 from devtools.original_layout import SINGLE_FILE_NAME, write_single_file_checkpoint, write_single_file_config
+from devtools.refused_files import write_lightning_checkpoint
 from devtools.tiny_model import TinyModelSet
 from engine.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from engine.contract.modes import DEFAULT_COMPARISON, ModelRole, UNetSource
