@@ -106,7 +106,9 @@ def test_panel_fills_as_tiles_finish_measured_off_the_gui_thread(
     window.prompt_panel.seed_count.setValue(1)
     run_comparison(window, qtbot)
     qtbot.waitUntil(lambda: window.trilemma_panel.modes == ("lcm", "lightning"), timeout=JOB_MS)
-    qtbot.waitUntil(lambda: meter.idle() and window.trilemma_panel.text_at("lightning", "speed_up") != "…")
+    qtbot.waitUntil(
+        lambda: meter.idle() and window.trilemma_panel.text_at("lightning", "speed_up") != "…", timeout=JOB_MS
+    )
     table = window.trilemma_panel.trilemma
     assert table is not None and table.reference == "lcm"
 
@@ -122,9 +124,16 @@ def test_export_folder_holds_report_with_trilemma_and_a_working_reproduce(
     two_step_modes(window, ("lcm", "lightning-lora"))
     window.prompt_panel.seed_count.setValue(2)
     run_comparison(window, qtbot)
-    qtbot.waitUntil(lambda: window.trilemma_meter.idle() and window.trilemma_panel.trilemma is not None)
+
+    def measured(count: int) -> bool:
+        shown = window.trilemma_panel.trilemma
+        return shown is not None and sum(row.images for row in shown.rows) == count
+
+    # Every image measured: the meter works on its own thread, so under load the last image's
+    # numbers may arrive after the job has finished.
+    qtbot.waitUntil(lambda: window.trilemma_meter.idle() and measured(4), timeout=JOB_MS)
     shown = window.trilemma_panel.trilemma
-    assert shown is not None and sum(row.images for row in shown.rows) == 4
+    assert shown is not None
     assert window.export_folder_button.isEnabled()
     with qtbot.waitSignal(window.trilemma_meter.exported, timeout=JOB_MS) as exported:
         assert window.export_current_folder()
