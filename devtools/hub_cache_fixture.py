@@ -9,23 +9,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from devtools.tiny_model import (
     TinyModelSet,
-)
-
-# (down, up): down [rank, in] or [rank, in, kh, kw]; up [out, rank] or [out, rank, 1, 1], as kohya stores them.
-Pair = tuple[torch.Tensor, torch.Tensor]
-
-# What kohya's sd-scripts adapt in CLIP when training the text encoders (every linear of each layer).
-TEXT_ENCODER_TARGETS: tuple[str, ...] = (
-    "self_attn.q_proj",
-    "self_attn.k_proj",
-    "self_attn.v_proj",
-    "self_attn.out_proj",
-    "mlp.fc1",
-    "mlp.fc2",
 )
 
 # ---------------------------------------------------------------------------------------------

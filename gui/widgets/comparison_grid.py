@@ -27,6 +27,15 @@ MIN_CANVAS = 120
 TILE_CHROME = 190  # a tile's height besides its picture: title, bars, captions, a warning
 
 
+# The arrow keys as (column, row) steps through the grid; the large view moves the same way.
+ARROW_STEPS = {
+    Qt.Key.Key_Left: (-1, 0),
+    Qt.Key.Key_Right: (1, 0),
+    Qt.Key.Key_Up: (0, -1),
+    Qt.Key.Key_Down: (0, 1),
+}
+
+
 class ComparisonGrid(QScrollArea):
     """Tiles in rows of seeds and columns of modes; arrows move the selection, Enter opens it large.
 
@@ -173,15 +182,9 @@ class ComparisonGrid(QScrollArea):
         self.tile_activated.emit(index)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt's name
-        moves = {
-            Qt.Key.Key_Left: (-1, 0),
-            Qt.Key.Key_Right: (1, 0),
-            Qt.Key.Key_Up: (0, -1),
-            Qt.Key.Key_Down: (0, 1),
-        }
         key = Qt.Key(event.key())
-        if key in moves and self.tiles:
-            self.select(self.step(*moves[key]))
+        if key in ARROW_STEPS and self.tiles:
+            self.select(self.step(*ARROW_STEPS[key]))
             return
         if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space) and self.selected >= 0:
             self.tile_activated.emit(self.selected)

@@ -26,7 +26,7 @@ from engine.contract.modes import MODES
 from engine.contract.request import RGBImage
 from engine.outputs.trilemma import choose_reference
 from gui.state.difference import colormap, difference, same_size, wipe
-from gui.widgets.comparison_grid import ComparisonGrid
+from gui.widgets.comparison_grid import ARROW_STEPS, ComparisonGrid
 from gui.widgets.image_tile import ImageCanvas, ImageTile, cost_text, short_title
 from gui.widgets.images import from_qimage, to_qimage
 from gui.widgets.theme import MUTED
@@ -270,15 +270,9 @@ class ImageViewer(QDialog):
     # --- keys ----------------------------------------------------------------------------------
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt's name
-        moves = {
-            Qt.Key.Key_Left: (-1, 0),
-            Qt.Key.Key_Right: (1, 0),
-            Qt.Key.Key_Up: (0, -1),
-            Qt.Key.Key_Down: (0, 1),
-        }
         key = Qt.Key(event.key())
-        if key in moves:
-            self.show_index(self.grid.step(*moves[key]))
+        if key in ARROW_STEPS:
+            self.show_index(self.grid.step(*ARROW_STEPS[key]))
             return
         if key in FORM_KEYS:
             self.set_form(FORM_KEYS[key])
