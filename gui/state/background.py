@@ -1,0 +1,102 @@
+"""Work that touches the disk, run off the GUI thread, its result handed back on the GUI thread.
+
+Every file the window reads can be hostile or slow: a FIFO in place of a PNG blocks its reader until
+a writer appears, a file on a hung network share blocks for minutes, and a folder of thousands of
+images takes seconds to list. So the window reads nothing itself. A `Background` owns one pool
+thread (reads from one place stay in order: recovery before the history it adopts into) and hands
+each result to a callback on the GUI thread through a queued signal, so a stuck read stalls that
+one owner's later reads, never the window.
+
+A key makes the newest submission win: the result of an older one with the same key is dropped,
+as a history folder that was left for another no longer matters.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from PySide6.QtCore import QObject, QThreadPool, Signal
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+WAIT_AT_CLOSE_MS = 5_000
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    key: str | None
+    ticket: int
+    value: Any
+    error: Exception | None
+    done: Callable[[Any], None]
+    failed: Callable[[Exception], None]
+
+
+class Background(QObject):
+    """submit() returns at once; `done(result)` or `failed(exception)` follows on the GUI thread."""
+
+    _finished = Signal(object)  # _Outcome, queued to the thread this object lives in
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)
+        self._tickets = 0
+        self._newest: dict[str, int] = {}
+        self._pending = 0
+        self._closed = False
+        self._finished.connect(self._deliver)
+
+    def submit(
+        self,
+        work: Callable[[], T],
+        done: Callable[[T], None],
+        failed: Callable[[Exception], None],
+        *,
+        key: str | None = None,
+    ) -> None:
+        self._tickets += 1
+        ticket = self._tickets
+        if key is not None:
+            self._newest[key] = ticket
+        self._pending += 1
+        finished = self._finished
+
+        def run() -> None:
+            value: Any = None
+            error: Exception | None = None
+            try:
+                value = work()
+            except Exception as exc:  # handed to `failed`, which says it in the window
+                error = exc
+            finished.emit(_Outcome(key, ticket, value, error, done, failed))
+
+        self._pool.start(run)
+
+    @property
+    def busy(self) -> bool:
+        """Work submitted whose result has not been handed over yet."""
+        return self._pending > 0
+
+    def shutdown(self, timeout_ms: int = WAIT_AT_CLOSE_MS) -> None:
+        """Drop every pending result and wait (bounded) for the pool thread; the owner is closing."""
+        self._closed = True
+        self._pool.waitForDone(timeout_ms)
+
+    def _deliver(self, outcome: _Outcome) -> None:
+        self._pending -= 1
+        if self._closed:
+            return
+        if outcome.key is not None and self._newest.get(outcome.key) != outcome.ticket:
+            return  # a newer submission with this key replaced it
+        if outcome.error is not None:
+            if not isinstance(outcome.error, OSError | ValueError):
+                log.error("background work failed", exc_info=outcome.error)
+            outcome.failed(outcome.error)
+        else:
+            outcome.done(outcome.value)

@@ -1,0 +1,104 @@
+"""Background: the work runs on its pool thread, the answer comes back on the GUI thread, the newest
+submission of a key wins, and a read that never returns leaves the GUI thread free."""
+
+from __future__ import annotations
+
+import threading
+
+from PySide6.QtCore import QTimer
+from pytestqt.qtbot import QtBot
+
+from gui.state.background import Background
+
+WAIT_MS = 5_000
+
+
+def test_work_runs_off_the_gui_thread_and_answers_on_it(qtbot: QtBot) -> None:
+    background = Background()
+    ran_on: list[threading.Thread] = []
+    answered_on: list[threading.Thread] = []
+    results: list[int] = []
+
+    def work() -> int:
+        ran_on.append(threading.current_thread())
+        return 41 + 1
+
+    def done(value: int) -> None:
+        answered_on.append(threading.current_thread())
+        results.append(value)
+
+    background.submit(work, done, lambda exc: None)
+    qtbot.waitUntil(lambda: results == [42], timeout=WAIT_MS)
+    assert ran_on[0] is not threading.main_thread()
+    assert answered_on == [threading.main_thread()]
+    assert not background.busy
+
+
+def test_an_error_reaches_the_failed_callback_on_the_gui_thread(qtbot: QtBot) -> None:
+    background = Background()
+    errors: list[tuple[Exception, threading.Thread]] = []
+
+    def work() -> int:
+        raise OSError("the share went away")
+
+    background.submit(work, lambda value: None, lambda exc: errors.append((exc, threading.current_thread())))
+    qtbot.waitUntil(lambda: bool(errors), timeout=WAIT_MS)
+    error, thread = errors[0]
+    assert isinstance(error, OSError) and "share" in str(error)
+    assert thread is threading.main_thread()
+
+
+def test_the_newest_submission_of_a_key_wins(qtbot: QtBot) -> None:
+    background = Background()
+    release = threading.Event()
+    results: list[str] = []
+
+    def slow() -> str:
+        release.wait(WAIT_MS / 1000)
+        return "old folder"
+
+    background.submit(slow, results.append, lambda exc: None, key="history")
+    background.submit(lambda: "new folder", results.append, lambda exc: None, key="history")
+    background.submit(lambda: "other key", results.append, lambda exc: None, key="thumbnail")
+    release.set()
+    qtbot.waitUntil(lambda: not background.busy, timeout=WAIT_MS)
+    assert results == ["new folder", "other key"]
+
+
+def test_a_read_that_hangs_leaves_the_event_loop_running(qtbot: QtBot) -> None:
+    """A FIFO or a hung share blocks its reader: the GUI thread goes on handling events meanwhile."""
+    background = Background()
+    release = threading.Event()
+    results: list[str] = []
+
+    def hang() -> str:
+        release.wait(30)
+        return "read"
+
+    background.submit(hang, results.append, lambda exc: None)
+    ticks: list[int] = []
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start()
+    qtbot.waitUntil(lambda: len(ticks) >= 5, timeout=WAIT_MS)  # the event loop turns while it hangs
+    assert results == [] and background.busy
+    release.set()
+    qtbot.waitUntil(lambda: results == ["read"], timeout=WAIT_MS)
+    timer.stop()
+
+
+def test_results_after_shutdown_are_dropped(qtbot: QtBot) -> None:
+    background = Background()
+    release = threading.Event()
+    results: list[str] = []
+
+    def late() -> str:
+        release.wait(WAIT_MS / 1000)
+        return "late"
+
+    background.submit(late, results.append, lambda exc: None)
+    release.set()
+    background.shutdown()
+    qtbot.wait(50)
+    assert results == []
