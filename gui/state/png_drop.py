@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QThreadPool, Signal
+from PySide6.QtCore import QObject, Signal
 
 from engine.contract.modes import MODES, UNetSource
 from engine.outputs.infotext import Infotext
 from engine.outputs.png_info import read_settings
 from engine.outputs.png_text import InfotextError
+from gui.state.background import Background
 from gui.state.png_styles import StyleMatch, match_styles
 
 READ_WAIT_MS = 5_000
@@ -45,23 +46,22 @@ class PngSettingsReader(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(1)
+        self._background = Background(self)
 
     def read(self, path: Path, configured: Sequence[Path], models_dir: Path | None) -> None:
         styles = tuple(configured)
 
-        def work() -> None:
-            result: DroppedPng | InfotextError
-            try:
-                result = read_dropped_png(path, styles, models_dir)
-            except InfotextError as exc:
-                result = exc
-            except Exception as exc:
-                result = InfotextError(f"cannot read {path.name}: {type(exc).__name__}: {exc}")
-            self.finished.emit(path, result)
+        def failed(exc: Exception) -> None:
+            error = exc if isinstance(exc, InfotextError) else None
+            self.finished.emit(
+                path, error or InfotextError(f"cannot read {path.name}: {type(exc).__name__}: {exc}")
+            )
 
-        self._pool.start(work)
+        self._background.submit(
+            lambda: read_dropped_png(path, styles, models_dir),
+            lambda dropped: self.finished.emit(path, dropped),
+            failed,
+        )
 
     def shutdown(self, timeout_ms: int = READ_WAIT_MS) -> None:
-        self._pool.waitForDone(timeout_ms)
+        self._background.shutdown(timeout_ms)

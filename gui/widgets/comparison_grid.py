@@ -1,5 +1,6 @@
 """The comparison grid: one tile (gui.widgets.image_tile) per mode and seed, filled as each image finishes,
-sized so that a whole comparison fits the window whenever it can.
+sized so that a whole comparison fits the window whenever it can. A past run's images are read from
+disk on the grid's own pool thread (gui.state.background), each tile filled as its file arrives.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from PySide6.QtWidgets import (
 
 from engine.contract.modes import MODES
 from engine.contract.request import ModeResult, Progress
-from engine.files.safe_paths import special_file_problem
-from gui.state.image_store import RunRecord
+from gui.state.background import Background
+from gui.state.image_store import HistoryImage, RunRecord
 from gui.widgets.image_tile import ImageTile
+from gui.widgets.images import read_image
 
 MIN_TILE_WIDTH = 140
 MIN_CANVAS = 120
@@ -44,6 +46,7 @@ class ComparisonGrid(QScrollArea):
     """
 
     tile_activated = Signal(int)
+    saved_run_shown = Signal()  # every image of a past run is read (or found unreadable) and shown
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -55,6 +58,9 @@ class ComparisonGrid(QScrollArea):
         self.columns = 1
         self.aspect = 1.0
         self.selected = -1
+        self._reads = Background(self)
+        self._generation = 0  # new tiles make the images still being read for the old ones moot
+        self._reading = 0
         self._body = QWidget()
         self._layout = QGridLayout(self._body)
         self._layout.setSpacing(10)
@@ -113,6 +119,8 @@ class ComparisonGrid(QScrollArea):
             self._layout.setRowStretch(row, 0)
         self.tiles = []
         self.selected = -1
+        self._generation += 1
+        self._reading = 0
 
     def tile(self, mode: str, seed: int) -> ImageTile | None:
         return next((t for t in self.tiles if t.mode == mode and t.seed == seed), None)
@@ -140,13 +148,38 @@ class ComparisonGrid(QScrollArea):
         seeds = list(dict.fromkeys(image.seed for image in record.images))
         width, height = record.request.width, record.request.height
         self.prepare(modes, seeds, aspect=height / width if width and height else 1.0)
+        reading: set[ImageTile] = set()
         for image in record.images:
-            if (tile := self.tile(image.mode, image.seed)) is not None:
-                styles = ((style.path.stem, style.weight) for style in image.styles)
-                # stat() first: a FIFO in place of a PNG would block the GUI thread in the read
-                picture = QImage() if special_file_problem(image.png) else QImage(str(image.png))
-                tile.show_saved_image(picture, image.steps, image.guidance, styles)
-        self.mark_unfinished("not in this run")
+            if (tile := self.tile(image.mode, image.seed)) is not None and tile not in reading:
+                reading.add(tile)
+                tile.canvas.set_placeholder("reading…")
+                self._read_saved(tile, image)
+        for tile in self.tiles:
+            if tile not in reading:
+                tile.mark_stopped("not in this run")
+        if not reading:
+            self.saved_run_shown.emit()
+
+    def _read_saved(self, tile: ImageTile, image: HistoryImage) -> None:
+        generation = self._generation
+        self._reading += 1
+
+        def read() -> QImage:
+            return read_image(image.png) if generation == self._generation else QImage()
+
+        def shown(picture: QImage) -> None:
+            if generation != self._generation:
+                return  # the tile is gone: a comparison or another run replaced it
+            styles = ((style.path.stem, style.weight) for style in image.styles)
+            tile.show_saved_image(picture, image.steps, image.guidance, styles)
+            self._reading -= 1
+            if not self._reading:
+                self.saved_run_shown.emit()
+
+        self._reads.submit(read, shown, lambda exc: shown(QImage()))
+
+    def shutdown(self) -> None:
+        self._reads.shutdown()
 
     def mark_unfinished(self, text: str) -> None:
         for tile in self.tiles:

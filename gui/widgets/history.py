@@ -1,38 +1,30 @@
 """Past runs, newest first; choosing one restores its prompt and settings and shows its images.
 
-Thumbnails are read from disk one per event-loop turn, so a long history never freezes the window.
+The records are read by gui.state.output_folder and the thumbnails on this panel's own pool thread,
+each shown as it arrives: the window never waits for the disk, however long the history or slow the
+folder.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QIcon, QImage, QImageReader, QPixmap
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
-from engine.files.safe_paths import special_file_problem
-from gui.state.image_store import RunRecord, load_history, read_run_record
-from gui.widgets.images import scaled_pixmap
+from gui.state.background import Background
+from gui.state.image_store import RunRecord
+from gui.state.output_folder import History
+from gui.widgets.images import read_image, scaled_pixmap
 
 THUMBNAIL = QSize(56, 56)
 ROLE_RECORD = Qt.ItemDataRole.UserRole
 
 
-def thumbnail_of(path: Path) -> QImage:
-    if special_file_problem(path):  # a FIFO would block the GUI thread in the read
-        return QImage()
-    reader = QImageReader(str(path))
-    reader.setAutoTransform(False)
-    size = reader.size()
-    if size.isValid() and size.width() > THUMBNAIL.width() * 4:
-        reader.setScaledSize(size.scaled(THUMBNAIL * 2, Qt.AspectRatioMode.KeepAspectRatio))
-    return reader.read()
-
-
 class HistoryPanel(QWidget):
     run_chosen = Signal(object)  # RunRecord
+    thumbnails_done = Signal()  # every thumbnail of the list shown is read (or found unreadable)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -48,25 +40,29 @@ class HistoryPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.list, 1)
         layout.addWidget(self.note)
-        self._thumbnails: deque[tuple[QListWidgetItem, Path]] = deque()
-        self._thumbnail_timer = QTimer(self)
-        self._thumbnail_timer.setInterval(0)
-        self._thumbnail_timer.timeout.connect(self._load_one_thumbnail)
+        self._thumbnails = Background(self)
+        self._generation = 0  # a new list makes the thumbnails still being read for the old one moot
+        self._waiting = 0
         self.list.itemActivated.connect(self._chosen)
         self.list.itemClicked.connect(self._chosen)
 
-    def reload(self, root: Path) -> None:
-        self.list.clear()
-        self._thumbnails.clear()
-        records, damaged = load_history(root)
-        for record in records:
+    def show_loading(self, root: Path) -> None:
+        self._clear()
+        self._say(f"reading the history of {root}…")
+
+    def show_failed(self, message: str) -> None:
+        self._say(message)
+
+    def show_history(self, history: History) -> None:
+        self._clear()
+        for record in history.records:
             item = self._append(record)
             if record.images:
-                self._thumbnails.append((item, record.images[0].png))
-        self.note.setText(f"{damaged} unreadable history entries skipped" if damaged else "")
-        self.note.setVisible(bool(damaged))
-        if self._thumbnails:
-            self._thumbnail_timer.start()
+                self._read_thumbnail(item, record.images[0].png)
+        damaged = history.damaged
+        self._say(f"{damaged} unreadable history entries skipped" if damaged else "")
+        if not self._waiting:
+            self.thumbnails_done.emit()
 
     def add_run(self, record: RunRecord, thumbnail: QImage | None) -> None:
         item = self._make_item(record)
@@ -74,9 +70,8 @@ class HistoryPanel(QWidget):
         if thumbnail is not None:
             item.setIcon(QIcon(scaled_pixmap(thumbnail, THUMBNAIL)))
 
-    def add_saved_run(self, path: Path, root: Path, thumbnail: QImage | None) -> None:
-        """The run a finished job just wrote; RecordError when it cannot be read back."""
-        self.add_run(read_run_record(path, root), thumbnail)
+    def shutdown(self) -> None:
+        self._thumbnails.shutdown()
 
     def records(self) -> list[RunRecord]:
         return [self.list.item(i).data(ROLE_RECORD) for i in range(self.list.count())]
@@ -98,14 +93,33 @@ class HistoryPanel(QWidget):
         self.list.addItem(item)
         return item
 
-    def _load_one_thumbnail(self) -> None:
-        if not self._thumbnails:
-            self._thumbnail_timer.stop()
-            return
-        item, path = self._thumbnails.popleft()
-        image = thumbnail_of(path)
-        if not image.isNull() and self.list.row(item) >= 0:
-            item.setIcon(QIcon(scaled_pixmap(image, THUMBNAIL)))
+    def _clear(self) -> None:
+        self.list.clear()
+        self._generation += 1
+        self._waiting = 0
+
+    def _say(self, text: str) -> None:
+        self.note.setText(text)
+        self.note.setVisible(bool(text))
+
+    def _read_thumbnail(self, item: QListWidgetItem, path: Path) -> None:
+        generation = self._generation
+        self._waiting += 1
+
+        def read() -> QImage:
+            # The list was replaced while this waited: skip the read (QImage() is dropped below).
+            return read_image(path, THUMBNAIL) if generation == self._generation else QImage()
+
+        def shown(image: QImage) -> None:
+            if generation != self._generation:
+                return
+            if not image.isNull():
+                item.setIcon(QIcon(scaled_pixmap(image, THUMBNAIL)))
+            self._waiting -= 1
+            if not self._waiting:
+                self.thumbnails_done.emit()
+
+        self._thumbnails.submit(read, shown, lambda exc: shown(QImage()))
 
     def _chosen(self, item: QListWidgetItem) -> None:
         record = item.data(ROLE_RECORD)

@@ -1,12 +1,46 @@
-"""numpy RGB arrays to Qt images, in the GUI thread only."""
+"""numpy RGB arrays to Qt images, and image files to Qt images.
+
+QImage is safe to make on any thread (QPixmap only on the GUI thread), so read_image runs on pool
+threads (gui.state.background) and only the finished QImage reaches the GUI thread.
+"""
 
 from __future__ import annotations
 
-import numpy as np
-from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QImage, QPixmap
+from pathlib import Path
 
+import numpy as np
+from PySide6.QtCore import QBuffer, QByteArray, QSize, Qt
+from PySide6.QtGui import QImage, QImageReader, QPixmap
+
+from engine.contract.limits import MAX_SIDE
 from engine.contract.request import RGBImage
+from engine.files.safe_paths import open_regular
+
+# A PNG of the largest image Fewstep makes (4096 px square, RGB) is under 50 MB even uncompressed;
+# a bigger "image" is something else, and is not read into memory.
+MAX_IMAGE_FILE_BYTES = 3 * MAX_SIDE * MAX_SIDE + (1 << 20)
+
+
+def read_image(path: Path, fit: QSize | None = None) -> QImage:
+    """The image in a file, scaled down to about twice `fit` where given; a null QImage if it is not
+    a readable image. Never on the GUI thread: the file may be slow, huge or a FIFO (refused unread)."""
+    try:
+        with open_regular(path) as handle:
+            data = handle.read(MAX_IMAGE_FILE_BYTES + 1)
+    except OSError:
+        return QImage()
+    if len(data) > MAX_IMAGE_FILE_BYTES:
+        return QImage()
+    reader = QImageReader()
+    buffer = QBuffer()
+    buffer.setData(QByteArray(data))
+    reader.setDevice(buffer)
+    reader.setAutoTransform(False)
+    size = reader.size()
+    # Decoding at the size shown saves most of the work for a thumbnail of a 1024 px image.
+    if fit is not None and size.isValid() and size.width() > fit.width() * 4:
+        reader.setScaledSize(size.scaled(fit * 2, Qt.AspectRatioMode.KeepAspectRatio))
+    return reader.read()
 
 
 def to_qimage(image: RGBImage) -> QImage:

@@ -9,22 +9,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QImage, QKeySequence, QShortcut
 from PySide6.QtWidgets import QMainWindow, QSplitter
 
 from engine.contract.errors import FewstepError, RequestError
 from engine.contract.info import EngineInfo
 from engine.outputs.png_text import InfotextError
 from gui.state.comparison_jobs import ComparisonJobs, finished_summary
-from gui.state.export import export_grid
-from gui.state.image_store import RecordError, RunRecord, RunStyle
+from gui.state.image_store import RunRecord, RunStyle
 from gui.state.jobs import FinishedEvent
 from gui.state.live_mode import LiveRenderer
 from gui.state.model_controller import ModelController
 from gui.state.model_setup import ModelAvailability, Use, in_use
+from gui.state.output_folder import History, OutputFolder
 from gui.state.placement_view import plan_request
 from gui.state.png_drop import DroppedPng, PngSettingsReader
-from gui.state.recovery import OutputClaim
 from gui.state.settings import Settings
 from gui.state.trilemma_meter import TrilemmaMeter
 from gui.state.worker import EngineWorker
@@ -49,7 +48,8 @@ class MainWindow(QMainWindow):
         self.jobs = ComparisonJobs(worker, parent=self)
         self.setWindowTitle("Fewstep")
         self.setAcceptDrops(True)
-        self.output_claim = OutputClaim()
+        self.output = OutputFolder(self)
+        self._thumbnails: dict[Path, QImage | None] = {}  # of saved runs whose record is being read back
         self.png_reader = PngSettingsReader(self)
         self.png_reader.finished.connect(self._png_read)
         self.resize(1480, 900)
@@ -137,6 +137,14 @@ class MainWindow(QMainWindow):
         QShortcut(QKeySequence("Escape"), self, self.cancel)
         self.grid.tile_activated.connect(self.open_tile)
         self.history.run_chosen.connect(self.restore_run)
+        output = self.output
+        output.history_loading.connect(self.history.show_loading)
+        output.history_loaded.connect(self._history_loaded)
+        output.history_failed.connect(self.history.show_failed)
+        output.record_read.connect(self._record_read)
+        output.record_failed.connect(self._record_failed)
+        output.grid_exported.connect(lambda path: self.show_message(f"Grid exported to {path}", "info"))
+        output.export_failed.connect(lambda message: self.show_message(message, "error"))
         self.export_button.clicked.connect(self.export_current_grid)
         self.export_folder_button.clicked.connect(self.export_current_folder)
         self.trilemma_meter.exported.connect(lambda path: self.show_message(f"Comparison exported to {path}"))
@@ -165,15 +173,19 @@ class MainWindow(QMainWindow):
         jobs.failed.connect(self._comparison_failed)
 
     def start(self) -> None:
-        """Start loading the engine and read the history; called once the window is on screen."""
+        """Start loading the engine, reading the history and scanning the models; called once the window
+        is on screen. Each runs on a thread of its own, so the window answers from the first moment."""
         self.worker.start()
-        self._claim_output(self.settings.resolved_output_dir)
-        self.history.reload(self.settings.resolved_output_dir)
+        self.output.open(self.settings.resolved_output_dir)
         self.model_panel.scan(self.settings.resolved_models_dir)
 
-    def _claim_output(self, root: Path) -> None:
-        """Recover what a crashed run left in the output folder, unless another window uses it."""
-        recovery = self.output_claim.take(root)
+    def _history_loaded(self, history: History) -> None:
+        """The output folder's history, read after recovering what a crashed run left there (unless
+        another window uses the folder)."""
+        if history.root != self.settings.resolved_output_dir:
+            return  # the folder was changed again while this one was read
+        self.history.show_history(history)
+        recovery = history.recovery
         if recovery is not None and (recovery.adopted_images or recovery.unreadable_images):
             text = f"{recovery.adopted_images} images of an interrupted run were added to the history"
             if recovery.unreadable_images:
@@ -214,8 +226,7 @@ class MainWindow(QMainWindow):
         self.model_panel.set_in_use(in_use(settings))
         self.model_panel.show_plan(plan_request(settings, self.models.engine_info))
         if settings.resolved_output_dir != old.resolved_output_dir:
-            self._claim_output(settings.resolved_output_dir)
-            self.history.reload(settings.resolved_output_dir)
+            self.output.open(settings.resolved_output_dir)
         if settings.resolved_models_dir != old.resolved_models_dir:
             self.model_panel.scan(settings.resolved_models_dir)
 
@@ -277,13 +288,18 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(text, 15_000)
 
     def _add_history(self, path: Path) -> None:
+        """Read the run's record back (off the GUI thread) for the history list, with the first
+        finished image as its thumbnail, taken now: the grid may show another run by then."""
         tiles = self.grid.finished_tiles()
-        try:
-            self.history.add_saved_run(
-                path, self.settings.resolved_output_dir, tiles[0].image if tiles else None
-            )
-        except RecordError as exc:
-            self.show_message(f"the history entry could not be read back: {exc}", "warning")
+        self._thumbnails[path] = tiles[0].image if tiles else None
+        self.output.read_record(path, self.settings.resolved_output_dir)
+
+    def _record_read(self, record: RunRecord) -> None:
+        self.history.add_run(record, self._thumbnails.pop(record.path, None))
+
+    def _record_failed(self, path: Path, message: str) -> None:
+        self._thumbnails.pop(path, None)
+        self.show_message(f"the history entry could not be read back: {message}", "warning")
 
     def _comparison_cancelled(self) -> None:
         self.prompt_panel.set_running(False)
@@ -376,17 +392,15 @@ class MainWindow(QMainWindow):
         self.viewer.show()
         self.viewer.raise_()
 
-    def export_current_grid(self) -> Path | None:
+    def export_current_grid(self) -> bool:
+        """Queue the newest comparison's grid for writing (off the GUI thread); `output.grid_exported`
+        says where."""
         event = self.jobs.last_finished
         if event is None:
-            return None
-        try:
-            path = export_grid(self.settings.resolved_output_dir, event, self.engine_info)
-        except OSError as exc:
-            self.show_message(f"The grid was not exported: {exc.strerror or exc}", "error")
-            return None
-        self.show_message(f"Grid exported to {path}", "info")
-        return path
+            return False
+        self.output.export_grid(self.settings.resolved_output_dir, event, self.engine_info)
+        self.statusBar().showMessage("exporting the grid…", 5_000)
+        return True
 
     def export_current_folder(self) -> bool:
         """Queue the newest comparison's folder for writing (off the GUI thread); `exported` says where."""
@@ -401,7 +415,9 @@ class MainWindow(QMainWindow):
         self.live.set_active(False)
         self.model_panel.shutdown()
         self.png_reader.shutdown()
-        self.output_claim.release()
+        self.history.shutdown()
+        self.grid.shutdown()
+        self.output.shutdown()
         self.viewer.close()
         self.trilemma_meter.stop()
         self.worker.stop()

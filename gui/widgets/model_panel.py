@@ -9,15 +9,12 @@ choice before it changes anything.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from PySide6.QtCore import (
-    QObject,
     QPoint,
     Qt,
-    QThreadPool,
     Signal,
 )
 from PySide6.QtGui import (
@@ -41,27 +38,15 @@ from PySide6.QtWidgets import (
 )
 
 from engine.contract.info import MemoryReport
+from gui.state.background import Background
 from gui.state.model_scan import ModelEntry, ScanResult, scan_all
 from gui.state.model_setup import Use
 from gui.state.placement_view import PlanRequest, plan_text
 from gui.widgets.model_tree import ROLE_ENTRY, EntryDelegate, ModelTree
 from gui.widgets.theme import ERROR, MUTED
 
-log = logging.getLogger(__name__)
-
 SCAN_WAIT_MS = 30_000
-
-
-class _ScanCarrier(QObject):
-    """Carries a finished scan from the pool thread to the GUI thread (a queued signal)."""
-
-    done = Signal(int, object)  # scan id, ScanResult
-
-
-class _PlanCarrier(QObject):
-    """Carries a placement plan's text from the pool thread to the GUI thread."""
-
-    done = Signal(int, str)  # plan id, text
+SCAN_KEY, PLAN_KEY = "scan", "plan"
 
 
 class ModelPanel(QWidget):
@@ -73,15 +58,7 @@ class ModelPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        # Created before the carrier, so that it is deleted (and waits for its scan) before it.
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(1)
-        self._carrier = _ScanCarrier(self)
-        self._carrier.done.connect(self._scan_done)
-        self._plan_carrier = _PlanCarrier(self)
-        self._plan_carrier.done.connect(self._plan_done)
-        self._plan_id = 0
-        self._scan_id = 0
+        self._background = Background(self)  # the scans and the plans, the newest of each shown
         self._scanning = False
         self._folder: Path | None = None
         self._marks: dict[str, str] = {}
@@ -147,22 +124,14 @@ class ModelPanel(QWidget):
     def scan(self, folder: Path) -> None:
         """Start a scan in the background; a newer scan makes an older one's result be ignored."""
         self._folder = folder
-        self._scan_id += 1
-        scan_id = self._scan_id
         self._scanning = True
         self.rescan_button.setEnabled(False)
         self.folder_label.setText(f"Models folder: {folder}\nscanning…")
-        carrier = self._carrier
 
-        def work() -> None:
-            try:
-                result = scan_all(folder)
-            except Exception as exc:  # scan_all catches what it expects; this is a bug, said in the panel
-                log.exception("scanning %s failed", folder)
-                result = ScanResult(folder=folder, folder_problem=f"{type(exc).__name__}: {exc}")
-            carrier.done.emit(scan_id, result)
+        def failed(exc: Exception) -> None:  # scan_all catches what it expects: this is a bug, said here
+            self._scan_done(ScanResult(folder=folder, folder_problem=f"{type(exc).__name__}: {exc}"))
 
-        self._pool.start(work)
+        self._background.submit(lambda: scan_all(folder), self._scan_done, failed, key=SCAN_KEY)
 
     def rescan(self) -> None:
         if self._folder is not None:
@@ -172,13 +141,10 @@ class ModelPanel(QWidget):
         return self._scanning
 
     def shutdown(self, timeout_ms: int = SCAN_WAIT_MS) -> None:
-        """Wait for a running scan (the window calls this as it closes)."""
-        self._scan_id += 1  # whatever it finds is no longer wanted
-        self._pool.waitForDone(timeout_ms)
+        """Wait for a running scan, whose result is no longer wanted (the window calls this as it closes)."""
+        self._background.shutdown(timeout_ms)
 
-    def _scan_done(self, scan_id: int, result: ScanResult) -> None:
-        if scan_id != self._scan_id:
-            return
+    def _scan_done(self, result: ScanResult) -> None:
         self._scanning = False
         self.rescan_button.setEnabled(True)
         self.result = result
@@ -333,22 +299,12 @@ class ModelPanel(QWidget):
 
     def show_plan(self, request: PlanRequest) -> None:
         """Plan on the pool thread (headers, a hundred candidate plans); a newer request wins."""
-        self._plan_id += 1
-        plan_id = self._plan_id
-        carrier = self._plan_carrier
 
-        def work() -> None:
-            try:
-                text = plan_text(request)
-            except Exception as exc:  # plan_text says what it expects; this is a bug, said in the panel
-                log.exception("planning the placement failed")
-                text = f"No placement plan: {type(exc).__name__}: {exc}"
-            carrier.done.emit(plan_id, text)
+        def failed(exc: Exception) -> None:  # plan_text says what it expects: this is a bug, said here
+            self._plan_done(f"No placement plan: {type(exc).__name__}: {exc}")
 
-        self._pool.start(work)
+        self._background.submit(lambda: plan_text(request), self._plan_done, failed, key=PLAN_KEY)
 
-    def _plan_done(self, plan_id: int, text: str) -> None:
-        if plan_id != self._plan_id:
-            return
+    def _plan_done(self, text: str) -> None:
         self.plan.setPlainText(text)
         self.plan_shown.emit(text)

@@ -146,11 +146,13 @@ def make_window(
         window.show()
         if not start:
             return window
-        if wait_ready:
-            with qtbot.waitSignal(worker.engine_ready, timeout=ENGINE_READY_MS):
-                window.start()
-        else:
+        if not wait_ready:
+            window.start()  # the test looks at the window before the engine (or the history) is ready
+            return window
+        with qtbot.waitSignal(worker.engine_ready, timeout=ENGINE_READY_MS):
             window.start()
+        # The output folder is claimed and its history read off the GUI thread: tests start after.
+        qtbot.waitUntil(lambda: not window.output.busy, timeout=ENGINE_READY_MS)
         return window
 
     yield make

@@ -24,7 +24,8 @@ from tests.gui.conftest import ENGINE_READY_MS, JOB_MS, WindowMaker, two_step_mo
 
 
 def run_comparison(window: MainWindow, qtbot: QtBot) -> None:
-    with qtbot.waitSignal(window.worker.job_finished, timeout=JOB_MS):
+    """Run the comparison set up in the window, and wait until its history entry is read back."""
+    with qtbot.waitSignals([window.worker.job_finished, window.output.record_read], timeout=JOB_MS):
         assert window.generate() is not None
 
 
@@ -61,8 +62,11 @@ def test_comparison_fills_every_tile_with_progress_in_order(
     window.worker.image_ready.connect(lambda event: finished_modes.append(event.result.mode))
     worker = window.worker
     window.activateWindow()
-    with qtbot.waitSignals(
-        [worker.queued, worker.job_started, worker.job_finished], order="strict", timeout=JOB_MS
+    with (
+        qtbot.waitSignals(
+            [worker.queued, worker.job_started, worker.job_finished], order="strict", timeout=JOB_MS
+        ),
+        qtbot.waitSignal(window.output.record_read, timeout=JOB_MS),  # read back off the GUI thread
     ):
         QTest.keyClick(window.prompt_panel.prompt, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
     assert window.prompt_panel.prompt.toPlainText() == "a red circle"  # Ctrl+Enter typed no newline
@@ -218,13 +222,15 @@ def test_history_restores_a_run_and_shows_its_images(make_window: WindowMaker, q
     records = window.history.records()
     assert [r.request.prompt for r in records] == ["second prompt", "first prompt"]
     window.history.list.setCurrentRow(1)
-    window.history.run_chosen.emit(records[1])
+    with qtbot.waitSignal(window.grid.saved_run_shown, timeout=JOB_MS):  # read off the GUI thread
+        window.history.run_chosen.emit(records[1])
     assert window.prompt_panel.prompt_text() == "first prompt"
     assert window.prompt_panel.seed_count.value() == 2
     assert [m.mode for m in window.mode_panel.chosen()] == ["lcm", "lightning-lora"]
     assert len(window.grid.tiles) == 4 and all(not t.image.isNull() for t in window.grid.tiles)
     # A fresh window reads the same history from disk.
-    window.history.reload(window.settings.resolved_output_dir)
+    with qtbot.waitSignal(window.output.history_loaded, timeout=JOB_MS):
+        window.output.reload_history(window.settings.resolved_output_dir)
     assert [r.request.prompt for r in window.history.records()] == ["second prompt", "first prompt"]
 
 
@@ -251,9 +257,14 @@ def test_export_grid_writes_one_png(make_window: WindowMaker, qtbot: QtBot, outp
     window = make_window()
     two_step_modes(window, ("lcm", "lightning"))
     run_comparison(window, qtbot)
-    first = window.export_current_grid()
-    second = window.export_current_grid()
-    assert first is not None and second is not None and first != second
+    with qtbot.waitSignal(window.output.grid_exported, timeout=JOB_MS) as exported:
+        assert window.export_current_grid()
+    first = exported.args[0]
+    with qtbot.waitSignal(window.output.grid_exported, timeout=JOB_MS) as exported:
+        assert window.export_current_grid()
+    second = exported.args[0]
+    assert isinstance(first, Path) and isinstance(second, Path) and first != second
+    assert window.banner.text() == f"Grid exported to {second}"
     assert first.is_file() and first.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -127,7 +127,8 @@ def test_history_restores_the_style_weights_of_a_run(
     assert lcm.styles_line.isHidden()
 
     # Read back from the record on disk: every style of the run, and those each image had.
-    window.history.reload(window.settings.resolved_output_dir)
+    with qtbot.waitSignal(window.output.history_loaded, timeout=JOB_MS):
+        window.output.reload_history(window.settings.resolved_output_dir)
     record = window.history.records()[0]
     assert record.styles == (RunStyle(path=first, weight=0.8), RunStyle(path=second, weight=0.0))
     assert {image.mode: image.styles for image in record.images} == {
@@ -138,7 +139,8 @@ def test_history_restores_the_style_weights_of_a_run(
     panel = window.style_panel
     panel.rows[0].weight.setValue(0.3)
     panel.rows[1].check.setChecked(True)
-    window.history.run_chosen.emit(record)
+    with qtbot.waitSignal(window.grid.saved_run_shown, timeout=JOB_MS):  # the images are read off the GUI thread
+        window.history.run_chosen.emit(record)
     restored = (StyleSetting(path=first, weight=0.8), StyleSetting(path=second, weight=0.6, enabled=False))
     assert panel.styles() == restored and window.settings.styles == restored
     assert load_settings().settings.styles == restored
