@@ -109,6 +109,10 @@ def main() -> int:
     dialog.rows[ModelRole.LIGHTNING_LORA].edit.setText(str(builtin.lightning_lora))
     dialog.resize(720, dialog.sizeHint().height())
     dialog.show()
+    deadline = time.monotonic() + 30
+    while dialog.checking() and time.monotonic() < deadline:  # the checks answer off the GUI thread
+        app.processEvents()
+        time.sleep(0.01)
     app.processEvents()
     settings_shot = args.out / "settings-dialog.png"
     dialog.grab().save(str(settings_shot))

@@ -15,6 +15,8 @@ from PySide6.QtCore import QObject, Signal
 
 from engine.contract.errors import FewstepError
 from engine.contract.info import EngineInfo
+from engine.files.model_files import ModelFile
+from gui.state.background import Background
 from gui.state.image_store import RunStyle
 from gui.state.model_setup import (
     STYLES_OFF_FOR_BUILTIN,
@@ -34,12 +36,15 @@ class ModelController(QObject):
     engine_ready = Signal(object)  # EngineInfo, once engine_info holds it
     engine_failed = Signal(str)
     message = Signal(str, str)  # text, level ("info", "warning", "error")
+    assigned = Signal(bool)  # an assign() was answered: True when the settings changed
 
     def __init__(self, settings: Settings, worker: EngineWorker, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
         self.worker = worker
         self.engine_info: EngineInfo | None = None
+        # One pool thread: assignments are checked and applied in the order they were asked for.
+        self._checks = Background(self)
         worker.engine_ready.connect(self._engine_ready)
         worker.engine_failed.connect(self._engine_failed)
 
@@ -67,12 +72,30 @@ class ModelController(QObject):
         self.settings_changed.emit(settings, old)
         return reload
 
-    def assign(self, use: Use, path: Path) -> bool:
-        """Give a file one use (a role, the VAE, a style), checked first; the engine reloads with it."""
-        try:
-            info = check_use(use, path)
-        except FewstepError as exc:
-            self.message.emit(f"{path.name} was not used as {use.label}: {exc}", "error")
+    def assign(self, use: Use, path: Path) -> None:
+        """Give a file one use (a role, the VAE, a style), checked first; the engine reloads with it.
+
+        Returns at once: the check reads the file's header (or config.json) on a pool thread, since a
+        file on a slow or hung network share would otherwise block the window, and the settings change
+        when the answer comes back. `assigned` says how it ended; a message says why.
+        """
+
+        def check() -> ModelFile | FewstepError:
+            try:
+                return check_use(use, path)
+            except FewstepError as exc:  # the user's to fix: said in the window, not logged as a failure
+                return exc
+
+        self._checks.submit(
+            check,
+            lambda answer: self.assigned.emit(self._checked(use, path, answer)),
+            lambda exc: self.assigned.emit(self._checked(use, path, exc)),
+        )
+
+    def _checked(self, use: Use, path: Path, answer: ModelFile | Exception) -> bool:
+        """The check's answer, on the GUI thread: the settings change, or a message says why not."""
+        if isinstance(answer, Exception):
+            self.message.emit(f"{path.name} was not used as {use.label}: {answer}", "error")
             return False
         settings = self.settings
         if use is Use.STYLE:
@@ -95,8 +118,17 @@ class ModelController(QObject):
         then = " The engine reloads with it." if reloads else ""
         if use is Use.STYLE and settings.uses_builtin_model:
             then = " " + STYLES_OFF_FOR_BUILTIN
-        self.message.emit(f"{path.name} ({info.describe()}) is now the {use.label}.{then}", "info")
+        self.message.emit(f"{path.name} ({answer.describe()}) is now the {use.label}.{then}", "info")
         return True
+
+    @property
+    def checking(self) -> bool:
+        """An assignment whose file is still being checked."""
+        return self._checks.busy
+
+    def shutdown(self) -> None:
+        """The window closes: answers of checks still running are dropped."""
+        self._checks.shutdown()
 
     def remove_style(self, index: int) -> None:
         styles = list(self.settings.styles)

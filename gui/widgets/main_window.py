@@ -204,8 +204,9 @@ class MainWindow(QMainWindow):
         """Use and save these settings; True when the engine reloads for them."""
         return self.models.apply_settings(settings)
 
-    def assign_model(self, use: Use, path: Path) -> bool:
-        return self.models.assign(use, path)
+    def assign_model(self, use: Use, path: Path) -> None:
+        """Returns at once: the file is checked off the GUI thread, then `self.models.assigned` is emitted."""
+        self.models.assign(use, path)
 
     def open_settings(self) -> None:
         dialog = SettingsDialog(self.settings, self)
@@ -415,6 +416,7 @@ class MainWindow(QMainWindow):
         self.live.set_active(False)
         self.model_panel.shutdown()
         self.png_reader.shutdown()
+        self.models.shutdown()
         self.history.shutdown()
         self.grid.shutdown()
         self.output.shutdown()

@@ -1,6 +1,8 @@
 """Model files, VAE, folders, device and residency; each path is checked the moment it is given.
 
-Checks read only names and safetensors headers (engine.files.model_files), never weights, so they are instant.
+Checks read only names and safetensors headers (engine.files.model_files), never weights, so they take
+milliseconds on a local disk. They still run on a pool thread: a file on a slow or hung network share
+blocks its reader for as long as the share does, and the dialog must stay usable meanwhile.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -27,7 +30,9 @@ from PySide6.QtWidgets import (
 from engine.contract.errors import FewstepError
 from engine.contract.modes import DEFAULT_COMPARISON, MODES, ModelRole
 from engine.contract.residency import Residency
+from engine.files.model_files import ModelFile
 from engine.files.safe_paths import output_problem, special_file_problem
+from gui.state.background import Background
 from gui.state.model_setup import ROLE_HINTS, ROLE_TITLES, Use, check_use
 from gui.state.settings import DEVICES, Settings, default_models_dir, default_output_dir
 from gui.widgets.theme import ERROR, MUTED
@@ -40,6 +45,10 @@ BROWSE: dict[Use, tuple[bool, bool]] = {
 }
 BROWSE_WIDTH = 80
 VAE_HINT = "optional, e.g. the sdxl-vae-fp16-fix folder"
+# Typing waits this long before its path is checked: one header read per pause, not one per key, since
+# the reads of a dialog queue on its one pool thread (behind a hung one, if a share hangs).
+CHECK_DELAY_MS = 150
+OK_COLOR = "#45b38a"
 RESIDENCY_NOTES = {
     Residency.AUTO: "every part on the device if they fit in its free memory; else what does not fit waits in CPU RAM (the Models tab shows the plan)",
     Residency.ALL: "the LCM and Lightning UNets stay on the device: switching modes costs nothing",
@@ -67,11 +76,22 @@ def check_output_dir(text: str) -> str | None:
 
 
 class PathRow(QWidget):
-    """A path, its browse buttons and what the check found."""
+    """A path, its browse buttons and what the check found (the check runs on `checks`' pool thread)."""
 
-    def __init__(self, use: Use, path: Path | None, parent: QWidget | None = None) -> None:
+    checked = Signal()  # the newest check's answer is shown (or the path was cleared)
+
+    def __init__(
+        self, use: Use, path: Path | None, checks: Background, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.use = use
+        self._checks = checks
+        self._asked = 0  # the newest check; an older one's answer is dropped
+        self.pending = False  # a check whose answer is not shown yet: `error` is not known
+        self._delay = QTimer(self)
+        self._delay.setSingleShot(True)
+        self._delay.setInterval(CHECK_DELAY_MS)
+        self._delay.timeout.connect(self._submit)
         self.edit = QLineEdit(str(path) if path else "")
         self.edit.setPlaceholderText(ROLE_HINTS[use.role] if use.role is not None else VAE_HINT)
         self.edit.setClearButtonEnabled(True)
@@ -100,7 +120,7 @@ class PathRow(QWidget):
         layout.setSpacing(2)
         layout.addLayout(row)
         layout.addWidget(self.status)
-        self.edit.textChanged.connect(self.check)
+        self.edit.textChanged.connect(lambda: self.check(delay=True))
         if self.browse_folder is not None:
             self.browse_folder.clicked.connect(lambda: self._browse(folder=True))
         if self.browse_file is not None:
@@ -111,21 +131,54 @@ class PathRow(QWidget):
         text = self.edit.text().strip()
         return Path(text).expanduser() if text else None
 
-    def check(self) -> None:
-        path = self.path()
-        if path is None:
-            self.error = None
-            self._say("not set", MUTED)
-            return
-        try:
-            info = check_use(self.use, path)
-        except FewstepError as exc:
-            self.error = str(exc)
-            self._say(f"✗ {exc}", ERROR)
-            return
+    def check(self, *, delay: bool = False) -> None:
+        """Check the path (after a pause in typing with delay); returns at once, the answer follows."""
+        self._asked += 1
+        self._delay.stop()
         self.error = None
-        steps = f", {info.lightning_steps} steps" if info.lightning_steps else ""
-        self._say(f"✓ {info.kind}{steps}", "#45b38a")
+        if self.path() is None:
+            self.pending = False
+            self._say("not set", MUTED)
+            self.checked.emit()
+            return
+        self.pending = True
+        self._say("checking…", MUTED)
+        if delay:
+            self._delay.start()
+        else:
+            self._submit()
+
+    def _submit(self) -> None:
+        path = self.path()
+        if path is None:  # cannot be: clearing the text stops the delay
+            return
+        use = self.use
+        asked = self._asked
+
+        def work() -> ModelFile | FewstepError:
+            try:
+                return check_use(use, path)
+            except FewstepError as exc:  # the user's to fix: shown in the row, not logged as a failure
+                return exc
+
+        self._checks.submit(
+            work,
+            lambda answer: self._answer(asked, answer),
+            lambda exc: self._answer(asked, exc),
+            key=f"path row {use.value}",
+        )
+
+    def _answer(self, asked: int, answer: ModelFile | Exception) -> None:
+        if asked != self._asked:
+            return  # the path changed since (or was cleared): a newer check answers
+        self.pending = False
+        if isinstance(answer, Exception):
+            self.error = str(answer)
+            self._say(f"✗ {answer}", ERROR)
+        else:
+            steps = f", {answer.lightning_steps} steps" if answer.lightning_steps else ""
+            self._say(f"✓ {answer.kind}{steps}", OK_COLOR)
+        self.checked.emit()
 
     def _say(self, text: str, color: str) -> None:
         self.status.setText(text)
@@ -157,8 +210,13 @@ class SettingsDialog(QDialog):
         self.setWindowTitle("Fewstep settings")
         self.setMinimumWidth(640)
         self.original = settings
-        self.rows = {role: PathRow(Use(role.value), settings.model_paths.get(role)) for role in ModelRole}
-        self.vae_row = PathRow(Use.VAE, settings.vae)
+        # One pool thread for the dialog's header reads; shut down when the dialog closes (done()).
+        self.checks = Background(self)
+        self._save_when_checked = False
+        self.rows = {
+            role: PathRow(Use(role.value), settings.model_paths.get(role), self.checks) for role in ModelRole
+        }
+        self.vae_row = PathRow(Use.VAE, settings.vae, self.checks)
         models = QGroupBox("Model files")
         grid = QGridLayout(models)
         for index, (role, row) in enumerate(self.rows.items()):
@@ -255,6 +313,9 @@ class SettingsDialog(QDialog):
         self.residency.currentIndexChanged.connect(self._residency_changed)
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
+        for _title, path_row in self.path_rows():
+            path_row.edit.textChanged.connect(self._path_edited)
+            path_row.checked.connect(self._path_checked)
         self._check_output()
         self._check_models()
         self._residency_changed()
@@ -290,10 +351,17 @@ class SettingsDialog(QDialog):
         if chosen:
             self.output_dir.setText(chosen)
 
+    def path_rows(self) -> list[tuple[str, PathRow]]:
+        """Each model path row with its title, the VAE last."""
+        return [(ROLE_TITLES[role], row) for role, row in self.rows.items()] + [("VAE", self.vae_row)]
+
+    def checking(self) -> list[str]:
+        """The titles of the rows whose check has not answered yet."""
+        return [title for title, row in self.path_rows() if row.pending]
+
     def problems(self) -> list[str]:
-        found = [f"{ROLE_TITLES[role]}: {row.error}" for role, row in self.rows.items() if row.error]
-        if self.vae_row.error:
-            found.append(f"VAE: {self.vae_row.error}")
+        found = [f"{title}: still being checked" for title in self.checking()]
+        found += [f"{title}: {row.error}" for title, row in self.path_rows() if row.error]
         text = self.output_dir.text().strip()
         if text and (problem := check_output_dir(text)):
             found.append(f"Output folder: {problem}")
@@ -303,10 +371,37 @@ class SettingsDialog(QDialog):
         return found
 
     def accept(self) -> None:
+        # Save right after pasting a path is the usual case, and its check takes milliseconds: Save then
+        # waits for the check and saves (or says what to fix) when it answers, rather than refusing or
+        # greying out for that moment. A check that hangs leaves the dialog open saying so; Cancel
+        # or an edit still work.
+        if checking := self.checking():
+            self._save_when_checked = True
+            self.problem.setText("Saving once these are checked: " + ", ".join(checking) + "…")
+            self.problem.setStyleSheet(f"color: {MUTED};")
+            return
+        self._save_when_checked = False
         if problems := self.problems():
             self.problem.setText("Fix or clear these first:\n" + "\n".join(problems))
+            self.problem.setStyleSheet(f"color: {ERROR};")
             return
         super().accept()
+
+    def done(self, result: int) -> None:
+        # Every close (Save, Cancel, Esc, the title bar) ends here. Answers still to come are dropped, and
+        # there is no wait for a check that hangs: it writes nothing, and the window must not freeze.
+        self.checks.shutdown(timeout_ms=0)
+        super().done(result)
+
+    def _path_edited(self) -> None:
+        """An edit after Save was pressed: the artist is still choosing, so the wait for Save ends."""
+        if self._save_when_checked:
+            self._save_when_checked = False
+            self.problem.clear()
+
+    def _path_checked(self) -> None:
+        if self._save_when_checked and not self.checking():
+            self.accept()
 
     def chosen_settings(self) -> Settings:
         paths = {role: path for role, row in self.rows.items() if (path := row.path()) is not None}

@@ -29,6 +29,7 @@ from gui.widgets.model_panel import ModelPanel
 from tests.gui.conftest import ENGINE_READY_MS, JOB_MS, WindowMaker, two_step_modes, write_vae_file
 
 SCAN_MS = 30_000
+WAIT_MS = 5_000  # a file's check, answered from the model controller's pool thread
 LIGHTNING_LORA = "sdxl_lightning_4step_lora.safetensors"
 
 
@@ -231,8 +232,9 @@ def test_double_click_and_menu_assign_files_and_reload_the_engine(
     assert [s.path for s in window.settings.styles] == [models_dir / "watercolor_style.safetensors"]
     assert len(window.style_panel.rows) == 1 and window.style_panel.rows[0].check.isChecked()
     assert len(factory.configs) == 5
-    panel.activate(item)  # twice: said, and nothing reloads
-    assert "already in the style list" in window.banner.text()
+    with qtbot.waitSignal(window.models.assigned, timeout=WAIT_MS) as answered:
+        panel.activate(item)  # twice: said, and nothing reloads
+    assert answered.args == [False] and "already in the style list" in window.banner.text()
     assert len(window.settings.styles) == 1
 
 
@@ -254,19 +256,23 @@ def test_files_that_do_not_fit_give_a_message_and_the_window_stays_usable(
     item, _ = entry(panel, "v1-5-pruned.safetensors")
     menu = panel.menu_for(item)
     assert menu is not None
-    next(a for a in menu.actions() if a.text() == "Use as SDXL base").trigger()
-    assert window.banner.isVisible() and "not used as SDXL base" in window.banner.text()
+    with qtbot.waitSignal(window.models.assigned, timeout=WAIT_MS) as answered:
+        next(a for a in menu.actions() if a.text() == "Use as SDXL base").trigger()
+    assert answered.args == [False] and window.banner.isVisible()
+    assert "not used as SDXL base" in window.banner.text()
     assert "Stable Diffusion 1.x" in window.banner.text()
     panel.activate(item)
     assert "cannot be used" in window.banner.text() and "Stable Diffusion 1.x" in window.banner.text()
     panel.activate(entry(panel, "old_model.ckpt")[0])
     assert "pickle" in window.banner.text()
-    assert not window.assign_model(Use.LCM_UNET, models_dir / "half_downloaded.safetensors")
-    assert "truncated" in window.banner.text()
-    assert not window.assign_model(Use.STYLE, models_dir / "sdxl-base")
-    assert "not an SDXL LoRA" in window.banner.text()
-    assert not window.assign_model(Use.VAE, models_dir / "does-not-exist")
-    assert "does not exist" in window.banner.text()
+    for use, name, said in (
+        (Use.LCM_UNET, "half_downloaded.safetensors", "truncated"),
+        (Use.STYLE, "sdxl-base", "not an SDXL LoRA"),
+        (Use.VAE, "does-not-exist", "does not exist"),
+    ):
+        with qtbot.waitSignal(window.models.assigned, timeout=WAIT_MS) as answered:
+            window.assign_model(use, models_dir / name)
+        assert answered.args == [False] and said in window.banner.text()
 
     assert window.settings == before and len(factory.configs) == 1  # nothing changed, nothing reloaded
     two_step_modes(window, ("lcm",))

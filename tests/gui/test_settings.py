@@ -22,8 +22,10 @@ from gui.state.settings import (
     save_settings,
     settings_path,
 )
-from gui.widgets.settings_dialog import SettingsDialog
+from gui.widgets.settings_dialog import PathRow, SettingsDialog
 from tests.gui.conftest import write_vae_file
+
+WAIT_MS = 5_000  # a path's check, answered from the dialog's pool thread
 
 
 def test_round_trip_through_the_file(tmp_path: Path) -> None:
@@ -149,22 +151,29 @@ def test_model_paths_for_the_engine(tmp_path: Path) -> None:
     )
 
 
+def set_path(qtbot: QtBot, row: PathRow, path: Path | str) -> None:
+    """Type a path into a row and wait for its check, which answers from the dialog's pool thread."""
+    row.edit.setText(str(path))
+    assert row.pending and "checking" in row.status.text()
+    qtbot.waitUntil(lambda: not row.pending, timeout=WAIT_MS)
+
+
 def test_dialog_checks_paths_on_the_spot_and_round_trips(
     qtbot: QtBot, tiny_models: TinyModelSet, tmp_path: Path
 ) -> None:
     dialog = SettingsDialog(Settings())
     qtbot.addWidget(dialog)
     base = dialog.rows[ModelRole.BASE]
-    base.edit.setText(str(tmp_path / "missing"))
+    set_path(qtbot, base, tmp_path / "missing")
     assert base.error is not None and "does not exist" in base.status.text()
-    base.edit.setText(str(tiny_models.lcm_lora))  # a LoRA given as the base
+    set_path(qtbot, base, tiny_models.lcm_lora)  # a LoRA given as the base
     assert base.error is not None and "LoRA" in base.error
     dialog.accept()
     assert dialog.result() == 0 and "Fix or clear" in dialog.problem.text()  # refused, dialog stays open
 
-    base.edit.setText(str(tiny_models.base))
+    set_path(qtbot, base, tiny_models.base)
     assert base.error is None and "✓" in base.status.text()
-    dialog.rows[ModelRole.LIGHTNING_LORA].edit.setText(str(tiny_models.lightning_lora))
+    set_path(qtbot, dialog.rows[ModelRole.LIGHTNING_LORA], tiny_models.lightning_lora)
     assert "4 steps" in dialog.rows[ModelRole.LIGHTNING_LORA].status.text()
     dialog.output_dir.setText(str(tmp_path / "pictures"))
     dialog.device.setCurrentText("cpu")
@@ -188,11 +197,11 @@ def test_dialog_checks_the_vae_and_edits_folder_and_residency(
     qtbot.addWidget(dialog)
     assert dialog.residency.currentText() == "auto" and "if they fit" in dialog.residency_note.text()
     vae = dialog.vae_row
-    vae.edit.setText(str(tiny_models.lcm_lora))
+    set_path(qtbot, vae, tiny_models.lcm_lora)
     assert vae.error is not None and "not a VAE" in vae.error and "✗" in vae.status.text()
     dialog.accept()
     assert dialog.result() == 0 and "VAE:" in dialog.problem.text()
-    vae.edit.setText(str(write_vae_file(tmp_path / "sdxl_vae.safetensors")))
+    set_path(qtbot, vae, write_vae_file(tmp_path / "sdxl_vae.safetensors"))
     assert vae.error is None and "VAE (single file)" in vae.status.text()
 
     a_file = tmp_path / "file.txt"
