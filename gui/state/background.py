@@ -2,8 +2,8 @@
 
 Every file the window reads can be hostile or slow: a FIFO in place of a PNG blocks its reader until
 a writer appears, a file on a hung network share blocks for minutes, and a folder of thousands of
-images takes seconds to list. So the window reads nothing itself. A `Background` owns one pool
-thread (reads from one place stay in order: recovery before the history it adopts into) and hands
+images takes seconds to list. So the window reads nothing itself. A `Background` owns one thread
+(reads from one place stay in order: recovery before the history it adopts into) and hands
 each result to a callback on the GUI thread through a queued signal, so a stuck read stalls that
 one owner's later reads, never the window.
 
@@ -13,12 +13,15 @@ as a history folder that was left for another no longer matters.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from PySide6.QtCore import QObject, QThreadPool, Signal
+from PySide6.QtCore import QObject, Signal
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +47,10 @@ class Background(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(1)
+        # A daemon thread of Python's, not a QThreadPool: a pool's destructor waits for its work
+        # without a limit, so a read that hangs on a dead share would hang the application's exit.
+        self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
         self._tickets = 0
         self._newest: dict[str, int] = {}
         self._pending = 0
@@ -60,6 +65,8 @@ class Background(QObject):
         *,
         key: str | None = None,
     ) -> None:
+        if self._closed:
+            return
         self._tickets += 1
         ticket = self._tickets
         if key is not None:
@@ -74,9 +81,16 @@ class Background(QObject):
                 value = work()
             except Exception as exc:  # handed to `failed`, which says it in the window
                 error = exc
-            finished.emit(_Outcome(key, ticket, value, error, done, failed))
+            # RuntimeError: the owner was deleted meanwhile, and nobody waits for the answer.
+            with contextlib.suppress(RuntimeError):
+                finished.emit(_Outcome(key, ticket, value, error, done, failed))
 
-        self._pool.start(run)
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, args=(self._queue,), name="fewstep-disk", daemon=True
+            )
+            self._thread.start()
+        self._queue.put(run)
 
     @property
     def busy(self) -> bool:
@@ -84,9 +98,16 @@ class Background(QObject):
         return self._pending > 0
 
     def shutdown(self, timeout_ms: int = WAIT_AT_CLOSE_MS) -> None:
-        """Drop every pending result and wait (bounded) for the pool thread; the owner is closing."""
+        """Drop every pending result and wait (at most timeout_ms) for the work in progress to end."""
         self._closed = True
-        self._pool.waitForDone(timeout_ms)
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout_ms / 1000)
+
+    @staticmethod
+    def _run(jobs: queue.SimpleQueue[Callable[[], None] | None]) -> None:
+        while (job := jobs.get()) is not None:
+            job()
 
     def _deliver(self, outcome: _Outcome) -> None:
         self._pending -= 1

@@ -212,6 +212,7 @@ class MainWindow(QMainWindow):
         dialog = SettingsDialog(self.settings, self)
         if dialog.exec():
             self.apply_settings(dialog.chosen_settings())
+        dialog.deleteLater()  # a dialog per opening; its checks' thread ends with it
 
     def _show_availability(self, availability: ModelAvailability) -> None:
         self.mode_panel.set_missing(availability.missing)

@@ -3,7 +3,11 @@ submission of a key wins, and a read that never returns leaves the GUI thread fr
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 from PySide6.QtCore import QTimer
 from pytestqt.qtbot import QtBot
@@ -102,3 +106,26 @@ def test_results_after_shutdown_are_dropped(qtbot: QtBot) -> None:
     background.shutdown()
     qtbot.wait(50)
     assert results == []
+
+
+def test_a_read_hanging_at_exit_does_not_hold_the_application(tmp_path: Path) -> None:
+    """The owner is deleted and the application quits while a read of a FIFO waits for a writer that
+    never comes: the process still exits (a thread pool's destructor would wait for the read forever)."""
+    fifo = tmp_path / "never-written.png"
+    os.mkfifo(fifo)
+    code = f"""
+import sys, time
+from PySide6.QtCore import QCoreApplication, QObject
+from gui.state.background import Background
+app = QCoreApplication([])
+owner = QObject()
+background = Background(owner)
+background.submit(lambda: open({str(fifo)!r}, "rb").read(), print, print)
+time.sleep(0.2)  # the read is under way, blocked in open()
+background.shutdown(timeout_ms=100)
+del background, owner  # the window is gone: its C++ objects are destroyed here
+print("exiting", flush=True)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "exiting"

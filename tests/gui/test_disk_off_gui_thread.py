@@ -23,8 +23,9 @@ from pytestqt.qtbot import QtBot
 
 import gui.state.output_folder as output_folder_module
 import gui.widgets.comparison_grid as comparison_grid_module
-from gui.state.image_store import HISTORY_FOLDER
+from gui.state.image_store import HISTORY_FOLDER, load_history
 from gui.state.settings import Settings
+from gui.widgets.images import read_image
 from gui.widgets.main_window import MainWindow
 from tests.gui.conftest import JOB_MS, WindowMaker, two_step_modes
 
@@ -125,10 +126,8 @@ def test_a_hanging_history_read_leaves_the_window_answering(
     make_window: WindowMaker, qtbot: QtBot, monkeypatch: pytest.MonkeyPatch, gui_settings: Settings
 ) -> None:
     make_history(make_window, qtbot)
-    release, threads = threading.Event(), []
-    monkeypatch.setattr(
-        output_folder_module, "load_history", hanging(output_folder_module.load_history, release, threads)
-    )
+    release, threads = threading.Event(), list[threading.Thread]()
+    monkeypatch.setattr(output_folder_module, "load_history", hanging(load_history, release, threads))
     window = make_window(settings=gui_settings, wait_ready=False)
     ticking(qtbot)  # start() returned and the window answers while the history read hangs
     assert window.history.records() == [] and "reading the history" in window.history.note.text()
@@ -143,10 +142,8 @@ def test_a_hanging_image_read_leaves_the_window_answering(
 ) -> None:
     window = make_history(make_window, qtbot)
     record = window.history.records()[0]
-    release, threads = threading.Event(), []
-    monkeypatch.setattr(
-        comparison_grid_module, "read_image", hanging(comparison_grid_module.read_image, release, threads)
-    )
+    release, threads = threading.Event(), list[threading.Thread]()
+    monkeypatch.setattr(comparison_grid_module, "read_image", hanging(read_image, release, threads))
     window.history.run_chosen.emit(record)
     ticking(qtbot)
     assert window.prompt_panel.prompt_text() == "a red circle"  # the settings are restored at once

@@ -139,7 +139,8 @@ def test_history_restores_the_style_weights_of_a_run(
     panel = window.style_panel
     panel.rows[0].weight.setValue(0.3)
     panel.rows[1].check.setChecked(True)
-    with qtbot.waitSignal(window.grid.saved_run_shown, timeout=JOB_MS):  # the images are read off the GUI thread
+    # The saved images are read off the GUI thread.
+    with qtbot.waitSignal(window.grid.saved_run_shown, timeout=JOB_MS):
         window.history.run_chosen.emit(record)
     restored = (StyleSetting(path=first, weight=0.8), StyleSetting(path=second, weight=0.6, enabled=False))
     assert panel.styles() == restored and window.settings.styles == restored
