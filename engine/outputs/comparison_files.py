@@ -27,9 +27,9 @@ from engine.outputs.trilemma import Trilemma
 class RunContext:
     """What the files should say about where an image came from."""
 
-    model_label: str  # e.g. the base folder's name, or "built-in (untrained)"
+    model_label: str  # e.g. the base folder's name, or the built-in pocket model's
     device: str
-    note: str = ""  # shown on the grid, e.g. that the built-in model is untrained
+    note: str = ""  # shown on the grid, e.g. what the built-in pocket model can draw
     style_names: Mapping[str, str] = field(default_factory=dict)  # style adapter -> its file's name
     device_type: str = ""  # "cpu", "cuda", "mps"
     dtype: str = ""  # "float32", "float16", "bfloat16"

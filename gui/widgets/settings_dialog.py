@@ -226,8 +226,9 @@ class SettingsDialog(QDialog):
         grid.addWidget(self.vae_row, len(self.rows), 1)
         grid.setColumnStretch(1, 1)
         needs = QLabel(
-            "Leave the SDXL base empty to use the built-in tiny model (untrained: noise, for trying"
-            " the modes). The Models tab lists what the models folder and the Hugging Face cache hold."
+            "Leave the SDXL base empty to use the built-in pocket model (64×64 drawings of one shape,"
+            " for trying the modes). The Models tab lists what the models folder and the Hugging Face"
+            " cache hold."
             "\nWhat each mode needs:\n" + needs_table()
         )
         needs.setObjectName("tileCaption")

@@ -7,6 +7,9 @@
 2. Stall: a QTimer ticks every 5 ms in the GUI thread while the real worker runs a five-mode
    comparison on the built-in model; the longest gap between ticks is the longest freeze an artist
    would feel (goal <= 50 ms). The gap while the engine loads (torch's import) is shown too.
+3. History: the longest gap while the window reads a history of 200 runs with 1024 px images (the
+   records and their thumbnails, read off the GUI thread), next to how long the same reads take
+   when done in one go, which is what the window would freeze for if it read them itself.
 
 Runs offscreen with temporary settings, cache and output folders.
 """
@@ -20,7 +23,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCH_GOAL_S = 1.5
@@ -139,12 +144,64 @@ def measure_stall(scratch: Path) -> None:
     stall = run_until(window.worker.job_finished, 300)
     seconds = time.perf_counter() - started
     ticks = len(gaps)
-    window.close()
     verdict = "ok" if stall <= STALL_GOAL_MS else "OVER GOAL"
     print(f"longest event-loop stall, five-mode comparison: {stall:.1f} ms (goal <= {STALL_GOAL_MS:g} ms: "
           f"{verdict}); {seconds:.2f} s, {ticks} ticks, with previews, built-in model, "
           f"{os.environ['FEWSTEP_THREADS']} torch thread(s)")  # fmt: skip
     print(f"longest event-loop stall while the engine loads (torch import, model build): {load_stall:.0f} ms")
+    measure_history(scratch / "out", window, run_until)
+    window.close()
+
+
+HISTORY_RUNS = 200
+
+
+def fill_history(root: Path) -> None:
+    """HISTORY_RUNS copies of the run just saved, each with its own 1024 px PNG, as a long history."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from gui.state.image_store import HISTORY_FOLDER
+
+    record_path = next((root / HISTORY_FOLDER).glob("*.json"))
+    record = json.loads(record_path.read_text())
+    ramp = np.linspace(0, 255, 1024, dtype=np.float32)
+    pixels = np.stack(
+        [np.add.outer(ramp, ramp) / 2, np.tile(ramp, (1024, 1)), np.tile(ramp[:, None], (1, 1024))], -1
+    )
+    noise = np.random.default_rng(0).integers(0, 16, (1024, 1024, 3))
+    picture = Image.fromarray((pixels + noise).clip(0, 255).astype(np.uint8))
+    day = root / "2026-01-01"
+    day.mkdir(parents=True, exist_ok=True)
+    for index in range(HISTORY_RUNS):
+        run = f"20260101-{index // 3600:02d}{index // 60 % 60:02d}{index % 60:02d}-j{index}"
+        picture.save(day / f"{run}.png")
+        for image in record["images"]:
+            image["png"] = f"2026-01-01/{run}.png"
+        (root / HISTORY_FOLDER / f"{run}.json").write_text(json.dumps(dict(record, run=run)))
+
+
+def measure_history(root: Path, window: Any, run_until: Callable[[object, float], float]) -> None:
+    from gui.state.image_store import load_history
+    from gui.widgets.history import THUMBNAIL
+    from gui.widgets.images import read_image
+
+    fill_history(root)
+    started = time.perf_counter()
+    records, _damaged = load_history(root)
+    records_ms = (time.perf_counter() - started) * 1000
+    for record in records:
+        read_image(record.images[0].png, THUMBNAIL)
+    in_one_go_ms = (time.perf_counter() - started) * 1000
+    window.output.reload_history(root)
+    stall = run_until(window.history.thumbnails_done, 300)
+    shown = len(window.history.records())
+    verdict = "ok" if stall <= STALL_GOAL_MS else "OVER GOAL"
+    print(f"longest event-loop stall reading a history of {shown} runs and their thumbnails: {stall:.1f} ms "
+          f"(goal <= {STALL_GOAL_MS:g} ms: {verdict}); the same reads in one go take {in_one_go_ms:.0f} ms, "
+          f"the records alone {records_ms:.0f} ms")  # fmt: skip
 
 
 def main() -> int:
