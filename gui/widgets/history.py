@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QVBoxLayout,
 
 from gui.state.background import Background
 from gui.state.image_store import RunRecord
-from gui.state.output_folder import History
+from gui.state.output_folder import History, OutputFolder
 from gui.widgets.images import read_image, scaled_pixmap
 
 THUMBNAIL = QSize(56, 56)
@@ -43,11 +43,26 @@ class HistoryPanel(QWidget):
         self._thumbnails = Background(self)
         self._generation = 0  # a new list makes the thumbnails still being read for the old one moot
         self._waiting = 0
+        self._root: Path | None = None  # the folder whose history the list shows
+        self._expected: dict[Path, QImage | None] = {}  # runs being read back, with their thumbnails
         self.list.itemActivated.connect(self._chosen)
         self.list.itemClicked.connect(self._chosen)
 
+    def follow(self, output: OutputFolder) -> None:
+        """Show what `output` reads: a folder's history, and each saved run it reads back."""
+        output.history_loading.connect(self.show_loading)
+        output.history_loaded.connect(self.show_history)
+        output.history_failed.connect(self.show_failed)
+        output.record_read.connect(self._run_read)
+        output.record_failed.connect(lambda path, _message: self._expected.pop(path, None))
+
+    def expect_run(self, record: Path, thumbnail: QImage | None) -> None:
+        """A run's record is being read back: its entry gets this thumbnail, taken when it was saved."""
+        self._expected[record] = thumbnail
+
     def show_loading(self, root: Path) -> None:
         self._clear()
+        self._root = root
         self._say(f"reading the history of {root}…")
 
     def show_failed(self, message: str) -> None:
@@ -63,6 +78,11 @@ class HistoryPanel(QWidget):
         self._say(f"{damaged} unreadable history entries skipped" if damaged else "")
         if not self._waiting:
             self.thumbnails_done.emit()
+
+    def _run_read(self, record: RunRecord) -> None:
+        thumbnail = self._expected.pop(record.path, None)
+        if self._root is not None and record.path.is_relative_to(self._root):  # not a folder left since
+            self.add_run(record, thumbnail)
 
     def add_run(self, record: RunRecord, thumbnail: QImage | None) -> None:
         item = self._make_item(record)

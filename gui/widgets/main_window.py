@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QImage, QKeySequence, QShortcut
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import QMainWindow, QSplitter
 
 from engine.contract.errors import FewstepError, RequestError
@@ -49,7 +49,6 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Fewstep")
         self.setAcceptDrops(True)
         self.output = OutputFolder(self)
-        self._thumbnails: dict[Path, QImage | None] = {}  # of saved runs whose record is being read back
         self.png_reader = PngSettingsReader(self)
         self.png_reader.finished.connect(self._png_read)
         self.resize(1480, 900)
@@ -138,11 +137,13 @@ class MainWindow(QMainWindow):
         self.grid.tile_activated.connect(self.open_tile)
         self.history.run_chosen.connect(self.restore_run)
         output = self.output
-        output.history_loading.connect(self.history.show_loading)
-        output.history_loaded.connect(self._history_loaded)
-        output.history_failed.connect(self.history.show_failed)
-        output.record_read.connect(self._record_read)
-        output.record_failed.connect(self._record_failed)
+        self.history.follow(output)
+        output.history_loaded.connect(self._say_recovery)
+        output.record_failed.connect(
+            lambda _path, message: self.show_message(
+                f"the history entry could not be read back: {message}", "warning"
+            )
+        )
         output.grid_exported.connect(lambda path: self.show_message(f"Grid exported to {path}", "info"))
         output.export_failed.connect(lambda message: self.show_message(message, "error"))
         self.export_button.clicked.connect(self.export_current_grid)
@@ -179,12 +180,8 @@ class MainWindow(QMainWindow):
         self.output.open(self.settings.resolved_output_dir)
         self.model_panel.scan(self.settings.resolved_models_dir)
 
-    def _history_loaded(self, history: History) -> None:
-        """The output folder's history, read after recovering what a crashed run left there (unless
-        another window uses the folder)."""
-        if history.root != self.settings.resolved_output_dir:
-            return  # the folder was changed again while this one was read
-        self.history.show_history(history)
+    def _say_recovery(self, history: History) -> None:
+        """What opening the output folder put right of a crashed run (unless another window uses it)."""
         recovery = history.recovery
         if recovery is not None and (recovery.adopted_images or recovery.unreadable_images):
             text = f"{recovery.adopted_images} images of an interrupted run were added to the history"
@@ -293,15 +290,8 @@ class MainWindow(QMainWindow):
         """Read the run's record back (off the GUI thread) for the history list, with the first
         finished image as its thumbnail, taken now: the grid may show another run by then."""
         tiles = self.grid.finished_tiles()
-        self._thumbnails[path] = tiles[0].image if tiles else None
+        self.history.expect_run(path, tiles[0].image if tiles else None)
         self.output.read_record(path, self.settings.resolved_output_dir)
-
-    def _record_read(self, record: RunRecord) -> None:
-        self.history.add_run(record, self._thumbnails.pop(record.path, None))
-
-    def _record_failed(self, path: Path, message: str) -> None:
-        self._thumbnails.pop(path, None)
-        self.show_message(f"the history entry could not be read back: {message}", "warning")
 
     def _comparison_cancelled(self) -> None:
         self.prompt_panel.set_running(False)

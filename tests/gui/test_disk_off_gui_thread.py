@@ -174,3 +174,16 @@ def test_fifos_in_the_history_are_skipped_and_said(
     lightning = window.grid.tile("lightning", record.images[0].seed)
     assert lcm is not None and lcm.image.isNull() and lcm.canvas.placeholder == "image file missing"
     assert lightning is not None and not lightning.image.isNull()
+
+
+def test_a_run_read_back_after_the_folder_changed_stays_out_of_the_new_list(
+    make_window: WindowMaker, qtbot: QtBot, tmp_path: Path
+) -> None:
+    window = make_history(make_window, qtbot)
+    record = window.history.records()[0]
+    window.history.show_loading(tmp_path / "another-folder")  # the artist chose another output folder
+    window.output.record_read.emit(record)  # the old folder's run, read back late
+    assert window.history.records() == []
+    window.history.show_loading(window.settings.resolved_output_dir)
+    window.output.record_read.emit(record)
+    assert window.history.records() == [record]
