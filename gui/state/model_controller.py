@@ -13,7 +13,6 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from engine.contract.errors import FewstepError
 from engine.contract.info import EngineInfo
 from engine.files.model_files import ModelFile
 from gui.state.background import Background
@@ -22,7 +21,7 @@ from gui.state.model_setup import (
     STYLES_OFF_FOR_BUILTIN,
     ModelAvailability,
     Use,
-    check_use,
+    checked_use,
     model_availability,
 )
 from gui.state.settings import MAX_STYLES, Settings, StyleSetting, save_settings
@@ -79,15 +78,8 @@ class ModelController(QObject):
         file on a slow or hung network share would otherwise block the window, and the settings change
         when the answer comes back. `assigned` says how it ended; a message says why.
         """
-
-        def check() -> ModelFile | FewstepError:
-            try:
-                return check_use(use, path)
-            except FewstepError as exc:  # the user's to fix: said in the window, not logged as a failure
-                return exc
-
         self._checks.submit(
-            check,
+            lambda: checked_use(use, path),
             lambda answer: self.assigned.emit(self._checked(use, path, answer)),
             lambda exc: self.assigned.emit(self._checked(use, path, exc)),
         )

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from engine.contract.errors import FewstepError
 from engine.contract.info import EngineInfo
 from engine.contract.modes import MODES, ModelRole
 from engine.files.builtin import BUILTIN_LIGHTNING_STEPS, BUILTIN_NATIVE_SIZE
@@ -170,6 +171,15 @@ def check_use(use: Use, path: Path) -> ModelFile:
     role = use.role
     assert role is not None
     return check_role(role, path)
+
+
+def checked_use(use: Use, path: Path) -> ModelFile | FewstepError:
+    """check_use with its refusal returned, not raised: for a background check, whose refusal is the
+    artist's to fix and is said in the window, where a raised one would be logged as a failure."""
+    try:
+        return check_use(use, path)
+    except FewstepError as exc:
+        return exc
 
 
 def in_use(settings: Settings) -> dict[Path, str]:

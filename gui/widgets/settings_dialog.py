@@ -27,13 +27,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.contract.errors import FewstepError
 from engine.contract.modes import DEFAULT_COMPARISON, MODES, ModelRole
 from engine.contract.residency import Residency
 from engine.files.model_files import ModelFile
 from engine.files.safe_paths import output_problem, special_file_problem
 from gui.state.background import Background
-from gui.state.model_setup import ROLE_HINTS, ROLE_TITLES, Use, check_use
+from gui.state.model_setup import ROLE_HINTS, ROLE_TITLES, Use, checked_use
 from gui.state.settings import DEVICES, Settings, default_models_dir, default_output_dir
 from gui.widgets.theme import ERROR, MUTED
 
@@ -154,15 +153,8 @@ class PathRow(QWidget):
             return
         use = self.use
         asked = self._asked
-
-        def work() -> ModelFile | FewstepError:
-            try:
-                return check_use(use, path)
-            except FewstepError as exc:  # the user's to fix: shown in the row, not logged as a failure
-                return exc
-
         self._checks.submit(
-            work,
+            lambda: checked_use(use, path),
             lambda answer: self._answer(asked, answer),
             lambda exc: self._answer(asked, exc),
             key=f"path row {use.value}",

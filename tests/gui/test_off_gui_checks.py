@@ -14,8 +14,7 @@ import pytest
 from PySide6.QtCore import QTimer
 from pytestqt.qtbot import QtBot
 
-import gui.state.model_controller
-import gui.widgets.settings_dialog
+import gui.state.model_setup
 from devtools.tiny_model import TinyModelSet
 from engine.contract.modes import ModelRole
 from engine.files.model_files import ModelFile
@@ -77,14 +76,15 @@ def blocked(monkeypatch: pytest.MonkeyPatch, module: object) -> Iterator[Blocked
         check.release.set()  # never leave the pool thread blocked past the test
 
 
+# The dialog and the controller both check through gui.state.model_setup.checked_use.
 @pytest.fixture
 def dialog_check(monkeypatch: pytest.MonkeyPatch) -> Iterator[BlockedCheck]:
-    yield from blocked(monkeypatch, gui.widgets.settings_dialog)
+    yield from blocked(monkeypatch, gui.state.model_setup)
 
 
 @pytest.fixture
 def controller_check(monkeypatch: pytest.MonkeyPatch) -> Iterator[BlockedCheck]:
-    yield from blocked(monkeypatch, gui.state.model_controller)
+    yield from blocked(monkeypatch, gui.state.model_setup)
 
 
 def test_the_dialog_checks_a_typed_path_off_the_gui_thread_and_save_waits_for_it(
