@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-WAIT_AT_CLOSE_MS = 5_000
+WAIT_AT_CLOSE_MS = 5_000  # for owners that write: long enough for a save, short enough to close
 
 
 @dataclass(frozen=True)
@@ -97,8 +97,12 @@ class Background(QObject):
         """Work submitted whose result has not been handed over yet."""
         return self._pending > 0
 
-    def shutdown(self, timeout_ms: int = WAIT_AT_CLOSE_MS) -> None:
-        """Drop every pending result and wait (at most timeout_ms) for the work in progress to end."""
+    def shutdown(self, timeout_ms: int = 0) -> None:
+        """Drop every pending result; wait at most timeout_ms for the work in progress to end.
+
+        Readers pass nothing: a read cut short at exit leaves nothing behind. A writer passes a bound,
+        so that a save in progress can finish its file (an atomic write left half-way leaves only a
+        temporary file, removed at the next start)."""
         self._closed = True
         if self._thread is not None:
             self._queue.put(None)

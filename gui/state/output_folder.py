@@ -14,7 +14,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from engine.contract.info import EngineInfo
-from gui.state.background import Background
+from gui.state.background import WAIT_AT_CLOSE_MS, Background
 from gui.state.export import export_grid
 from gui.state.image_store import RecordError, RunRecord, load_history, read_run_record
 from gui.state.jobs import FinishedEvent
@@ -90,7 +90,7 @@ class OutputFolder(QObject):
 
     def shutdown(self) -> None:
         """Wait (bounded) for the disk work in progress, then let other windows recover the folder."""
-        self._background.shutdown()
+        self._background.shutdown(WAIT_AT_CLOSE_MS)  # it writes: recovered records, exported grids
         self._claim.release()
 
     def _history_failed(self, exc: Exception) -> None:

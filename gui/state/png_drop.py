@@ -21,8 +21,6 @@ from engine.outputs.png_text import InfotextError
 from gui.state.background import Background
 from gui.state.png_styles import StyleMatch, match_styles
 
-READ_WAIT_MS = 5_000
-
 
 @dataclass(frozen=True)
 class DroppedPng:
@@ -63,5 +61,5 @@ class PngSettingsReader(QObject):
             failed,
         )
 
-    def shutdown(self, timeout_ms: int = READ_WAIT_MS) -> None:
-        self._background.shutdown(timeout_ms)
+    def shutdown(self) -> None:
+        self._background.shutdown()

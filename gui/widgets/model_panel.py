@@ -45,7 +45,6 @@ from gui.state.placement_view import PlanRequest, plan_text
 from gui.widgets.model_tree import ROLE_ENTRY, EntryDelegate, ModelTree
 from gui.widgets.theme import ERROR, MUTED
 
-SCAN_WAIT_MS = 30_000
 SCAN_KEY, PLAN_KEY = "scan", "plan"
 
 
@@ -140,9 +139,9 @@ class ModelPanel(QWidget):
     def is_scanning(self) -> bool:
         return self._scanning
 
-    def shutdown(self, timeout_ms: int = SCAN_WAIT_MS) -> None:
-        """Wait for a running scan, whose result is no longer wanted (the window calls this as it closes)."""
-        self._background.shutdown(timeout_ms)
+    def shutdown(self) -> None:
+        """Drop the result of a scan still running (the window calls this as it closes)."""
+        self._background.shutdown()
 
     def _scan_done(self, result: ScanResult) -> None:
         self._scanning = False

@@ -383,7 +383,7 @@ class SettingsDialog(QDialog):
     def done(self, result: int) -> None:
         # Every close (Save, Cancel, Esc, the title bar) ends here. Answers still to come are dropped, and
         # there is no wait for a check that hangs: it writes nothing, and the window must not freeze.
-        self.checks.shutdown(timeout_ms=0)
+        self.checks.shutdown()
         super().done(result)
 
     def _path_edited(self) -> None:

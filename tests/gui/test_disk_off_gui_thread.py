@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,3 +188,20 @@ def test_a_run_read_back_after_the_folder_changed_stays_out_of_the_new_list(
     window.history.show_loading(window.settings.resolved_output_dir)
     window.output.record_read.emit(record)
     assert window.history.records() == [record]
+
+
+def test_closing_the_window_does_not_wait_for_a_read_that_hangs(
+    make_window: WindowMaker, qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    window = make_history(make_window, qtbot)
+    release, threads = threading.Event(), list[threading.Thread]()
+    monkeypatch.setattr(comparison_grid_module, "read_image", hanging(read_image, release, threads))
+    window.history.run_chosen.emit(window.history.records()[0])
+    qtbot.waitUntil(lambda: bool(threads), timeout=JOB_MS)  # a read of the run's images hangs
+    started = time.monotonic()
+    window.close()
+    closing_s = time.monotonic() - started
+    assert not window.isVisible() and not release.is_set()  # closed while the read still hangs
+    release.set()
+    # A close that waited for the read would take the readers' bound (5 s) or the hang (30 s).
+    assert closing_s < 3.0
