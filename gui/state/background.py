@@ -8,7 +8,8 @@ each result to a callback on the GUI thread through a queued signal, so a stuck 
 one owner's later reads, never the window.
 
 A key makes the newest submission win: the result of an older one with the same key is dropped,
-as a history folder that was left for another no longer matters.
+as a history folder that was left for another no longer matters. forget() drops everything asked so
+far, and skips what has not started: the thumbnails of a list that was replaced.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ WAIT_AT_CLOSE_MS = 5_000  # for owners that write: long enough for a save, short
 class _Outcome:
     key: str | None
     ticket: int
+    epoch: int
     value: Any
     error: Exception | None
     done: Callable[[Any], None]
@@ -44,6 +46,7 @@ class Background(QObject):
     """submit() returns at once; `done(result)` or `failed(exception)` follows on the GUI thread."""
 
     _finished = Signal(object)  # _Outcome, queued to the thread this object lives in
+    idle = Signal()  # every submission since the last forget() is answered (or replaced by its key)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -53,7 +56,8 @@ class Background(QObject):
         self._thread: threading.Thread | None = None
         self._tickets = 0
         self._newest: dict[str, int] = {}
-        self._pending = 0
+        self._pending = 0  # submissions since the last forget() not answered yet
+        self._epoch = 0  # forget() starts a new one; work of an older one is skipped and dropped
         self._closed = False
         self._finished.connect(self._deliver)
 
@@ -73,17 +77,19 @@ class Background(QObject):
             self._newest[key] = ticket
         self._pending += 1
         finished = self._finished
+        epoch = self._epoch
 
         def run() -> None:
             value: Any = None
             error: Exception | None = None
-            try:
-                value = work()
-            except Exception as exc:  # handed to `failed`, which says it in the window
-                error = exc
+            if epoch == self._epoch:  # else forgotten before it started: skip the read
+                try:
+                    value = work()
+                except Exception as exc:  # handed to `failed`, which says it in the window
+                    error = exc
             # RuntimeError: the owner was deleted meanwhile, and nobody waits for the answer.
             with contextlib.suppress(RuntimeError):
-                finished.emit(_Outcome(key, ticket, value, error, done, failed))
+                finished.emit(_Outcome(key, ticket, epoch, value, error, done, failed))
 
         if self._thread is None:
             self._thread = threading.Thread(
@@ -94,8 +100,13 @@ class Background(QObject):
 
     @property
     def busy(self) -> bool:
-        """Work submitted whose result has not been handed over yet."""
+        """Work submitted (since the last forget()) whose result has not been handed over yet."""
         return self._pending > 0
+
+    def forget(self) -> None:
+        """Drop the answers of everything submitted so far; what has not started yet is skipped."""
+        self._epoch += 1
+        self._pending = 0
 
     def shutdown(self, timeout_ms: int = 0) -> None:
         """Drop every pending result; wait at most timeout_ms for the work in progress to end.
@@ -114,9 +125,14 @@ class Background(QObject):
             job()
 
     def _deliver(self, outcome: _Outcome) -> None:
+        if outcome.epoch != self._epoch or self._closed:
+            return  # forgotten, or the owner is closing
         self._pending -= 1
-        if self._closed:
-            return
+        self._hand_over(outcome)
+        if not self._pending:
+            self.idle.emit()
+
+    def _hand_over(self, outcome: _Outcome) -> None:
         if outcome.key is not None and self._newest.get(outcome.key) != outcome.ticket:
             return  # a newer submission with this key replaced it
         if outcome.error is not None:

@@ -51,22 +51,19 @@ class OutputFolder(QObject):
 
     def open(self, root: Path) -> None:
         """Claim `root` (recovering it when no other window uses it), then read its history."""
-        claim = self._claim
-
-        def work() -> History:
-            recovery = claim.take(root)
-            records, damaged = load_history(root)
-            return History(root, tuple(records), damaged, recovery)
-
-        self.history_loading.emit(root)
-        self._background.submit(work, self.history_loaded.emit, self._history_failed, key=HISTORY_KEY)
+        self._read_history(root, claim=True)
 
     def reload_history(self, root: Path) -> None:
         """Read the history again, claiming nothing."""
+        self._read_history(root, claim=False)
+
+    def _read_history(self, root: Path, *, claim: bool) -> None:
+        owner = self._claim
 
         def work() -> History:
+            recovery = owner.take(root) if claim else None
             records, damaged = load_history(root)
-            return History(root, tuple(records), damaged)
+            return History(root, tuple(records), damaged, recovery)
 
         self.history_loading.emit(root)
         self._background.submit(work, self.history_loaded.emit, self._history_failed, key=HISTORY_KEY)

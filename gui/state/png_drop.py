@@ -50,10 +50,9 @@ class PngSettingsReader(QObject):
         styles = tuple(configured)
 
         def failed(exc: Exception) -> None:
-            error = exc if isinstance(exc, InfotextError) else None
-            self.finished.emit(
-                path, error or InfotextError(f"cannot read {path.name}: {type(exc).__name__}: {exc}")
-            )
+            if not isinstance(exc, InfotextError):
+                exc = InfotextError(f"cannot read {path.name}: {type(exc).__name__}: {exc}")
+            self.finished.emit(path, exc)
 
         self._background.submit(
             lambda: read_dropped_png(path, styles, models_dir),

@@ -58,9 +58,8 @@ class ComparisonGrid(QScrollArea):
         self.columns = 1
         self.aspect = 1.0
         self.selected = -1
-        self._reads = Background(self)
-        self._generation = 0  # new tiles make the images still being read for the old ones moot
-        self._reading = 0
+        self._reads = Background(self)  # a past run's images; forgotten whenever the tiles are replaced
+        self._reads.idle.connect(self.saved_run_shown)
         self._body = QWidget()
         self._layout = QGridLayout(self._body)
         self._layout.setSpacing(10)
@@ -119,8 +118,7 @@ class ComparisonGrid(QScrollArea):
             self._layout.setRowStretch(row, 0)
         self.tiles = []
         self.selected = -1
-        self._generation += 1
-        self._reading = 0
+        self._reads.forget()
 
     def tile(self, mode: str, seed: int) -> ImageTile | None:
         return next((t for t in self.tiles if t.mode == mode and t.seed == seed), None)
@@ -158,25 +156,14 @@ class ComparisonGrid(QScrollArea):
             if tile not in reading:
                 tile.mark_stopped("not in this run")
         if not reading:
-            self.saved_run_shown.emit()
+            self.saved_run_shown.emit()  # no image to read
 
     def _read_saved(self, tile: ImageTile, image: HistoryImage) -> None:
-        generation = self._generation
-        self._reading += 1
-
-        def read() -> QImage:
-            return read_image(image.png) if generation == self._generation else QImage()
-
         def shown(picture: QImage) -> None:
-            if generation != self._generation:
-                return  # the tile is gone: a comparison or another run replaced it
             styles = ((style.path.stem, style.weight) for style in image.styles)
             tile.show_saved_image(picture, image.steps, image.guidance, styles)
-            self._reading -= 1
-            if not self._reading:
-                self.saved_run_shown.emit()
 
-        self._reads.submit(read, shown, lambda exc: shown(QImage()))
+        self._reads.submit(lambda: read_image(image.png), shown, lambda exc: shown(QImage()))
 
     def shutdown(self) -> None:
         self._reads.shutdown()

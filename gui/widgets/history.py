@@ -40,9 +40,8 @@ class HistoryPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.list, 1)
         layout.addWidget(self.note)
-        self._thumbnails = Background(self)
-        self._generation = 0  # a new list makes the thumbnails still being read for the old one moot
-        self._waiting = 0
+        self._thumbnails = Background(self)  # forgotten whenever the list is replaced
+        self._thumbnails.idle.connect(self.thumbnails_done)
         self._root: Path | None = None  # the folder whose history the list shows
         self._expected: dict[Path, QImage | None] = {}  # runs being read back, with their thumbnails
         self.list.itemActivated.connect(self._chosen)
@@ -76,8 +75,8 @@ class HistoryPanel(QWidget):
                 self._read_thumbnail(item, record.images[0].png)
         damaged = history.damaged
         self._say(f"{damaged} unreadable history entries skipped" if damaged else "")
-        if not self._waiting:
-            self.thumbnails_done.emit()
+        if not self._thumbnails.busy:
+            self.thumbnails_done.emit()  # no thumbnail to read
 
     def _run_read(self, record: RunRecord) -> None:
         thumbnail = self._expected.pop(record.path, None)
@@ -115,31 +114,18 @@ class HistoryPanel(QWidget):
 
     def _clear(self) -> None:
         self.list.clear()
-        self._generation += 1
-        self._waiting = 0
+        self._thumbnails.forget()
 
     def _say(self, text: str) -> None:
         self.note.setText(text)
         self.note.setVisible(bool(text))
 
     def _read_thumbnail(self, item: QListWidgetItem, path: Path) -> None:
-        generation = self._generation
-        self._waiting += 1
-
-        def read() -> QImage:
-            # The list was replaced while this waited: skip the read (QImage() is dropped below).
-            return read_image(path, THUMBNAIL) if generation == self._generation else QImage()
-
         def shown(image: QImage) -> None:
-            if generation != self._generation:
-                return
             if not image.isNull():
                 item.setIcon(QIcon(scaled_pixmap(image, THUMBNAIL)))
-            self._waiting -= 1
-            if not self._waiting:
-                self.thumbnails_done.emit()
 
-        self._thumbnails.submit(read, shown, lambda exc: shown(QImage()))
+        self._thumbnails.submit(lambda: read_image(path, THUMBNAIL), shown, lambda exc: None)
 
     def _chosen(self, item: QListWidgetItem) -> None:
         record = item.data(ROLE_RECORD)

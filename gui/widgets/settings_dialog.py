@@ -34,7 +34,7 @@ from engine.files.safe_paths import output_problem, special_file_problem
 from gui.state.background import Background
 from gui.state.model_setup import ROLE_HINTS, ROLE_TITLES, Use, checked_use
 from gui.state.settings import DEVICES, Settings, default_models_dir, default_output_dir
-from gui.widgets.theme import ERROR, MUTED
+from gui.widgets.theme import ERROR, MUTED, OK
 
 # What the browse buttons offer: (folders, files). The base and the VAE come either way.
 BROWSE: dict[Use, tuple[bool, bool]] = {
@@ -47,7 +47,6 @@ VAE_HINT = "optional, e.g. the sdxl-vae-fp16-fix folder"
 # Typing waits this long before its path is checked: one header read per pause, not one per key, since
 # the reads of a dialog queue on its one pool thread (behind a hung one, if a share hangs).
 CHECK_DELAY_MS = 150
-OK_COLOR = "#45b38a"
 RESIDENCY_NOTES = {
     Residency.AUTO: "every part on the device if they fit in its free memory; else what does not fit waits in CPU RAM (the Models tab shows the plan)",
     Residency.ALL: "the LCM and Lightning UNets stay on the device: switching modes costs nothing",
@@ -157,7 +156,6 @@ class PathRow(QWidget):
             lambda: checked_use(use, path),
             lambda answer: self._answer(asked, answer),
             lambda exc: self._answer(asked, exc),
-            key=f"path row {use.value}",
         )
 
     def _answer(self, asked: int, answer: ModelFile | Exception) -> None:
@@ -169,7 +167,7 @@ class PathRow(QWidget):
             self._say(f"✗ {answer}", ERROR)
         else:
             steps = f", {answer.lightning_steps} steps" if answer.lightning_steps else ""
-            self._say(f"✓ {answer.kind}{steps}", OK_COLOR)
+            self._say(f"✓ {answer.kind}{steps}", OK)
         self.checked.emit()
 
     def _say(self, text: str, color: str) -> None:

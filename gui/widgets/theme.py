@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QApplication
 ACCENT = "#4c8dff"
 WARNING = "#f0b43c"
 ERROR = "#ff6b6b"
+OK = "#45b38a"
 MUTED = "#9aa0a8"
 
 _COLORS = {

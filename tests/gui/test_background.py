@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QTimer
@@ -67,6 +68,37 @@ def test_the_newest_submission_of_a_key_wins(qtbot: QtBot) -> None:
     release.set()
     qtbot.waitUntil(lambda: not background.busy, timeout=WAIT_MS)
     assert results == ["new folder", "other key"]
+
+
+def test_forget_drops_every_answer_so_far_and_skips_what_has_not_started(qtbot: QtBot) -> None:
+    """A replaced list: the read under way is dropped, the ones queued behind it never run, and
+    `idle` counts only what was asked since."""
+    background = Background()
+    release = threading.Event()
+    ran: list[str] = []
+    results: list[str] = []
+    idle: list[int] = []
+    background.idle.connect(lambda: idle.append(len(results)))
+
+    def read(name: str) -> Callable[[], str]:
+        def work() -> str:
+            ran.append(name)
+            if name == "old 1":
+                release.wait(WAIT_MS / 1000)
+            return name
+
+        return work
+
+    for name in ("old 1", "old 2", "old 3"):
+        background.submit(read(name), results.append, lambda exc: None)
+    qtbot.waitUntil(lambda: ran == ["old 1"], timeout=WAIT_MS)  # the first is under way
+    background.forget()
+    assert not background.busy
+    background.submit(read("new"), results.append, lambda exc: None)
+    release.set()
+    qtbot.waitUntil(lambda: bool(idle), timeout=WAIT_MS)
+    assert results == ["new"] and ran == ["old 1", "new"]
+    assert idle == [1] and not background.busy
 
 
 def test_a_read_that_hangs_leaves_the_event_loop_running(qtbot: QtBot) -> None:
