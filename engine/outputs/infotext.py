@@ -67,6 +67,7 @@ _BARE = re.compile(r"[^,]*")
 _END = re.compile(r"\s*(?:,|$)")
 _SIZE = re.compile(r"(\d{1,5})x(\d{1,5})")
 _LORA_TAG = re.compile(r"<(?:lora|lyco):([^:<>]{1,255})(?::([^:<>]{0,40}))?(?::[^<>]{0,80})?>", re.IGNORECASE)
+_SPACES = re.compile(r"[ \t]{2,}")
 _NAME_WEIGHT = re.compile(r"\s*([^,:]+?)\s*:\s*([-+]?[\d.]+(?:[eE][-+]?\d+)?)\s*(?:,|\s|$)")
 _NAME_HASH = re.compile(r"\s*([^,:]+?)\s*:\s*([0-9a-fA-F]{8,64})\s*(?:,|$)")
 
@@ -273,10 +274,17 @@ def strip_lora_tags(prompt: str) -> tuple[str, list[StyleTag], list[Ignored]]:
             tags.append(StyleTag(name, value))
         else:
             ignored.append(Ignored(match.group(0)[:60], f"the weight {weight!r} is not a number"))
-    cleaned = _LORA_TAG.sub("", prompt)
-    cleaned = re.sub(r"[ \t]*,([ \t]*,)+", ",", cleaned)  # "a, <lora:x:1>, b" -> "a, b", not "a, , b"
-    cleaned = "\n".join(line.strip().strip(",").strip() for line in cleaned.split("\n"))
-    return (cleaned.strip() if tags or ignored else prompt), tags, ignored
+    if not (tags or ignored):
+        return prompt, tags, ignored
+    # A1111 (extra_networks.parse_prompt) replaces each tag with "" and encodes the rest as it stands,
+    # commas included: "a, <lora:x:1>, b" is encoded as "a, , b". Only whitespace is tidied here, which
+    # CLIP's tokenizer collapses anyway (whitespace_clean); a line that held nothing but tags goes.
+    lines = []
+    for line in prompt.split("\n"):
+        cleaned = _LORA_TAG.sub("", line)
+        if cleaned.strip() or not line.strip():
+            lines.append(_SPACES.sub(" ", cleaned).strip())
+    return "\n".join(lines).strip(), tags, ignored
 
 
 def _int(fields: Mapping[str, str], key: str, low: int, high: int, ignored: list[Ignored]) -> int | None:
