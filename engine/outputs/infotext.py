@@ -47,6 +47,7 @@ from engine.contract.modes import MODES, GuidanceKind
 from engine.outputs.infotext_fields import ignored_pairs, source_of
 from engine.outputs.png_text import InfotextError
 from engine.outputs.sampler_names import a1111_names, mode_for_sampler
+from engine.pocket.model import POCKET_LABEL, checkpoint_name, names_pocket_model
 
 NEGATIVE = "Negative prompt:"
 FEWSTEP_MODE = "Fewstep mode"
@@ -170,7 +171,7 @@ def fewstep_infotext(
     fields |= {"Seed": seed, "Size": f"{width}x{height}"}
     if model_hash:
         fields["Model hash"] = model_hash
-    fields["Model"] = model
+    fields["Model"] = checkpoint_name(model)
     if hashed := [(s.name, s.hash) for s in styles if s.hash]:
         fields["Lora hashes"] = _pairs(hashed)
     fields[FEWSTEP_MODE] = mode
@@ -373,6 +374,12 @@ def _styles(
     return tuple(styles)
 
 
+def _model(fields: Mapping[str, str]) -> str | None:
+    """The `Model` field; the pocket model, by either of the names Fewstep has written, as its description."""
+    name = fields.get("Model")
+    return POCKET_LABEL if name is not None and names_pocket_model(name) else name
+
+
 def parse_infotext(text: str, keywords: frozenset[str] = frozenset()) -> Infotext:
     """Read a `parameters` text; keywords: the PNG's text chunk names, which help tell the tool.
 
@@ -404,7 +411,7 @@ def parse_infotext(text: str, keywords: frozenset[str] = frozenset()) -> Infotex
         guidance=_guidance(fields, mode, ignored),
         mode=mode,
         mode_named=named,
-        model=fields.get("Model"),
+        model=_model(fields),
         model_hash=fields.get("Model hash"),
         styles=styles,
         source=source_of(fields, keywords),
