@@ -52,7 +52,10 @@ def test_sd_parsers_reads_fewstep_pngs(tmp_path: Path, mode: str, label: str, na
     assert (info.full_prompt, info.full_negative_prompt) == (PROMPT, NEGATIVE)
     [sampler] = info.samplers
     assert sampler.name == a1111_names(MODES[mode])[0]
-    assert (sampler.parameters["seed"], sampler.parameters["steps"]) == ("4242", "4")  # sd-parsers keeps A1111 values as text
+    assert (sampler.parameters["seed"], sampler.parameters["steps"]) == (
+        "4242",
+        "4",
+    )  # sd-parsers keeps A1111 values as text
     assert sampler.model is not None and sampler.model.name == name
     # Fewstep itself reads the name back as the model it described.
     assert read_settings(path).model == label
