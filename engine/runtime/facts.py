@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 from engine.contract.info import EngineInfo, MemoryReport, StyleInfo
 from engine.contract.modes import ModelRole
 from engine.contract.request import ModeSettings
-from engine.files.builtin import builtin_label, builtin_note
 from engine.outputs.comparison_files import RunContext
 from engine.outputs.hash_cache import lora_hash, model_hash
+from engine.pocket.model import builtin_label, builtin_note
 
 if TYPE_CHECKING:
     from engine.runtime.engine import Engine

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.contract.info import EngineInfo
-from engine.files.builtin import builtin_note
 from engine.outputs.comparison_files import comparison_grid, png_bytes, write_comparison
 from engine.outputs.trilemma import Trilemma
+from engine.pocket.model import builtin_note
 from gui.state.image_store import new_run_id, write_new_file
 from gui.state.jobs import FinishedEvent
 
