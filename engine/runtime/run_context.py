@@ -17,11 +17,11 @@ from typing import Any
 import torch
 
 from engine.contract.modes import ModelRole
-from engine.pocket.model import builtin_label, builtin_note
 from engine.files.model_files import FileKind, ModelFile, check_vae
 from engine.outputs.comparison_files import RunContext
 from engine.outputs.hash_cache import lora_hash, model_hash
 from engine.outputs.provenance import FileRecord, StatusCallback, file_records
+from engine.pocket.model import builtin_label, builtin_note
 from engine.runtime.device import DevicePlan
 from engine.runtime.loading import variant_for
 
