@@ -286,7 +286,8 @@ def write_turbo_folder(models: TinyModelSet, folder: Path, *, seed: int = 0) -> 
     """stabilityai/sdxl-turbo as a diffusers folder: the tiny base's layout (model_index.json
     ``StableDiffusionXLPipeline``, fp32 and ``.fp16`` weight variants, as diffusers' docs load it with
     ``variant="fp16"``), a distilled UNet, and ``EulerAncestralDiscreteScheduler`` with
-    ``timestep_spacing: "trailing"`` (the scheduler field.md reads in the repository's config).
+    ``timestep_spacing: "trailing"`` in model_index.json and the scheduler config (the scheduler that
+    diffusers' SDXL-Turbo docs set by hand for the single file, and that the repository's config holds).
 
     Unverified: the rest of the real scheduler and UNet configs (``sample_size``), and whether the real
     text encoders and VAE equal the base's bit for bit; the fixture copies the base's, so they are equal.
@@ -299,6 +300,9 @@ def write_turbo_folder(models: TinyModelSet, folder: Path, *, seed: int = 0) -> 
     config = json.loads(scheduler_config.read_text(encoding="utf-8"))
     config.update({"_class_name": "EulerAncestralDiscreteScheduler", "timestep_spacing": "trailing"})
     write_json(scheduler_config, config)
+    index = json.loads((dest / "model_index.json").read_text(encoding="utf-8"))
+    index["scheduler"] = ["diffusers", "EulerAncestralDiscreteScheduler"]
+    write_json(dest / "model_index.json", index)
     unet = _distilled_unet(models, seed, 701, torch.float32)
     for variant, dtype in (("", torch.float32), (".fp16", torch.float16)):
         out = {k: v.to(dtype).contiguous() for k, v in unet.items()}
