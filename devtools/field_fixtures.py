@@ -14,6 +14,7 @@ old-diffusers writers. Every writer is deterministic: the same arguments give by
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from collections.abc import Mapping, Sequence
@@ -43,10 +44,13 @@ __all__ = [
     "ST_FORMAT_PT",
     "FieldFile",
     "FieldSet",
+    "KeyStyle",
+    "LoraLayoutSpec",
     "Shape",
     "build_field_set",
     "hyper_lora_fixture_name",
     "pcm_fixture_name",
+    "safetensors_file_size",
     "write_dmd2_1step_unet_bin",
     "write_dmd2_4step_lora",
     "write_dmd2_4step_unet",
@@ -328,6 +332,82 @@ def write_turbo_single_file(models: TinyModelSet, turbo_folder: Path) -> Path:
         lightning_lora=models.lightning_lora,
     )
     return write_single_file_checkpoint(turbo, turbo_folder / TURBO_SINGLE_FILE, dtype=torch.float16)
+
+
+# ---------------------------------------------------------------------------------------------
+# Published byte counts, reproduced from a layout
+
+
+class KeyStyle(StrEnum):
+    KOHYA = "kohya, diffusers names"  # lora_unet_{module with _}.lora_down.weight / .lora_up.weight / .alpha
+    OLD_DIFFUSERS = "old diffusers"  # unet.{module}.lora.down.weight / .lora.up.weight, no alpha
+    PEFT = "PEFT"  # unet.{module}.lora_A.weight / .lora_B.weight, no alpha
+
+
+@dataclass(frozen=True)
+class LoraLayoutSpec:
+    """A LoRA file's layout on the full-size SDXL UNet, enough to compute its exact size."""
+
+    keys: KeyStyle
+    rank: int
+    dtype: str  # safetensors' name: "F16" or "F32" (matrices and alphas alike)
+    metadata: Mapping[str, str] | None
+    targets: tuple[str, ...] = LORA_TARGETS
+
+
+_DTYPE_BYTES = {"F16": 2, "F32": 4}
+_DTYPE_ORDER = {"F32": 0, "F16": 1}  # safetensors lays larger alignments first, then by name
+
+
+@functools.cache
+def _target_shapes(targets: tuple[str, ...], config_dir: Path) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """The weight shape of each module of the full-size UNet (``config_dir``) a LoRA on ``targets`` adapts."""
+    from diffusers import UNet2DConditionModel
+
+    from devtools.tiny_model import lora_target_modules
+
+    config = json.loads((config_dir / "unet" / "config.json").read_text(encoding="utf-8"))
+    with torch.device("meta"):
+        unet = UNet2DConditionModel.from_config(config)
+    return tuple((name, tuple(module.weight.shape)) for name, module in lora_target_modules(unet, targets))
+
+
+def _sdxl_lora_tensors(spec: LoraLayoutSpec, config_dir: Path) -> list[tuple[str, list[int]]]:
+    tensors: list[tuple[str, list[int]]] = []
+    for name, shape in _target_shapes(spec.targets, config_dir):
+        down, up = [spec.rank, *shape[1:]], [shape[0], spec.rank] + ([1, 1] if len(shape) == 4 else [])
+        if spec.keys is KeyStyle.KOHYA:
+            key = "lora_unet_" + name.replace(".", "_")
+            tensors += [
+                (f"{key}.lora_down.weight", down),
+                (f"{key}.lora_up.weight", up),
+                (f"{key}.alpha", []),
+            ]
+        elif spec.keys is KeyStyle.OLD_DIFFUSERS:
+            tensors += [(f"unet.{name}.lora.down.weight", down), (f"unet.{name}.lora.up.weight", up)]
+        else:
+            tensors += [(f"unet.{name}.lora_A.weight", down), (f"unet.{name}.lora_B.weight", up)]
+    return tensors
+
+
+def safetensors_file_size(spec: LoraLayoutSpec, config_dir: Path) -> int:
+    """The exact byte count of a LoRA file in ``spec``'s layout for the full-size SDXL UNet of
+    ``config_dir``, as the safetensors library writes it: 8 bytes of header length, the JSON header
+    (``__metadata__`` first, then each tensor's dtype, shape and data offsets, in storage order), padded
+    with spaces to 8 bytes, then the data. No weight is made: the UNet is built on the meta device."""
+    tensors = _sdxl_lora_tensors(spec, config_dir)
+    header: dict[str, object] = {}
+    if spec.metadata:
+        header["__metadata__"] = dict(spec.metadata)
+    offset = 0
+    for key, shape in sorted(tensors, key=lambda t: (_DTYPE_ORDER[spec.dtype], t[0])):
+        size = _DTYPE_BYTES[spec.dtype]
+        for dim in shape:
+            size *= dim
+        header[key] = {"dtype": spec.dtype, "shape": shape, "data_offsets": [offset, offset + size]}
+        offset += size
+    text = json.dumps(header, separators=(",", ":"))
+    return 8 + len(text) + (-len(text) % 8) + offset
 
 
 # ---------------------------------------------------------------------------------------------

@@ -27,14 +27,18 @@ from devtools.field_fixtures import (
     PCM_LORA_NAMES,
     ST_FORMAT_PT,
     FieldSet,
+    KeyStyle,
+    LoraLayoutSpec,
     build_field_set,
     hyper_lora_fixture_name,
     pcm_fixture_name,
+    safetensors_file_size,
 )
 from devtools.hub_cache_fixture import add_to_hub_cache
-from devtools.tiny_model import TinyModelSet
+from devtools.tiny_model import LORA_TARGETS, TinyModelSet
 from engine.contract.errors import ModelInputError
 from engine.files.model_files import FileKind, inspect_path
+from engine.files.resources import sdxl_config_dir
 
 HYPER_LORAS = tuple(hyper_lora_fixture_name(n) for n in HYPER_LORA_NAMES)
 PCM_LORAS = tuple(pcm_fixture_name(n) for n in PCM_LORA_NAMES)
@@ -347,3 +351,46 @@ def test_recognizer_today_by_place(
     else:
         path = add_to_hub_cache(tmp_path / "hub", place, {file_name: source}) / file_name
     assert kind_today(path) == PLACES_TODAY[(name, place)]
+
+
+# ---------------------------------------------------------------------------------------------
+# The layouts reproduce the real files' published byte counts exactly (docs/field-layouts.md)
+
+ATTENTION_ONLY = ("to_q", "to_k", "to_v", "to_out.0")
+KOHYA_FP16 = LoraLayoutSpec(KeyStyle.KOHYA, FIELD_RANK, "F16", None)
+KOHYA_FP16_PT = LoraLayoutSpec(KeyStyle.KOHYA, FIELD_RANK, "F16", ST_FORMAT_PT)
+HYPER_FP32 = LoraLayoutSpec(KeyStyle.KOHYA, FIELD_RANK, "F32", ST_FORMAT_PT)
+HYPER_RANK_128 = LoraLayoutSpec(KeyStyle.KOHYA, 128, "F16", ST_FORMAT_PT)
+FLASH = LoraLayoutSpec(KeyStyle.OLD_DIFFUSERS, FIELD_RANK, "F32", ST_FORMAT_PT, ATTENTION_ONLY)
+
+# (file, its published size in bytes, the layout the fixture gives it). Sources in docs/field-layouts.md.
+PUBLISHED_SIZES: tuple[tuple[str, int, LoraLayoutSpec], ...] = (
+    ("sdxl_lightning_4step_lora.safetensors (control: its layout is known)", 393_854_592, KOHYA_FP16),
+    ("lcm-lora-sdxl pytorch_lora_weights.safetensors", 393_854_624, KOHYA_FP16_PT),
+    ("TCD-SDXL-LoRA pytorch_lora_weights.safetensors", 393_854_624, KOHYA_FP16_PT),
+    ("dmd2_sdxl_4step_lora_fp16.safetensors", 393_854_592, KOHYA_FP16),
+    ("pcm_sdxl_*_converted.safetensors", 393_854_592, KOHYA_FP16),
+    ("Hyper-SDXL-*-lora.safetensors, as fp32 rank 64", 787_359_648, HYPER_FP32),
+    ("Hyper-SDXL-*-lora.safetensors, as fp16 rank 128", 787_359_648, HYPER_RANK_128),
+    ("flash-sdxl pytorch_lora_weights.safetensors (if the size table's FLD entry is it)", 371_758_976, FLASH),
+)
+
+
+@pytest.mark.parametrize(("file", "size", "spec"), PUBLISHED_SIZES, ids=[p[0] for p in PUBLISHED_SIZES])
+def test_layout_reproduces_the_published_size(file: str, size: int, spec: LoraLayoutSpec) -> None:
+    assert safetensors_file_size(spec, sdxl_config_dir()) == size
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        LoraLayoutSpec(KeyStyle.PEFT, FIELD_RANK, "F32", ST_FORMAT_PT, ATTENTION_ONLY),
+        LoraLayoutSpec(KeyStyle.KOHYA, FIELD_RANK, "F32", ST_FORMAT_PT, ATTENTION_ONLY),
+        LoraLayoutSpec(KeyStyle.OLD_DIFFUSERS, FIELD_RANK, "F32", None, ATTENTION_ONLY),
+        LoraLayoutSpec(KeyStyle.KOHYA, FIELD_RANK, "F16", ST_FORMAT_PT, LORA_TARGETS),
+    ],
+    ids=["peft-keys", "kohya-keys", "no-metadata", "lcm-layout"],
+)
+def test_flash_size_rules_out_the_other_layouts(other: LoraLayoutSpec) -> None:
+    """The byte count pins Flash's key style and metadata: every neighbouring layout misses it."""
+    assert safetensors_file_size(other, sdxl_config_dir()) != 371_758_976
