@@ -5,6 +5,7 @@ says of each today is recorded, row by row, for the engineer who adds recognitio
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -394,3 +395,16 @@ def test_layout_reproduces_the_published_size(file: str, size: int, spec: LoraLa
 def test_flash_size_rules_out_the_other_layouts(other: LoraLayoutSpec) -> None:
     """The byte count pins Flash's key style and metadata: every neighbouring layout misses it."""
     assert safetensors_file_size(other, sdxl_config_dir()) != 371_758_976
+
+
+def test_every_writer_is_deterministic(field: FieldSet, tiny_models: TinyModelSet, tmp_path: Path) -> None:
+    again = build_field_set(tiny_models, tmp_path / "again")
+
+    def digests(root: Path) -> dict[str, str]:
+        return {
+            str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*"))
+            if p.is_file()
+        }
+
+    assert digests(again.root) == digests(field.root)
