@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from devtools.tiny_model import TinyModelSet
-from engine.cli import EXIT_BAD_INPUT, EXIT_OK, main
+from engine.cli import EXIT_BAD_INPUT, EXIT_OK, build_parser, main
 from engine.pocket.model import builtin_label
 from tests.conftest import REPO_ROOT
 
@@ -231,3 +232,19 @@ def test_console_script_runs_as_a_process(tmp_path: Path) -> None:
     )
     assert done.returncode == EXIT_BAD_INPUT
     assert done.stderr.strip().count("\n") == 0 and "multiples of 8" in done.stderr
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    """`fewstep --help` names each subcommand the parser accepts, and `fewstep NAME --help` reaches each."""
+    from gui.launcher import main as fewstep
+
+    subcommands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(subcommands.choices) == {"compare", "generate", "models", "plan", "info"}
+    assert fewstep(["--help"]) == EXIT_OK
+    usage = capsys.readouterr().out
+    for name in subcommands.choices:
+        assert f" fewstep {name} ..." in usage, usage
+        with pytest.raises(SystemExit) as done:
+            fewstep([name, "--help"])
+        assert done.value.code == EXIT_OK
+        assert capsys.readouterr().out.startswith(f"usage: fewstep {name} ")

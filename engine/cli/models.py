@@ -3,16 +3,28 @@ modes it enables; refused files say why. Reads names and headers only, never wei
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from engine.contract.errors import ModelInputError
 from engine.files.model_files import ModelFile, inspect_path
 from engine.files.safe_paths import special_file_problem
 
+SUMMARY = "list and classify the model files in a folder and the HF cache"
 
-def list_models(folder: Path | None) -> int:
+
+def add_parser(commands: Any) -> None:
+    models = commands.add_parser("models", help=SUMMARY)
+    models.add_argument(
+        "folder", nargs="?", type=Path, help="folder to scan (default: only the Hugging Face cache)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
     """`fewstep models`: what each file is and which modes it enables; refused files say why."""
+    folder: Path | None = args.folder
     from engine.files.hub_cache import cached_model_repos
     from engine.files.model_files import FileKind
     from engine.files.model_scan import Refused, scan_models

@@ -7,39 +7,23 @@ measure the free memory of a CUDA device when --vram is not given.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from engine.cli.arguments import EXIT_OK, model_paths, size, style_lora, vram_gib
 from engine.contract.errors import RequestError
 from engine.contract.modes import DEFAULT_COMPARISON, MODES, ModelRole
 from engine.contract.placement import GIB, PlanInput, five_mode_check, plan_placement
 from engine.contract.placement_text import describe_placement
-from engine.files.model_paths import ModelPaths
 from engine.files.part_sizes import model_sizes
 
-MAX_VRAM_GIB = 4096.0
 DTYPES = ("fp16", "bf16", "fp32")
+SUMMARY = "where each model part would live on a card with this much free memory (loads nothing)"
 
 
-def vram_gib(text: str) -> float:
-    """--vram: free device memory in GiB, a positive number."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of GiB (e.g. 8 or 7.5)") from None
-    if not 0 < value <= MAX_VRAM_GIB:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"{text} GiB: give the free memory, above 0 and at most 4096 GiB")
-    return value
-
-
-def add_plan_parser(
-    commands: Any, *, size: Callable[[str], tuple[int, int]], style_lora: Callable[[str], object]
-) -> None:
+def add_parser(commands: Any) -> None:
     """The `plan` subcommand, with the same model flags as compare."""
-    plan = commands.add_parser(
-        "plan", help="where each model part would live on a card with this much free memory (loads nothing)"
-    )
+    plan = commands.add_parser("plan", help=SUMMARY)
     for role in ModelRole:
         plan.add_argument(f"--{role}", type=Path, metavar="PATH", help=f"the {role} file or folder")
     plan.add_argument("--lora", type=style_lora, action="append", default=[], metavar="PATH[:WEIGHT]")
@@ -72,7 +56,7 @@ def measured_free_bytes() -> int:
     return int(free)
 
 
-def run_plan(args: argparse.Namespace, model_paths: Callable[[argparse.Namespace], ModelPaths]) -> int:
+def run(args: argparse.Namespace) -> int:
     names = tuple(n.strip() for n in args.modes.split(",") if n.strip())
     unknown = [n for n in names if n not in MODES]
     if unknown or not names:
@@ -99,4 +83,4 @@ def run_plan(args: argparse.Namespace, model_paths: Callable[[argparse.Namespace
     print(f"{sizes.parameters / 1e9:.3f} B parameters in the given files (read from their headers)")
     for line in describe_placement(placement, five):
         print(line)
-    return 0
+    return EXIT_OK
