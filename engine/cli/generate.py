@@ -22,4 +22,4 @@ def add_parser(commands: Any) -> None:
     generate.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
 
 
-__all__ = ["add_parser", "run"]
+__all__ = ["SUMMARY", "add_parser", "run"]  # run: the run compare makes, of one mode

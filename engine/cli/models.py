@@ -128,8 +128,8 @@ def models_table(items: Iterable[Listed], width: int) -> list[str]:
     if refused:
         if lines:
             lines.append("")
-        rows = [(_name(i), i.short_reason()) for i in refused]
-        lines += fitted_table((f"refused ({len(refused)})", "why"), rows, width)
+        reasons = [(_name(i), i.short_reason()) for i in refused]
+        lines += fitted_table((f"refused ({len(refused)})", "why"), reasons, width)
     return lines
 
 
