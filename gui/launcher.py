@@ -20,7 +20,7 @@ def usage() -> str:
     """`fewstep --help`: the window, the self-test, and every headless command engine.cli has."""
     from engine.cli import COMMANDS
 
-    forms = [*WINDOW_USAGE, *((f"{name} ...", command.SUMMARY) for name, command in COMMANDS.items())]
+    forms = [*WINDOW_USAGE, *((f"{name} ...", summary) for name, summary in COMMANDS.items())]
     width = max(len(form) for form, _ in forms)
     columns = max(shutil.get_terminal_size().columns, 60)
     lines: list[str] = []

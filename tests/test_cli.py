@@ -14,7 +14,7 @@ from PIL import Image, PngImagePlugin
 
 from devtools.refused_files import write_pickle_checkpoint, write_sd15_lora, write_truncated
 from devtools.tiny_model import TinyModelSet
-from engine.cli import EXIT_BAD_INPUT, EXIT_OK, build_parser, main
+from engine.cli import EXIT_BAD_INPUT, EXIT_OK, build_parser, command_modules, main
 from engine.pocket.model import builtin_label
 from tests.conftest import REPO_ROOT
 
@@ -242,6 +242,7 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
 
     subcommands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     assert set(subcommands.choices) == {"compare", "generate", "models", "plan", "info"}
+    assert set(command_modules()) == set(subcommands.choices)  # no command module left out of COMMANDS
     assert fewstep(["--help"]) == EXIT_OK
     usage = capsys.readouterr().out
     for name in subcommands.choices:

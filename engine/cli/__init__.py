@@ -1,7 +1,8 @@
 """The headless `fewstep` commands other tools rely on: compare, generate, models, plan and info.
 
-One module per command, each with SUMMARY, add_parser(commands) and run(args) -> exit code;
-arguments.py holds what they share. Heavy libraries load only once a command's input is known to be good.
+One module per command, each with add_arguments(parser) and run(args) -> exit code; arguments.py holds
+what they share. The modules load only when a command runs (`fewstep --help` reads COMMANDS alone),
+and heavy libraries only once a command's input is known to be good.
 """
 
 from __future__ import annotations
@@ -10,9 +11,8 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
-from engine.cli import compare, generate, info, models, plan
 from engine.cli.arguments import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -24,40 +24,44 @@ from engine.cli.arguments import (
 )
 from engine.contract.errors import FewstepError
 
-
-class Command(Protocol):
-    SUMMARY: str  # the one line `fewstep --help` shows
-
-    def add_parser(self, commands: Any) -> None: ...
-
-    def run(self, args: argparse.Namespace) -> int: ...
-
-
 DESCRIPTION = (
     "Fewstep's headless commands. Exit codes: 0 done; 2 bad input (one line on stderr, nothing written);"
     " 1 an unexpected failure; 130 interrupted. Each command's flags: fewstep COMMAND --help"
 )
-# In the order `fewstep --help` lists them.
-COMMANDS: dict[str, Command] = {
-    "compare": compare,
-    "generate": generate,
-    "models": models,
-    "plan": plan,
-    "info": info,
+# Each command and its one line in `fewstep --help`, in the order listed there.
+COMMANDS = {
+    "compare": "run several modes on one prompt, same seed, side by side",
+    "generate": "one image with one mode",
+    "models": "list and classify the model files in a folder and the HF cache",
+    "plan": "where each model part would live on a card with this much free memory (loads nothing)",
+    "info": "print as JSON the settings Fewstep reads from a PNG",
 }
+
+
+class Command(Protocol):
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+def command_modules() -> dict[str, Command]:
+    from engine.cli import compare, generate, info, models, plan
+
+    return {"compare": compare, "generate": generate, "models": models, "plan": plan, "info": info}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="fewstep", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for command in COMMANDS.values():
-        command.add_parser(commands)
+    modules = command_modules()
+    for name, summary in COMMANDS.items():
+        modules[name].add_arguments(commands.add_parser(name, help=summary))
     return parser
 
 
 def run(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
-    return COMMANDS[args.command].run(args)
+    return command_modules()[args.command].run(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,7 +13,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from engine.cli.arguments import (
     EXIT_OK,
@@ -37,7 +36,6 @@ from engine.files.model_paths import ModelPaths
 from engine.outputs.atomic import remove_stale_parts, restore_interrupted_swap
 
 MAX_SEEDS = 64
-SUMMARY = "run several modes on one prompt, same seed, side by side"
 
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
@@ -84,25 +82,22 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_parser(commands: Any) -> None:
-    compare = commands.add_parser("compare", help=SUMMARY)
-    add_run_flags(compare)
-    compare.add_argument(
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_run_flags(parser)
+    parser.add_argument(
         "--modes",
         default=",".join(DEFAULT_COMPARISON),
         help=f"comma-separated, from: {', '.join(MODES)} (default: {','.join(DEFAULT_COMPARISON)})",
     )
-    compare.add_argument(
+    parser.add_argument(
         "--out",
         type=out,
         required=True,
         metavar="DIR",
         help="folder for grid.png and report; written whole, replacing an earlier comparison there",
     )
-    compare.add_argument(
-        "--overwrite", action="store_true", help="replace --out even if it holds other files"
-    )
-    compare.add_argument(
+    parser.add_argument("--overwrite", action="store_true", help="replace --out even if it holds other files")
+    parser.add_argument(
         "--seeds",
         type=int,
         default=1,

@@ -9,17 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
 from engine.cli.arguments import EXIT_OK
 from engine.outputs.png_info import info_record, read_settings
 
-SUMMARY = "print as JSON the settings Fewstep reads from a PNG"
 
-
-def add_parser(commands: Any) -> None:
-    info = commands.add_parser("info", help=SUMMARY)
-    info.add_argument("file", type=Path, metavar="FILE.png")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", type=Path, metavar="FILE.png")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -21,16 +21,14 @@ from engine.files.model_files import FileKind, ModelFile, inspect_path
 from engine.files.model_scan import Refused, scan_models
 from engine.files.safe_paths import special_file_problem
 
-SUMMARY = "list and classify the model files in a folder and the HF cache"
 FOLDER, HF_CACHE = "folder", "huggingface-cache"
 
 
-def add_parser(commands: Any) -> None:
-    models = commands.add_parser("models", help=SUMMARY)
-    models.add_argument(
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "folder", nargs="?", type=Path, help="folder to scan (default: only the Hugging Face cache)"
     )
-    models.add_argument(
+    parser.add_argument(
         "--json", action="store_true", help="print every entry as JSON, full paths and reasons whole"
     )
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from engine.cli.arguments import EXIT_OK, model_paths, size, style_lora, vram_gib
 from engine.contract.errors import RequestError
@@ -18,28 +17,26 @@ from engine.contract.placement_text import describe_placement
 from engine.files.part_sizes import model_sizes
 
 DTYPES = ("fp16", "bf16", "fp32")
-SUMMARY = "where each model part would live on a card with this much free memory (loads nothing)"
 
 
-def add_parser(commands: Any) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `plan` subcommand, with the same model flags as compare."""
-    plan = commands.add_parser("plan", help=SUMMARY)
     for role in ModelRole:
-        plan.add_argument(f"--{role}", type=Path, metavar="PATH", help=f"the {role} file or folder")
-    plan.add_argument("--lora", type=style_lora, action="append", default=[], metavar="PATH[:WEIGHT]")
-    plan.add_argument("--vae", type=Path, metavar="PATH", help="a replacement VAE")
-    plan.add_argument(
+        parser.add_argument(f"--{role}", type=Path, metavar="PATH", help=f"the {role} file or folder")
+    parser.add_argument("--lora", type=style_lora, action="append", default=[], metavar="PATH[:WEIGHT]")
+    parser.add_argument("--vae", type=Path, metavar="PATH", help="a replacement VAE")
+    parser.add_argument(
         "--base-config", type=Path, metavar="DIR", help="config folder for a single-file --base"
     )
-    plan.add_argument(
+    parser.add_argument(
         "--vram",
         type=vram_gib,
         metavar="GiB",
         help="free device memory (default: measured on the CUDA device)",
     )
-    plan.add_argument("--size", type=size, default=(1024, 1024), help="WIDTHxHEIGHT (default 1024x1024)")
-    plan.add_argument("--dtype", choices=DTYPES, default="fp16", help="the run's dtype (default fp16)")
-    plan.add_argument(
+    parser.add_argument("--size", type=size, default=(1024, 1024), help="WIDTHxHEIGHT (default 1024x1024)")
+    parser.add_argument("--dtype", choices=DTYPES, default="fp16", help="the run's dtype (default fp16)")
+    parser.add_argument(
         "--modes",
         default=",".join(DEFAULT_COMPARISON),
         help=f"comma-separated, from: {', '.join(MODES)} (default: {','.join(DEFAULT_COMPARISON)})",
