@@ -45,6 +45,8 @@ class Command(Protocol):
 
 
 def command_modules() -> dict[str, Command]:
+    # Imported when a command runs, not with the package: `fewstep --help` reads COMMANDS alone, without
+    # the numpy that compare's request types bring (0.07 s instead of 0.25 s).
     from engine.cli import compare, generate, info, models, plan
 
     return {"compare": compare, "generate": generate, "models": models, "plan": plan, "info": info}
