@@ -15,6 +15,7 @@ from PIL import Image, PngImagePlugin
 from devtools.refused_files import write_pickle_checkpoint, write_sd15_lora, write_truncated
 from devtools.tiny_model import TinyModelSet
 from engine.cli import EXIT_BAD_INPUT, EXIT_OK, build_parser, command_modules, main
+from engine.cli.terminal_table import fitted_table
 from engine.pocket.model import builtin_label
 from tests.conftest import REPO_ROOT
 
@@ -312,3 +313,16 @@ def test_models_json_keeps_full_paths_and_reasons(
     assert truncated["reason"].startswith(f"{downloads / 'sdxl_lightning_8step_unet.safetensors'} is not a")
     assert truncated["enables"] == [] and truncated["what"] is None
     assert "Stable Diffusion 1.x" in by_name["loras/detail_tweaker.safetensors"]["reason"]
+
+
+@pytest.mark.parametrize("width", [40, 80])
+def test_a_fitted_table_narrows_text_first_and_loses_no_word(width: int) -> None:
+    path = "folder/sdxl_lightning_8step_unet.safetensors"  # 44 characters: longer than 40 columns
+    reason = "not a readable safetensors file (incomplete metadata); it may be truncated or still downloading"
+    lines = fitted_table(("refused", "why"), [(path, reason), ("short.ckpt", "a pickle")], width)
+    assert max(len(line) for line in lines) <= width, lines
+    first = [line[: line.index("  ")] if "  " in line else line for line in lines[1:]]
+    if width == 80:  # room for the path whole: only the reason wraps
+        assert lines[1].startswith(path + "  ") and len(lines) > 3
+    assert "".join(part.strip() for part in first).startswith(path)  # a path cut is a path kept
+    assert " ".join(line[len(first[0]) :].strip() for line in lines[1:-1]).split() == reason.split()
