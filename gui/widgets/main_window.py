@@ -27,11 +27,11 @@ from gui.state.png_drop import DroppedPng, PngSettingsReader
 from gui.state.settings import Settings
 from gui.state.trilemma_meter import TrilemmaMeter
 from gui.state.worker import EngineWorker
-from gui.widgets import panel_requests as requests
+from gui.widgets import request_form as requests
 from gui.widgets.engine_status import EngineStatus
 from gui.widgets.image_view import ImageViewer
 from gui.widgets.settings_dialog import SettingsDialog
-from gui.widgets.window_parts import LEFT_WIDTH, ComparisonArea, ControlColumn, SideTabs
+from gui.widgets.window_columns import LEFT_WIDTH, ComparisonArea, ControlColumn, SideTabs
 
 RIGHT_WIDTH = 230
 

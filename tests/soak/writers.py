@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from engine.cli.folder_lock import FolderBusyError, folder_lock
 from engine.contract.request import ComparisonResult, GenerationRequest, ModeResult, ModeSettings, Timings
 from engine.outputs.comparison_files import RunContext
 from engine.outputs.comparison_folder import write_comparison_folder
-from engine.outputs.folder_lock import FolderBusyError, folder_lock
 
 MODES = ("ddim", "lcm", "lightning")
 CONTEXT = RunContext(model_label="soak", device="cpu")
