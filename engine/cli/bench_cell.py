@@ -1,0 +1,22 @@
+"""One bench cell run on a loaded engine: the pure step a local bench loops over and a Ray actor (#24)
+would call. It writes nothing; the bench's one writer (engine.outputs.bench_folder) saves the result."""
+
+from __future__ import annotations
+
+from engine.contract.request import GenerationRequest, ModeResult, ModeSettings
+from engine.runtime.engine import Engine, SharedEncodings
+
+
+def cell_request(
+    text: str, negative: str, settings: ModeSettings, seed: int, size: tuple[int, int] | None
+) -> GenerationRequest:
+    """The request of one cell: exactly `fewstep compare`'s for that prompt, mode and seed."""
+    width, height = size if size else (None, None)
+    return GenerationRequest(
+        prompt=text, negative_prompt=negative, seeds=(seed,), width=width, height=height, modes=(settings,)
+    )
+
+
+def run_cell(engine: Engine, request: GenerationRequest, shared: SharedEncodings) -> ModeResult:
+    """The one image of a one-mode, one-seed request; the prompt encoded only if `shared` lacks it."""
+    return engine.run(request, shared=shared).results[0]
