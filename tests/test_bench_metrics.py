@@ -3,6 +3,7 @@ tiny random CLIP saved in transformers' real layout, the prompt files and the or
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from pathlib import Path
@@ -147,6 +148,6 @@ def test_cells_each_once_mode_by_mode_in_blocks() -> None:
     assert len(cells) == len(set(cells)) == 5 * 3 * 2
     assert len({c.id for c in cells}) == len(cells)
     assert Cell(3, "lcm-lora", 1).id == "p00003-lcm-lora-s1"
-    switches = sum(1 for a, b in zip(cells, cells[1:], strict=False) if a.mode != b.mode)
+    switches = sum(1 for a, b in itertools.pairwise(cells) if a.mode != b.mode)
     assert switches == 3 * 3 - 1  # 3 blocks (2, 2, 1 prompts) of 3 modes: one switch per block and mode
     assert [c.mode for c in cells[:4]] == ["ddim"] * 4  # base-UNet modes first, as compare orders them

@@ -256,6 +256,7 @@ def _run_cells(
     with_negative = engine.needs_negative(job.modes)
     shared: dict[int, SharedEncodings] = {}
     block = -1
+    warned: set[str] = set()
     with _progress(total, total - len(todo), "bench") as bar:
         started = time.perf_counter()
         for count, cell in enumerate(todo, 1):
@@ -270,9 +271,9 @@ def _run_cells(
                 prompt.text, prompt.negative, settings_by_mode[cell.mode], cell.seed, job.size
             )
             result = run_cell(engine, request, encodings)
-            for warning in result.warnings:
-                if count == 1 or cell.prompt_index == 0:
-                    _say(f"warning: {warning}")
+            for warning in set(result.warnings) - warned:  # each once, not once per cell
+                warned.add(warning)
+                _say(f"warning: {warning}")
             folder.write_cell(cell, prompt.category, request, result, context)
             bar.set_postfix_str(
                 f"{count / (time.perf_counter() - started) * 60:.1f} cells/min", refresh=False
