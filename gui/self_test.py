@@ -143,7 +143,7 @@ class SelfTestRun(QObject):
         self._done = False
         # Filled on the worker thread before engine_ready or engine_failed is emitted.
         self.backend_results = backend_results
-        worker.event.connect(self._on_engine_event)
+        worker.reported.connect(self._on_engine_event)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self._on_timeout)

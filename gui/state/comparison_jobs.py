@@ -25,7 +25,7 @@ def finished_summary(comparison: ComparisonResult) -> str:
 
 
 class ComparisonJobs(QObject):
-    event = Signal(object)  # WorkerEvent of the current comparison (never QUEUED: it is known at submit)
+    reported = Signal(object)  # WorkerEvent of the current comparison (never QUEUED: it is known at submit)
 
     def __init__(self, worker: EngineWorker, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -65,4 +65,4 @@ class ComparisonJobs(QObject):
         if event.kind in JOB_ENDS:
             self.current = None
             self.last_finished = event.finished
-        self.event.emit(event)
+        self.reported.emit(event)

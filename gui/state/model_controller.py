@@ -45,7 +45,7 @@ class ModelController(QObject):
         self.engine_info: EngineInfo | None = None
         # One pool thread: assignments are checked and applied in the order they were asked for.
         self._checks = Background(self)
-        worker.event.connect(self._worker_event)
+        worker.reported.connect(self._worker_event)
 
     def availability(self) -> ModelAvailability:
         return model_availability(self.settings, self.engine_info)

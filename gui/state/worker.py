@@ -2,7 +2,7 @@
 
 Every model and every device call lives on this thread, so GPU work is serialised and the window
 never waits on it. torch and diffusers are imported here, inside run(), after the window is shown.
-Everything it reports is a gui.state.jobs.WorkerEvent on its one signal, `event`; whoever submits a
+Everything it reports is a gui.state.jobs.WorkerEvent on its one signal, `reported` (the name `event` is QObject.event, Qt's event handler); whoever submits a
 job may pass a handler that receives that job's events alone, on the GUI thread (the one place that
 routes by job id). Previews and images travel as numpy arrays and become QImages only in the GUI thread.
 Each finished image is handed to the run's writer (engine.outputs.run_writer.RunWriter) once.
@@ -107,7 +107,7 @@ class JobRouter(QObject):
 class EngineWorker(QThread):
     """Owns the engine; all public methods are called from the GUI thread."""
 
-    event = Signal(object)  # WorkerEvent: the engine's and every job's
+    reported = Signal(object)  # WorkerEvent: the engine's and every job's
 
     def __init__(
         self, config: EngineConfig, factory: EngineFactory = load_engine, parent: QObject | None = None
@@ -126,7 +126,7 @@ class EngineWorker(QThread):
         self._stopping = False
         # Created on the GUI thread, so events emitted on the worker thread reach it there (queued).
         self.router = JobRouter(self)
-        self.event.connect(self.router.route)
+        self.reported.connect(self.router.route)
 
     # --- called from the GUI thread --------------------------------------------------------------
 
@@ -137,7 +137,7 @@ class EngineWorker(QThread):
         with self._condition:
             self._pending.append(job)
             self._condition.notify()
-        self.event.emit(WorkerEvent(kind=EventKind.QUEUED, job_id=job.id))
+        self.reported.emit(WorkerEvent(kind=EventKind.QUEUED, job_id=job.id))
 
     def cancel(self, job_id: int) -> None:
         """Drop a queued job, or stop the running one at its next step."""
@@ -162,10 +162,10 @@ class EngineWorker(QThread):
             self._emit_cancelled(job.id)
 
     def _emit_cancelled(self, job_id: int) -> None:
-        self.event.emit(WorkerEvent(kind=EventKind.CANCELLED, job_id=job_id))
+        self.reported.emit(WorkerEvent(kind=EventKind.CANCELLED, job_id=job_id))
 
     def _say(self, message: str) -> None:
-        self.event.emit(WorkerEvent(kind=EventKind.STATUS, message=message))
+        self.reported.emit(WorkerEvent(kind=EventKind.STATUS, message=message))
 
     def configure(self, config: EngineConfig) -> None:
         """Use other model files or another device; the engine reloads before the next job."""
@@ -241,22 +241,22 @@ class EngineWorker(QThread):
             with self._condition:
                 self._loaded, self._loaded_config = loaded, config
             self._style_files = config.style_files()
-            self.event.emit(WorkerEvent(kind=EventKind.ENGINE_READY, info=loaded.info))
+            self.reported.emit(WorkerEvent(kind=EventKind.ENGINE_READY, info=loaded.info))
 
     def _fail_load(self, config: EngineConfig, message: str) -> None:
         with self._condition:
             self._loaded_config, self._load_error = config, message
-        self.event.emit(WorkerEvent(kind=EventKind.ENGINE_FAILED, message=message))
+        self.reported.emit(WorkerEvent(kind=EventKind.ENGINE_FAILED, message=message))
 
     def _fail(self, job: Job, message: str) -> None:
-        self.event.emit(WorkerEvent(kind=EventKind.FAILED, job_id=job.id, message=message))
+        self.reported.emit(WorkerEvent(kind=EventKind.FAILED, job_id=job.id, message=message))
 
     def _run_job(self, job: Job) -> None:
         loaded = self._loaded
         if loaded is None:
             self._fail(job, self._load_error)
             return
-        self.event.emit(WorkerEvent(kind=EventKind.STARTED, job_id=job.id))
+        self.reported.emit(WorkerEvent(kind=EventKind.STARTED, job_id=job.id))
         writer = None
         if job.save_to is not None:
             writer = RunWriter(
@@ -271,10 +271,10 @@ class EngineWorker(QThread):
                     saved = writer.save(result)
                 except OSError as exc:
                     save_errors.append(f"images not saved to {writer.root}: {exc.strerror or exc}")
-            self.event.emit(WorkerEvent(kind=EventKind.IMAGE, job_id=job.id, result=result, saved=saved))
+            self.reported.emit(WorkerEvent(kind=EventKind.IMAGE, job_id=job.id, result=result, saved=saved))
 
         def on_progress(progress: Progress) -> None:
-            self.event.emit(WorkerEvent(kind=EventKind.PROGRESS, job_id=job.id, progress=progress))
+            self.reported.emit(WorkerEvent(kind=EventKind.PROGRESS, job_id=job.id, progress=progress))
 
         try:
             comparison = loaded.engine.run(
@@ -300,7 +300,7 @@ class EngineWorker(QThread):
                 save_error=save_errors[0] if save_errors else None,
                 context=loaded.context,
             )
-            self.event.emit(WorkerEvent(kind=EventKind.FINISHED, job_id=job.id, finished=finished))
+            self.reported.emit(WorkerEvent(kind=EventKind.FINISHED, job_id=job.id, finished=finished))
 
 
 def _finish_record(writer: RunWriter | None, status: str, save_errors: list[str]) -> Path | None:

@@ -157,7 +157,7 @@ class MainWindow(QMainWindow):
             lambda prompt, result: self.grid.show_live_result(prompt, result, self._aspect())
         )
         self.live.failed.connect(lambda message: self.show_message(message, "error"))
-        self.worker.event.connect(self._worker_event)
+        self.worker.reported.connect(self._worker_event)
         models = self.models
         models.message.connect(self.show_message)
         models.availability_changed.connect(self._show_availability)
@@ -165,7 +165,7 @@ class MainWindow(QMainWindow):
         models.engine_reloading.connect(self.engine_status.show_reloading)
         models.engine_ready.connect(self._engine_ready)
         models.engine_failed.connect(self._engine_failed)
-        self.jobs.event.connect(self._comparison_event)
+        self.jobs.reported.connect(self._comparison_event)
         self.trilemma_meter.measured.connect(self.trilemma_panel.show_trilemma)
         self.trilemma_meter.failed.connect(lambda message: self.show_message(message, "warning"))
         self.trilemma_meter.recorded.connect(self._read_back_run)

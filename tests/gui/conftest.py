@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import pytest
 from PySide6.QtCore import QThread
-from pytestqt.qtbot import QtBot, SignalBlocker
+from pytestqt.qtbot import QtBot
+from pytestqt.wait_signal import SignalBlocker
 from safetensors.numpy import save_file
 
 from devtools.tiny_model import TinyModelSet
@@ -41,9 +42,14 @@ def kind_is(*kinds: EventKind) -> Callable[[WorkerEvent], bool]:
     return lambda event: event.kind in kinds
 
 
+def anything(*_args: object) -> bool:
+    """For qtbot.waitSignals' check_params_cbs: this signal's arguments do not matter."""
+    return True
+
+
 def wait_event(qtbot: QtBot, worker: EngineWorker, *kinds: EventKind, timeout: int = JOB_MS) -> SignalBlocker:
     """Waits (as a `with` block) for the worker's next event of one of these kinds; .args[0] is it."""
-    return qtbot.waitSignal(worker.event, timeout=timeout, check_params_cb=kind_is(*kinds))
+    return qtbot.waitSignal(worker.reported, timeout=timeout, check_params_cb=kind_is(*kinds))
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,8 @@ import pytest
 from engine.contract.request import GenerationRequest, ModeResult, ModeSettings, Timings
 from engine.outputs.comparison_files import RunContext
 from engine.outputs.png_info import read_settings as restore_from_png
-from engine.outputs.run_writer import HISTORY_FOLDER, RunWriter
+from engine.outputs.run_writer import HISTORY_FOLDER, RunWriter, add_trilemma
+from engine.outputs.trilemma import Trilemma, TrilemmaAccumulator
 from gui.state.image_store import RecordError, RunStyle, load_history, read_run_record
 
 CONTEXT = RunContext(model_label="tiny", device="cpu")
@@ -96,3 +97,46 @@ def test_run_records_name_their_styles_by_file(tmp_path: Path) -> None:
     older.write_text(json.dumps(data))
     with pytest.raises(RecordError, match="style"):
         read_run_record(older, tmp_path)
+
+
+def trilemma_of_two_modes() -> Trilemma:
+    accumulator = TrilemmaAccumulator(["lcm", "ddim"])
+    image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    accumulator.add("lcm", 7, image, 0.5)
+    accumulator.add("ddim", 7, image[::-1].copy(), 2.0)
+    return accumulator.result()
+
+
+def test_a_record_keeps_the_trilemma_and_older_records_still_load(tmp_path: Path) -> None:
+    trilemma = trilemma_of_two_modes()
+    writer = RunWriter(tmp_path, "20260101-000000-j1", REQUEST, CONTEXT)
+    writer.save(result())
+    path = writer.finish("finished")
+    assert path is not None and read_run_record(path, tmp_path).trilemma is None  # not measured yet
+    add_trilemma(path, trilemma)  # the GUI measures it after the record is written
+    restored = read_run_record(path, tmp_path).trilemma
+    assert restored is not None
+    assert (restored.reference, restored.reference_reason, restored.seeds) == (
+        trilemma.reference,
+        trilemma.reference_reason,
+        trilemma.seeds,
+    )
+    assert [r.mode for r in restored.rows] == ["lcm", "ddim"]
+    for ours, theirs in zip(restored.rows, trilemma.rows, strict=True):
+        assert ours.images == theirs.images
+        assert ours.as_json() == theirs.as_json()  # the numbers, as rounded in report.json
+    # Written at once when already measured: the same key.
+    at_once = RunWriter(tmp_path, "20260101-000000-j2", REQUEST, CONTEXT)
+    at_once.save(result())
+    second = at_once.finish("finished", trilemma)
+    assert second is not None
+    assert json.loads(second.read_text())["trilemma"] == json.loads(path.read_text())["trilemma"]
+    # An older record, without it, loads; a damaged one is refused.
+    data = json.loads(path.read_text())
+    del data["trilemma"]
+    path.write_text(json.dumps(data))
+    assert read_run_record(path, tmp_path).trilemma is None
+    data["trilemma"] = {"modes": {"lcm": {"speed_up": "fast"}}, "images": {}, "seeds": [7]}
+    path.write_text(json.dumps(data))
+    with pytest.raises(RecordError, match="trilemma"):
+        read_run_record(path, tmp_path)

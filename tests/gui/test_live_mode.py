@@ -39,7 +39,7 @@ def live_window(make_window: WindowMaker, qtbot: QtBot, delay_ms: int) -> tuple[
             log.cancelled.append(event.job_id)
 
     window.live.rendered.connect(rendered)
-    window.worker.event.connect(ended)
+    window.worker.reported.connect(ended)
     window.prompt_panel.prompt.setPlainText("start")
     with qtbot.waitSignal(window.live.rendered, timeout=JOB_MS):
         window.prompt_panel.live.setChecked(True)

@@ -22,14 +22,22 @@ from gui.state.model_setup import builtin_hint
 from gui.state.settings import Settings
 from gui.state.worker import load_engine
 from gui.widgets.main_window import MainWindow
-from tests.gui.conftest import ENGINE_READY_MS, JOB_MS, WindowMaker, kind_is, two_step_modes, wait_event
+from tests.gui.conftest import (
+    ENGINE_READY_MS,
+    JOB_MS,
+    WindowMaker,
+    anything,
+    kind_is,
+    two_step_modes,
+    wait_event,
+)
 
 
 def run_comparison(window: MainWindow, qtbot: QtBot) -> None:
     """Run the comparison set up in the window, and wait until its history entry is read back."""
     with qtbot.waitSignals(
-        [window.worker.event, window.output.record_read],
-        check_params_cbs=[kind_is(EventKind.FINISHED), None],
+        [window.worker.reported, window.output.record_read],
+        check_params_cbs=[kind_is(EventKind.FINISHED), anything],
         timeout=JOB_MS,
     ):
         assert window.generate() is not None
@@ -70,7 +78,7 @@ def test_comparison_fills_every_tile_with_progress_in_order(
         elif event.result is not None:
             finished_modes.append(event.result.mode)
 
-    window.worker.event.connect(on_event)
+    window.worker.reported.connect(on_event)
     window.activateWindow()
     with (
         wait_event(qtbot, window.worker, EventKind.FINISHED),
@@ -108,11 +116,11 @@ def test_escape_cancels_mid_run_and_the_window_stays_usable(make_window: WindowM
         if event.progress.step == 1:
             QTest.keyClick(window, Qt.Key.Key_Escape)
 
-    window.worker.event.connect(escape_on_first_step)
+    window.worker.reported.connect(escape_on_first_step)
     window.activateWindow()
     with wait_event(qtbot, window.worker, EventKind.CANCELLED):
         window.generate()
-    window.worker.event.disconnect(escape_on_first_step)
+    window.worker.reported.disconnect(escape_on_first_step)
     tile = window.grid.tiles[0]
     assert tile.result is None and tile.canvas.placeholder == "cancelled"
     assert len(seen) < 200

@@ -29,6 +29,7 @@ from gui.widgets.model_panel import ModelPanel
 from tests.gui.conftest import (
     ENGINE_READY_MS,
     WindowMaker,
+    anything,
     kind_is,
     two_step_modes,
     wait_event,
@@ -177,8 +178,8 @@ def scanned_window(
 ) -> MainWindow:
     window = make_window(settings=settings, factory=factory, start=False)
     with qtbot.waitSignals(
-        [window.worker.event, window.model_panel.scanned],
-        check_params_cbs=[kind_is(EventKind.ENGINE_READY), None],
+        [window.worker.reported, window.model_panel.scanned],
+        check_params_cbs=[kind_is(EventKind.ENGINE_READY), anything],
         timeout=ENGINE_READY_MS,
     ):
         window.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from devtools.tiny_model import TinyModelSet
 from engine.contract.errors import ModelInputError
 from engine.contract.request import GenerationRequest, ModeSettings
 from engine.files.model_paths import ModelPaths
-from engine.outputs.run_writer import HISTORY_FOLDER
+from engine.outputs.run_writer import HISTORY_FOLDER, write_image_files
 from gui.state.jobs import JOB_ENDS, EngineConfig, EventKind, Job, JobKind, WorkerEvent
 from gui.state.worker import EngineFactory, EngineWorker, JobRouter, LoadedEngine
 from tests.gui.conftest import ENGINE_READY_MS, JOB_MS, wait_event
@@ -38,12 +39,16 @@ def worker(shared_engine_factory: EngineFactory, qtbot: QtBot) -> Iterator[Engin
     thread.stop()
 
 
+def finished_run_id(png: Path) -> str:
+    return "-".join(png.stem.split("-")[:3])  # 20261128-101502-j3-lcm-seed0 -> 20261128-101502-j3
+
+
 class Recorder:
     """Every event of the worker's one signal, in the order the GUI thread receives them."""
 
     def __init__(self, worker: EngineWorker) -> None:
         self.events: list[WorkerEvent] = []
-        worker.event.connect(self.events.append)
+        worker.reported.connect(self.events.append)
 
     def of(self, job_id: int, *kinds: EventKind) -> list[WorkerEvent]:
         return [e for e in self.events if e.job_id == job_id and (not kinds or e.kind in kinds)]
@@ -51,7 +56,7 @@ class Recorder:
 
 def test_the_worker_has_one_signal() -> None:
     signals = [name for name, value in vars(EngineWorker).items() if type(value).__name__ == "Signal"]
-    assert signals == ["event"]
+    assert signals == ["reported"]
 
 
 def test_a_job_reports_in_order_and_saves(worker: EngineWorker, qtbot: QtBot, tmp_path: Path) -> None:
@@ -77,6 +82,17 @@ def test_a_job_reports_in_order_and_saves(worker: EngineWorker, qtbot: QtBot, tm
             assert steps_seen[key] == [1, 2]
             done.add(key)
             assert event.saved is not None and event.saved.png.is_file() and event.saved.sidecar.is_file()
+    # The CLI's `generate` writes the same bytes for the same result: one writer for both.
+    loaded = worker._loaded
+    assert loaded is not None
+    for event in recorder.of(1, EventKind.IMAGE):
+        assert event.result is not None and event.saved is not None
+        cli_png = tmp_path / "cli" / event.saved.png.name
+        cli_sidecar = write_image_files(cli_png, event.result, job.request, loaded.context)
+        assert cli_png.read_bytes() == event.saved.png.read_bytes()
+        ours = json.loads(event.saved.sidecar.read_text())
+        assert ours.pop("run") == finished_run_id(event.saved.png)
+        assert json.loads(cli_sidecar.read_text()) == ours
     finished = recorder.of(1)[-1].finished
     assert finished is not None and finished.job_id == 1
     assert finished.run_record is not None and finished.run_record.is_file()
