@@ -51,9 +51,8 @@ class MainWindow(QMainWindow):
         self.output = OutputFolder(self)
         self.png_reader = PngSettingsReader(self)
         self.png_reader.finished.connect(self._png_read)
-        self._records_root: dict[
-            Path, Path
-        ] = {}  # a saved run's record -> its output folder, until read back
+        # A saved run's record -> its output folder, until the record holds the trilemma and is read back.
+        self._records_root: dict[Path, Path] = {}
         self.resize(1480, 900)
 
         self.controls = ControlColumn()
