@@ -33,17 +33,29 @@ from engine.files.resources import CONFIG_DIR_NAME, sdxl_config_dir
 from engine.outputs.atomic import replaced_folder
 
 __all__ = [
+    "BOS",
     "BPE_FILE_NAME",
     "CONFIG_DIR_NAME",
+    "EOS",
     "SDXL_BASE_REPO",
     "SDXL_BASE_REVISION",
+    "SDXL_MODEL_INDEX",
+    "SDXL_SCHEDULER_CONFIG",
+    "SDXL_UNET_CONFIG",
+    "SDXL_VAE_CONFIG",
+    "added_token",
     "build_sdxl_config_files",
+    "bytes_to_unicode",
     "clip_merges",
     "clip_vocab",
     "find_open_clip_bpe",
+    "json_bytes",
     "main",
     "read_bpe",
     "sdxl_config_dir",
+    "special_tokens_map",
+    "text_encoder_config",
+    "tokenizer_config",
     "write_sdxl_config",
 ]
 
@@ -60,7 +72,7 @@ _VOCAB_SIZE = 49408
 
 # The hub's model_index.json was edited by hand to add "add_watermarker" after the sorted keys had been
 # written, so this one file keeps its own key order instead of sort_keys.
-_MODEL_INDEX: dict[str, Any] = {
+SDXL_MODEL_INDEX: dict[str, Any] = {
     "_class_name": "StableDiffusionXLPipeline",
     "_diffusers_version": "0.19.0.dev0",
     "force_zeros_for_empty_prompt": True,
@@ -94,7 +106,7 @@ SDXL_SCHEDULER_CONFIG: dict[str, Any] = {
     "use_karras_sigmas": False,
 }
 
-_UNET: dict[str, Any] = {
+SDXL_UNET_CONFIG: dict[str, Any] = {
     "_class_name": "UNet2DConditionModel",
     "_diffusers_version": "0.19.0.dev0",
     "act_fn": "silu",
@@ -144,7 +156,7 @@ _UNET: dict[str, Any] = {
     "use_linear_projection": True,
 }
 
-_VAE: dict[str, Any] = {
+SDXL_VAE_CONFIG: dict[str, Any] = {
     "_class_name": "AutoencoderKL",
     "_diffusers_version": "0.20.0.dev0",
     "_name_or_path": "../sdxl-vae/",
@@ -163,7 +175,7 @@ _VAE: dict[str, Any] = {
 }
 
 
-def _text_encoder(*, second: bool) -> dict[str, Any]:
+def text_encoder_config(*, second: bool) -> dict[str, Any]:
     """CLIP ViT-L/14's text tower, or OpenCLIP ViT-bigG/14's with its projection."""
     hidden = 1280 if second else 768
     return {
@@ -198,7 +210,7 @@ def added_token(content: str, *, with_type: bool) -> dict[str, Any]:
     return token
 
 
-def _tokenizer_config(pad: str) -> dict[str, Any]:
+def tokenizer_config(pad: str) -> dict[str, Any]:
     return {
         "add_prefix_space": False,
         "bos_token": added_token(BOS, with_type=True),
@@ -213,7 +225,7 @@ def _tokenizer_config(pad: str) -> dict[str, Any]:
     }
 
 
-def _special_tokens_map(pad: str) -> dict[str, Any]:
+def special_tokens_map(pad: str) -> dict[str, Any]:
     return {
         "bos_token": added_token(BOS, with_type=False),
         "eos_token": added_token(EOS, with_type=False),
@@ -259,6 +271,24 @@ def find_open_clip_bpe() -> Path:
     raise FileNotFoundError(f"the installed open_clip package has no {BPE_FILE_NAME}")
 
 
+def bytes_to_unicode() -> dict[int, str]:
+    """CLIP's byte-to-symbol table: printable bytes map to themselves, the rest above 255."""
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
+    table = {b: chr(b) for b in printable}
+    extra = 0
+    for b in range(256):
+        if b not in table:
+            table[b] = chr(256 + extra)
+            extra += 1
+    # CLIP's vocabulary order is printable bytes first, then the remapped ones.
+    order = printable + [b for b in range(256) if b not in printable]
+    return {b: table[b] for b in order}
+
+
 def clip_merges(bpe_text: str) -> list[str]:
     """The 48,894 merges CLIP uses, in rank order, as ``"left right"`` lines."""
     lines = bpe_text.split("\n")
@@ -271,9 +301,6 @@ def clip_merges(bpe_text: str) -> list[str]:
 
 def clip_vocab(merges: Sequence[str]) -> dict[str, int]:
     """CLIP's token ids: 256 byte symbols, their ``</w>`` forms, one token per merge, then BOS and EOS."""
-    # Imported here: devtools.tiny_model imports torch, and the folder's path is wanted without it.
-    from devtools.tiny_model import bytes_to_unicode
-
     symbols = list(bytes_to_unicode().values())
     tokens = [*symbols, *(s + "</w>" for s in symbols), *(m.replace(" ", "") for m in merges), BOS, EOS]
     vocab = {token: i for i, token in enumerate(tokens)}
@@ -301,19 +328,19 @@ def build_sdxl_config_files(bpe_text: str) -> dict[str, bytes]:
     vocab_bytes = _vocab_bytes(clip_vocab(merges))
     merges_bytes = _merges_bytes(merges)
     files = {
-        "model_index.json": json_bytes(_MODEL_INDEX, sort_keys=False),
+        "model_index.json": json_bytes(SDXL_MODEL_INDEX, sort_keys=False),
         "scheduler/scheduler_config.json": json_bytes(SDXL_SCHEDULER_CONFIG),
-        "text_encoder/config.json": json_bytes(_text_encoder(second=False)),
-        "text_encoder_2/config.json": json_bytes(_text_encoder(second=True)),
-        "unet/config.json": json_bytes(_UNET),
-        "vae/config.json": json_bytes(_VAE),
+        "text_encoder/config.json": json_bytes(text_encoder_config(second=False)),
+        "text_encoder_2/config.json": json_bytes(text_encoder_config(second=True)),
+        "unet/config.json": json_bytes(SDXL_UNET_CONFIG),
+        "vae/config.json": json_bytes(SDXL_VAE_CONFIG),
     }
     # SDXL's first tokenizer pads with EOS like CLIP ViT-L; the second pads with "!" (id 0) like OpenCLIP.
     for folder, pad in (("tokenizer", EOS), ("tokenizer_2", "!")):
         files[f"{folder}/vocab.json"] = vocab_bytes
         files[f"{folder}/merges.txt"] = merges_bytes
-        files[f"{folder}/special_tokens_map.json"] = json_bytes(_special_tokens_map(pad))
-        files[f"{folder}/tokenizer_config.json"] = json_bytes(_tokenizer_config(pad))
+        files[f"{folder}/special_tokens_map.json"] = json_bytes(special_tokens_map(pad))
+        files[f"{folder}/tokenizer_config.json"] = json_bytes(tokenizer_config(pad))
     return files
 
 

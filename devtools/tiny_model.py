@@ -11,6 +11,7 @@ a model in its config's dtype unless told otherwise: load the pipeline with ``dt
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import tempfile
@@ -23,7 +24,19 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from devtools.sdxl_config import BOS, EOS, SDXL_SCHEDULER_CONFIG, added_token, json_bytes
+from devtools.sdxl_config import (
+    BOS,
+    EOS,
+    SDXL_MODEL_INDEX,
+    SDXL_SCHEDULER_CONFIG,
+    SDXL_UNET_CONFIG,
+    SDXL_VAE_CONFIG,
+    bytes_to_unicode,
+    json_bytes,
+    special_tokens_map,
+    text_encoder_config,
+    tokenizer_config,
+)
 
 __all__ = [
     "DEFAULT_SPEC",
@@ -32,7 +45,6 @@ __all__ = [
     "TinyModelSet",
     "TinySpec",
     "build_tiny_model_set",
-    "bytes_to_unicode",
     "kohya_key",
     "kohya_lora_state_dict",
     "lightning_lora_name",
@@ -200,24 +212,6 @@ def _paths(root: Path, lightning_steps: int) -> TinyModelSet:
 # Tokenizer
 
 
-def bytes_to_unicode() -> dict[int, str]:
-    """CLIP's byte-to-symbol table: printable bytes map to themselves, the rest above 255."""
-    printable = [
-        *range(ord("!"), ord("~") + 1),
-        *range(ord("¡"), ord("¬") + 1),
-        *range(ord("®"), ord("ÿ") + 1),
-    ]
-    table = {b: chr(b) for b in printable}
-    extra = 0
-    for b in range(256):
-        if b not in table:
-            table[b] = chr(256 + extra)
-            extra += 1
-    # CLIP's vocabulary order is printable bytes first, then the remapped ones.
-    order = printable + [b for b in range(256) if b not in printable]
-    return {b: table[b] for b in order}
-
-
 def tiny_vocab_and_merges(words: Sequence[str] = TINY_WORDS) -> tuple[dict[str, int], list[str]]:
     """A valid CLIP BPE vocabulary: bytes, their ``</w>`` forms, merges for ``words``, specials last."""
     symbols = list(bytes_to_unicode().values())
@@ -244,45 +238,18 @@ def write_tokenizer(folder: Path, vocab: Mapping[str, int], merges: Sequence[str
     (folder / "vocab.json").write_text(json.dumps(dict(vocab), ensure_ascii=False), encoding="utf-8")
     merges_text = "#version: 0.2\n" + "".join(m + "\n" for m in merges)
     (folder / "merges.txt").write_text(merges_text, encoding="utf-8")
-    special = {
-        "bos_token": added_token(BOS, with_type=False),
-        "eos_token": added_token(EOS, with_type=False),
-        "pad_token": pad,
-        "unk_token": added_token(EOS, with_type=False),
-    }
-    write_json(folder / "special_tokens_map.json", special)
-    config = {
-        "add_prefix_space": False,
-        "bos_token": added_token(BOS, with_type=True),
-        "clean_up_tokenization_spaces": True,
-        "do_lower_case": True,
-        "eos_token": added_token(EOS, with_type=True),
-        "errors": "replace",
-        "model_max_length": 77,
-        "pad_token": pad,
-        "tokenizer_class": "CLIPTokenizer",
-        "unk_token": added_token(EOS, with_type=True),
-    }
-    write_json(folder / "tokenizer_config.json", config)
+    write_json(folder / "special_tokens_map.json", special_tokens_map(pad))
+    write_json(folder / "tokenizer_config.json", tokenizer_config(pad))
 
 
 # ---------------------------------------------------------------------------------------------
-# Configs, written with the keys and versions of the real 2023 files
+# Configs: the real SDXL files' (devtools.sdxl_config), with only the sizes made tiny
 
 
 def model_index() -> dict[str, Any]:
-    return {
-        "_class_name": "StableDiffusionXLPipeline",
-        "_diffusers_version": "0.19.0.dev0",
-        "force_zeros_for_empty_prompt": True,
-        "scheduler": ["diffusers", "EulerDiscreteScheduler"],
-        "text_encoder": ["transformers", "CLIPTextModel"],
-        "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"],
-        "tokenizer": ["transformers", "CLIPTokenizer"],
-        "tokenizer_2": ["transformers", "CLIPTokenizer"],
-        "unet": ["diffusers", "UNet2DConditionModel"],
-        "vae": ["diffusers", "AutoencoderKL"],
-    }
+    # The hub's hand-added "add_watermarker" key is left out: the tiny set has always been written
+    # without it, and the fixtures' bytes are what every parity test was checked against.
+    return {k: v for k, v in SDXL_MODEL_INDEX.items() if k != "add_watermarker"}
 
 
 def scheduler_config() -> dict[str, Any]:
@@ -292,26 +259,12 @@ def scheduler_config() -> dict[str, Any]:
 def clip_text_config(spec: TinySpec, vocab_size: int, *, second: bool) -> dict[str, Any]:
     hidden = spec.te2_hidden if second else spec.te1_hidden
     return {
-        "architectures": ["CLIPTextModelWithProjection" if second else "CLIPTextModel"],
-        "attention_dropout": 0.0,
-        "bos_token_id": 0,
-        "dropout": 0.0,
-        # Legacy ids of the real configs: with eos_token_id 2 the model pools at the highest token id.
-        "eos_token_id": 2,
-        "hidden_act": "gelu" if second else "quick_gelu",
+        **text_encoder_config(second=second),
         "hidden_size": hidden,
-        "initializer_factor": 1.0,
-        "initializer_range": 0.02,
         "intermediate_size": 4 * hidden,
-        "layer_norm_eps": 1e-05,
-        "max_position_embeddings": 77,
-        "model_type": "clip_text_model",
         "num_attention_heads": spec.te2_heads if second else spec.te1_heads,
         "num_hidden_layers": spec.te2_layers if second else spec.te1_layers,
-        "pad_token_id": 1,
         "projection_dim": spec.te2_projection if second else spec.te1_hidden,
-        "torch_dtype": "float16",
-        "transformers_version": "4.32.0.dev0",
         "vocab_size": vocab_size,
     }
 
@@ -319,53 +272,16 @@ def clip_text_config(spec: TinySpec, vocab_size: int, *, second: bool) -> dict[s
 def unet_config(spec: TinySpec, *, time_cond_proj_dim: int | None = None) -> dict[str, Any]:
     """The SDXL base ``unet/config.json`` with tiny widths (and LCM's ``time_cond_proj_dim`` if given)."""
     config: dict[str, Any] = {
-        "_class_name": "UNet2DConditionModel",
-        "_diffusers_version": "0.19.0.dev0",
-        "act_fn": "silu",
-        "addition_embed_type": "text_time",
-        "addition_embed_type_num_heads": 64,
+        **copy.deepcopy(SDXL_UNET_CONFIG),
         "addition_time_embed_dim": spec.addition_time_embed_dim,
         "attention_head_dim": list(spec.unet_heads),
         "block_out_channels": list(spec.unet_channels),
-        "center_input_sample": False,
-        "class_embed_type": None,
-        "class_embeddings_concat": False,
-        "conv_in_kernel": 3,
-        "conv_out_kernel": 3,
         "cross_attention_dim": spec.cross_attention_dim,
-        "cross_attention_norm": None,
-        "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
-        "downsample_padding": 1,
-        "dual_cross_attention": False,
-        "encoder_hid_dim": None,
-        "encoder_hid_dim_type": None,
-        "flip_sin_to_cos": True,
-        "freq_shift": 0,
-        "in_channels": 4,
-        "layers_per_block": 2,
-        "mid_block_only_cross_attention": None,
-        "mid_block_scale_factor": 1,
-        "mid_block_type": "UNetMidBlock2DCrossAttn",
-        "norm_eps": 1e-05,
         "norm_num_groups": spec.norm_num_groups,
-        "num_attention_heads": None,
-        "num_class_embeds": None,
-        "only_cross_attention": False,
-        "out_channels": 4,
         "projection_class_embeddings_input_dim": spec.projection_class_embeddings_input_dim,
-        "resnet_out_scale_factor": 1.0,
-        "resnet_skip_time_act": False,
-        "resnet_time_scale_shift": "default",
         "sample_size": spec.image_size // 8,
         "time_cond_proj_dim": time_cond_proj_dim,
-        "time_embedding_act_fn": None,
-        "time_embedding_dim": None,
-        "time_embedding_type": "positional",
-        "timestep_post_act": None,
         "transformer_layers_per_block": list(spec.unet_transformer_layers),
-        "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
-        "upcast_attention": None,
-        "use_linear_projection": True,
     }
     if time_cond_proj_dim is not None:
         # lcm-sdxl was saved by diffusers 0.22 (inferred), which writes these two keys as well.
@@ -376,21 +292,10 @@ def unet_config(spec: TinySpec, *, time_cond_proj_dim: int | None = None) -> dic
 def vae_config(spec: TinySpec) -> dict[str, Any]:
     """The SDXL base ``vae/config.json`` with tiny widths."""
     return {
-        "_class_name": "AutoencoderKL",
-        "_diffusers_version": "0.20.0.dev0",
-        "_name_or_path": "../sdxl-vae/",
-        "act_fn": "silu",
+        **copy.deepcopy(SDXL_VAE_CONFIG),
         "block_out_channels": list(spec.vae_channels),
-        "down_block_types": ["DownEncoderBlock2D"] * 4,
-        "force_upcast": True,
-        "in_channels": 3,
-        "latent_channels": 4,
-        "layers_per_block": 2,
         "norm_num_groups": spec.norm_num_groups,
-        "out_channels": 3,
         "sample_size": spec.image_size,
-        "scaling_factor": 0.13025,
-        "up_block_types": ["UpDecoderBlock2D"] * 4,
     }
 
 

@@ -220,7 +220,7 @@ def _model_paths(args: argparse.Namespace) -> ModelPaths:
     if not any(given.values()):
         from dataclasses import replace
 
-        from engine.files.builtin import builtin_model_paths
+        from engine.pocket.model import builtin_model_paths
 
         return replace(builtin_model_paths(), styles=styles, vae=args.vae)
     if given[ModelRole.BASE] is None:
@@ -306,9 +306,9 @@ def run(argv: Sequence[str]) -> int:
 def _run_job(args: argparse.Namespace, job: Job) -> int:
     # Heavy imports only once the input is known to be good: a typo answers at once.
     from engine.contract.residency import Residency
-    from engine.files.builtin import builtin_label
     from engine.outputs.run_writer import write_comparison_folder, write_image_files
     from engine.outputs.terminal_progress import TerminalProgress, size_warning
+    from engine.pocket.model import builtin_label
     from engine.runtime.device import plan_device
     from engine.runtime.engine import Engine
 

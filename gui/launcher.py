@@ -37,6 +37,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         from engine.cli import main as cli_main
 
         return cli_main(args)
+    return open_window(args)
+
+
+def open_window(args: Sequence[str]) -> int:
+    """The window; first, on X11, one line naming the packages to install when Qt's libraries are missing."""
+    from gui.xcb_libraries import xcb_problem
+
+    if (problem := xcb_problem()) is not None:
+        print(problem, file=sys.stderr)
+        return 2
     from gui.app import run_app
 
     return run_app(args)

@@ -90,8 +90,8 @@ def check_resources(report: Report) -> None:
     config = sdxl_config_dir()
     found = (config / "model_index.json").is_file() and (config / "tokenizer_2" / "merges.txt").is_file()
     report.check("resources sdxl-base-config", found, str(config) if found else f"missing: {config}")
-    from engine.files.pocket import pocket_model_paths
     from engine.files.resources import pocket_dir
+    from engine.pocket.model import pocket_model_paths
 
     pocket = pocket_dir()
     shipped = pocket_model_paths(pocket) is not None
@@ -141,7 +141,7 @@ class SelfTestRun(QObject):
         self._job_started: dict[int, float] = {}
         self._modes: dict[int, str] = {}
         self._done = False
-        # Filled on the worker thread before engine_ready or engine_failed is emitted.
+        # Filled on the worker thread before its ENGINE_READY or ENGINE_FAILED event.
         self.backend_results = backend_results
         worker.reported.connect(self._on_engine_event)
         self._timer = QTimer(self)

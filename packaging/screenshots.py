@@ -110,7 +110,7 @@ def main() -> int:
 
     dialog = SettingsDialog(window.settings, window)
     # Real paths show the on-the-spot checks: the built-in model's base and Lightning LoRA.
-    from engine.files.builtin import builtin_model_paths
+    from engine.pocket.model import builtin_model_paths
 
     builtin = builtin_model_paths()
     dialog.rows[ModelRole.BASE].edit.setText(str(builtin.base))

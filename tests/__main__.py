@@ -1,4 +1,4 @@
-"""Every check CI runs, in order: ruff, mypy, the import contracts (import-linter), pytest.
+"""Every check CI runs, in order: ruff, no import cycles, mypy, the import contracts (import-linter), pytest.
 
 .venv/bin/python -m tests [pytest arguments]
 """
@@ -25,6 +25,8 @@ def run(step: str, command: list[str]) -> None:
 def main() -> None:
     run("ruff", [str(BIN / "ruff"), "check", "."])
     run("ruff format", [str(BIN / "ruff"), "format", "--check", "."])
+    # Between modules of engine/, gui/ and devtools/: the layer contracts do not see a cycle inside a layer.
+    run("import cycles", [sys.executable, "-m", "tests.import_cycles"])
     run("mypy", [str(BIN / "mypy")])
     run("import contracts", [str(BIN / "lint-imports"), "--no-cache"])
     if os.environ.get("CI") or os.environ.get("FEWSTEP_BUNDLE") == "1":

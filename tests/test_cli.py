@@ -12,7 +12,7 @@ from PIL import Image, PngImagePlugin
 
 from devtools.tiny_model import TinyModelSet
 from engine.cli import EXIT_BAD_INPUT, EXIT_OK, main
-from engine.files.builtin import builtin_label
+from engine.pocket.model import builtin_label
 from tests.conftest import REPO_ROOT
 
 

@@ -9,6 +9,7 @@ and the old suffixed sampler names of A1111 before 1.9.
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -30,7 +31,7 @@ CORPUS: dict[str, tuple[str, dict[str, Any]]] = {
         ' Hashes: {"vae": "235745af8d", "lora:ink_style": "0123456789ab", "model": "31e35c80fc"},'
         " Version: v1.10.1",
         {
-            "prompt": "masterpiece, a lighthouse at dusk",
+            "prompt": "masterpiece, a lighthouse at dusk,",
             "negative_prompt": "blurry, lowres",
             "steps": 30,
             "mode": "dpmpp-2m",
@@ -132,7 +133,7 @@ CORPUS: dict[str, tuple[str, dict[str, Any]]] = {
         ' Civitai resources: [{"type":"checkpoint","modelVersionId":128078},'
         '{"type":"lora","weight":0.6,"modelVersionId":135867}], Civitai metadata: {}',
         {
-            "prompt": "cinematic photo of a red fox",
+            "prompt": "cinematic photo of a red fox, ,",
             "seed": 2860293914,
             "source": "Civitai",
             "styles": [
@@ -245,3 +246,39 @@ def test_stability_matrix_utf8_text_chunk(tmp_path: Path) -> None:
             "ignored": ["Schedule type"],
         },
     )
+
+
+# AUTOMATIC1111's extra_networks.parse_prompt: every `<kind:args>` tag becomes "", the rest stays.
+A1111_EXTRA_NETWORK = re.compile(r"<(\w+):([^>]+)>")
+SETTINGS = "Steps: 4, Sampler: Euler, Schedule type: SGM Uniform, CFG scale: 1, Seed: 0, Size: 1024x1024"
+
+
+def a1111_encodes(prompt_lines: str) -> str:
+    """The text A1111 hands the encoder for a pasted prompt: its lines stripped (parse_generation_parameters),
+    its tags removed (parse_prompt); then CLIP's whitespace_clean, since the tokenizer sees no more."""
+    pasted = "\n".join(line.strip() for line in prompt_lines.split("\n"))
+    return re.sub(r"\s+", " ", A1111_EXTRA_NETWORK.sub("", pasted)).strip()
+
+
+@pytest.mark.parametrize(
+    ("prompt", "restored"),
+    [
+        pytest.param(
+            "1girl, solo, hatsune miku, テスト, \n<lora:NoobV065sHyperDmd:1> masterpiece, best quality",
+            "1girl, solo, hatsune miku, テスト,\nmasterpiece, best quality",
+            id="easy-reforge: tag opening the second line",
+        ),
+        pytest.param("<lora:ink:0.8>, a lighthouse, dusk", ", a lighthouse, dusk", id="at the start"),
+        pytest.param("a lighthouse, dusk, <lora:ink:0.8>", "a lighthouse, dusk,", id="at the end"),
+        pytest.param("a lighthouse <lora:ink:0.8> at dusk", "a lighthouse at dusk", id="mid-line"),
+        pytest.param("a light<lora:ink:0.8>house", "a lighthouse", id="inside a word"),
+        pytest.param("a, <lora:ink:0.8>, <lyco:wash:1>, b", "a, , , b", id="two tags between commas"),
+        pytest.param("a lighthouse,\n<lora:ink:0.8>\nat dusk", "a lighthouse,\nat dusk", id="a line of tags"),
+    ],
+)
+def test_a_tag_is_removed_and_nothing_else(prompt: str, restored: str) -> None:
+    """What Fewstep restores is what A1111 encodes: whitespace differs only where CLIP cannot see it."""
+    read = parse_infotext(f"{prompt}\nNegative prompt: blurry\n{SETTINGS}")
+    assert read.prompt == restored
+    assert re.sub(r"\s+", " ", read.prompt).strip() == a1111_encodes(prompt)
+    assert read.styles and read.negative_prompt == "blurry"

@@ -68,7 +68,7 @@ def test_the_residency_report_follows_the_placer(placed_engine: Engine) -> None:
     report = placed_engine.memory_report()
     models = report.to_json()["models"]
     placer = placed_engine.placer
-    assert placed_engine.residency == "one"
+    assert report.residency == "one"
     assert Part.TEXT_ENCODER not in placer.on and Part.VAE not in placer.on  # they wait after use
     assert Part.LCM_UNET in placer.on and Part.BASE_UNET not in placer.on
     assert models["lcm unet"]["on"] == "cpu"  # this device is the CPU: "cpu" either way
@@ -140,7 +140,7 @@ def test_vram_plans_from_the_given_memory(tiny_models: TinyModelSet) -> None:
     assert "do not fit 0.60 GiB of free GPU memory" in small.placement_warnings()[0]
     roomy = Engine(replace(model_paths_of(tiny_models), lcm_unet=None), vram=80)
     assert roomy.placement_report()["measures"] == [] and roomy.placement_report()["fits"] is True
-    assert roomy.residency == "all" and roomy.placement_warnings() == []
+    assert roomy.memory_report().residency == "all" and roomy.placement_warnings() == []
 
 
 def test_encoding_comes_before_the_switch(placed_engine: Engine) -> None:

@@ -30,7 +30,7 @@ def test_info_prints_what_fewstep_reads(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["info", str(png_with_text(tmp_path / "fox.png", CIVITAI))]) == EXIT_OK
     out = json.loads(capsys.readouterr().out)
     assert out == {
-        "prompt": "cinematic photo of a red fox",
+        "prompt": "cinematic photo of a red fox,",
         "negative_prompt": "drawing, painting",
         "seed": 2860293914,
         "width": 832,

@@ -14,7 +14,8 @@ from safetensors import safe_open
 from engine.contract.modes import MODES, UNetSource
 from engine.contract.request import GenerationRequest, ModeSettings
 from engine.files.model_paths import ModelPaths
-from engine.files.pocket import (
+from engine.pocket.grammar import WORDS
+from engine.pocket.model import (
     BASE_DIR,
     LCM_DIR,
     LCM_LORA_FILE,
@@ -23,7 +24,6 @@ from engine.files.pocket import (
     lightning_unet_file,
     pocket_model_paths,
 )
-from engine.pocket.grammar import WORDS
 from engine.runtime.engine import Engine
 
 from .conftest import REPO_ROOT

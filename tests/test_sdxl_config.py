@@ -18,13 +18,14 @@ from devtools.sdxl_config import (
     BPE_FILE_NAME,
     SDXL_BASE_REVISION,
     build_sdxl_config_files,
+    bytes_to_unicode,
     clip_merges,
     clip_vocab,
     main,
     sdxl_config_dir,
     write_sdxl_config,
 )
-from devtools.tiny_model import DEFAULT_SPEC, bytes_to_unicode, unet_config, vae_config
+from devtools.tiny_model import DEFAULT_SPEC, unet_config, vae_config
 
 # Size and SHA-256 of each file of stabilityai/stable-diffusion-xl-base-1.0 at SDXL_BASE_REVISION, as two
 # independent public download manifests list them. Written out here so that no builder change can move them.

@@ -94,7 +94,7 @@ def main() -> None:
         import tempfile
 
         from devtools.pocket.export import export
-        from engine.files.pocket import BASE_DIR
+        from engine.pocket.model import BASE_DIR
 
         folder = Path(tempfile.mkdtemp(prefix="pocket-eval-")) / "pocket"
         marker = export(args.work, folder, allow_stale=True)

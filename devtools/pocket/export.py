@@ -29,7 +29,8 @@ from safetensors.torch import save_file
 from devtools.pocket.spec import POCKET_SPEC, pocket_unet_config, pocket_vae_config
 from devtools.pocket.text import text_config, write_tokenizers
 from devtools.tiny_model import model_index, scheduler_config, write_json
-from engine.files.pocket import (
+from engine.outputs.atomic import replaced_folder
+from engine.pocket.model import (
     BASE_DIR,
     LCM_DIR,
     LCM_LORA_FILE,
@@ -37,7 +38,6 @@ from engine.files.pocket import (
     lightning_lora_file,
     lightning_unet_file,
 )
-from engine.outputs.atomic import replaced_folder
 
 _ST_METADATA = {"format": "pt"}
 

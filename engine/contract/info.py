@@ -107,9 +107,6 @@ class EngineInfo:
     def style_adapters(self) -> tuple[str, ...]:
         return tuple(style.adapter for style in self.styles)
 
-    def style_name(self, adapter: str) -> str:
-        return {style.adapter: style.file_name for style in self.styles}.get(adapter, adapter)
-
 
 class ComparisonEngine(Protocol):
     """The engine as a front end uses it (engine.runtime.engine.Engine is one)."""

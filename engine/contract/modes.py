@@ -196,14 +196,6 @@ MODES: Mapping[str, ModeSpec] = MappingProxyType(
 DEFAULT_COMPARISON: tuple[str, ...] = ("ddim", "lcm", "lcm-lora", "lightning", "lightning-lora")
 
 
-def mode_spec(name: str) -> ModeSpec:
-    """The spec of a mode; KeyError names the known modes."""
-    try:
-        return MODES[name]
-    except KeyError:
-        raise KeyError(f"unknown mode {name!r}; known modes: {', '.join(MODES)}") from None
-
-
 def contract_warnings(
     spec: ModeSpec, *, steps: int, guidance: float, negative_prompt: str, file_steps: int | None
 ) -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""The files Fewstep ships: the SDXL config folder, the pocket model and the icons.
+"""The files Fewstep ships that the engine reads: the SDXL config folder and the pocket model.
 
 They are the package data ``engine.resources`` (the repository's top-level ``resources/`` folder,
 mapped there by ``pyproject.toml``), found through ``importlib.resources``: the same call finds them in
@@ -14,7 +14,6 @@ from engine.contract.errors import FewstepError
 
 CONFIG_DIR_NAME = "sdxl-base-config"
 POCKET_DIR_NAME = "pocket"
-ICONS_DIR_NAME = "icons"
 
 REPAIR = (
     "reinstall Fewstep (pip install --force-reinstall fewstep, or unpack the installer again);"
@@ -47,7 +46,3 @@ def sdxl_config_dir() -> Path:
 
 def pocket_dir() -> Path:
     return resources_root() / POCKET_DIR_NAME
-
-
-def icons_dir() -> Path:
-    return resources_root() / ICONS_DIR_NAME

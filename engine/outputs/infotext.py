@@ -47,6 +47,7 @@ from engine.contract.modes import MODES, GuidanceKind
 from engine.outputs.infotext_fields import ignored_pairs, source_of
 from engine.outputs.png_text import InfotextError
 from engine.outputs.sampler_names import a1111_names, mode_for_sampler
+from engine.pocket.model import POCKET_LABEL, checkpoint_name, names_pocket_model
 
 NEGATIVE = "Negative prompt:"
 FEWSTEP_MODE = "Fewstep mode"
@@ -67,6 +68,7 @@ _BARE = re.compile(r"[^,]*")
 _END = re.compile(r"\s*(?:,|$)")
 _SIZE = re.compile(r"(\d{1,5})x(\d{1,5})")
 _LORA_TAG = re.compile(r"<(?:lora|lyco):([^:<>]{1,255})(?::([^:<>]{0,40}))?(?::[^<>]{0,80})?>", re.IGNORECASE)
+_SPACES = re.compile(r"[ \t]{2,}")
 _NAME_WEIGHT = re.compile(r"\s*([^,:]+?)\s*:\s*([-+]?[\d.]+(?:[eE][-+]?\d+)?)\s*(?:,|\s|$)")
 _NAME_HASH = re.compile(r"\s*([^,:]+?)\s*:\s*([0-9a-fA-F]{8,64})\s*(?:,|$)")
 
@@ -169,7 +171,7 @@ def fewstep_infotext(
     fields |= {"Seed": seed, "Size": f"{width}x{height}"}
     if model_hash:
         fields["Model hash"] = model_hash
-    fields["Model"] = model
+    fields["Model"] = checkpoint_name(model)
     if hashed := [(s.name, s.hash) for s in styles if s.hash]:
         fields["Lora hashes"] = _pairs(hashed)
     fields[FEWSTEP_MODE] = mode
@@ -273,10 +275,17 @@ def strip_lora_tags(prompt: str) -> tuple[str, list[StyleTag], list[Ignored]]:
             tags.append(StyleTag(name, value))
         else:
             ignored.append(Ignored(match.group(0)[:60], f"the weight {weight!r} is not a number"))
-    cleaned = _LORA_TAG.sub("", prompt)
-    cleaned = re.sub(r"[ \t]*,([ \t]*,)+", ",", cleaned)  # "a, <lora:x:1>, b" -> "a, b", not "a, , b"
-    cleaned = "\n".join(line.strip().strip(",").strip() for line in cleaned.split("\n"))
-    return (cleaned.strip() if tags or ignored else prompt), tags, ignored
+    if not (tags or ignored):
+        return prompt, tags, ignored
+    # A1111 (extra_networks.parse_prompt) replaces each tag with "" and encodes the rest as it stands,
+    # commas included: "a, <lora:x:1>, b" is encoded as "a, , b". Only whitespace is tidied here, which
+    # CLIP's tokenizer collapses anyway (whitespace_clean); a line that held nothing but tags goes.
+    lines = []
+    for line in prompt.split("\n"):
+        cleaned = _LORA_TAG.sub("", line)
+        if cleaned.strip() or not line.strip():
+            lines.append(_SPACES.sub(" ", cleaned).strip())
+    return "\n".join(lines).strip(), tags, ignored
 
 
 def _int(fields: Mapping[str, str], key: str, low: int, high: int, ignored: list[Ignored]) -> int | None:
@@ -365,6 +374,12 @@ def _styles(
     return tuple(styles)
 
 
+def _model(fields: Mapping[str, str]) -> str | None:
+    """The `Model` field; the pocket model, by either of the names Fewstep has written, as its description."""
+    name = fields.get("Model")
+    return POCKET_LABEL if name is not None and names_pocket_model(name) else name
+
+
 def parse_infotext(text: str, keywords: frozenset[str] = frozenset()) -> Infotext:
     """Read a `parameters` text; keywords: the PNG's text chunk names, which help tell the tool.
 
@@ -396,7 +411,7 @@ def parse_infotext(text: str, keywords: frozenset[str] = frozenset()) -> Infotex
         guidance=_guidance(fields, mode, ignored),
         mode=mode,
         mode_named=named,
-        model=fields.get("Model"),
+        model=_model(fields),
         model_hash=fields.get("Model hash"),
         styles=styles,
         source=source_of(fields, keywords),

@@ -278,10 +278,6 @@ class TrilemmaAccumulator:
     def _fidelity(image: Image, reference: Image) -> tuple[float, float]:
         return ssim(image, reference), psnr(image, reference)
 
-    def add_all(self, samples: Iterable[tuple[str, int, Image, float]]) -> None:
-        for mode, seed, image, seconds in samples:
-            self.add(mode, seed, image, seconds)
-
     def result(self) -> Trilemma:
         reference = self._state[self.reference]
         ref_seconds = _mean(reference.seconds.values())

@@ -1,4 +1,5 @@
-"""The pocket model's prompt grammar (torch-free): the GUI's prompt suggestions and the developer tools share it.
+"""The built-in pocket model: its prompt grammar (grammar.py) and its shipped files and names (model.py).
 
-The shipped files are found by engine.files.pocket; training and export live in devtools.pocket.
+Both torch-free: the GUI's prompt suggestions and model set-up use them before the engine loads. The
+files are in resources/pocket/; training and export live in devtools.pocket.
 """

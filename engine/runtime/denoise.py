@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,10 +18,8 @@ from engine.contract.placement import Step
 from engine.contract.request import ModeResult, Progress, Timings
 from engine.runtime.decoding import decode_upcast, looks_failed
 from engine.runtime.device import synchronize
+from engine.runtime.placer import Placer
 from engine.runtime.previews import latent_preview
-
-if TYPE_CHECKING:
-    from engine.runtime.engine import Engine
 
 ProgressCallback = Callable[[Progress], None]
 CancelCheck = Callable[[], bool]
@@ -52,7 +50,7 @@ def pipeline_key(spec: ModeSpec) -> UNetSource | ModelRole:
 
 
 def denoise(
-    engine: Engine,
+    pipe: Any,
     mode: ResolvedMode,
     embeddings: PromptEmbeddings,
     *,
@@ -66,21 +64,24 @@ def denoise(
     on_progress: ProgressCallback | None,
     cancelled: CancelCheck,
     styles: tuple[tuple[str, float], ...],
+    placer: Placer,
+    device: torch.device,
 ) -> ModeResult:
+    """pipe: the mode's pipeline (pipeline_key); placer: brings the VAE in for the decode and lets it
+    go after; device: the one the steps are timed on."""
     spec = mode.spec
-    pipe = engine.pipes[pipeline_key(spec)]
     step_times: list[float] = []
     final_latents: list[torch.Tensor] = []
 
     def step_end(_pipe: Any, index: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-        synchronize(engine.plan.device)  # the step's time, not its launch time
+        synchronize(device)  # the step's time, not its launch time
         step_times.append(time.perf_counter())
         if index == mode.steps - 1:
             final_latents.append(tensors["latents"])
             # The decode follows inside the pipeline call: a VAE that waits in CPU RAM comes in now
             # (its copy counts as decode time). Plain tensors, not inference ones: it moves again.
             with torch.inference_mode(False):
-                engine.placer.prepare(Step.DECODE, spec.name)
+                placer.prepare(Step.DECODE, spec.name)
         if cancelled():
             # Raising, rather than diffusers' _interrupt flag, skips the VAE decode of a
             # picture nobody will see.
@@ -95,7 +96,7 @@ def denoise(
     # Drawn exactly as StableDiffusionXLPipeline draws them from this generator, so plain
     # diffusers with the same seed reproduces every image; LCM's per-step noise follows from it.
     generator = torch.Generator("cpu").manual_seed(seed)
-    synchronize(engine.plan.device)
+    synchronize(device)
     start = time.perf_counter()
     # A VAE overflowing in fp16 yields NaN, which numpy warns about when diffusers casts it to
     # uint8; the black image it leaves is detected and decoded again below.
@@ -118,7 +119,7 @@ def denoise(
     if pipe.vae.dtype != torch.float32 and looks_failed(image) and final_latents:
         image = decode_upcast(pipe, final_latents[-1])
         retried = True
-    engine.placer.prepare(Step.DECODED, spec.name)
+    placer.prepare(Step.DECODED, spec.name)
     end = time.perf_counter()
     marks = [start, *step_times]
     timings = Timings(

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from engine.contract.errors import JobCancelled, RequestError
-from engine.contract.info import EngineInfo, MemoryReport
+from engine.contract.info import EngineInfo, MemoryReport, StyleInfo
 from engine.contract.modes import MODES, ModelRole, ModeSpec, UNetSource
 from engine.contract.placement import GIB, Measure, Step, comparison_order
 from engine.contract.placement_text import size_text
@@ -42,7 +42,6 @@ from engine.outputs.comparison_files import RunContext
 from engine.runtime.collector import collector_quiet
 from engine.runtime.denoise import PromptEmbeddings, ResolvedMode, denoise, pipeline_key
 from engine.runtime.device import DevicePlan, plan_device, synchronize
-from engine.runtime.facts import engine_info, file_hashes, run_context
 from engine.runtime.libraries import quiet_diffusers
 from engine.runtime.loading import (
     SDXLPipeline,
@@ -55,6 +54,7 @@ from engine.runtime.loading import (
 )
 from engine.runtime.memory import free_device_bytes, memory_report
 from engine.runtime.placer import build_placer, forced_measures, set_tiling
+from engine.runtime.run_context import LoadedFiles, file_hashes, label_and_note, run_context
 from engine.runtime.styles import AdapterState, LoadedStyle, active_styles, load_style
 
 diffusers = quiet_diffusers()
@@ -164,6 +164,14 @@ class Engine:
             loading(f"style LoRA {style.path.name}")
             info = check_style_lora(style.path)
             self.styles.append(load_style(self.base, twins, info, style_adapter_name(index), style.weight))
+        self.loaded = LoadedFiles(
+            files=self.files,
+            vae=paths.vae,
+            builtin=paths.builtin,
+            config_dir=self.config_dir,
+            styles=tuple((s.name, s.file.path) for s in self.styles),
+            plan=self.plan,
+        )
         free = int(vram * GIB) if vram is not None else free_device_bytes(device)
         self.placer = build_placer(
             self.base,
@@ -198,11 +206,6 @@ class Engine:
         """The plan for this image size and these modes (the activations grow with the size)."""
         self.placer.replan(width, height, modes)
         set_tiling(self.base.vae, self.placer.placement.tile, self.base.vae_scale_factor)
-
-    @property
-    def residency(self) -> Residency:
-        """The older, coarser name of the plan: do the full distilled UNets wait in CPU RAM?"""
-        return Residency.ONE if Measure.DISTILLED_UNETS_WAIT in self.placer.measures else Residency.ALL
 
     def placement_warnings(self) -> list[str]:
         placement = self.placer.placement
@@ -287,21 +290,51 @@ class Engine:
 
     def memory_report(self) -> MemoryReport:
         """Bytes of weights per model and where they live, plus the process and device totals."""
-        return memory_report(self)
+        return memory_report(
+            self.base,
+            self.pipes,
+            self.plan.device,
+            where=self.placer.where,
+            # The older, coarser name of the plan: do the full distilled UNets wait in CPU RAM?
+            residency=Residency.ONE
+            if Measure.DISTILLED_UNETS_WAIT in self.placer.measures
+            else Residency.ALL,
+            placement=self.placer.report(),
+        )
 
     def info(self) -> EngineInfo:
         """What this engine can do, for a front end: modes, sizes, styles, memory."""
-        return engine_info(self)
+        available = self.available_modes()
+        file_steps = tuple(
+            (mode, steps)
+            for mode in available
+            if (steps := self.resolve(ModeSettings(mode=mode)).file_steps) is not None
+        )
+        try:
+            memory: MemoryReport | None = self.memory_report()
+        except Exception:  # a failure to measure is logged, never fatal
+            log.exception("the memory report failed")
+            memory = None
+        return EngineInfo(
+            builtin=self.paths.builtin,
+            available_modes=available,
+            file_steps=file_steps,
+            native_size=self.native_size,
+            device=self.plan.describe(),
+            model_label=label_and_note(self.loaded)[0],
+            styles=tuple(StyleInfo(s.name, s.file.path.stem) for s in self.styles),
+            memory=memory,
+        )
 
     @cached_property
     def file_hashes(self) -> tuple[str | None, dict[str, str]]:
         """A1111's short hashes of the base (a single file only) and of each style; read once."""
-        return file_hashes(self)
+        return file_hashes(self.loaded)
 
     def run_context(self, on_status: StatusCallback | None = None) -> RunContext:
         """What the files this engine's images are saved to should say about their origin. Hashes
         every model file the first time (minutes for SDXL; cached after): call it off the GUI thread."""
-        return run_context(self, on_status)
+        return run_context(self.loaded, self.file_hashes, on_status)
 
     def _style(self, name: str) -> LoadedStyle:
         return next(s for s in self.styles if s.name == name)
@@ -401,7 +434,7 @@ class Engine:
             embeddings = encodings[text_state]
             for seed_index, seed in enumerate(request.seeds):
                 result = denoise(
-                    self,
+                    self.pipes[pipeline_key(mode.spec)],
                     mode,
                     embeddings,
                     seed=seed,
@@ -414,6 +447,8 @@ class Engine:
                     on_progress=on_progress,
                     cancelled=cancelled,
                     styles=mode_styles,
+                    placer=self.placer,
+                    device=self.plan.device,
                 )
                 results[(settings.mode, seed)] = result
                 if on_result is not None:

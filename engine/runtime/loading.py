@@ -46,7 +46,7 @@ _LORA_SUFFIX = re.compile(
 )
 
 
-def _variant_for(folder: Path, dtype: torch.dtype) -> str | None:
+def variant_for(folder: Path, dtype: torch.dtype) -> str | None:
     """Real repositories ship fp32 and .fp16 weights side by side: take the fp16 ones for fp16 runs,
     and also when they are the only ones (a CPU run then upcasts them)."""
     has_fp16 = any(folder.glob("*.fp16.safetensors"))
@@ -100,7 +100,7 @@ def load_base(
             finally:
                 release(state)
         else:
-            variant = _variant_for(info.path / "unet", dtype)
+            variant = variant_for(info.path / "unet", dtype)
             # use_safetensors reaches every component, the transformers text encoders included.
             pipe = SDXLPipeline.from_pretrained(
                 info.path, dtype=dtype, variant=variant, use_safetensors=True, local_files_only=True
@@ -121,7 +121,7 @@ def load_lcm_unet(
 
     Its one weights file is read tensor by tensor (engine.runtime.tensor_reader) into a UNet built
     from its config; a folder of sharded weights goes through diffusers' from_pretrained."""
-    variant = _variant_for(info.path, dtype)
+    variant = variant_for(info.path, dtype)
     weights = info.path / f"diffusion_pytorch_model{'.' + variant if variant else ''}.safetensors"
     try:
         if not weights.is_file():
@@ -190,7 +190,7 @@ def load_vae(info: ModelFile, config_dir: Path, device: torch.device, dtype: tor
             vae = AutoencoderKL.from_pretrained(
                 info.path,
                 dtype=dtype,
-                variant=_variant_for(info.path, dtype),
+                variant=variant_for(info.path, dtype),
                 use_safetensors=True,  # never a pickled .bin beside it: unpickling runs code
                 local_files_only=True,
             )

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from engine.contract.info import MemoryReport, ModelMemory
 from engine.contract.modes import ModelRole, UNetSource
 from engine.contract.placement import Part
-
-if TYPE_CHECKING:
-    from engine.runtime.engine import Engine
+from engine.contract.residency import Residency
 
 
 def module_bytes(*modules: Any) -> int:
@@ -40,10 +39,19 @@ def process_rss() -> int | None:
         return None
 
 
-def memory_report(engine: Engine) -> MemoryReport:
-    """Bytes of weights per model and where they live, plus the process and device totals."""
-    base = engine.base
-    where = engine.placer.where
+def memory_report(
+    base: Any,
+    pipes: Mapping[UNetSource | ModelRole, Any],
+    device: torch.device,
+    *,
+    where: Callable[[Part], str],
+    residency: Residency,
+    placement: Mapping[str, Any],
+) -> MemoryReport:
+    """Bytes of weights per model and where they live, plus the process and device totals.
+
+    pipes: the engine's pipelines by UNet source or LoRA role; where: the device a part is on now;
+    placement: the placer's report (its steps and moves are left out here)."""
     models = [
         ModelMemory(
             "text encoders",
@@ -53,7 +61,7 @@ def memory_report(engine: Engine) -> MemoryReport:
         ModelMemory("vae", module_bytes(base.vae), where(Part.VAE)),
         ModelMemory("base unet", module_bytes(base.unet), where(Part.BASE_UNET)),
     ]
-    for key, pipe in engine.pipes.items():
+    for key, pipe in pipes.items():
         if key is UNetSource.BASE:
             continue
         if isinstance(key, ModelRole):  # a LoRA twin: only its LoRA matrices are its own
@@ -62,11 +70,11 @@ def memory_report(engine: Engine) -> MemoryReport:
         else:
             on = str(next(pipe.unet.parameters()).device)
             models.append(ModelMemory(f"{key} unet", module_bytes(pipe.unet), on))
-    allocated = torch.cuda.memory_allocated(engine.plan.device) if engine.plan.device.type == "cuda" else None
+    allocated = torch.cuda.memory_allocated(device) if device.type == "cuda" else None
     return MemoryReport(
-        residency=str(engine.residency),
+        residency=str(residency),
         models=tuple(models),
         process_rss=process_rss(),
         device_allocated=allocated,
-        placement={k: v for k, v in engine.placer.report().items() if k not in ("steps", "moves")},
+        placement={k: v for k, v in placement.items() if k not in ("steps", "moves")},
     )

@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.contract.info import EngineInfo
-from engine.files.builtin import builtin_note
 from engine.outputs.comparison_files import comparison_grid, png_bytes
 from engine.outputs.run_writer import new_run_id, write_comparison, write_new_file
 from engine.outputs.trilemma import Trilemma
+from engine.pocket.model import builtin_note
 from gui.state.jobs import FinishedRun
 
 GRIDS_FOLDER = "grids"

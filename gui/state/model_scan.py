@@ -66,8 +66,19 @@ class ScanResult:
 
 def _entry(found: ModelFile | Refused, name: str, reference: Path) -> ModelEntry:
     if isinstance(found, Refused):
-        return ModelEntry(name=name, reference=reference, refused=found.reason)
+        # The row's name says which file: a reason that opens with its full path says "it" instead,
+        # so the narrow panel shows why, not the path again.
+        reason = found.reason
+        if reason.startswith(f"{found.path} "):
+            reason = "it" + reason.removeprefix(str(found.path))
+        return ModelEntry(name=name, reference=reference, refused=reason)
     return ModelEntry(name=name, reference=reference, info=found)
+
+
+def usable_first(entries: list[ModelEntry]) -> tuple[ModelEntry, ...]:
+    """The usable entries, then the refused ones, each in the scan's order: a folder with a few broken
+    files still shows what can be used at the top."""
+    return tuple(sorted(entries, key=lambda entry: not entry.usable))
 
 
 def scan_folder(folder: Path) -> tuple[tuple[ModelEntry, ...], str | None]:
@@ -89,7 +100,7 @@ def scan_folder(folder: Path) -> tuple[tuple[ModelEntry, ...], str | None]:
         if path.name == "pytorch_lora_weights.safetensors":  # a diffusers LoRA folder: name the folder
             name = str(path.parent.relative_to(folder)) if path.parent != folder else path.name
         entries.append(_entry(item, name, path))
-    return tuple(entries), None
+    return usable_first(entries), None
 
 
 def scan_hub_cache() -> tuple[tuple[ModelEntry, ...], int]:
@@ -115,7 +126,7 @@ def scan_hub_cache() -> tuple[tuple[ModelEntry, ...], int]:
             relative = item.path.relative_to(repo.snapshot).as_posix()
             reference = Path(f"{repo.repo_id}/{relative}")
             entries.append(_entry(item, f"{repo.repo_id}/{relative}", reference))
-    return tuple(entries), skipped
+    return usable_first(entries), skipped
 
 
 def scan_all(folder: Path) -> ScanResult:

@@ -13,7 +13,6 @@ from pathlib import Path
 from engine.contract.errors import FewstepError
 from engine.contract.info import EngineInfo
 from engine.contract.modes import MODES, ModelRole
-from engine.files.builtin import BUILTIN_LIGHTNING_STEPS, BUILTIN_NATIVE_SIZE
 from engine.files.model_files import (
     FileKind,
     ModelFile,
@@ -22,6 +21,7 @@ from engine.files.model_files import (
     check_vae,
     lightning_steps_from_name,
 )
+from engine.pocket.model import BUILTIN_LIGHTNING_STEPS, BUILTIN_NATIVE_SIZE
 from gui.state.settings import Settings
 
 _WHERE_WEIGHTS_GO = (

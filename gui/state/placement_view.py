@@ -16,9 +16,9 @@ from engine.contract.errors import FewstepError
 from engine.contract.info import EngineInfo
 from engine.contract.placement import GIB, PlanInput, five_mode_check, plan_placement, smallest_fit
 from engine.contract.placement_text import describe_placement, size_text
-from engine.files.builtin import builtin_model_paths
 from engine.files.model_paths import ModelPaths
 from engine.files.part_sizes import model_sizes
+from engine.pocket.model import builtin_model_paths
 from gui.state.settings import Settings
 
 

@@ -56,7 +56,7 @@ EngineFactory = Callable[[EngineConfig, Callable[[str], None]], LoadedEngine]
 
 def load_engine(config: EngineConfig, say: Callable[[str], None]) -> LoadedEngine:
     """The real engine. Runs on the worker thread: this is where torch is imported."""
-    from engine.files.builtin import builtin_model_paths
+    from engine.pocket.model import builtin_model_paths
 
     say("loading torch and diffusers")
     from engine.runtime.collector import collector_quiet

@@ -23,6 +23,7 @@ from PySide6.QtGui import (
     QColor,
     QFont,
     QFontDatabase,
+    QTextOption,
 )
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -85,10 +86,14 @@ class ModelPanel(QWidget):
         self.memory.setWordWrap(True)
         self.memory.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.memory.hide()
-        # The same text as `fewstep plan`: columns, so a fixed-width font, scrolled rather than wrapped.
+        # The same text as `fewstep plan`, in its fixed-width font, wrapped to the side panel's width:
+        # at the window's default width a plan line is wider than the panel, and a sideways scroll hid
+        # the end of every sentence. A long path breaks anywhere rather than widen the text.
         self.plan = QPlainTextEdit()
         self.plan.setReadOnly(True)
-        self.plan.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.plan.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        self.plan.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
+        self.plan.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.plan.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.plan.setMinimumHeight(60)
         self.plan.setPlaceholderText("planning where each model part lives on the GPU…")

@@ -36,9 +36,9 @@ import torch
 from devtools.pocket.scorer import Score, detect, score, summarize
 from engine.contract.request import GenerationRequest, ModeSettings
 from engine.files.model_paths import ModelPaths
-from engine.files.pocket import BASE_DIR, MARKER, pocket_model_paths
 from engine.outputs.trilemma import diversity, high_frequency_energy, psnr, ssim
 from engine.pocket.grammar import evaluation_prompts
+from engine.pocket.model import BASE_DIR, MARKER, pocket_model_paths
 from engine.runtime.engine import Engine
 
 REPO = Path(__file__).resolve().parents[2]

@@ -21,7 +21,7 @@ ENGINE_WITH_TORCH = (
     "engine.runtime.previews",
 )
 ALLOWED_LAZY = {
-    ("worker.py", "load_engine"): {"engine.runtime.engine", "engine.runtime.device", "engine.files.builtin"}
+    ("worker.py", "load_engine"): {"engine.runtime.engine", "engine.runtime.device", "engine.pocket.model"}
 }
 
 

@@ -385,7 +385,7 @@ def test_a_dropped_a1111_png_says_what_was_left_out(
     size_before = window.prompt_panel.chosen_size()
     drop(window, png, qtbot)
     panel = window.prompt_panel
-    assert (panel.prompt_text(), panel.negative_text(), panel.seed_value()) == ("a cat in a hat", "ugly", 42)
+    assert (panel.prompt_text(), panel.negative_text(), panel.seed_value()) == ("a cat in a hat,", "ugly", 42)
     assert panel.chosen_size() == size_before  # the bad size alone was dropped
     assert [(m.mode, m.steps, m.guidance) for m in window.mode_panel.chosen()] == [("dpmpp-2m", 25, 6.5)]
     message = window.banner.text()

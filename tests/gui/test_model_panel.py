@@ -310,3 +310,30 @@ def test_rescan_finds_new_files_and_the_folder_can_change(
         window.model_panel.folder_chosen.emit(models_dir)
     assert window.settings.models_dir == models_dir and load_settings().settings.models_dir == models_dir
     assert len(window.model_panel.entries()) == 8
+
+
+def test_usable_files_come_first_and_the_plan_fits_the_default_window(
+    make_window: WindowMaker,
+    qtbot: QtBot,
+    models_dir: Path,
+    output_dir: Path,
+    shared_engine_factory: EngineFactory,
+) -> None:
+    """A folder with refused files (a pickle, an SD 1.5 file, a truncated one): the usable files are at
+    the top, the refused ones after; the plan under the tree needs no horizontal scroll."""
+    settings = Settings(models_dir=models_dir, output_dir=output_dir, vram=8.0)
+    window = scanned_window(make_window, qtbot, settings, shared_engine_factory)
+    panel = window.model_panel
+    window.side_tabs.setCurrentWidget(panel)
+    qtbot.waitUntil(lambda: "Plan for 8.00 GiB" in panel.plan.toPlainText(), timeout=SCAN_MS)
+    qtbot.waitUntil(lambda: panel.plan.viewport().width() > 0)
+    if shot := os.environ.get("FEWSTEP_SHOT"):  # to look at it: FEWSTEP_SHOT=models.png pytest -k fits
+        window.grab().save(shot)
+    usable = [e.usable for e in panel.entries() if e.reference.is_relative_to(models_dir)]
+    assert usable == sorted(usable, reverse=True) and usable.count(False) == 3, usable
+    # The row names the file: its reason does not repeat the path, which the narrow panel would wrap.
+    truncated = entry(panel, "half_downloaded.safetensors")[0].text(0)
+    assert "refused: it is not a readable safetensors file" in truncated and str(models_dir) not in truncated
+    assert window.width() == 1480  # the window's default width
+    scroll = panel.plan.horizontalScrollBar()
+    assert scroll.maximum() == 0, f"the plan scrolls {scroll.maximum()} px sideways"
