@@ -326,3 +326,19 @@ def test_a_fitted_table_narrows_text_first_and_loses_no_word(width: int) -> None
         assert lines[1].startswith(path + "  ") and len(lines) > 3
     assert "".join(part.strip() for part in first).startswith(path)  # a path cut is a path kept
     assert " ".join(line[len(first[0]) :].strip() for line in lines[1:-1]).split() == reason.split()
+
+
+def test_a_reader_that_leaves_early_is_not_an_unexpected_failure() -> None:
+    """`fewstep plan ... | head`: the pipe closes before the command writes; it says nothing on stderr."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "plan", "--vram", "8"],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the reader is gone before the first line is written
+    with process.stderr:
+        error = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 1
+    assert error == ""

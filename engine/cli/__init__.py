@@ -83,6 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         say("interrupted")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader left (`fewstep models --json | head`): nothing is wrong with the input or the run.
+        # stdout is pointed at devnull so that the interpreter's own flush at exit cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
     except Exception as exc:
         if os.environ.get("FEWSTEP_DEBUG"):
             raise

@@ -193,8 +193,7 @@ def _run_job(args: argparse.Namespace, job: Job) -> int:
     # Heavy imports only once the input is known to be good: a typo answers at once.
     from engine.cli.terminal_progress import TerminalProgress, size_warning
     from engine.contract.residency import Residency
-    from engine.outputs.comparison_files import write_image_files
-    from engine.outputs.comparison_folder import write_comparison_folder
+    from engine.outputs.run_writer import write_comparison_folder, write_image_files
     from engine.pocket.model import builtin_label
     from engine.runtime.device import plan_device
     from engine.runtime.engine import Engine
