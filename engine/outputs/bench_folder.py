@@ -5,7 +5,8 @@
     DIR/cells/<id>.json       its record (as `fewstep generate`'s sidecar), written last: the cell is done
     DIR/report.json, cells.csv, index.html, thumbs/   the report, rebuilt whenever every cell is done
 
-Each file is written atomically (engine.outputs.atomic), the record after the image, so a kill at any
+Each file is written atomically by the one writer of runs (engine.outputs.run_writer), the record after
+the image, so a kill at any
 moment leaves every cell done (both files) or not done (no record; a stray image is rewritten). A rerun
 therefore resumes by listing the records. Only this writer touches the folder: Ray actors (#24) return
 results to it instead of writing.
@@ -20,12 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from engine.contract.request import GenerationRequest, ModeResult
 from engine.outputs.atomic import atomic_write_text
 from engine.outputs.bench_cells import Cell
-from engine.outputs.comparison_files import RunContext, image_sidecar, png_parameters_for, write_png
+from engine.outputs.comparison_files import RunContext
+from engine.outputs.run_writer import write_bench_cell
 
 FORMAT = "fewstep-bench-1"
 SETTINGS_FILE = "bench.json"
@@ -112,18 +112,9 @@ class BenchFolder:
         result: ModeResult,
         context: RunContext,
     ) -> dict[str, Any]:
-        """The cell's image, then its record (which marks it done); returns the record."""
-        height, width = result.image.shape[:2]
-        parameters = png_parameters_for(result, request, width, height, context)
-        write_png(self.image_path(cell), Image.fromarray(result.image), parameters)
-        record = {
-            "cell": cell.id,
-            "prompt_index": cell.prompt_index,
-            "category": category,
-            **image_sidecar(result, request, context, parameters=parameters, file=f"{cell.id}.png"),
-        }
-        atomic_write_text(self.record_path(cell), json.dumps(record, indent=2, ensure_ascii=False) + "\n")
-        return record
+        """The cell's image, then its record (which marks it done), by the one writer of runs."""
+        identity = {"cell": cell.id, "prompt_index": cell.prompt_index, "category": category}
+        return write_bench_cell(self.image_path(cell), result, request, context, identity)
 
     def records(self) -> dict[str, dict[str, Any]]:
         """Every done cell's record, by id."""

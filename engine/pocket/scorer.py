@@ -16,8 +16,8 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from engine.pocket.shapes import _SQUARE, _TRIANGLE, ANCHORS, PALETTE_ARRAY, RADII, shape_mask
 from engine.pocket.grammar import COLORS, POSITIONS, SHAPES, Prompt
+from engine.pocket.shapes import _SQUARE, _TRIANGLE, ANCHORS, PALETTE_ARRAY, RADII, shape_mask
 
 # Area of each shape in units of radius squared (shapes.shape_mask's geometry).
 AREA_PER_R2: dict[str, float] = {
