@@ -27,6 +27,7 @@ from engine.contract.request import ModeSettings
 from engine.contract.validation import check_device_names
 from engine.files.model_paths import ModelPaths
 from engine.files.safe_paths import output_problem
+from engine.outputs.atomic import remove_stale_parts
 from engine.outputs.bench_cells import cell_order
 from engine.outputs.bench_folder import BenchFolder, BenchFolderError
 
@@ -188,6 +189,8 @@ def run(args: argparse.Namespace) -> int:
                 folder = BenchFolder.open(job.out, job.settings(args), overwrite=args.overwrite)
             except BenchFolderError as exc:
                 raise UsageError(str(exc)) from None
+            for place in (folder.root, folder.cells, folder.root / "thumbs"):
+                remove_stale_parts(place)  # what a killed writer left half-written: never a cell
             return _run_bench(args, job, folder)
     except FolderBusyError as exc:
         raise UsageError(str(exc)) from None

@@ -19,4 +19,4 @@ def cell_request(
 
 def run_cell(engine: Engine, request: GenerationRequest, shared: SharedEncodings) -> ModeResult:
     """The one image of a one-mode, one-seed request; the prompt encoded only if `shared` lacks it."""
-    return engine.run(request, shared=shared).results[0]
+    return engine.run(request, prompt_encodings=shared).results[0]

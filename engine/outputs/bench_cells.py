@@ -36,7 +36,7 @@ def cell_order(
     """Every cell once, in the order a single engine should run them: blocks of prompts, and in each
     block the modes in the engine's cheapest switching order (base-UNet modes, then full UNets)."""
     ordered = comparison_order(modes)
-    cells = []
+    cells: list[Cell] = []
     for start in range(0, prompt_count, block):
         for mode in ordered:
             for index in range(start, min(start + block, prompt_count)):

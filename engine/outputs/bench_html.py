@@ -154,8 +154,8 @@ def speed_plot(trilemma: Mapping[str, Any], y_key: str, y_label: str) -> str:
 
 def _grids(report: Mapping[str, Any], cells: Sequence[CellMeasure], thumbs: Mapping[str, str]) -> str:
     by_prompt: dict[int, dict[tuple[str, int], CellMeasure]] = {}
-    for cell in cells:
-        by_prompt.setdefault(cell.prompt_index, {})[(cell.mode, cell.seed)] = cell
+    for measure in cells:
+        by_prompt.setdefault(measure.prompt_index, {})[(measure.mode, measure.seed)] = measure
     modes = [m["mode"] for m in report["modes"]]
     seeds = report["seeds"]
     out = []
@@ -167,8 +167,7 @@ def _grids(report: Mapping[str, Any], cells: Sequence[CellMeasure], thumbs: Mapp
         for mode in modes:
             tds = []
             for seed in seeds:
-                cell = found.get((mode, seed))
-                if cell is None:
+                if (cell := found.get((mode, seed))) is None:
                     tds.append("<td>-</td>")
                     continue
                 title = f"{mode}, seed {seed}: {cell.seconds:.3f} s" + (

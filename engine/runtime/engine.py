@@ -394,11 +394,11 @@ class Engine:
         on_progress: ProgressCallback | None = None,
         on_result: ResultCallback | None = None,
         should_cancel: CancelCheck | None = None,
-        shared: SharedEncodings | None = None,
+        prompt_encodings: SharedEncodings | None = None,
     ) -> ComparisonResult:
         """Every requested mode times every seed, from the same initial noise per seed.
 
-        shared: the prompt's encodings from earlier runs, reused and filled (see SharedEncodings).
+        prompt_encodings: the prompt's encodings from earlier runs, reused and filled (SharedEncodings).
 
         Raises JobCancelled when should_cancel() turns true; results delivered before stay valid and
         the engine stays usable.
@@ -422,12 +422,13 @@ class Engine:
         )
         resolved = {s.mode: self.resolve(s) for s in runnable}
         with_negative = self.needs_negative(runnable)
-        if shared is not None:
-            if (shared.prompt, shared.negative_prompt) != (request.prompt, request.negative_prompt):
-                raise ValueError("shared encodings of another prompt")
-            if with_negative and not shared.with_negative:
-                raise ValueError("these modes use CFG: the shared encodings need the negative prompt")
-            with_negative = shared.with_negative
+        kept = prompt_encodings
+        if kept is not None:
+            if (kept.prompt, kept.negative_prompt) != (request.prompt, request.negative_prompt):
+                raise ValueError("prompt_encodings of another prompt")
+            if with_negative and not kept.with_negative:
+                raise ValueError("these modes use CFG: prompt_encodings need the negative prompt")
+            with_negative = kept.with_negative
         known = {s.name for s in self.styles}
         for name, _weight in request.style_weights or ():
             if name not in known:
@@ -440,7 +441,7 @@ class Engine:
         # One encoding per state of the text encoders: the distillation LoRAs never touch them, so
         # usually one for the whole comparison; a second only where a style patches them and the
         # full distilled UNets run without it.
-        encodings: dict[TextState, PromptEmbeddings] = {} if shared is None else shared.by_text_state
+        encodings: dict[TextState, PromptEmbeddings] = {} if kept is None else kept.by_text_state
         results: dict[tuple[str, int], ModeResult] = {}
         self.replan(width, height, tuple(s.mode for s in runnable))
         self.placer.moves.clear()
