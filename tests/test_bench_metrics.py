@@ -151,3 +151,18 @@ def test_cells_each_once_mode_by_mode_in_blocks() -> None:
     switches = sum(1 for a, b in itertools.pairwise(cells) if a.mode != b.mode)
     assert switches == 3 * 3 - 1  # 3 blocks (2, 2, 1 prompts) of 3 modes: one switch per block and mode
     assert [c.mode for c in cells[:4]] == ["ddim"] * 4  # base-UNet modes first, as compare orders them
+
+
+def test_parti_is_shipped_with_its_licence_and_read_with_its_categories(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import engine.files.resources as resources
+    from tests.conftest import REPO_ROOT
+
+    # This checkout's resources/, which is what ships: an editable install may map engine.resources
+    # to another checkout of the repository.
+    monkeypatch.setattr(resources, "resources_root", lambda: REPO_ROOT / "resources")
+    parti = read_prompts("parti")
+    assert len(parti) == 1632 and parti[0] == BenchPrompt("bond", "", "Abstract")
+    assert len({p.category for p in parti}) == 12
+    assert "Apache License" in (REPO_ROOT / "resources" / "parti" / "LICENSE").read_text()

@@ -41,9 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--prompts",
         required=True,
-        metavar="FILE|pocket",
+        metavar="FILE|pocket|parti",
         help="a .txt file (one prompt a line), a .csv or .jsonl with prompt, negative_prompt and category,"
-        " or the built-in set: pocket (the built-in model's grammar)",
+        " or a built-in set: pocket (the built-in model's grammar), parti (PartiPrompts, for SDXL models)",
     )
     parser.add_argument(
         "--modes",

@@ -1,5 +1,6 @@
 """The prompts of `fewstep bench`: a text file (one prompt a line), a CSV or JSONL file with prompt,
-negative_prompt and category, or a built-in set by name (`pocket`).
+negative_prompt and category, or a built-in set by name: `pocket` (the built-in model's grammar) or
+`parti` (PartiPrompts, shipped in resources/parti/ with its Apache-2.0 licence).
 
 Read and checked whole before any model loads: a bad line is one error naming the file and line.
 """
@@ -18,6 +19,7 @@ from engine.files.safe_paths import special_file_problem
 # The built-in model's set: fixed prompts of the pocket grammar, drawn once with this seed.
 POCKET_PROMPTS = 24
 POCKET_SEED = 23
+PARTI_FILE = "parti/PartiPrompts.tsv"
 MAX_PROMPTS = 100_000
 MAX_PROMPT_CHARS = 2_000
 
@@ -39,6 +41,15 @@ def pocket_prompts() -> tuple[BenchPrompt, ...]:
     return tuple(
         BenchPrompt(p.text, "", p.shape) for p in evaluation_prompts(POCKET_PROMPTS, seed=POCKET_SEED)
     )
+
+
+def parti_prompts() -> tuple[BenchPrompt, ...]:
+    """PartiPrompts' 1,632 prompts, categorised as the paper does (Animals, Arts, World Knowledge...)."""
+    from engine.files.resources import shipped
+
+    text = shipped(PARTI_FILE).read_text(encoding="utf-8")
+    rows = csv.DictReader(text.splitlines(), delimiter="\t")
+    return _checked(((rows.line_num, BenchPrompt(r["Prompt"], "", r["Category"])) for r in rows), "parti")
 
 
 def _checked(prompts: Iterable[tuple[int, BenchPrompt]], source: str) -> tuple[BenchPrompt, ...]:
@@ -97,6 +108,8 @@ def read_prompts(source: str) -> tuple[BenchPrompt, ...]:
     """The prompts `--prompts source` names; UsageError (one line) for anything unreadable."""
     if source == "pocket":
         return pocket_prompts()
+    if source == "parti":
+        return parti_prompts()
     path = Path(source)
     if problem := special_file_problem(path):
         raise UsageError(f"--prompts {problem}")
