@@ -28,7 +28,7 @@ from engine.contract.validation import check_device_names
 from engine.files.model_paths import ModelPaths
 from engine.files.safe_paths import output_problem
 from engine.outputs.atomic import remove_stale_parts
-from engine.outputs.bench_cells import cell_order
+from engine.outputs.bench_cells import cell_order, cell_request
 from engine.outputs.bench_folder import BenchFolder, BenchFolderError
 
 NOT_MEASURED = (
@@ -159,8 +159,6 @@ def job_of(args: argparse.Namespace) -> BenchJob:
             f"--seed {args.seed} with --seeds {args.seeds} runs past the largest seed, {MAX_SEED}"
         )
     modes = mode_settings(names, args)
-    from engine.cli.bench_cell import cell_request
-
     for prompt in prompts:  # the engine's own checks (lengths, sizes), before any model loads
         cell_request(prompt.text, prompt.negative, modes[0], args.seed, args.size).validate()
     paths = model_paths(args)
@@ -240,7 +238,7 @@ def _run_cells(
 ) -> None:
     import time
 
-    from engine.cli.bench_cell import cell_request, run_cell
+    from engine.cli.bench_cell import run_cell
     from engine.contract.residency import Residency
     from engine.outputs.bench_cells import BLOCK_PROMPTS
     from engine.pocket.model import builtin_label

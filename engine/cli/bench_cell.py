@@ -3,18 +3,8 @@ would call. It writes nothing; the bench's one writer (engine.outputs.bench_fold
 
 from __future__ import annotations
 
-from engine.contract.request import GenerationRequest, ModeResult, ModeSettings
+from engine.contract.request import GenerationRequest, ModeResult
 from engine.runtime.engine import Engine, SharedEncodings
-
-
-def cell_request(
-    text: str, negative: str, settings: ModeSettings, seed: int, size: tuple[int, int] | None
-) -> GenerationRequest:
-    """The request of one cell: exactly `fewstep compare`'s for that prompt, mode and seed."""
-    width, height = size if size else (None, None)
-    return GenerationRequest(
-        prompt=text, negative_prompt=negative, seeds=(seed,), width=width, height=height, modes=(settings,)
-    )
 
 
 def run_cell(engine: Engine, request: GenerationRequest, shared: SharedEncodings) -> ModeResult:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from engine.contract.placement import comparison_order
+from engine.contract.request import GenerationRequest, ModeSettings
 
 # Prompts per block: SDXL's encodings of one prompt with its negative take about 0.6 MB on the device,
 # so a block holds about 40 MB of them, while a 5-mode bench of 4 seeds switches mode once per 256 images.
@@ -42,3 +43,13 @@ def cell_order(
             for index in range(start, min(start + block, prompt_count)):
                 cells.extend(Cell(index, mode, seed) for seed in seeds)
     return cells
+
+
+def cell_request(
+    text: str, negative: str, settings: ModeSettings, seed: int, size: tuple[int, int] | None
+) -> GenerationRequest:
+    """The request of one cell: exactly `fewstep compare`'s for that prompt, mode and seed."""
+    width, height = size if size else (None, None)
+    return GenerationRequest(
+        prompt=text, negative_prompt=negative, seeds=(seed,), width=width, height=height, modes=(settings,)
+    )
