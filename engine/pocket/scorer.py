@@ -10,7 +10,6 @@ size from that area; the position from the centroid. Position is scored only whe
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 
@@ -71,27 +70,17 @@ def _classes(image: np.ndarray) -> np.ndarray:
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:
-    """The largest 4-connected region of a boolean mask."""
-    height, width = mask.shape
-    labels = np.zeros(mask.shape, dtype=np.int32)
-    best_label, best_size, current = 0, 0, 0
-    for y0, x0 in zip(*np.nonzero(mask), strict=True):
-        if labels[y0, x0]:
-            continue
-        current += 1
-        labels[y0, x0] = current
-        queue = deque([(int(y0), int(x0))])
-        size = 0
-        while queue:
-            y, x = queue.popleft()
-            size += 1
-            for ny, nx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
-                if 0 <= ny < height and 0 <= nx < width and mask[ny, nx] and not labels[ny, nx]:
-                    labels[ny, nx] = current
-                    queue.append((ny, nx))
-        if size > best_size:
-            best_label, best_size = current, size
-    return np.asarray(labels == best_label) if best_size else np.zeros_like(mask)
+    """The largest 4-connected region of a boolean mask; of equal ones, the first in raster order.
+
+    scipy's labelling in C (its default structure is 4-connected): a Python flood fill cost 9 ms an
+    image, most of a bench's scoring time."""
+    from scipy.ndimage import label
+
+    labels, count = label(mask)
+    if not count:
+        return np.zeros_like(mask)
+    sizes = np.bincount(labels.ravel())[1:]  # labels are numbered in raster order of their first pixel
+    return np.asarray(labels == int(sizes.argmax()) + 1)
 
 
 def detect(image: np.ndarray) -> Detection:
