@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,9 +221,11 @@ def _run_bench(args: argparse.Namespace, job: BenchJob, folder: BenchFolder) -> 
         _say(f"resuming {job.out}: {len(cells) - len(todo)} of {len(cells)} cells already done")
     if todo:
         _run_cells(args, job, folder, todo, len(cells), settings_by_mode)
+    started = time.perf_counter()
     scorer, reason = _scorer(job)
     with _progress(len(cells), 0, "measuring") as bar:
         report = _write_report(folder, job, args, scorer, reason, bar.update)
+    _say(f"measured {len(cells)} cells and wrote the report in {time.perf_counter() - started:.1f} s")
     _print_table(report)
     print(f"wrote {job.out / 'index.html'}, {job.out / 'report.json'} and {job.out / 'cells.csv'}")
     return EXIT_OK
@@ -237,7 +240,6 @@ def _run_cells(
     settings_by_mode: Mapping[str, ModeSettings],
 ) -> None:
     import threading
-    import time
 
     from engine.cli.bench_cell import run_cell
     from engine.contract.residency import Residency
