@@ -8,6 +8,7 @@ import pytest
 
 from engine.contract.request import GenerationRequest, ModeSettings
 from engine.outputs.bench_cells import cell_request
+from engine.runtime.denoise import PromptEmbeddings
 from engine.runtime.engine import Engine, SharedEncodings
 
 PROMPT = "a small green triangle on a white background"
@@ -21,7 +22,12 @@ def test_cells_run_one_by_one_match_the_comparison_bit_for_bit(
     comparison = engine_all.run(GenerationRequest(prompt=PROMPT, seeds=(3, 4), modes=settings))
     encoded: list[str] = []
     encode = engine_all.encode
-    monkeypatch.setattr(engine_all, "encode", lambda *a, **k: encoded.append(a[0]) or encode(*a, **k))
+
+    def counting(prompt: str, negative: str, *, with_negative: bool) -> PromptEmbeddings:
+        encoded.append(prompt)
+        return encode(prompt, negative, with_negative=with_negative)
+
+    monkeypatch.setattr(engine_all, "encode", counting)
     kept = SharedEncodings(PROMPT, "", engine_all.needs_negative(settings))
     assert kept.with_negative  # ddim's CFG 5: the negative is encoded for every mode, as compare does
     for result in comparison.results:
