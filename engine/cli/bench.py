@@ -285,6 +285,8 @@ def _run_cells(
                 f"{count / (time.perf_counter() - started) * 60:.1f} cells/min", refresh=False
             )
             bar.update()
+    seconds = time.perf_counter() - started
+    _say(f"made {len(todo)} cells in {seconds:.1f} s ({len(todo) / seconds * 60:.1f} cells/min)")
 
 
 def _load_metric_libraries() -> None:
