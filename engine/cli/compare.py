@@ -43,6 +43,11 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompt", required=True, help="what to draw")
     parser.add_argument("--negative", default="", help="what to avoid (only used where CFG is above 1)")
     parser.add_argument("--seed", type=seed, default=0, help="seed of the initial noise (default 0)")
+    add_model_flags(parser)
+
+
+def add_model_flags(parser: argparse.ArgumentParser) -> None:
+    """The size, model files, per-mode settings and device flags: compare's, also bench's."""
     parser.add_argument("--size", type=size, help="WIDTHxHEIGHT, multiples of 8 (default: the model's own)")
     for role in ModelRole:
         parser.add_argument(f"--{role}", type=Path, metavar="PATH", help=f"the {role} file or folder")
@@ -114,7 +119,7 @@ class Job:
     single: bool
 
 
-def _mode_settings(names: Sequence[str], args: argparse.Namespace) -> tuple[ModeSettings, ...]:
+def mode_settings(names: Sequence[str], args: argparse.Namespace) -> tuple[ModeSettings, ...]:
     steps: dict[str, int] = {}
     guidance: dict[str, float] = {}
     for mode, value in args.steps:
@@ -159,7 +164,7 @@ def job_of(args: argparse.Namespace) -> Job:
         seeds=tuple(range(args.seed, args.seed + count)),
         width=width,
         height=height,
-        modes=_mode_settings(names, args),
+        modes=mode_settings(names, args),
     )
     request.validate()
     paths = model_paths(args)

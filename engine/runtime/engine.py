@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -68,6 +68,22 @@ _UNET_ROLES = {UNetSource.LCM: ModelRole.LCM_UNET, UNetSource.LIGHTNING: ModelRo
 
 
 log = logging.getLogger(__name__)
+
+TextState = tuple[tuple[str, float], ...]  # the styles patching the text encoders, with their weights
+
+
+@dataclass
+class SharedEncodings:
+    """One prompt's encodings kept from one run to the next: a bench that runs mode by mode encodes each
+    prompt once for all its modes, as a comparison does.
+
+    with_negative: encode the negative prompt too. Set it as a comparison of all the modes served
+    would (True when any of them uses CFG), so each mode gets the very embeddings compare gives it."""
+
+    prompt: str
+    negative_prompt: str
+    with_negative: bool
+    by_text_state: dict[TextState, PromptEmbeddings] = field(default_factory=dict)
 
 
 class Engine:
@@ -357,6 +373,12 @@ class Engine:
         prompt_embeds, negative, pooled, negative_pooled = embeds
         return PromptEmbeddings(prompt_embeds, negative, pooled, negative_pooled, time.perf_counter() - start)
 
+    def needs_negative(self, modes: Iterable[ModeSettings]) -> bool:
+        """Whether a run of these modes encodes the negative prompt: any CFG above 1 outside LCM, whose
+        guidance is an embedding."""
+        resolved = [self.resolve(s) for s in modes]
+        return any(r.guidance > 1.0 and r.spec.unet is not UNetSource.LCM for r in resolved)
+
     def plan_order(self, modes: Iterable[ModeSettings]) -> list[ModeSettings]:
         """Cheapest switches first: schedulers (free) and adapter toggles on the base UNet, then the
         full UNets. The results are still reported in the order asked for."""
@@ -372,8 +394,11 @@ class Engine:
         on_progress: ProgressCallback | None = None,
         on_result: ResultCallback | None = None,
         should_cancel: CancelCheck | None = None,
+        prompt_encodings: SharedEncodings | None = None,
     ) -> ComparisonResult:
         """Every requested mode times every seed, from the same initial noise per seed.
+
+        prompt_encodings: the prompt's encodings from earlier runs, reused and filled (SharedEncodings).
 
         Raises JobCancelled when should_cancel() turns true; results delivered before stay valid and
         the engine stays usable.
@@ -396,7 +421,14 @@ class Engine:
             (request.width, request.height) if request.width and request.height else self.native_size
         )
         resolved = {s.mode: self.resolve(s) for s in runnable}
-        with_negative = any(r.guidance > 1.0 and r.spec.unet is not UNetSource.LCM for r in resolved.values())
+        with_negative = self.needs_negative(runnable)
+        kept = prompt_encodings
+        if kept is not None:
+            if (kept.prompt, kept.negative_prompt) != (request.prompt, request.negative_prompt):
+                raise ValueError("prompt_encodings of another prompt")
+            if with_negative and not kept.with_negative:
+                raise ValueError("these modes use CFG: prompt_encodings need the negative prompt")
+            with_negative = kept.with_negative
         known = {s.name for s in self.styles}
         for name, _weight in request.style_weights or ():
             if name not in known:
@@ -409,7 +441,7 @@ class Engine:
         # One encoding per state of the text encoders: the distillation LoRAs never touch them, so
         # usually one for the whole comparison; a second only where a style patches them and the
         # full distilled UNets run without it.
-        encodings: dict[tuple[tuple[str, float], ...], PromptEmbeddings] = {}
+        encodings: dict[TextState, PromptEmbeddings] = {} if kept is None else kept.by_text_state
         results: dict[tuple[str, int], ModeResult] = {}
         self.replan(width, height, tuple(s.mode for s in runnable))
         self.placer.moves.clear()
