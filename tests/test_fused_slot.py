@@ -147,7 +147,7 @@ def test_a_fuse_is_a_switch_cost_and_happens_only_on_a_switch_between_loras(fuse
     engine.run(request)
     held = engine.slot.fused if engine.slot is not None else None
     result = engine.run(request)
-    fuses = [m for m in engine.placement_report()["moves"] if m["direction"] == "fuse"]
+    fuses = engine.placement_report()["fuses"]
     # The LoRA the slot holds runs first (no fuse), then the other (one fuse), whatever the order asked.
     assert [m["mode"] for m in fuses] == [next(m for m in ("lcm-lora", "lightning-lora") if m != str(held))]
     assert fuses[0]["bytes"] > 0 and fuses[0]["part"] == str(Part.LORA_SLOT)
@@ -157,5 +157,5 @@ def test_a_fuse_is_a_switch_cost_and_happens_only_on_a_switch_between_loras(fuse
     assert {r.lora_route for r in result.results} == {"fused", None}
     assert engine.placement_report()["lora_route"] == "fused"
     again = engine.run(replace(request, modes=(ModeSettings(mode=fused_mode),)))
-    assert not [m for m in engine.placement_report()["moves"] if m["direction"] == "fuse"]
+    assert engine.placement_report()["fuses"] == []
     assert again.results[0].lora_route == "fused"

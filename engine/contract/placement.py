@@ -367,10 +367,15 @@ class _Simulation:
         restyled = bool(self.inp.sizes.get(Part.STYLE_TEXT))
         first_full = next((m for m in order if MODES[m].unet is not UNetSource.BASE), None)
         plans: tuple[ModePlan, ...] = ()
+        # With the fused slot, the engine runs first the LoRA mode whose LoRA the slot still holds
+        # from the comparison before: the steady state alternates, and its second pass is the one.
+        fused: ModelRole | None = None
         for _warm in range(2):
+            running = comparison_order(order, fused) if Part.LORA_SLOT in self.inp.sizes else order
             plans = tuple(
-                self.mode(m, encode=i == 0 or (restyled and m == first_full)) for i, m in enumerate(order)
+                self.mode(m, encode=i == 0 or (restyled and m == first_full)) for i, m in enumerate(running)
             )
+            fused = next((MODES[m].adapter for m in reversed(running) if MODES[m].adapter), None)
         return plans
 
 

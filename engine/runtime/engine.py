@@ -458,6 +458,7 @@ class Engine:
         guidance = tuple(sorted((name, r.guidance) for name, r in resolved.items()))
         self.replan(width, height, tuple(s.mode for s in runnable), guidance)
         self.placer.moves.clear()
+        self.placer.fuses.clear()
         for settings in self.plan_order(runnable):
             if cancelled():
                 raise JobCancelled

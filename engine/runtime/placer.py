@@ -159,6 +159,8 @@ class Placer:
         self.basis = basis
         self.on: set[Part] = set()  # everything is loaded into CPU RAM first
         self.moves: list[Move] = []  # of the current run
+        # The fuses of the current run: slot weights written in place, not moved (report.json's "fuses").
+        self.fuses: list[Move] = []
         self.placement = self._plan(1024, 1024, None)
         self._planned_for: tuple[int, int, tuple[str, ...], tuple[tuple[str, float], ...]] | None = None
 
@@ -203,7 +205,7 @@ class Placer:
 
     def record_fuse(self, mode: str, size: int, seconds: float) -> None:
         """A fuse is a mode switch's cost, recorded beside the moves: the slot's bytes it wrote."""
-        self.moves.append(Move(mode, str(Step.DENOISE), str(Part.LORA_SLOT), "fuse", self.where(Part.LORA_SLOT), size, seconds))
+        self.fuses.append(Move(mode, str(Step.DENOISE), str(Part.LORA_SLOT), "fuse", self.where(Part.LORA_SLOT), size, seconds))
 
     @property
     def measures(self) -> frozenset[Measure]:
@@ -225,6 +227,7 @@ class Placer:
                 self._move(part, self.device_of(), "", "load", into=True)
                 self.on.add(part)
         self.moves.clear()
+        self.fuses.clear()
 
     def prepare(self, step: Step, mode: str) -> None:
         """Before a step: what must leave goes to CPU RAM first, then what it wants comes in."""
@@ -274,6 +277,9 @@ class Placer:
             "moves": [move.record() for move in self.moves],
             "moved_bytes": sum(move.bytes for move in self.moves),
             "move_seconds": round(sum(move.seconds for move in self.moves), 6),
+            "fuses": [fuse.record() for fuse in self.fuses],
+            "fused_bytes": sum(fuse.bytes for fuse in self.fuses),
+            "fuse_seconds": round(sum(fuse.seconds for fuse in self.fuses), 6),
         }
 
 
