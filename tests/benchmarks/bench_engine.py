@@ -6,7 +6,8 @@ Not a test: these machines are noisy, so each figure is a ratio of two things me
 run, alternating, with medians. Goals (issue 2): mode switch >= 100x faster than rebuilding the
 pipeline as FastSD CPU does; one copy of the shared weights with all five modes resident; engine
 overhead over a plain diffusers call <= 3%; a five-mode comparison <= 1.0x the sum of five single
-generations.
+generations. Issue 22: a fused LoRA mode's step <= 1.03x the base UNet's step (same size and batch,
+CFG off for both), and what one fuse costs in seconds and bytes.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import torch
 
 from devtools.tiny_model import TinyModelSet, TinySpec, build_tiny_model_set
 from engine.contract.modes import DEFAULT_COMPARISON
+from engine.contract.placement import LoraRoute, Part
 from engine.contract.request import GenerationRequest, ModeSettings
 from engine.files.model_paths import ModelPaths
 from engine.runtime.engine import Engine
@@ -185,6 +187,46 @@ def bench_fusing(models: TinyModelSet, repeats: int) -> None:
     )
 
 
+def per_step(engine: Engine, mode: str, guidance: float) -> float:
+    """The median step of one image of a mode at 4 steps and this guidance."""
+    request = GenerationRequest(
+        prompt=PROMPT, seeds=(SEED,), modes=(ModeSettings(mode=mode, steps=4, guidance=guidance),)
+    )
+    return statistics.median(engine.run(request).results[0].timings.per_step)
+
+
+def bench_fused_step(models: TinyModelSet, repeats: int) -> None:
+    """Each LoRA mode's step, fused in the slot and unfused on its twin, over the base UNet's step
+    at the same size and batch, CFG off for both (the base mode at guidance 1); alternating runs.
+    Then what one fuse costs: a switch between the two LoRA modes re-fuses the slot."""
+    fused_engine = Engine(paths_of(models), lora_route=LoraRoute.FUSED)
+    unfused_engine = Engine(paths_of(models), lora_route=LoraRoute.UNFUSED)
+    print("LoRA step over the base UNet's step, same size and batch, CFG off (median of alternating runs):")
+    for mode in ("lcm-lora", "lightning-lora"):
+        samples: dict[str, list[float]] = {"base": [], "fused": [], "unfused": []}
+        for engine in (fused_engine, unfused_engine):
+            per_step(engine, mode, 1.0)  # warm (and, fused, the fuse itself)
+        for _ in range(repeats):
+            samples["base"].append(per_step(fused_engine, "ddim", 1.0))
+            samples["fused"].append(per_step(fused_engine, mode, 1.0))
+            samples["unfused"].append(per_step(unfused_engine, mode, 1.0))
+        base, fused, unfused = (statistics.median(samples[k]) for k in ("base", "fused", "unfused"))
+        print(
+            f"  {mode:15} base {base * 1e3:7.2f} ms  fused {fused * 1e3:7.2f} ms ({fused / base:.3f}x; goal"
+            f" <= 1.03x)  unfused {unfused * 1e3:7.2f} ms ({unfused / base:.3f}x)"
+        )
+    fuses = []
+    for _ in range(repeats):
+        for mode in ("lcm-lora", "lightning-lora"):
+            engine_call(fused_engine, mode)
+            fuses += fused_engine.placement_report()["fuses"]
+    print(
+        f"  one fuse (a switch between LoRA modes): median {statistics.median(f['seconds'] for f in fuses) * 1e3:.1f} ms,"
+        f" {max(f['bytes'] for f in fuses) / 1024**2:.2f} MiB of slot weights written"
+        f" (the base UNet's weights: {fused_engine.placer.parts[Part.BASE_UNET].size / 1024**2:.2f} MiB)"
+    )
+
+
 def bench_comparison(engine: Engine, repeats: int) -> None:
     together: list[float] = []
     alone: list[float] = []
@@ -295,6 +337,7 @@ def main() -> None:
         bench_overhead(engine, models, args.repeats)
         bench_comparison(engine, args.repeats)
         bench_fusing(models, args.repeats)
+        bench_fused_step(models, args.repeats)
         bench_memory(Path(tmp) / "wider")
 
 
