@@ -97,9 +97,7 @@ def card_lcm(
     return _image(pipe, prompt, seed, 4, 8.0)
 
 
-def with_lora(
-    pipe: Any, lora: Path, *, fused: bool, styles: tuple[tuple[Path, float], ...] = ()
-) -> Any:
+def with_lora(pipe: Any, lora: Path, *, fused: bool, styles: tuple[tuple[Path, float], ...] = ()) -> Any:
     """A distillation LoRA on a plain pipeline, as its model card loads it: `load_lora_weights`, then
     `fuse_lora()` (fused) or left as an adapter (unfused); then each style LoRA, unfused, at its weight.
 

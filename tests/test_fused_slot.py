@@ -45,7 +45,9 @@ def fused_styled(tiny_models: TinyModelSet, style: Path) -> Engine:
 
 
 def images(engine: Engine, modes: tuple[str, ...]) -> dict[str, RGBImage]:
-    request = GenerationRequest(prompt=PROMPT, seeds=(SEED,), modes=tuple(ModeSettings(mode=m) for m in modes))
+    request = GenerationRequest(
+        prompt=PROMPT, seeds=(SEED,), modes=tuple(ModeSettings(mode=m) for m in modes)
+    )
     return {r.mode: r.image for r in engine.run(request).results}
 
 
@@ -91,7 +93,9 @@ def test_fused_without_style_equals_fuse_lora(engine_all: Engine, tiny_models: T
         np.testing.assert_array_equal(ours[mode], card(tiny_models, folder_base(tiny_models), PROMPT, SEED))
 
 
-def test_fused_and_unfused_differ_only_by_rounding(fused_styled: Engine, tiny_models: TinyModelSet, style: Path) -> None:
+def test_fused_and_unfused_differ_only_by_rounding(
+    fused_styled: Engine, tiny_models: TinyModelSet, style: Path
+) -> None:
     """The same method by two routes: close, so neither is a different LoRA; not asserted equal."""
     fused = images(fused_styled, ("lcm-lora",))["lcm-lora"]
     unfused = card_lcm_lora(
@@ -132,7 +136,9 @@ def test_slot_owns_only_the_touched_layers(fused_styled: Engine) -> None:
     assert own  # the touched layers hold the fused weights
     owned_bytes = sum(p.numel() * p.element_size() for n, p in slot.unet.named_parameters() if n in own)
     assert owned_bytes == slot.bytes
-    unet_bytes = sum(p.numel() * p.element_size() for n, p in engine.base.unet.named_parameters() if "lora_" not in n)
+    unet_bytes = sum(
+        p.numel() * p.element_size() for n, p in engine.base.unet.named_parameters() if "lora_" not in n
+    )
     assert 0 < slot.bytes < unet_bytes
     assert slot.bytes <= engine.placer.parts[Part.LORA_SLOT].size
 
@@ -159,3 +165,47 @@ def test_a_fuse_is_a_switch_cost_and_happens_only_on_a_switch_between_loras(fuse
     again = engine.run(replace(request, modes=(ModeSettings(mode=fused_mode),)))
     assert engine.placement_report()["fuses"] == []
     assert again.results[0].lora_route == "fused"
+
+
+def test_slot_weights_sit_at_the_base_weights_offset_in_a_page(engine_all: Engine) -> None:
+    """Where a plain pipeline's fused weights sit: CPU kernels round by alignment (tests/rounding.py)."""
+    images(engine_all, ("lcm-lora",))
+    slot = engine_all.slot
+    assert slot is not None
+    base = dict(engine_all.base.unet.named_parameters())
+    checked = 0
+    for name, parameter in slot.unet.named_parameters():
+        if "lora_" in name or name not in base or parameter.data_ptr() == base[name].data_ptr():
+            continue
+        assert parameter.data_ptr() % 4096 == base[name].data_ptr() % 4096, name
+        checked += 1
+    assert checked > 0
+
+
+@pytest.mark.parametrize("role", [ModelRole.LCM_LORA, ModelRole.LIGHTNING_LORA])
+def test_slot_weights_equal_fuse_loras_bit_for_bit(
+    engine_all: Engine, tiny_models: TinyModelSet, role: ModelRole
+) -> None:
+    """The slot's weights are exactly those a plain pipeline holds after load_lora_weights +
+    fuse_lora; every weight the LoRA does not touch is the base's own tensor."""
+    images(engine_all, (str(role),))
+    slot = engine_all.slot
+    assert slot is not None and slot.fused is role
+    pipe = folder_base(tiny_models).pipeline()
+    pipe.load_lora_weights(str(getattr(tiny_models, str(role).replace("-", "_"))))
+    pipe.fuse_lora()
+    plain = {
+        name.replace(".base_layer", ""): tensor
+        for name, tensor in pipe.unet.state_dict().items()
+        if "lora_" not in name
+    }
+    ours = {name: tensor for name, tensor in slot.unet.state_dict().items() if "lora_" not in name}
+    assert ours.keys() == plain.keys()
+    base = engine_all.base.unet.state_dict()
+    fused = 0
+    for name, tensor in ours.items():
+        assert torch.equal(tensor, plain[name]), name
+        if tensor.data_ptr() != base[name].data_ptr():
+            fused += 1
+            assert not torch.equal(tensor, base[name]), name  # the LoRA did change this layer
+    assert fused == len(slot._own)

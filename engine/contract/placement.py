@@ -432,27 +432,28 @@ def plan_placement(
     every measure and the smallest tiles (its `fits` is then False). `forced` skips the search and
     takes these measures and `forced_tile` as they are (tests, and the engine's residency choice).
 
-    The fused slot (Part.LORA_SLOT in `inp.sizes`) is planned like every other part: AUTO keeps it
-    where some placement fits with it, and runs the LoRA modes unfused (the slot left out) where
-    only a placement without it fits; FUSED and UNFUSED take the route as they are."""
+    The fused slot (Part.LORA_SLOT in `inp.sizes`) is planned like every other part. AUTO keeps it
+    where a placement fits with it and decodes in tiles no smaller than without it (the slot may cost
+    bytes moved, never the picture); elsewhere the LoRA modes run unfused, the slot left out. FUSED
+    and UNFUSED take the route as they are."""
     lora_modes = any(MODES[m].adapter is not None for m in inp.runnable())
     if Part.LORA_SLOT in inp.sizes and (lora_route is LoraRoute.UNFUSED or not lora_modes):
         return _plan_parts(without_slot(inp), forced, forced_tile)
     placement = _plan_parts(inp, forced, forced_tile)
-    if lora_route is LoraRoute.AUTO and Part.LORA_SLOT in inp.sizes and not placement.fits:
-        unfused = _plan_parts(without_slot(inp), forced, forced_tile)
-        if unfused.fits:
-            return unfused
-    return placement
+    if lora_route is not LoraRoute.AUTO or Part.LORA_SLOT not in inp.sizes:
+        return placement
+    unfused = _plan_parts(without_slot(inp), forced, forced_tile)
+    untiled = 1 << 30  # an untiled decode ranks above every tile size
+    if placement.fits and (placement.tile or untiled) >= (unfused.tile or untiled):
+        return placement
+    return unfused
 
 
 def without_slot(inp: PlanInput) -> PlanInput:
     return replace(inp, sizes={p: s for p, s in inp.sizes.items() if p is not Part.LORA_SLOT})
 
 
-def _plan_parts(
-    inp: PlanInput, forced: Iterable[Measure] | None, forced_tile: int | None
-) -> Placement:
+def _plan_parts(inp: PlanInput, forced: Iterable[Measure] | None, forced_tile: int | None) -> Placement:
     order = comparison_order(inp.runnable())
     if forced is not None:
         return _evaluate(inp, frozenset(forced), forced_tile, order)
@@ -491,9 +492,7 @@ def smallest_fit(
     """The least free device memory, rounded up to a multiple of `step`, on which SDXL's five-mode
     comparison at 1024x1024 fits with some placement: the lowest peak of any candidate, plus the
     reserve. The LoRA modes may run unfused there (the slot left out), as AUTO plans them."""
-    inp = PlanInput(
-        sizes=sizes, dtype=dtype, free_bytes=0, modes=DEFAULT_COMPARISON, vae_upcast=vae_upcast
-    )
+    inp = PlanInput(sizes=sizes, dtype=dtype, free_bytes=0, modes=DEFAULT_COMPARISON, vae_upcast=vae_upcast)
     inp = without_slot(inp)
     least = min((p.peak for p in candidates(inp)), default=0) + RESERVE_BYTES
     return -(-least // step) * step

@@ -270,9 +270,7 @@ class TrilemmaAccumulator:
         self._state = {mode: _ModeState() for mode in self.modes}
         self._routes: dict[str, str] = {}
 
-    def add(
-        self, mode: str, seed: int, image: Image, seconds: float, lora_route: str | None = None
-    ) -> None:
+    def add(self, mode: str, seed: int, image: Image, seconds: float, lora_route: str | None = None) -> None:
         if mode not in self._state:
             raise KeyError(f"mode {mode!r} is not in this comparison ({', '.join(self.modes)})")
         if lora_route is not None:

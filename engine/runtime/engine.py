@@ -42,7 +42,7 @@ from engine.outputs.comparison_files import RunContext
 from engine.runtime.collector import collector_quiet
 from engine.runtime.denoise import PromptEmbeddings, ResolvedMode, denoise, pipeline_key
 from engine.runtime.device import DevicePlan, plan_device, synchronize
-from engine.runtime.fused_slot import CannotFuse, FusedSlot, slot_bytes
+from engine.runtime.fused_slot import CannotFuseError, FusedSlot, slot_bytes
 from engine.runtime.libraries import quiet_diffusers
 from engine.runtime.loading import (
     SDXLPipeline,
@@ -53,7 +53,7 @@ from engine.runtime.loading import (
     load_vae,
     share_weights,
 )
-from engine.runtime.memory import free_device_bytes, memory_report
+from engine.runtime.memory import available_ram, free_device_bytes, memory_report
 from engine.runtime.placer import build_placer, forced_measures, set_tiling
 from engine.runtime.run_context import LoadedFiles, file_hashes, label_and_note, run_context
 from engine.runtime.styles import AdapterState, LoadedStyle, active_styles, load_style
@@ -66,6 +66,8 @@ CancelCheck = Callable[[], bool]
 StatusCallback = Callable[[str], None]
 
 _UNET_ROLES = {UNetSource.LCM: ModelRole.LCM_UNET, UNetSource.LIGHTNING: ModelRole.LIGHTNING_UNET}
+# RAM left to the activations, the decode and the rest of the system when the slot lives in RAM.
+RAM_RESERVE_BYTES = 2 * GIB
 
 
 log = logging.getLogger(__name__)
@@ -185,6 +187,20 @@ class Engine:
             plan=self.plan,
         )
         free = int(vram * GIB) if vram is not None else free_device_bytes(device)
+        # The slot is reused by every LoRA mode: it needs room for the largest of their LoRAs.
+        slot_size = max(
+            (slot_bytes(self.base.unet, self.pipes[r].unet, str(r)) for r in lora_roles), default=0
+        )
+        self.lora_route_reason: str | None = None
+        if lora_route is LoraRoute.AUTO and free is None and self.slot is not None:
+            # No device memory to plan for (the CPU): the slot lives in CPU RAM, if RAM has room.
+            room = available_ram()
+            if room is not None and slot_size > room - RAM_RESERVE_BYTES:
+                lora_route = LoraRoute.UNFUSED
+                self.lora_route_reason = (
+                    f"the fused slot ({size_text(slot_size)}) does not fit the {size_text(room)} of RAM"
+                    " still available: the LoRA modes run unfused"
+                )
         self.placer = build_placer(
             self.base,
             {
@@ -200,7 +216,7 @@ class Engine:
             forced_tile=tile,
             slot=self.slot_pipe.unet if self.slot_pipe is not None else None,
             # The slot is reused by every LoRA mode: it needs room for the largest of their LoRAs.
-            slot_bytes=max((slot_bytes(self.base.unet, self.pipes[r].unet, str(r)) for r in lora_roles), default=0),
+            slot_bytes=slot_size,
             lora_route=lora_route,
         )
         self._adapters = AdapterState()
@@ -244,7 +260,7 @@ class Engine:
     def placement_warnings(self) -> list[str]:
         placement = self.placer.placement
         if placement.fits or self.placer.basis.forced is not None:
-            return []
+            return [self.lora_route_reason] if self.lora_route_reason else []
         return [
             f"the models do not fit {size_text(placement.inputs.free_bytes)} of free GPU memory at"
             f" {placement.inputs.width}x{placement.inputs.height} even with every part waiting in CPU RAM"
@@ -322,7 +338,7 @@ class Engine:
             # A fuse is a switch too: its seconds are in this one, its bytes among the moves.
             try:
                 cost = self.slot.fuse(spec.adapter, self.pipes[spec.adapter].unet)
-            except CannotFuse as exc:
+            except CannotFuseError as exc:
                 raise RequestError(f"{exc}; run it with --lora-route unfused") from None
             if cost.bytes:
                 self.placer.record_fuse(mode, cost.bytes, cost.seconds)

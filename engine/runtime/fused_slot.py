@@ -44,8 +44,30 @@ class FuseCost:
     bytes: int
 
 
-class CannotFuse(Exception):
+class CannotFuseError(Exception):
     """A LoRA this slot cannot fuse as peft would (a DoRA or a LoRA with biases): it runs unfused."""
+
+
+# CPU math libraries choose their kernels, and so the order of their sums, by the address alignment of
+# the operands (tests/rounding.py): a plain pipeline fuses into its loaded tensors where they sit (a
+# folder's at its file offsets, 48 bytes past a 64-byte boundary on the tiny set), while a fresh
+# tensor sits on a 64-byte boundary, and the two round differently in the last bit (one grey level in
+# a few pixels). The slot's tensors therefore take the base tensor's offset within a page.
+_PAGE = 4096
+
+
+def aligned_like(tensor: torch.Tensor) -> torch.Tensor:
+    """An uninitialised tensor of the same shape, dtype and device whose address has the same offset
+    within a 4096-byte page as `tensor`'s (a view into a slightly larger buffer)."""
+    size = tensor.element_size()
+    spare = _PAGE // size
+    buffer = torch.empty(tensor.numel() + spare, dtype=tensor.dtype, device=tensor.device)
+    shift = ((tensor.data_ptr() - buffer.data_ptr()) % _PAGE) // size
+    return buffer[shift : shift + tensor.numel()].view(tensor.shape)
+
+
+def _aligned_alike(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and a.device == b.device and a.data_ptr() % _PAGE == b.data_ptr() % _PAGE
 
 
 def _tuner_layers(unet: Any, adapter: str) -> dict[str, Any]:
@@ -84,7 +106,7 @@ class FusedSlot:
 
     def fuse(self, adapter: ModelRole, source: Any) -> FuseCost:
         """Fuse `adapter`, held unfused by the UNet `source` (its twin), into the slot. Costs nothing
-        when it is fused already. Raises CannotFuse, leaving the slot empty, for a LoRA peft would
+        when it is fused already. Raises CannotFuseError, leaving the slot empty, for a LoRA peft would
         fuse differently."""
         if self.fused == adapter:
             return FuseCost(0.0, 0)
@@ -94,7 +116,7 @@ class FusedSlot:
         for layer in layers.values():
             if name in getattr(layer, "lora_variant", {}) or getattr(layer, "lora_bias", {}).get(name):
                 self.clear()
-                raise CannotFuse(f"{adapter}: a DoRA or a LoRA with biases is not fused here")
+                raise CannotFuseError(f"{adapter}: a DoRA or a LoRA with biases is not fused here")
         slot_modules = dict(self.unet.named_modules())
         base_modules = dict(self.base_unet.named_modules())
         for stale in set(self._own) - set(layers):
@@ -107,10 +129,11 @@ class FusedSlot:
                 # peft's own delta (its fp32 upcast on the CPU for half precision included), added
                 # as its unsafe merge adds it: `base_layer.weight.data += delta.to(orig_dtype)`.
                 delta = layer.get_delta_weight(name).to(device=base_weight.device, dtype=base_weight.dtype)
-                if module_name in self._own and target.weight.shape == base_weight.shape:
-                    torch.add(base_weight, delta, out=target.weight.data)
-                else:
-                    target.weight = torch.nn.Parameter(base_weight + delta, requires_grad=False)
+                slot_weight = target.weight.data
+                if module_name not in self._own or not _aligned_alike(slot_weight, base_weight):
+                    slot_weight = aligned_like(base_weight)
+                    target.weight = torch.nn.Parameter(slot_weight, requires_grad=False)
+                torch.add(base_weight, delta, out=slot_weight)
                 size = target.weight.numel() * target.weight.element_size()
                 self._own[module_name] = size
                 written += size

@@ -39,6 +39,18 @@ def process_rss() -> int | None:
         return None
 
 
+def available_ram() -> int | None:
+    """Bytes of RAM the OS could give this process now without swapping (Linux's MemAvailable)."""
+    try:
+        with Path("/proc/meminfo").open(encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def memory_report(
     base: Any,
     pipes: Mapping[UNetSource | ModelRole, Any],

@@ -205,7 +205,17 @@ class Placer:
 
     def record_fuse(self, mode: str, size: int, seconds: float) -> None:
         """A fuse is a mode switch's cost, recorded beside the moves: the slot's bytes it wrote."""
-        self.fuses.append(Move(mode, str(Step.DENOISE), str(Part.LORA_SLOT), "fuse", self.where(Part.LORA_SLOT), size, seconds))
+        self.fuses.append(
+            Move(
+                mode,
+                str(Step.DENOISE),
+                str(Part.LORA_SLOT),
+                "fuse",
+                self.where(Part.LORA_SLOT),
+                size,
+                seconds,
+            )
+        )
 
     @property
     def measures(self) -> frozenset[Measure]:
@@ -299,7 +309,11 @@ def _to_of(module: Any) -> Callable[[torch.device], object]:
 
 
 def engine_parts(
-    base: Any, twins: Mapping[Part, Any], full_unets: Mapping[Part, Any], slot: Any = None, slot_bytes: int = 0
+    base: Any,
+    twins: Mapping[Part, Any],
+    full_unets: Mapping[Part, Any],
+    slot: Any = None,
+    slot_bytes: int = 0,
 ) -> dict[Part, PartHandle]:
     """The engine's modules as plan parts. twins: adapter part -> its twin UNet (named as the part);
     full_unets: the LCM and Lightning UNets; slot: the fused slot's UNet, whose own tensors (at most
