@@ -174,7 +174,8 @@ def lora_steps(engine: Any, size: int, steps: int) -> None:
             height=size,
             modes=(ModeSettings(mode=mode, steps=steps, guidance=1.0),),
         )
-        return statistics.median(engine.run(request).results[0].timings.per_step)
+        per_step: tuple[float, ...] = engine.run(request).results[0].timings.per_step
+        return statistics.median(per_step)
 
     fuses = []
     for mode in ("lcm-lora", "lightning-lora"):
