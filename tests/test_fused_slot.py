@@ -209,3 +209,26 @@ def test_slot_weights_equal_fuse_loras_bit_for_bit(
             fused += 1
             assert not torch.equal(tensor, base[name]), name  # the LoRA did change this layer
     assert fused == len(slot._own)
+
+
+def test_plan_command_says_how_the_lora_modes_run(
+    tiny_models: TinyModelSet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from engine.cli import EXIT_OK, main
+    from tests.test_cli import model_args
+
+    common = ["plan", *model_args(tiny_models), "--vram", "80", "--size", "64x64"]
+    assert main(common) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "LoRA modes: fused" in out and "lora slot" in out
+    assert main([*common, "--lora-route", "unfused"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "LoRA modes: unfused" in out and "lora slot" not in out
+
+
+def test_memory_report_lists_the_slot(engine_all: Engine) -> None:
+    images(engine_all, ("lcm-lora",))
+    slot = engine_all.slot
+    assert slot is not None
+    models = {m.name: m for m in engine_all.memory_report().models}
+    assert models["lora slot (lcm-lora fused)"].bytes == slot.bytes > 0

@@ -21,9 +21,9 @@ from typing import Any
 import torch
 
 from engine.contract.errors import JobCancelled, RequestError
-from engine.contract.info import EngineInfo, MemoryReport, StyleInfo
+from engine.contract.info import EngineInfo, MemoryReport, ModelMemory, StyleInfo
 from engine.contract.modes import MODES, ModelRole, ModeSpec, UNetSource
-from engine.contract.placement import GIB, LoraRoute, Measure, Step, comparison_order
+from engine.contract.placement import GIB, LoraRoute, Measure, Part, Step, comparison_order
 from engine.contract.placement_text import size_text
 from engine.contract.request import (
     ComparisonResult,
@@ -349,7 +349,7 @@ class Engine:
 
     def memory_report(self) -> MemoryReport:
         """Bytes of weights per model and where they live, plus the process and device totals."""
-        return memory_report(
+        report = memory_report(
             self.base,
             self.pipes,
             self.plan.device,
@@ -360,6 +360,13 @@ class Engine:
             else Residency.ALL,
             placement=self.placer.report(),
         )
+        if self.slot is None or self.slot.fused is None:
+            return report
+        # The slot's own tensors: the layers the fused LoRA touches (the rest are the base's).
+        slot = ModelMemory(
+            f"lora slot ({self.slot.fused} fused)", self.slot.bytes, self.placer.where(Part.LORA_SLOT)
+        )
+        return replace(report, models=(*report.models, slot))
 
     def info(self) -> EngineInfo:
         """What this engine can do, for a front end: modes, sizes, styles, memory."""
