@@ -31,7 +31,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 import torch
 
 from devtools.tiny_model import TinyModelSet, TinySpec, build_tiny_model_set
-from engine.contract.modes import DEFAULT_COMPARISON
+from engine.contract.modes import DEFAULT_COMPARISON, MODES
 from engine.contract.placement import LoraRoute, Part
 from engine.contract.request import GenerationRequest, ModeSettings
 from engine.files.model_paths import ModelPaths
@@ -192,28 +192,57 @@ def per_step(engine: Engine, mode: str, guidance: float) -> float:
     request = GenerationRequest(
         prompt=PROMPT, seeds=(SEED,), modes=(ModeSettings(mode=mode, steps=4, guidance=guidance),)
     )
-    return statistics.median(engine.run(request).results[0].timings.per_step)
+    per_step: tuple[float, ...] = engine.run(request).results[0].timings.per_step
+    return statistics.median(per_step)
+
+
+def unet_step(engine: Engine, unet: Any) -> Callable[[], object]:
+    """One UNet forward at 64x64, batch 1 (CFG off), on the engine's own prompt embeddings."""
+    embeddings = engine.encode(PROMPT, "", with_negative=False)
+    sample = torch.randn(1, 4, 8, 8, generator=torch.Generator("cpu").manual_seed(SEED))
+    added = {"text_embeds": embeddings.pooled, "time_ids": torch.tensor([[64.0, 64.0, 0.0, 0.0, 64.0, 64.0]])}
+
+    def call() -> object:
+        with torch.inference_mode():
+            return unet(sample, 500, encoder_hidden_states=embeddings.prompt, added_cond_kwargs=added)
+
+    return call
 
 
 def bench_fused_step(models: TinyModelSet, repeats: int) -> None:
-    """Each LoRA mode's step, fused in the slot and unfused on its twin, over the base UNet's step
-    at the same size and batch, CFG off for both (the base mode at guidance 1); alternating runs.
-    Then what one fuse costs: a switch between the two LoRA modes re-fuses the slot."""
+    """Each LoRA mode's step, fused in the slot and unfused on its twin, over the base UNet's step at
+    the same size and batch, CFG off for both, alternating: the UNet forward alone (what the route
+    changes), then whole engine steps (schedulers included: the base mode runs the LoRA mode's
+    scheduler family, DDIM for LCM, Euler for Lightning). Then what one fuse costs."""
     fused_engine = Engine(paths_of(models), lora_route=LoraRoute.FUSED)
     unfused_engine = Engine(paths_of(models), lora_route=LoraRoute.UNFUSED)
-    print("LoRA step over the base UNet's step, same size and batch, CFG off (median of alternating runs):")
-    for mode in ("lcm-lora", "lightning-lora"):
-        samples: dict[str, list[float]] = {"base": [], "fused": [], "unfused": []}
-        for engine in (fused_engine, unfused_engine):
-            per_step(engine, mode, 1.0)  # warm (and, fused, the fuse itself)
-        for _ in range(repeats):
-            samples["base"].append(per_step(fused_engine, "ddim", 1.0))
-            samples["fused"].append(per_step(fused_engine, mode, 1.0))
-            samples["unfused"].append(per_step(unfused_engine, mode, 1.0))
-        base, fused, unfused = (statistics.median(samples[k]) for k in ("base", "fused", "unfused"))
+    print("LoRA step over the base UNet's step, same size and batch, CFG off (medians of alternating runs):")
+    for mode, base_mode in (("lcm-lora", "ddim"), ("lightning-lora", "euler")):
+        fused_engine.switch_to(mode)  # fuses this LoRA into the slot
+        unfused_engine.switch_to(mode)
+        calls = {
+            "base": unet_step(fused_engine, fused_engine.base.unet),
+            "fused": unet_step(fused_engine, fused_engine.running_pipe(MODES[mode]).unet),
+            "unfused": unet_step(unfused_engine, unfused_engine.running_pipe(MODES[mode]).unet),
+        }
+        forward: dict[str, list[float]] = {k: [] for k in calls}
+        for _ in range(repeats * 20):
+            for key, call in calls.items():
+                forward[key].append(seconds(call))
+        base, fused, unfused = (statistics.median(forward[k]) for k in ("base", "fused", "unfused"))
         print(
-            f"  {mode:15} base {base * 1e3:7.2f} ms  fused {fused * 1e3:7.2f} ms ({fused / base:.3f}x; goal"
-            f" <= 1.03x)  unfused {unfused * 1e3:7.2f} ms ({unfused / base:.3f}x)"
+            f"  {mode:15} UNet forward: base {base * 1e3:6.2f} ms  fused {fused * 1e3:6.2f} ms"
+            f" ({fused / base:.3f}x; goal <= 1.03x)  unfused {unfused * 1e3:6.2f} ms ({unfused / base:.3f}x)"
+        )
+        steps: dict[str, list[float]] = {"base": [], "fused": [], "unfused": []}
+        for _ in range(repeats):
+            steps["base"].append(per_step(fused_engine, base_mode, 1.0))
+            steps["fused"].append(per_step(fused_engine, mode, 1.0))
+            steps["unfused"].append(per_step(unfused_engine, mode, 1.0))
+        base, fused, unfused = (statistics.median(steps[k]) for k in ("base", "fused", "unfused"))
+        print(
+            f"  {'':15} engine step:  {base_mode} {base * 1e3:6.2f} ms  fused {fused * 1e3:6.2f} ms"
+            f" ({fused / base:.3f}x)  unfused {unfused * 1e3:6.2f} ms ({unfused / base:.3f}x)"
         )
     fuses = []
     for _ in range(repeats):
