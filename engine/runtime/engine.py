@@ -335,7 +335,7 @@ class Engine:
         self.placer.prepare(Step.DENOISE, mode)
         fused = pipe is self.slot_pipe
         if fused and self.slot is not None and spec.adapter is not None:
-            # A fuse is a switch too: its seconds are in this one, its bytes among the moves.
+            # A fuse is a switch too: its seconds are in this one, its bytes in the placer's fuses.
             try:
                 cost = self.slot.fuse(spec.adapter, self.pipes[spec.adapter].unet)
             except CannotFuseError as exc:
