@@ -122,6 +122,7 @@ class FusedSlot:
         for stale in set(self._own) - set(layers):
             self._share(stale, slot_modules, base_modules)
         written = 0
+        self.fused = None  # until every layer holds the new LoRA: a failure halfway leaves no claim
         with torch.no_grad():
             for module_name, layer in layers.items():
                 base_weight = _base_layer(base_modules[module_name]).weight
