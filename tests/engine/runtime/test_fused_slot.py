@@ -215,7 +215,7 @@ def test_plan_command_says_how_the_lora_modes_run(
     tiny_models: TinyModelSet, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from engine.cli import EXIT_OK, main
-    from tests.test_cli import model_args
+    from tests.engine.cli.test_cli import model_args
 
     common = ["plan", *model_args(tiny_models), "--vram", "80", "--size", "64x64"]
     assert main(common) == EXIT_OK
@@ -232,21 +232,3 @@ def test_memory_report_lists_the_slot(engine_all: Engine) -> None:
     assert slot is not None
     models = {m.name: m for m in engine_all.memory_report().models}
     assert models["lora slot (lcm-lora fused)"].bytes == slot.bytes > 0
-
-
-def test_models_tab_plans_the_route_set_in_settings(tiny_models: TinyModelSet) -> None:
-    from gui.state.placement_view import PlanRequest, plan_text
-
-    def text(route: LoraRoute) -> str:
-        request = PlanRequest(
-            paths=model_paths_of(tiny_models),
-            free_bytes=80 * 1024**3,
-            source="the GPU memory set in Settings",
-            dtype="fp16",
-            size=(64, 64),
-            lora_route=route,
-        )
-        return plan_text(request)
-
-    assert "LoRA modes: fused" in text(LoraRoute.AUTO)
-    assert "LoRA modes: unfused" in text(LoraRoute.UNFUSED)

@@ -23,7 +23,7 @@ from engine.contract.placement import (
     without_slot,
 )
 from engine.contract.placement_text import describe_placement
-from tests.test_placement import check_consistent, sizes
+from tests.engine.contract.test_placement import check_consistent, sizes
 
 SLOT_PARAMETERS = 2_558_566_400
 
