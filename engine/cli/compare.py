@@ -30,6 +30,7 @@ from engine.cli.folder_lock import FolderBusyError, folder_lock
 from engine.cli.targets import comparison_target_problem, image_target_problem
 from engine.contract.limits import MAX_SEED
 from engine.contract.modes import DEFAULT_COMPARISON, MODES, ModelRole
+from engine.contract.placement import LoraRoute
 from engine.contract.request import GenerationRequest, ModeSettings
 from engine.contract.validation import check_device_names, parse_guidance, parse_steps
 from engine.files.model_paths import ModelPaths
@@ -70,6 +71,13 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
         choices=["auto", "all", "one"],
         default="auto",
         help="which distilled UNets stay on the GPU: all, one at a time, or auto (from free memory)",
+    )
+    parser.add_argument(
+        "--lora-route",
+        choices=[str(r) for r in LoraRoute],
+        default=str(LoraRoute.AUTO),
+        help="LoRA modes fused into one shared slot as their model cards run them, unfused, or auto"
+        " (fused where the slot fits beside the base UNet)",
     )
     parser.add_argument(
         "--vram",
@@ -202,7 +210,13 @@ def _run_job(args: argparse.Namespace, job: Job) -> int:
     if job.paths.builtin:
         _say("no model given: using the " + builtin_label())
     started = time.perf_counter()
-    engine = Engine(job.paths, plan, residency=Residency(args.residency), vram=args.vram)
+    engine = Engine(
+        job.paths,
+        plan,
+        residency=Residency(args.residency),
+        vram=args.vram,
+        lora_route=LoraRoute(args.lora_route),
+    )
     for warning in engine.placement_warnings():
         _say(f"warning: {warning}")
     memory = engine.memory_report()

@@ -58,6 +58,8 @@ def replay_recipe(
                 "guidance": result.guidance,
                 "unet": _UNET_KEYS[spec.unet],
                 "adapter": _ADAPTER_KEYS[spec.adapter] if spec.adapter is not None else None,
+                # "fused": load_lora_weights + fuse_lora, as Fewstep's slot ran it; "unfused": an adapter.
+                "lora_route": result.lora_route,
                 "scheduler": spec.scheduler,
                 "scheduler_overrides": overrides,
                 "styles": [[replay["styles"][name], weight] for name, weight in result.styles],

@@ -39,6 +39,18 @@ def process_rss() -> int | None:
         return None
 
 
+def available_ram() -> int | None:
+    """Bytes of RAM the OS could give this process now without swapping (Linux's MemAvailable)."""
+    try:
+        with Path("/proc/meminfo").open(encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def memory_report(
     base: Any,
     pipes: Mapping[UNetSource | ModelRole, Any],
@@ -51,7 +63,7 @@ def memory_report(
     """Bytes of weights per model and where they live, plus the process and device totals.
 
     pipes: the engine's pipelines by UNet source or LoRA role; where: the device a part is on now;
-    placement: the placer's report (its steps and moves are left out here)."""
+    placement: the placer's report (its steps, moves and fuses are left out here)."""
     models = [
         ModelMemory(
             "text encoders",
@@ -76,5 +88,5 @@ def memory_report(
         models=tuple(models),
         process_rss=process_rss(),
         device_allocated=allocated,
-        placement={k: v for k, v in placement.items() if k not in ("steps", "moves")},
+        placement={k: v for k, v in placement.items() if k not in ("steps", "moves", "fuses")},
     )

@@ -105,10 +105,13 @@ def unfreeze(unet: Any) -> None:
             parameter.requires_grad_(True)
 
 
-def build(key: tuple[str, str, tuple[tuple[str, float], ...]], dtype: Any, device: str) -> Any:
-    """One pipeline per (UNet, distillation LoRA, styles) combination, each from freshly loaded files."""
+def build(key: tuple[str, str, bool, tuple[tuple[str, float], ...]], dtype: Any, device: str) -> Any:
+    """One pipeline per (UNet, distillation LoRA, fused, styles) combination, each from freshly
+    loaded files. A fused LoRA is loaded and fused as its model card does (`fuse_lora()`); with
+    styles, its wrappers are then unloaded (the fused weights stay), because peft skips every
+    unfused adapter of a layer that holds a fused one. An unfused LoRA stays an adapter."""
     files = RECIPE["files"]
-    unet_kind, adapter, styles = key
+    unet_kind, adapter, fused, styles = key
     base = load_base(files, dtype, device)
     if unet_kind != "base":
         return with_unet(base, distilled_unet(files, unet_kind, base, dtype, device))
@@ -117,8 +120,13 @@ def build(key: tuple[str, str, tuple[tuple[str, float], ...]], dtype: Any, devic
     weights: list[float] = []
     if adapter:
         pipe.load_lora_weights(files[adapter], adapter_name=adapter)
-        names.append(adapter)
-        weights.append(1.0)
+        if fused:
+            pipe.fuse_lora()
+            if styles:
+                pipe.unload_lora_weights()
+        else:
+            names.append(adapter)
+            weights.append(1.0)
     for style_path, weight in styles:
         name = f"style-{len(names)}"
         pipe.load_lora_weights(style_path, adapter_name=name)
@@ -170,7 +178,7 @@ def main() -> int:
         if args.only and image["mode"] != args.only:
             continue
         styles = tuple((path, weight) for path, weight in image["styles"])
-        key = (image["unet"], image["adapter"] or "", styles)
+        key = (image["unet"], image["adapter"] or "", image.get("lora_route") == "fused", styles)
         if key not in pipes:
             pipes.clear()  # one pipeline in memory at a time: an SDXL pipeline is 7 GB
             pipes[key] = build(key, dtype, args.device)
