@@ -90,7 +90,8 @@ def plan_share(resources: dict[str, float], nodes: int, actors: int | None, thre
 
 def connect(address: str) -> bool:
     """Joins the cluster at ADDRESS, or for `auto` the one RAY_ADDRESS names, else the one started on
-    this machine, else a new local one (Ray's own order). True when this call started Ray here."""
+    this machine, else a new local one (Ray's own order). True when this call joined, so the bench
+    leaves again at its end (ray.shutdown stops a local cluster it started; a joined one runs on)."""
     ray = _ray()
     if ray.is_initialized():  # already joined by this process (a test, a notebook): use it as it is
         return False
@@ -150,6 +151,10 @@ class RayPool:
                 actors.append(_Actor(handle, index))
             pool = cls(ray, actors, share, started)
             pool._check_files()
+            for actor in (
+                actors
+            ):  # the engines load while the driver opens the folder; errors come with the first cell
+                actor.handle.load.remote()
             say(f"on Ray ({ray.get_runtime_context().gcs_address}): {share.describe()}")
             return pool
         except BaseException:
