@@ -172,6 +172,11 @@ def job_of(args: argparse.Namespace) -> BenchJob:
         raise UsageError(f"--ray-actors {args.ray_actors} needs --ray, and at least 1")
     if args.ray is not None and not args.ray.strip():
         raise UsageError("--ray is empty: give auto, or the cluster's address (e.g. ray://head:10001)")
+    if args.ray is not None and args.device is not None and ":" in args.device:
+        # Ray gives each actor its own GPU (CUDA_VISIBLE_DEVICES): inside it, that GPU is cuda:0.
+        raise UsageError(
+            f"--device {args.device} with --ray: each actor uses the GPU Ray gives it; give --device cuda"
+        )
     check_device_names(args.device, args.dtype)
     if not 1 <= args.seeds <= MAX_SEEDS:
         raise UsageError(f"--seeds {args.seeds} must be from 1 to {MAX_SEEDS}")

@@ -152,7 +152,9 @@ def test_a_node_without_a_model_file_stops_the_bench_before_any_cell(
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("fewstep: error: --ray: node ") and f"lacks {unet} (missing)" in error
     assert not out.exists()  # before any cell: the folder was not even made
-    assert not [n for n in ray.util.list_named_actors(all_namespaces=True) if n["name"].startswith(ACTOR_PREFIX)]
+    assert not [
+        n for n in ray.util.list_named_actors(all_namespaces=True) if n["name"].startswith(ACTOR_PREFIX)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -161,6 +163,7 @@ def test_a_node_without_a_model_file_stops_the_bench_before_any_cell(
         (["--ray-actors", "2"], "--ray-actors 2 needs --ray"),
         (["--ray", "auto", "--ray-actors", "3"], "the cluster has 2 CPUs"),
         (["--ray", " "], "--ray is empty"),
+        (["--ray", "auto", "--device", "cuda:1"], "each actor uses the GPU Ray gives it"),
     ],
 )
 def test_ray_flags_that_cannot_work_are_one_line_and_write_nothing(
@@ -176,4 +179,3 @@ def test_ray_flags_that_cannot_work_are_one_line_and_write_nothing(
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and message in error
     assert not out.exists()
-
