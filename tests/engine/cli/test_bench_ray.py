@@ -20,7 +20,7 @@ import pytest
 from devtools.tiny_model import TinyModelSet
 from engine.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from engine.cli import bench as bench_command
-from engine.cli.bench_ray import ACTOR_PREFIX
+from engine.cli.bench_ray import ACTOR_PREFIX, RayPool
 from engine.outputs.bench_folder import BenchFolder
 
 ray = pytest.importorskip("ray")  # the cluster extra, which the test extra (and so CI) installs
@@ -106,6 +106,14 @@ def test_a_killed_actor_s_cells_run_again_and_every_cell_is_written_once(
     writes = _writes(monkeypatch)
     out = tmp_path / "out"
     killed: list[int] = []
+    deaths: list[int] = []
+    close = RayPool.close
+
+    def counting_deaths(pool: RayPool) -> None:
+        deaths.append(sum(actor.deaths for actor in pool.actors))
+        close(pool)
+
+    monkeypatch.setattr(RayPool, "close", counting_deaths)
 
     def kill_one_actor_mid_run() -> None:
         deadline = time.monotonic() + 240
@@ -123,6 +131,7 @@ def test_a_killed_actor_s_cells_run_again_and_every_cell_is_written_once(
     assert main(command) == EXIT_OK
     killer.join(timeout=10)
     assert killed and killed[0] < 12, "the kill came after the last cell"
+    assert deaths == [1]  # the driver saw the death and handed the actor's cells out again
     expected = {f"p{p:05d}-{m}-s{s}" for p in range(3) for m in ("ddim", "lightning") for s in (0, 1)}
     assert set(writes) == expected and set(writes.values()) == {1}
     assert {p.stem for p in (out / "cells").glob("*.json")} == expected
