@@ -8,6 +8,8 @@ import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -22,12 +24,40 @@ from engine.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from engine.cli import bench as bench_command
 from engine.cli.bench_ray import ACTOR_PREFIX, RayPool
 from engine.outputs.bench_folder import BenchFolder
+from tests.conftest import REPO_ROOT
 
 ray = pytest.importorskip("ray")  # the cluster extra, which the test extra (and so CI) installs
 
 PROMPTS = ("a red circle", "a small blue square", "a green triangle at the top")
 # DDIM at 4 steps and the full Lightning UNet: two modes, two seeds, a quarter of a second a cell.
 FAST = ["--modes", "ddim,lightning", "--steps", "ddim=4", "--seeds", "2", "--threads", "1"]
+
+
+def _raylets() -> set[int]:
+    found = subprocess.run(["pgrep", "-f", "raylet"], capture_output=True, text=True)
+    return {int(pid) for pid in found.stdout.split()}
+
+
+def test_auto_without_a_cluster_starts_a_local_one_and_stops_it(
+    tiny_models: TinyModelSet, tmp_path: Path
+) -> None:
+    """No RAY_ADDRESS and no cluster on this machine: `--ray auto` starts one, and leaves no process of it
+    behind, here where the command then refuses more actors than the machine has CPUs."""
+    before = _raylets()
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env |= {"PYTHONPATH": str(REPO_ROOT), "RAY_AUTH_MODE": "disabled"}
+    command = _bench(
+        tmp_path, tmp_path / "out", _models(tiny_models), "--ray", "auto", "--ray-actors", "100000"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.cli", *command], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == EXIT_BAD_INPUT, done.stderr[-2000:]
+    assert "--ray-actors 100000: the cluster has" in done.stderr.strip().splitlines()[-1]
+    deadline = time.monotonic() + 10  # ray.shutdown has signalled them; give them a moment to go
+    while not _raylets() <= before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _raylets() <= before and not (tmp_path / "out").exists()
 
 
 @pytest.fixture(scope="module")
