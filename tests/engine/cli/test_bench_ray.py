@@ -128,6 +128,11 @@ def test_ray_actors_make_the_local_run_s_images_byte_for_byte_and_resume(
     assert "5 of 8 cells already done" in capsys.readouterr().err
     assert _images(tmp_path / "ray") == local
     assert {n: (tmp_path / "ray" / "cells" / n).stat().st_mtime_ns for n in before} == before
+    # Refused as locally: other settings into the same folder, one line, nothing touched.
+    changed = [*_bench(tmp_path, tmp_path / "ray", models, "--ray", "auto"), "--seeds", "3"]
+    assert main(changed) == EXIT_BAD_INPUT
+    assert "other settings (seeds)" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert _images(tmp_path / "ray") == local
 
 
 def test_a_killed_actor_s_cells_run_again_and_every_cell_is_written_once(
