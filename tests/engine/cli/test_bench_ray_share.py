@@ -1,12 +1,17 @@
 """How `fewstep bench --ray` shares a cluster out (engine.cli.bench_ray.plan_share), from Ray's resource
-counts alone: one engine per GPU, else the CPUs shared evenly; what cannot be placed is refused."""
+counts alone: one engine per GPU, else the CPUs shared evenly; what cannot be placed is refused. And
+`--ray` without the cluster extra."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
+from engine.cli import EXIT_BAD_INPUT, main
 from engine.cli.arguments import UsageError
-from engine.cli.bench_ray import Share, plan_share
+from engine.cli.bench_ray import INSTALL_HINT, Share, plan_share
 
 
 def test_one_engine_per_gpu_each_reserving_one_cpu_with_its_share_of_threads() -> None:
@@ -36,3 +41,15 @@ def test_more_engines_than_the_cluster_holds_are_refused(
 ) -> None:
     with pytest.raises(UsageError, match=message):
         plan_share(resources, nodes=1, actors=actors, threads=None)
+
+
+def test_without_the_cluster_extra_ray_is_one_line_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # as where fewstep[cluster] is not installed: the bundle
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a red circle\n", encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["bench", "--prompts", str(prompts), "--out", str(out), "--ray", "auto"]) == EXIT_BAD_INPUT
+    assert capsys.readouterr().err.strip() == f"fewstep: error: {INSTALL_HINT}"
+    assert not out.exists()
