@@ -63,12 +63,13 @@ class BenchActor:
         self.setup = setup
         self.node = socket.gethostname()
         self.paths = local_paths(setup.paths)
-        self.problems = [f"{path} (missing)" for path in _files_of(self.paths) if not path.exists()]
+        # Each a phrase after "node NAME": the driver joins them into its one line.
+        self.problems = [f"lacks {path}" for path in _files_of(self.paths) if not path.exists()]
         if not self.problems:
             try:  # the same checks of names and headers that the driver made on its own copy
                 self.paths.checked()
             except Exception as exc:  # every refusal the engine would make, reported, not raised
-                self.problems.append(str(exc))
+                self.problems.append(f"refuses its copy of the files: {exc}")
         self._runner: CellRunner | None = None
         self._context: RunContext | None = None
 

@@ -19,7 +19,7 @@ import argparse
 import logging
 import uuid
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,7 +116,9 @@ class RayPool:
         self.started_ray = started_ray
 
     @classmethod
-    def start(cls, args: argparse.Namespace, paths: ModelPaths, work: CellWork, say: Any) -> RayPool:
+    def start(
+        cls, args: argparse.Namespace, paths: ModelPaths, work: CellWork, say: Callable[[str], None]
+    ) -> RayPool:
         """Joins the cluster and starts the actors, each checking its files; UsageError naming the node
         and the file where one is missing, before any cell runs."""
         ray = _ray()
@@ -151,9 +153,8 @@ class RayPool:
                 actors.append(_Actor(handle, index))
             pool = cls(ray, actors, share, started)
             pool._check_files()
-            for actor in (
-                actors
-            ):  # the engines load while the driver opens the folder; errors come with the first cell
+            # The engines load while the driver opens the folder; a load's error comes with the first cell.
+            for actor in actors:
                 actor.handle.load.remote()
             say(f"on Ray ({ray.get_runtime_context().gcs_address}): {share.describe()}")
             return pool
@@ -174,9 +175,7 @@ class RayPool:
                 f" {START_SECONDS:.0f} s (does the cluster have the CPUs or GPUs free?)"
             )
         problems = [
-            f"node {hello['node']} lacks {problem}"
-            for hello in ray.get(refs)
-            for problem in hello["problems"]
+            f"node {hello['node']} {problem}" for hello in ray.get(refs) for problem in hello["problems"]
         ]
         if problems:
             raise UsageError(

@@ -194,7 +194,7 @@ def test_a_node_without_a_model_file_stops_the_bench_before_any_cell(
     out = tmp_path / "out"
     assert main(_bench(tmp_path, out, _models(tiny_models, unet), "--ray", "auto")) == EXIT_BAD_INPUT
     error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert error.startswith("fewstep: error: --ray: node ") and f"lacks {unet} (missing)" in error
+    assert error.startswith("fewstep: error: --ray: node ") and f"lacks {unet}: every node needs" in error
     assert not out.exists()  # before any cell: the folder was not even made
     assert not [
         n for n in ray.util.list_named_actors(all_namespaces=True) if n["name"].startswith(ACTOR_PREFIX)
