@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -255,9 +256,11 @@ def _run_bench(
         _say(f"resuming {job.out}: {len(cells) - len(todo)} of {len(cells)} cells already done")
     if todo:
         _run_cells(args, job, folder, todo, len(cells), pool)
+    started = time.perf_counter()
     scorer, reason = _scorer(job)
     with _progress(len(cells), 0, "measuring") as bar:
         report = _write_report(folder, job, args, scorer, reason, bar.update)
+    _say(f"measured {len(cells)} cells and wrote the report in {time.perf_counter() - started:.1f} s")
     _print_table(report)
     print(f"wrote {job.out / 'index.html'}, {job.out / 'report.json'} and {job.out / 'cells.csv'}")
     return EXIT_OK
@@ -273,8 +276,6 @@ def cell_work(job: BenchJob) -> CellWork:
 
 def _local_cells(args: argparse.Namespace, job: BenchJob) -> Callable[[list[Cell]], Iterator[CellDone]]:
     """The models loaded once in this process; then the cells, in order, on them."""
-    import time
-
     from engine.cli.bench_runner import CellRunner
     from engine.contract.residency import Residency
     from engine.pocket.model import builtin_label
@@ -309,7 +310,6 @@ def _run_cells(
 ) -> None:
     """The cells not yet done, run here or by the Ray actors, each saved by this process as it arrives."""
     import threading
-    import time
 
     # The report's libraries (scikit-image, scipy: a second or two) load while the models do.
     threading.Thread(target=_load_metric_libraries, name="fewstep-metric-imports", daemon=True).start()
@@ -327,6 +327,8 @@ def _run_cells(
                 f"{count / (time.perf_counter() - started) * 60:.1f} cells/min", refresh=False
             )
             bar.update()
+    seconds = time.perf_counter() - started
+    _say(f"made {len(todo)} cells in {seconds:.1f} s ({len(todo) / seconds * 60:.1f} cells/min)")
 
 
 def _load_metric_libraries() -> None:

@@ -116,7 +116,9 @@ def read_prompts(source: str) -> tuple[BenchPrompt, ...]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise UsageError(f"--prompts {source}: no such file (or give the built-in set: pocket)") from None
+        raise UsageError(
+            f"--prompts {source}: no such file (or give a built-in set: pocket, parti)"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"--prompts {source}: cannot read it as UTF-8 text ({exc})") from None
     suffix = path.suffix.lower()

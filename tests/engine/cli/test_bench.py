@@ -165,3 +165,34 @@ def test_the_page_opens_in_a_headless_browser_with_its_images(finished: Path, tm
     with Image.open(shot) as picture:
         colours = picture.convert("RGB").getcolors(maxcolors=1 << 20)
     assert colours is not None and len(colours) > 50  # text, plot and thumbnails drawn, not a blank page
+
+
+def test_with_clip_adherence_is_clip_score_and_diversity_is_measured_in_its_space(tmp_path: Path) -> None:
+    from tests.engine.outputs.test_bench_metrics import _tiny_clip
+
+    _tiny_clip(tmp_path)
+    out = tmp_path / "out"
+    assert main([*_bench(_prompts(tmp_path, count=2), out), "--clip", str(tmp_path / "clip")]) == EXIT_OK
+    trilemma = json.loads((out / "report.json").read_text())["trilemma"]
+    assert trilemma["adherence"]["metric"] == "clip score"
+    for values in trilemma["modes"].values():
+        assert 0 <= values["adherence"] <= 100 and values["clip_diversity"] is not None
+
+
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    bad = [
+        ["--modes", "ddim,nope"],
+        ["--seeds", "0"],
+        ["--clip", str(tmp_path / "no-clip-here")],
+        ["--lcm-unet", str(tmp_path)],
+    ]
+    for extra in bad:
+        assert main(["bench", "--prompts", "pocket", "--out", str(out), *extra]) == EXIT_BAD_INPUT, extra
+        assert capsys.readouterr().err.strip().count("\n") == 0
+    (tmp_path / "empty.txt").write_text("\n \n")
+    assert main(["bench", "--prompts", str(tmp_path / "empty.txt"), "--out", str(out)]) == EXIT_BAD_INPUT
+    assert "no prompts" in capsys.readouterr().err
+    assert not out.exists()
