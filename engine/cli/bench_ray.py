@@ -7,8 +7,10 @@ install, the bundle and the window never load it.
 - Cells go out from one queue in the bench's order (blocks of prompts, mode by mode), one at a time and
   at most IN_FLIGHT per actor: each actor meets the modes in turn, switching rarely.
 - An actor that dies (killed, out of memory) is restarted by Ray (max_restarts) and loads its engine
-  again; the cells it held go back to the front of the queue. The driver writes a cell only when its
-  result arrives, and each cell once, so none is lost and none is written twice.
+  again, and Ray runs the cells it held again on it (max_task_retries). One that dies for good (its
+  restarts spent, its node gone) hands its cells back to the front of the driver's queue, for the
+  others. The driver writes a cell only when its result arrives, and each cell once, so none is lost
+  and none is written twice.
 - Every actor checks its model files as it starts; a node that lacks one stops the bench, naming the
   node and the file, before any cell runs.
 """
@@ -53,7 +55,6 @@ def _ray() -> Any:
 class _Actor:
     handle: Any
     index: int
-    deaths: int = 0
     held: list[tuple[Any, Cell]] = field(default_factory=list)  # (object ref, cell) in flight
 
 
@@ -148,7 +149,9 @@ class RayPool:
                     num_cpus=share.cpus,
                     num_gpus=share.gpus,
                     max_restarts=MAX_RESTARTS,
-                    max_task_retries=0,  # the driver hands a dead actor's cells out again itself
+                    # Every call retried on the restarted actor: a call sent while it restarts fails
+                    # at once otherwise (ActorUnavailableError), and one death would look like several.
+                    max_task_retries=-1,
                 ).remote(setup)
                 actors.append(_Actor(handle, index))
             pool = cls(ray, actors, share, started)
@@ -201,17 +204,15 @@ class RayPool:
             try:
                 request, result, context, worker = ray.get(ref)
             except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
-                # Died with this cell (and those queued behind it) in hand: they go out again, first.
-                actor.deaths += 1
+                # Dead for good, its restarts spent: the cells it held go out again, first, to the others.
                 queue.extendleft(reversed([c for _, c in actor.held]))
                 actor.held.clear()
-                if actor.deaths > MAX_RESTARTS:
-                    alive.remove(actor)
-                    if not alive:
-                        raise RuntimeError(
-                            f"every Ray actor died more than {MAX_RESTARTS} times; the cells done are"
-                            " saved, rerun the same command to resume"
-                        ) from None
+                alive.remove(actor)
+                if not alive:
+                    raise RuntimeError(
+                        f"every Ray actor died (each restarted up to {MAX_RESTARTS} times); the cells done"
+                        " are saved: rerun the same command to resume"
+                    ) from None
                 continue
             except ray.exceptions.RayTaskError as exc:
                 raise exc.as_instanceof_cause() from None  # the engine's own error, as a local run raises it

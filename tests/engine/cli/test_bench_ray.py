@@ -135,42 +135,58 @@ def test_ray_actors_make_the_local_run_s_images_byte_for_byte_and_resume(
     assert _images(tmp_path / "ray") == local
 
 
+@pytest.mark.parametrize("restart", [True, False], ids=["restarted", "dead-for-good"])
 def test_a_killed_actor_s_cells_run_again_and_every_cell_is_written_once(
-    cluster: None, tiny_models: TinyModelSet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cluster: None, tiny_models: TinyModelSet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restart: bool
 ) -> None:
+    """Killed at once, mid-cell, as the kernel's OOM killer would: Ray restarts it and runs its cells
+    again there (restarted), or, its restarts spent, the driver hands them to the other actor."""
     writes = _writes(monkeypatch)
     out = tmp_path / "out"
-    killed: list[int] = []
-    deaths: list[int] = []
+    killed: list[tuple[int, int]] = []  # (cells written by then, the victim's process id)
+    at_close: list[dict[int, int | None]] = []
     close = RayPool.close
 
-    def counting_deaths(pool: RayPool) -> None:
-        deaths.append(sum(actor.deaths for actor in pool.actors))
+    def noting_processes(pool: RayPool) -> None:
+        pids: dict[int, int | None] = {}
+        for actor in pool.actors:
+            try:
+                pids[actor.index] = ray.get(actor.handle.hello.remote(), timeout=60)["pid"]
+            except ray.exceptions.RayActorError:
+                pids[actor.index] = None
+        at_close.append(pids)
         close(pool)
 
-    monkeypatch.setattr(RayPool, "close", counting_deaths)
+    monkeypatch.setattr(RayPool, "close", noting_processes)
 
     def kill_one_actor_mid_run() -> None:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and sum(writes.values()) < 2:
             time.sleep(0.02)
         names = [n["name"] for n in ray.util.list_named_actors(all_namespaces=True)]
-        victim = sorted(n for n in names if n.startswith(ACTOR_PREFIX))[-1]
-        killed.append(sum(writes.values()))
-        # As the kernel's OOM killer would: at once, mid-cell; Ray restarts it (max_restarts).
-        ray.kill(ray.get_actor(victim, namespace=ray.get_runtime_context().namespace), no_restart=False)
+        victim = ray.get_actor(
+            sorted(n for n in names if n.startswith(ACTOR_PREFIX))[-1],
+            namespace=ray.get_runtime_context().namespace,
+        )
+        pid = ray.get(victim.hello.remote())["pid"]
+        killed.append((sum(writes.values()), pid))
+        ray.kill(victim, no_restart=not restart)
 
     killer = threading.Thread(target=kill_one_actor_mid_run, daemon=True)
     killer.start()
     command = _bench(tmp_path, out, _models(tiny_models), "--ray", "auto", "--ray-actors", "2", prompts=3)
     assert main(command) == EXIT_OK
     killer.join(timeout=10)
-    assert killed and killed[0] < 12, "the kill came after the last cell"
-    assert deaths == [1]  # the driver saw the death and handed the actor's cells out again
+    assert killed and killed[0][0] < 12, "the kill came after the last cell"
     expected = {f"p{p:05d}-{m}-s{s}" for p in range(3) for m in ("ddim", "lightning") for s in (0, 1)}
     assert set(writes) == expected and set(writes.values()) == {1}
     assert {p.stem for p in (out / "cells").glob("*.json")} == expected
     assert json.loads((out / "report.json").read_text())["cells"] == 12
+    (pids,) = at_close
+    if restart:  # a new process in its place, which Ray gave its cells again
+        assert pids[1] is not None and pids[1] != killed[0][1]
+    else:
+        assert pids[1] is None and pids[0] is not None
 
 
 def test_a_node_without_a_model_file_stops_the_bench_before_any_cell(
