@@ -177,9 +177,15 @@ class RayPool:
                 f"--ray: {len(refs) - len(ready)} of {len(refs)} actors did not start within"
                 f" {START_SECONDS:.0f} s (does the cluster have the CPUs or GPUs free?)"
             )
-        problems = [
-            f"node {hello['node']} {problem}" for hello in ray.get(refs) for problem in hello["problems"]
-        ]
+        try:
+            hellos = ray.get(refs)
+        except ray.exceptions.RayError as exc:  # its constructor failed: most often an import
+            lines = [line for line in str(exc).splitlines() if line.strip()]
+            raise UsageError(
+                f"--ray: an actor could not start ({lines[-1].strip() if lines else type(exc).__name__});"
+                " every node needs fewstep[cluster] installed, at the driver's version"
+            ) from None
+        problems = [f"node {hello['node']} {problem}" for hello in hellos for problem in hello["problems"]]
         if problems:
             raise UsageError(
                 f"--ray: {'; '.join(problems)}: every node needs the model files at the same path, or on"

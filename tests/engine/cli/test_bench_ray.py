@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 
 from devtools.tiny_model import TinyModelSet
-from engine.cli import EXIT_BAD_INPUT, EXIT_OK, main
+from engine.cli import EXIT_BAD_INPUT, EXIT_OK, bench_ray, main
 from engine.cli import bench as bench_command
+from engine.cli.bench_actor import ActorSetup, BenchActor
 from engine.cli.bench_ray import ACTOR_PREFIX, RayPool
 from engine.outputs.bench_folder import BenchFolder
 from tests.conftest import REPO_ROOT
@@ -215,6 +216,25 @@ def test_a_node_without_a_model_file_stops_the_bench_before_any_cell(
     assert not [
         n for n in ray.util.list_named_actors(all_namespaces=True) if n["name"].startswith(ACTOR_PREFIX)
     ]
+
+
+def test_an_actor_that_cannot_start_is_one_line_before_any_cell(
+    cluster: None,
+    tiny_models: TinyModelSet,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    class WithoutFewstep(BenchActor):  # local, so Ray ships it by value, whatever the workers' path
+        def __init__(self, setup: ActorSetup) -> None:
+            raise ImportError("No module named 'engine'")  # as on a node where Fewstep is not installed
+
+    monkeypatch.setattr(bench_ray, "BenchActor", WithoutFewstep)
+    out = tmp_path / "out"
+    assert main(_bench(tmp_path, out, _models(tiny_models), "--ray", "auto")) == EXIT_BAD_INPUT
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "an actor could not start (ImportError: No module named 'engine')" in error
+    assert "every node needs fewstep[cluster] installed" in error and not out.exists()
 
 
 @pytest.mark.parametrize(
