@@ -111,6 +111,7 @@ def test_spec_is_python_and_names_the_bundle_parts() -> None:
         '"QtWebEngineCore"',
         '"QtMultimedia"',
         '"QtPdf"',
+        '"ray"',
         "org.fewstep.Fewstep",
         "fewstep.icns",
         "fewstep.ico",

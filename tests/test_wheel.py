@@ -114,3 +114,32 @@ def test_an_installed_wheel_runs_the_built_in_pocket_model(wheel: Path, tmp_path
     report = json.loads((out / "report.json").read_text())
     assert report["model"].startswith("built-in pocket model")
     assert (out / "lightning.png").is_file()
+
+
+def test_ray_is_the_cluster_extra_only_and_nothing_imports_it_unasked(wheel: Path) -> None:
+    """A plain `pip install fewstep` gets no Ray: it is required under extra == "cluster" alone, and the
+    CLI, the bench (its Ray driver and actor modules too) and the window import none of it."""
+    with zipfile.ZipFile(wheel) as archive:
+        (name,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        metadata = archive.read(name).decode("utf-8")
+    requires = [
+        line.removeprefix("Requires-Dist: ")
+        for line in metadata.splitlines()
+        if line.startswith("Requires-Dist: ")
+    ]
+    on_ray = [r for r in requires if r.split(";")[0].strip().startswith("ray")]
+    assert on_ray == ['ray==2.60.0; extra == "cluster"'], on_ray
+    assert "Provides-Extra: cluster" in metadata
+    modules = (
+        "engine.cli, engine.cli.bench, engine.cli.bench_ray, engine.cli.bench_actor, gui.launcher, gui.app"
+    )
+    check = (
+        f"import sys, {modules}\n"
+        "from engine.cli import main\n"
+        "try:\n    main(['bench', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))\n"
+    )
+    env = os.environ | {"PYTHONPATH": str(ROOT), "QT_QPA_PLATFORM": "offscreen"}
+    done = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "--ray auto|ADDRESS" in done.stdout and done.stdout.strip().splitlines()[-1] == "[]"

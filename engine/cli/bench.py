@@ -12,14 +12,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.cli.arguments import EXIT_OK, UsageError, model_paths, out, seed
 from engine.cli.arguments import say as _say
 from engine.cli.bench_prompts import BenchPrompt, read_prompts
+from engine.cli.bench_work import CellDone, CellWork
 from engine.cli.compare import MAX_SEEDS, add_model_flags, mode_settings
 from engine.cli.folder_lock import FolderBusyError, folder_lock
 from engine.contract.limits import MAX_SEED
@@ -29,8 +30,11 @@ from engine.contract.validation import check_device_names
 from engine.files.model_paths import ModelPaths
 from engine.files.safe_paths import output_problem
 from engine.outputs.atomic import remove_stale_parts
-from engine.outputs.bench_cells import cell_order, cell_request
+from engine.outputs.bench_cells import Cell, cell_order, cell_request
 from engine.outputs.bench_folder import BenchFolder, BenchFolderError
+
+if TYPE_CHECKING:  # Ray is the optional extra fewstep[cluster]: its module loads only for --ray
+    from engine.cli.bench_ray import RayPool
 
 NOT_MEASURED = (
     "not measured: give --clip PATH or a CLIP repository id in the Hugging Face cache (the built-in model"
@@ -70,6 +74,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH|REPO_ID",
         help="a CLIP model (a folder, or a repository in the Hugging Face cache such as"
         " openai/clip-vit-large-patch14) for CLIP score and CLIP diversity; read offline",
+    )
+    parser.add_argument(
+        "--ray",
+        metavar="auto|ADDRESS",
+        help="run the cells on a Ray cluster, one engine per GPU (needs fewstep[cluster]): auto joins"
+        " the cluster RAY_ADDRESS names or starts a local one; see docs/ray.md",
+    )
+    parser.add_argument(
+        "--ray-actors",
+        type=int,
+        metavar="N",
+        help="with --ray: engines to start (default: one per GPU; without GPUs, one per node, the CPUs"
+        " shared between them)",
     )
     add_model_flags(parser)
 
@@ -152,6 +169,15 @@ def job_of(args: argparse.Namespace) -> BenchJob:
         raise UsageError(problem)
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads {args.threads} must be at least 1")
+    if args.ray_actors is not None and (args.ray is None or args.ray_actors < 1):
+        raise UsageError(f"--ray-actors {args.ray_actors} needs --ray, and at least 1")
+    if args.ray is not None and not args.ray.strip():
+        raise UsageError("--ray is empty: give auto, or the cluster's address (e.g. ray://head:10001)")
+    if args.ray is not None and args.device is not None and ":" in args.device:
+        # Ray gives each actor its own GPU (CUDA_VISIBLE_DEVICES): inside it, that GPU is cuda:0.
+        raise UsageError(
+            f"--device {args.device} with --ray: each actor uses the GPU Ray gives it; give --device cuda"
+        )
     check_device_names(args.device, args.dtype)
     if not 1 <= args.seeds <= MAX_SEEDS:
         raise UsageError(f"--seeds {args.seeds} must be from 1 to {MAX_SEEDS}")
@@ -182,6 +208,11 @@ def job_of(args: argparse.Namespace) -> BenchJob:
 
 def run(args: argparse.Namespace) -> int:
     job = job_of(args)
+    pool = None
+    if args.ray is not None:  # the actors check their files before the folder is touched
+        from engine.cli.bench_ray import RayPool
+
+        pool = RayPool.start(args, job.paths, cell_work(job), _say)
     try:
         with folder_lock(job.out):
             try:
@@ -190,9 +221,12 @@ def run(args: argparse.Namespace) -> int:
                 raise UsageError(str(exc)) from None
             for place in (folder.root, folder.cells, folder.root / "thumbs"):
                 remove_stale_parts(place)  # what a killed writer left half-written: never a cell
-            return _run_bench(args, job, folder)
+            return _run_bench(args, job, folder, pool)
     except FolderBusyError as exc:
         raise UsageError(str(exc)) from None
+    finally:
+        if pool is not None:
+            pool.close()
 
 
 def _progress(total: int, done: int, what: str) -> Any:
@@ -212,15 +246,16 @@ def _progress(total: int, done: int, what: str) -> Any:
     )
 
 
-def _run_bench(args: argparse.Namespace, job: BenchJob, folder: BenchFolder) -> int:
-    settings_by_mode = {m.mode: m for m in job.modes}
+def _run_bench(
+    args: argparse.Namespace, job: BenchJob, folder: BenchFolder, pool: RayPool | None = None
+) -> int:
     cells = cell_order(len(job.prompts), [m.mode for m in job.modes], job.seeds)
     done = folder.done()
     todo = [c for c in cells if c.id not in done]
     if len(done) and todo:
         _say(f"resuming {job.out}: {len(cells) - len(todo)} of {len(cells)} cells already done")
     if todo:
-        _run_cells(args, job, folder, todo, len(cells), settings_by_mode)
+        _run_cells(args, job, folder, todo, len(cells), pool)
     started = time.perf_counter()
     scorer, reason = _scorer(job)
     with _progress(len(cells), 0, "measuring") as bar:
@@ -231,56 +266,63 @@ def _run_bench(args: argparse.Namespace, job: BenchJob, folder: BenchFolder) -> 
     return EXIT_OK
 
 
-def _run_cells(
-    args: argparse.Namespace,
-    job: BenchJob,
-    folder: BenchFolder,
-    todo: list[Any],
-    total: int,
-    settings_by_mode: Mapping[str, ModeSettings],
-) -> None:
-    import threading
+def cell_work(job: BenchJob) -> CellWork:
+    return CellWork(
+        prompts=tuple((p.text, p.negative) for p in job.prompts),
+        modes={m.mode: m for m in job.modes},
+        size=job.size,
+    )
 
-    from engine.cli.bench_cell import run_cell
+
+def _local_cells(args: argparse.Namespace, job: BenchJob) -> Callable[[list[Cell]], Iterator[CellDone]]:
+    """The models loaded once in this process; then the cells, in order, on them."""
+    from engine.cli.bench_runner import CellRunner
     from engine.contract.residency import Residency
-    from engine.outputs.bench_cells import BLOCK_PROMPTS
     from engine.pocket.model import builtin_label
     from engine.runtime.device import plan_device
-    from engine.runtime.engine import Engine, SharedEncodings
+    from engine.runtime.engine import Engine
 
     plan = plan_device(args.device, args.dtype, args.threads)
     if job.paths.builtin:
         _say("no model given: using the " + builtin_label())
-    # The report's libraries (scikit-image, scipy: a second or two) load while the models do.
-    threading.Thread(target=_load_metric_libraries, name="fewstep-metric-imports", daemon=True).start()
     started = time.perf_counter()
     engine = Engine(job.paths, plan, residency=Residency(args.residency), vram=args.vram)
     for warning in engine.placement_warnings():
         _say(f"warning: {warning}")
     _say(f"models loaded in {time.perf_counter() - started:.1f} s on {plan.describe()}")
     context = engine.run_context(_say)
-    with_negative = engine.needs_negative(job.modes)
-    shared: dict[int, SharedEncodings] = {}
-    block = -1
+    runner = CellRunner(engine, cell_work(job))
+
+    def run(todo: list[Cell]) -> Iterator[CellDone]:
+        for cell in todo:
+            yield CellDone(cell, *runner.run(cell), context)
+
+    return run
+
+
+def _run_cells(
+    args: argparse.Namespace,
+    job: BenchJob,
+    folder: BenchFolder,
+    todo: list[Cell],
+    total: int,
+    pool: RayPool | None = None,
+) -> None:
+    """The cells not yet done, run here or by the Ray actors, each saved by this process as it arrives."""
+    import threading
+
+    # The report's libraries (scikit-image, scipy: a second or two) load while the models do.
+    threading.Thread(target=_load_metric_libraries, name="fewstep-metric-imports", daemon=True).start()
+    cells = _local_cells(args, job) if pool is None else pool.results
     warned: set[str] = set()
     with _progress(total, total - len(todo), "bench") as bar:
         started = time.perf_counter()
-        for count, cell in enumerate(todo, 1):
-            if cell.prompt_index // BLOCK_PROMPTS != block:
-                block = cell.prompt_index // BLOCK_PROMPTS
-                shared.clear()  # the previous block's encodings are done with
-            prompt = job.prompts[cell.prompt_index]
-            encodings = shared.setdefault(
-                cell.prompt_index, SharedEncodings(prompt.text, prompt.negative, with_negative)
-            )
-            request = cell_request(
-                prompt.text, prompt.negative, settings_by_mode[cell.mode], cell.seed, job.size
-            )
-            result = run_cell(engine, request, encodings)
-            for warning in set(result.warnings) - warned:  # each once, not once per cell
+        for count, done in enumerate(cells(todo), 1):
+            for warning in set(done.result.warnings) - warned:  # each once, not once per cell
                 warned.add(warning)
                 _say(f"warning: {warning}")
-            folder.write_cell(cell, prompt.category, request, result, context)
+            category = job.prompts[done.cell.prompt_index].category
+            folder.write_cell(done.cell, category, done.request, done.result, done.context, done.worker)
             bar.set_postfix_str(
                 f"{count / (time.perf_counter() - started) * 60:.1f} cells/min", refresh=False
             )

@@ -111,9 +111,13 @@ class BenchFolder:
         request: GenerationRequest,
         result: ModeResult,
         context: RunContext,
+        worker: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """The cell's image, then its record (which marks it done), by the one writer of runs."""
-        identity = {"cell": cell.id, "prompt_index": cell.prompt_index, "category": category}
+        """The cell's image, then its record (which marks it done), by the one writer of runs.
+        worker: where a Ray actor made it (fewstep bench --ray), kept in the record."""
+        identity: dict[str, Any] = {"cell": cell.id, "prompt_index": cell.prompt_index, "category": category}
+        if worker is not None:
+            identity["worker"] = dict(worker)
         return write_bench_cell(self.image_path(cell), result, request, context, identity)
 
     def records(self) -> dict[str, dict[str, Any]]:

@@ -186,6 +186,19 @@ def _grids(report: Mapping[str, Any], cells: Sequence[CellMeasure], thumbs: Mapp
     return "".join(out)
 
 
+def _workers(workers: list[dict[str, Any]]) -> str:
+    """Which Ray actors made the cells, with their share of the machine; nothing for a local bench."""
+    actors = [w for w in workers if w.get("runner") == "ray"]
+    if not actors:
+        return ""
+    parts = [
+        f"actor {w['actor']} on {w['node']}: {w['gpus']:g} GPU, {w['cpus']:g} CPUs, {w['threads']} torch"
+        f" threads, {w['cells']} images"
+        for w in actors
+    ]
+    return f"<p class=note>Ray: {escape('; '.join(parts))}.</p>"
+
+
 def bench_page(report: Mapping[str, Any], cells: Sequence[CellMeasure], thumbs: Mapping[str, str]) -> str:
     trilemma = report["trilemma"]
     adherence = trilemma["adherence"]
@@ -215,7 +228,8 @@ def bench_page(report: Mapping[str, Any], cells: Sequence[CellMeasure], thumbs: 
         f"<h1>{escape(title)}</h1>"
         f"<p class=note>Model: {escape(str(report.get('model')))} · device: {escape(str(report.get('device')))}"
         f" · {report['cells']} images · reference: {escape(trilemma['reference_reason'])}.</p>"
-        f"<h2>The trilemma</h2><p class=note>Means over prompts; under each, its {confidence}% interval"
+        + _workers(report.get("workers", []))
+        + f"<h2>The trilemma</h2><p class=note>Means over prompts; under each, its {confidence}% interval"
         f" (bootstrap over prompts, {trilemma['bootstrap']['resamples']} resamples, seed"
         f" {trilemma['bootstrap']['seed']}). Adherence: {escape(adherence['note'])}.</p>"
         + _table(trilemma["modes"], trilemma["intervals"], shown)

@@ -59,6 +59,17 @@ def _thumbnail(folder: BenchFolder, cell_id: str, image: Image) -> str:
     return name
 
 
+def workers_of(records: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Where the cells were made, and how many each: this process (runner "local", with its device and
+    threads), or a Ray actor with its node, GPUs, CPUs and torch threads (fewstep bench --ray)."""
+    counts: dict[str, int] = {}
+    for record in records.values():
+        worker = dict(record.get("worker") or {"runner": "local"}) | {"device": record.get("device")}
+        key = json.dumps(worker, sort_keys=True)
+        counts[key] = counts.get(key, 0) + 1
+    return [json.loads(key) | {"cells": count} for key, count in sorted(counts.items())]
+
+
 def write_bench_report(
     folder: BenchFolder,
     settings: Mapping[str, Any],
@@ -94,6 +105,7 @@ def write_bench_report(
         "model": first.get("model"),
         "device": first.get("device"),
         "cells": len(records),
+        "workers": workers_of(records),
         "cells_csv": "cells.csv",
         "page": "index.html",
         **figures,
