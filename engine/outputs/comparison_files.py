@@ -114,6 +114,8 @@ def write_png(path: Path, image: Image.Image, parameters: str | None = None) -> 
 
 def result_record(result: ModeResult, file: str) -> dict[str, Any]:
     t = result.timings
+    # eta only for the modes that pass one (TCD's gamma), so the other records stay as they were.
+    eta = {"eta": result.eta} if result.eta is not None else {}
     return {
         "mode": result.mode,
         "steps": result.steps,
@@ -132,6 +134,7 @@ def result_record(result: ModeResult, file: str) -> dict[str, Any]:
         },
         "warnings": list(result.warnings),
         "file": file,
+        **eta,
     }
 
 

@@ -22,7 +22,7 @@ import torch
 
 from engine.contract.errors import JobCancelled, RequestError
 from engine.contract.info import EngineInfo, MemoryReport, StyleInfo
-from engine.contract.modes import MODES, ModelRole, ModeSpec, UNetSource
+from engine.contract.modes import MODES, GuidanceKind, ModeFile, ModelRole, ModeSpec
 from engine.contract.placement import GIB, Measure, Step, comparison_order
 from engine.contract.placement_text import size_text
 from engine.contract.request import (
@@ -35,7 +35,7 @@ from engine.contract.request import (
     style_adapter_name,
 )
 from engine.contract.residency import Residency
-from engine.files.model_files import FileKind, ModelFile, check_style_lora, check_vae
+from engine.files.model_files import FileKind, ModelFile, check_style_lora, check_vae, steps_in_name
 from engine.files.model_paths import ModelPaths
 from engine.files.resources import sdxl_config_dir
 from engine.outputs.comparison_files import RunContext
@@ -46,8 +46,7 @@ from engine.runtime.libraries import quiet_diffusers
 from engine.runtime.loading import (
     SDXLPipeline,
     load_base,
-    load_lcm_unet,
-    load_lightning_unet,
+    load_full_unet,
     load_lora,
     load_vae,
     share_weights,
@@ -64,7 +63,16 @@ ResultCallback = Callable[[ModeResult], None]
 CancelCheck = Callable[[], bool]
 StatusCallback = Callable[[str], None]
 
-_UNET_ROLES = {UNetSource.LCM: ModelRole.LCM_UNET, UNetSource.LIGHTNING: ModelRole.LIGHTNING_UNET}
+
+def _option(role: str) -> str:
+    """How the user gave a role's file: its own option, or --model ROLE=."""
+    return f"--{role}" if role in set(ModelRole) else f"--model {role}="
+
+
+def _unet_label(role: str) -> str:
+    """A full UNet as the status line names it: its first mode's title ("LCM UNet", "Lightning UNet")."""
+    title = next((s.title for s in MODES.values() if s.unet_role == role), role)
+    return title.removeprefix("SDXL-")
 
 
 log = logging.getLogger(__name__)
@@ -92,7 +100,7 @@ class Engine:
         say = on_status or (lambda _message: None)
         self.plan = plan or plan_device()
         self.paths = paths
-        self.files: dict[ModelRole, ModelFile] = paths.checked()
+        self.files: dict[str, ModelFile] = paths.checked()
         if ModelRole.BASE not in self.files:
             raise RequestError("no base model given: every mode needs the SDXL base (--base)")
         device, dtype = self.plan.device, self.plan.dtype
@@ -101,13 +109,11 @@ class Engine:
         self.config_dir = paths.base_config or (
             base_info.path if base_info.kind is FileKind.SDXL_FOLDER else sdxl_config_dir()
         )
-        optional = (
-            ModelRole.LCM_UNET,
-            ModelRole.LIGHTNING_UNET,
-            ModelRole.LCM_LORA,
-            ModelRole.LIGHTNING_LORA,
-        )
-        parts_total = 1 + (paths.vae is not None) + sum(r in self.files for r in optional) + len(paths.styles)
+        kinds = MODES.role_files()
+        # Every role's file whose modes can run (a whole pipeline cannot yet: see ModeFile.PIPELINE).
+        unet_roles = [r for r in self.files if kinds.get(r) is ModeFile.UNET]
+        lora_roles = [r for r in self.files if kinds.get(r) is ModeFile.LORA]
+        parts_total = 1 + (paths.vae is not None) + len(unet_roles) + len(lora_roles) + len(paths.styles)
         parts_done = [0]
 
         def loading(what: str) -> Callable[[float], None]:
@@ -138,27 +144,26 @@ class Engine:
         # Kept at load time: every scheduler is built from it, never from the scheduler in use,
         # whose config would carry e.g. trailing spacing into the next mode and silently change its images.
         self.original_scheduler_config = self.base.scheduler.config
-        self.pipes: dict[UNetSource | ModelRole, Any] = {UNetSource.BASE: self.base}
-        if (info := self.files.get(ModelRole.LCM_UNET)) is not None:
-            progress = loading("the LCM UNet")
-            self.pipes[UNetSource.LCM] = self._pipeline_with(load_lcm_unet(info, cpu, dtype, progress))
-        if (info := self.files.get(ModelRole.LIGHTNING_UNET)) is not None:
-            progress = loading("the Lightning UNet")
-            self.pipes[UNetSource.LIGHTNING] = self._pipeline_with(
-                load_lightning_unet(info, self.base.unet, self.config_dir, cpu, dtype, progress)
+        # One pipeline per role: "base", each full UNet's role, each LoRA's role (its twin).
+        self.pipes: dict[str, Any] = {ModelRole.BASE: self.base}
+        for role in unet_roles:
+            progress = loading(f"the {_unet_label(role)}")
+            unet = load_full_unet(
+                self.files[role], _option(role), self.base.unet, self.config_dir, cpu, dtype, progress
             )
+            self.pipes[role] = self._pipeline_with(unet)
         # Each distillation LoRA gets its own twin of the base UNet: the same weight tensors (no
         # copy), its own peft wrappers. Switching between base, LCM-LoRA and Lightning LoRA is then
         # a choice of pipeline, with no adapter toggling (set_adapters costs 10 to 20 ms on every
         # switch) and no wrapper overhead on the reference mode. Nothing may fuse into a twin: it
         # would write into the shared base weights.
-        for role in (ModelRole.LCM_LORA, ModelRole.LIGHTNING_LORA):
-            if (info := self.files.get(role)) is not None:
-                loading(f"the {role}")
-                pipe = self._pipeline_with(share_weights(self.base.unet))
-                load_lora(pipe, info, str(role), f"--{role}")
-                self.pipes[role] = pipe
-        twins = [self.pipes[r] for r in (ModelRole.LCM_LORA, ModelRole.LIGHTNING_LORA) if r in self.pipes]
+        for role in lora_roles:
+            loading(f"the {role}")
+            pipe = self._pipeline_with(share_weights(self.base.unet))
+            load_lora(pipe, self.files[role], str(role), _option(role).rstrip("="))
+            self.pipes[role] = pipe
+        self.lora_roles = tuple(lora_roles)
+        twins = [self.pipes[r] for r in lora_roles]
         self.styles: list[LoadedStyle] = []
         for index, style in enumerate(paths.styles):
             loading(f"style LoRA {style.path.name}")
@@ -175,12 +180,8 @@ class Engine:
         free = int(vram * GIB) if vram is not None else free_device_bytes(device)
         self.placer = build_placer(
             self.base,
-            {
-                r: self.pipes[r].unet
-                for r in (ModelRole.LCM_LORA, ModelRole.LIGHTNING_LORA)
-                if r in self.pipes
-            },
-            {k: self.pipes[k].unet for k in (UNetSource.LCM, UNetSource.LIGHTNING) if k in self.pipes},
+            {r: self.pipes[r].unet for r in lora_roles},
+            {r: self.pipes[r].unet for r in unet_roles},
             device_of=lambda: self.plan.device,
             dtype=self.plan.dtype,
             free_bytes=free,
@@ -238,9 +239,9 @@ class Engine:
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
-    def missing_files(self, mode: str) -> tuple[ModelRole, ...]:
-        """The files a mode needs that were not given (empty when it can run)."""
-        return tuple(role for role in MODES[mode].required_roles if role not in self.files)
+    def missing_files(self, mode: str) -> tuple[str, ...]:
+        """The files a mode needs that were not loaded (empty when it can run)."""
+        return tuple(role for role in MODES[mode].required_roles if role not in self.pipes)
 
     def available_modes(self) -> tuple[str, ...]:
         return tuple(name for name in MODES if not self.missing_files(name))
@@ -248,13 +249,20 @@ class Engine:
     def resolve(self, settings: ModeSettings) -> ResolvedMode:
         spec = settings.spec
         file_steps = None
-        if spec.steps_fixed_by_file:
-            role = spec.adapter or _UNET_ROLES.get(spec.unet)
-            info = self.files.get(role) if role is not None else None
-            file_steps = info.lightning_steps if info is not None else None
+        if spec.steps_fixed_by_file and spec.role is not None:
+            info = self.files.get(spec.role)
+            file_steps = steps_in_name(info.path) if info is not None else None
         steps = settings.steps or file_steps or spec.default_steps
         guidance = spec.default_guidance if settings.guidance is None else settings.guidance
-        return ResolvedMode(spec=spec, steps=steps, guidance=guidance, file_steps=file_steps)
+        eta = spec.eta if settings.eta is None else settings.eta
+        return ResolvedMode(
+            spec=spec,
+            steps=steps,
+            guidance=guidance,
+            file_steps=file_steps,
+            eta=eta,
+            timesteps=spec.timesteps_for(steps),
+        )
 
     # --- switching ----------------------------------------------------------------------------
 
@@ -262,7 +270,7 @@ class Engine:
         scheduler = self._schedulers.get(spec.name)
         if scheduler is None:
             overrides = dict(spec.scheduler_overrides)
-            unet_info = self.files.get(_UNET_ROLES[spec.unet]) if spec.unet in _UNET_ROLES else None
+            unet_info = self.files.get(spec.unet_role) if spec.unet_role is not None else None
             if unet_info is not None and unet_info.x0_prediction:
                 # Lightning's 1-step UNet predicts the clean image; only its name says so.
                 overrides["prediction_type"] = "sample"
@@ -276,15 +284,15 @@ class Engine:
         Reads no file."""
         spec = MODES[mode]
         if missing := self.missing_files(mode):
-            raise RequestError(f"mode {mode} needs {', '.join('--' + r for r in missing)}")
+            raise RequestError(f"mode {mode} needs {', '.join(_option(r).rstrip('=') for r in missing)}")
         start = time.perf_counter()
         pipe = self.pipes[pipeline_key(spec)]
         pipe.scheduler = self._scheduler_for(spec)
         # What the plan moves for this mode (a full distilled UNet in, another out...) is part of
         # its switch time.
         self.placer.prepare(Step.DENOISE, mode)
-        if self.styles and spec.unet is UNetSource.BASE:
-            own = ((str(spec.adapter), 1.0),) if spec.adapter else ()
+        if spec.on_base_unet and (self.styles or spec.lora_scale != 1.0 or self._adapters.touched(pipe.unet)):
+            own = ((str(spec.adapter), spec.lora_scale),) if spec.adapter else ()
             self._adapters.apply_unet(pipe.unet, own + styles, keep_base_flags=pipe is self.base)
         return time.perf_counter() - start
 
@@ -294,6 +302,7 @@ class Engine:
             self.base,
             self.pipes,
             self.plan.device,
+            lora_roles=self.lora_roles,
             where=self.placer.where,
             # The older, coarser name of the plan: do the full distilled UNets wait in CPU RAM?
             residency=Residency.ONE
@@ -384,7 +393,7 @@ class Engine:
         skipped: list[SkippedMode] = []
         for settings in request.modes:
             if missing := self.missing_files(settings.mode):
-                reason = f"needs {', '.join('--' + r for r in missing)}"
+                reason = f"needs {', '.join(_option(r).rstrip('=') for r in missing)}"
                 skipped.append(SkippedMode(mode=settings.mode, reason=reason))
             else:
                 runnable.append(settings)
@@ -396,7 +405,10 @@ class Engine:
             (request.width, request.height) if request.width and request.height else self.native_size
         )
         resolved = {s.mode: self.resolve(s) for s in runnable}
-        with_negative = any(r.guidance > 1.0 and r.spec.unet is not UNetSource.LCM for r in resolved.values())
+        # An LCM UNet takes guidance as an embedding: no negative pass however high it is.
+        with_negative = any(
+            r.guidance > 1.0 and r.spec.guidance_kind is not GuidanceKind.EMBEDDING for r in resolved.values()
+        )
         known = {s.name for s in self.styles}
         for name, _weight in request.style_weights or ():
             if name not in known:
@@ -417,7 +429,7 @@ class Engine:
             if cancelled():
                 raise JobCancelled
             mode = resolved[settings.mode]
-            mode_styles = styles_on if mode.spec.unet is UNetSource.BASE else ()
+            mode_styles = styles_on if mode.spec.on_base_unet else ()
             text_state = tuple((n, w) for n, w in mode_styles if self._style(n).patches_text_encoders)
             shared = text_state in encodings
             if not shared:

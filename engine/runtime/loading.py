@@ -114,8 +114,30 @@ def load_base(
     return pipe.to(device)
 
 
+def load_full_unet(
+    info: ModelFile,
+    option: str,
+    base_unet: Any,
+    config_dir: Path,
+    device: torch.device,
+    dtype: torch.dtype,
+    on_progress: Progress | None = None,
+) -> Any:
+    """Any full distilled UNet, by what its file is: a diffusers UNet folder (lcm-sdxl), the UNet of an
+    all-in-one checkpoint, or a bare state dict in the base UNet's layout (Lightning, Hyper-SD, DMD2).
+    option: how the user gave it, for the error lines."""
+    if info.kind in (FileKind.LCM_UNET, FileKind.UNET_FOLDER):
+        return load_lcm_unet(info, device, dtype, on_progress, option=option)
+    return load_lightning_unet(info, base_unet, config_dir, device, dtype, on_progress, option=option)
+
+
 def load_lcm_unet(
-    info: ModelFile, device: torch.device, dtype: torch.dtype, on_progress: Progress | None = None
+    info: ModelFile,
+    device: torch.device,
+    dtype: torch.dtype,
+    on_progress: Progress | None = None,
+    *,
+    option: str = "--lcm-unet",
 ) -> Any:
     """latent-consistency/lcm-sdxl: a diffusers UNet folder with a guidance embedding.
 
@@ -141,7 +163,7 @@ def load_lcm_unet(
         finally:
             release(state)
     except (OSError, ValueError, RuntimeError) as exc:
-        raise ModelInputError(f"--lcm-unet {info.path}: cannot load this UNet ({_first_line(exc)})") from None
+        raise ModelInputError(f"{option} {info.path}: cannot load this UNet ({_first_line(exc)})") from None
     return unet.eval().to(device=device, dtype=dtype)
 
 
@@ -152,10 +174,12 @@ def load_lightning_unet(
     device: torch.device,
     dtype: torch.dtype,
     on_progress: Progress | None = None,
+    *,
+    option: str = "--lightning-unet",
 ) -> Any:
-    """A Lightning UNet: ByteDance's bare state dict, which must fit the base UNet exactly, or the
-    UNet of an all-in-one Lightning checkpoint in the original single-file layout."""
-    option = f"--lightning-unet {info.path}"
+    """A bare UNet state dict (Lightning's, Hyper-SD's, DMD2's), which must fit the base UNet exactly,
+    or the UNet of an all-in-one checkpoint in the original single-file layout."""
+    option = f"{option} {info.path}"
     if info.kind is FileKind.LIGHTNING_CHECKPOINT:
         try:
             unet = UNet2DConditionModel.from_single_file(

@@ -79,7 +79,7 @@ def distilled_unet(files: dict[str, Any], which: str, base: Any, dtype: Any, dev
     from safetensors.torch import load_file
 
     unet_file = files[which]
-    if which == "lcm_unet":  # latent-consistency/lcm-sdxl: a diffusers UNet folder
+    if unet_file.get("folder") or which == "lcm_unet":  # a diffusers UNet folder, as lcm-sdxl
         unet = UNet2DConditionModel.from_pretrained(
             unet_file["path"], dtype=dtype, variant=unet_file["variant"], local_files_only=True
         )
@@ -91,7 +91,7 @@ def distilled_unet(files: dict[str, Any], which: str, base: Any, dtype: Any, dev
             local_files_only=True,
             dtype=dtype,
         )
-    else:  # ByteDance's bare UNet state dict, in the base UNet's layout
+    else:  # a bare UNet state dict in the base UNet's layout (Lightning, Hyper-SD, DMD2), as the cards load it
         unet = UNet2DConditionModel.from_config(base.unet.config)
         unet.load_state_dict(load_file(unet_file["path"], device="cpu"))
     return unet.to(device=device, dtype=dtype)
@@ -105,10 +105,11 @@ def unfreeze(unet: Any) -> None:
             parameter.requires_grad_(True)
 
 
-def build(key: tuple[str, str, tuple[tuple[str, float], ...]], dtype: Any, device: str) -> Any:
-    """One pipeline per (UNet, distillation LoRA, styles) combination, each from freshly loaded files."""
+def build(key: tuple[str, str, tuple[tuple[str, float], ...], float], dtype: Any, device: str) -> Any:
+    """One pipeline per (UNet, distillation LoRA, styles, LoRA scale) combination, each from freshly
+    loaded files."""
     files = RECIPE["files"]
-    unet_kind, adapter, styles = key
+    unet_kind, adapter, styles, lora_scale = key
     base = load_base(files, dtype, device)
     if unet_kind != "base":
         return with_unet(base, distilled_unet(files, unet_kind, base, dtype, device))
@@ -118,13 +119,13 @@ def build(key: tuple[str, str, tuple[tuple[str, float], ...]], dtype: Any, devic
     if adapter:
         pipe.load_lora_weights(files[adapter], adapter_name=adapter)
         names.append(adapter)
-        weights.append(1.0)
+        weights.append(lora_scale)
     for style_path, weight in styles:
         name = f"style-{len(names)}"
         pipe.load_lora_weights(style_path, adapter_name=name)
         names.append(name)
         weights.append(weight)
-    if styles:
+    if styles or lora_scale != 1.0:
         pipe.set_adapters(names, adapter_weights=weights)
         if not adapter:
             unfreeze(pipe.unet)
@@ -170,7 +171,7 @@ def main() -> int:
         if args.only and image["mode"] != args.only:
             continue
         styles = tuple((path, weight) for path, weight in image["styles"])
-        key = (image["unet"], image["adapter"] or "", styles)
+        key = (image["unet"], image["adapter"] or "", styles, image.get("lora_scale", 1.0))
         if key not in pipes:
             pipes.clear()  # one pipeline in memory at a time: an SDXL pipeline is 7 GB
             pipes[key] = build(key, dtype, args.device)
@@ -180,6 +181,8 @@ def main() -> int:
         pipe = pipes[key]
         scheduler_class = getattr(diffusers, image["scheduler"])
         pipe.scheduler = scheduler_class.from_config(originals[key], **image["scheduler_overrides"])
+        # A card's explicit timesteps (DMD2's, Align Your Steps') and eta (TCD's), where the mode has them.
+        extra = {name: image[name] for name in ("timesteps", "eta") if name in image}
         with torch.inference_mode():
             output = pipe(
                 prompt=RECIPE["prompt"],
@@ -189,6 +192,7 @@ def main() -> int:
                 width=RECIPE["width"],
                 height=RECIPE["height"],
                 generator=torch.Generator("cpu").manual_seed(image["seed"]),
+                **extra,
             )
         picture = np.asarray(output.images[0].convert("RGB"), dtype=np.uint8)
         Image.fromarray(picture).save(args.out / image["file"])
