@@ -26,7 +26,7 @@ from PySide6.QtCore import QObject, QTimer, Slot
 from engine.contract.info import EngineInfo
 from engine.contract.modes import MODES
 from engine.contract.request import GenerationRequest, ModeSettings
-from gui.state.jobs import EngineConfig, FailedEvent, FinishedEvent, Job
+from gui.state.jobs import EngineConfig, EventKind, FinishedRun, Job, WorkerEvent
 from gui.state.worker import EngineWorker, LoadedEngine, load_engine
 
 STEPS = 2
@@ -141,25 +141,35 @@ class SelfTestRun(QObject):
         self._job_started: dict[int, float] = {}
         self._modes: dict[int, str] = {}
         self._done = False
-        # Filled on the worker thread before engine_ready or engine_failed is emitted.
+        # Filled on the worker thread before its ENGINE_READY or ENGINE_FAILED event.
         self.backend_results = backend_results
-        worker.status.connect(self._on_status)
-        worker.engine_ready.connect(self._on_engine_ready)
-        worker.engine_failed.connect(self._on_engine_failed)
-        worker.job_started.connect(self._on_job_started)
-        worker.job_finished.connect(self._on_job_finished)
-        worker.job_failed.connect(self._on_job_failed)
-        worker.job_cancelled.connect(self._on_job_cancelled)
+        worker.reported.connect(self._on_engine_event)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self._on_timeout)
         self._timer.start(int(timeout_s * 1000))
 
-    @Slot(str)
-    def _on_status(self, message: str) -> None:
-        self.report.info(f"engine: {message}")
-
     @Slot(object)
+    def _on_engine_event(self, event: WorkerEvent) -> None:
+        if event.kind is EventKind.STATUS:
+            self.report.info(f"engine: {event.message}")
+        elif event.kind is EventKind.ENGINE_READY and event.info is not None:
+            self._on_engine_ready(event.info)
+        elif event.kind is EventKind.ENGINE_FAILED:
+            self._on_engine_failed(event.message)
+
+    def _on_job_event(self, event: WorkerEvent) -> None:
+        """The events of the jobs this run submitted, and no other's (routed by the worker)."""
+        job_id = event.job_id if event.job_id is not None else -1
+        if event.kind is EventKind.STARTED:
+            self._job_started[job_id] = time.perf_counter()
+        elif event.kind is EventKind.FINISHED and event.finished is not None:
+            self._on_job_finished(event.finished)
+        elif event.kind is EventKind.FAILED:
+            self._on_job_failed(job_id, event.message)
+        elif event.kind is EventKind.CANCELLED:
+            self._on_job_cancelled(job_id)
+
     def _on_engine_ready(self, info: EngineInfo) -> None:
         for name, ok, detail in self.backend_results:
             self.report.check(name, ok, detail)
@@ -174,23 +184,17 @@ class SelfTestRun(QObject):
             request = GenerationRequest(
                 prompt=PROMPT, seeds=(0,), modes=(ModeSettings(mode=mode, steps=STEPS),)
             )
-            self.worker.submit(Job(id=job_id, request=request))
+            self.worker.submit(Job(id=job_id, request=request), self._on_job_event)
         if not self._modes:
             self._finish()
 
-    @Slot(str)
     def _on_engine_failed(self, message: str) -> None:
         for name, ok, detail in self.backend_results:
             self.report.check(name, ok, detail)
         self.report.check("engine", False, message)
         self._finish()
 
-    @Slot(int)
-    def _on_job_started(self, job_id: int) -> None:
-        self._job_started[job_id] = time.perf_counter()
-
-    @Slot(object)
-    def _on_job_finished(self, event: FinishedEvent) -> None:
+    def _on_job_finished(self, event: FinishedRun) -> None:
         mode = self._modes.pop(event.job_id, "?")
         seconds = time.perf_counter() - self._job_started.get(event.job_id, self._started)
         results = event.comparison.results
@@ -215,13 +219,11 @@ class SelfTestRun(QObject):
             self.report.check(f"generate {mode}", not problems, detail)
         self._finish_if_idle()
 
-    @Slot(object)
-    def _on_job_failed(self, event: FailedEvent) -> None:
-        mode = self._modes.pop(event.job_id, "?")
-        self.report.check(f"generate {mode}", False, event.message)
+    def _on_job_failed(self, job_id: int, message: str) -> None:
+        mode = self._modes.pop(job_id, "?")
+        self.report.check(f"generate {mode}", False, message)
         self._finish_if_idle()
 
-    @Slot(int)
     def _on_job_cancelled(self, job_id: int) -> None:
         if self._done:
             return

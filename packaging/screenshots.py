@@ -41,6 +41,7 @@ def main() -> int:
 
     from engine.contract.modes import ModelRole
     from gui.app import create_window
+    from gui.state.jobs import EventKind, WorkerEvent
     from gui.state.settings import Settings, save_settings
     from gui.widgets.settings_dialog import SettingsDialog
 
@@ -51,13 +52,20 @@ def main() -> int:
     window.show()
     window.start()
 
-    def wait_for(signal: object, seconds: float) -> None:
+    def wait_for(kind: EventKind, seconds: float) -> None:
+        """Until the worker reports an event of this kind, or seconds pass."""
         loop = QEventLoop()
-        signal.connect(loop.quit)  # type: ignore[attr-defined]
+
+        def quit_on(event: WorkerEvent) -> None:
+            if event.kind is kind:
+                loop.quit()
+
+        window.worker.reported.connect(quit_on)
         QTimer.singleShot(int(seconds * 1000), loop.quit)
         loop.exec()
+        window.worker.reported.disconnect(quit_on)
 
-    wait_for(window.worker.engine_ready, 180)
+    wait_for(EventKind.ENGINE_READY, 180)
     if window.engine_info is None:
         print("the engine did not load", file=sys.stderr)
         return 1
@@ -67,7 +75,7 @@ def main() -> int:
     # One setting outside its mode's contract, so that the picture shows how Fewstep says so.
     window.mode_panel.apply("lightning-lora", steps=8, guidance=None)
     window.generate()
-    wait_for(window.worker.job_finished, 300)
+    wait_for(EventKind.FINISHED, 300)
     # The trilemma is measured on its own thread: wait until every tile is in the table.
     tiles = len(window.grid.tiles)
     deadline = time.monotonic() + 120

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +12,10 @@ from pathlib import Path
 import pytest
 from PIL import Image, PngImagePlugin
 
+from devtools.refused_files import write_pickle_checkpoint, write_sd15_lora, write_truncated
 from devtools.tiny_model import TinyModelSet
-from engine.cli import EXIT_BAD_INPUT, EXIT_OK, main
+from engine.cli import EXIT_BAD_INPUT, EXIT_OK, build_parser, command_modules, main
+from engine.cli.terminal_table import fitted_table
 from engine.pocket.model import builtin_label
 from tests.conftest import REPO_ROOT
 
@@ -231,3 +235,110 @@ def test_console_script_runs_as_a_process(tmp_path: Path) -> None:
     )
     assert done.returncode == EXIT_BAD_INPUT
     assert done.stderr.strip().count("\n") == 0 and "multiples of 8" in done.stderr
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    """`fewstep --help` names each subcommand the parser accepts, and `fewstep NAME --help` reaches each."""
+    from gui.launcher import main as fewstep
+
+    subcommands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(subcommands.choices) == {"compare", "generate", "models", "plan", "info"}
+    assert set(command_modules()) == set(subcommands.choices)  # no command module left out of COMMANDS
+    assert fewstep(["--help"]) == EXIT_OK
+    usage = capsys.readouterr().out
+    for name in subcommands.choices:
+        assert f" fewstep {name} ..." in usage, usage
+        with pytest.raises(SystemExit) as done:
+            fewstep([name, "--help"])
+        assert done.value.code == EXIT_OK
+        assert capsys.readouterr().out.startswith(f"usage: fewstep {name} ")
+
+
+@pytest.fixture(scope="module")
+def downloads(tiny_models: TinyModelSet, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A download folder with usable files and refused ones, some in a subfolder."""
+    folder = tmp_path_factory.mktemp("scan") / "downloads"
+    shutil.copytree(tiny_models.base, folder / "sdxl-base")
+    shutil.copy(tiny_models.lightning_unet, folder / "sdxl_lightning_4step_unet.safetensors")
+    (folder / "loras").mkdir()
+    shutil.copy(tiny_models.lcm_lora, folder / "loras" / "lcm-lora-sdxl.safetensors")
+    write_truncated(tiny_models.lightning_unet, folder / "sdxl_lightning_8step_unet.safetensors", keep=0.9)
+    write_sd15_lora(folder / "loras" / "detail_tweaker.safetensors")
+    write_pickle_checkpoint(folder / "a_checkpoint.ckpt", folder.parent / "UNPICKLED")
+    return folder
+
+
+USABLE = ("sdxl-base/", "sdxl_lightning_4step_unet.safetensors", "loras/lcm-lora-sdxl.safetensors")
+REFUSED = ("sdxl_lightning_8step_unet.safetensors", "loras/detail_tweaker.safetensors", "a_checkpoint.ckpt")
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_models_fits_the_terminal_usable_first_paths_relative(
+    columns: int,
+    downloads: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("COLUMNS", str(columns))
+    assert main(["models", str(downloads)]) == EXIT_OK
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= columns, out
+    assert str(downloads) not in out  # each path relative to the folder given
+    # Each file's path whole at the start of a line: usable ones, then the refused ones.
+    starts = [line.split()[0] for line in lines if line and not line.startswith(" ")]
+    assert starts == ["usable", *sorted(USABLE), "refused", *sorted(REFUSED)], out
+    # The truncated file's reason, its own path taken out, wrapped below it: the whole text is there.
+    truncated = lines.index(next(line for line in lines if line.startswith(REFUSED[0])))
+    reason = " ".join(line.strip() for line in lines[truncated : truncated + 5]).removeprefix(REFUSED[0])
+    assert "not a readable safetensors file" in reason and "may be truncated or still downloading" in reason
+
+
+def test_models_json_keeps_full_paths_and_reasons(
+    downloads: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("COLUMNS", "40")  # the JSON does not care
+    assert main(["models", str(downloads), "--json"]) == EXIT_OK
+    entries = json.loads(capsys.readouterr().out)
+    assert [e["usable"] for e in entries] == [True] * len(USABLE) + [False] * len(REFUSED)
+    by_name = {e["name"]: e for e in entries}
+    assert set(by_name) == {*USABLE, *REFUSED}
+    for name, entry in by_name.items():
+        assert entry["path"] == str(downloads / name.rstrip("/")) and entry["source"] == "folder"
+    assert by_name["sdxl_lightning_4step_unet.safetensors"]["enables"] == ["lightning"]
+    truncated = by_name["sdxl_lightning_8step_unet.safetensors"]
+    assert truncated["reason"].startswith(f"{downloads / 'sdxl_lightning_8step_unet.safetensors'} is not a")
+    assert truncated["enables"] == [] and truncated["what"] is None
+    assert "Stable Diffusion 1.x" in by_name["loras/detail_tweaker.safetensors"]["reason"]
+
+
+@pytest.mark.parametrize("width", [40, 80])
+def test_a_fitted_table_narrows_text_first_and_loses_no_word(width: int) -> None:
+    path = "folder/sdxl_lightning_8step_unet.safetensors"  # 44 characters: longer than 40 columns
+    reason = "not a readable safetensors file (incomplete metadata); it may be truncated or still downloading"
+    lines = fitted_table(("refused", "why"), [(path, reason), ("short.ckpt", "a pickle")], width)
+    assert max(len(line) for line in lines) <= width, lines
+    first = [line[: line.index("  ")] if "  " in line else line for line in lines[1:]]
+    if width == 80:  # room for the path whole: only the reason wraps
+        assert lines[1].startswith(path + "  ") and len(lines) > 3
+    assert "".join(part.strip() for part in first).startswith(path)  # a path cut is a path kept
+    assert " ".join(line[len(first[0]) :].strip() for line in lines[1:-1]).split() == reason.split()
+
+
+def test_a_reader_that_leaves_early_is_not_an_unexpected_failure() -> None:
+    """`fewstep plan ... | head`: the pipe closes before the command writes; it says nothing on stderr."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "plan", "--vram", "8"],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the reader is gone before the first line is written
+    with process.stderr:
+        error = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 1
+    assert error == ""

@@ -18,6 +18,8 @@ from safetensors.torch import load_file
 
 from devtools.tiny_model import TinyModelSet
 from engine.cli import EXIT_BAD_INPUT, main
+from engine.cli.folder_lock import FolderBusyError, folder_lock
+from engine.cli.terminal_progress import TerminalProgress, size_warning
 from engine.contract.errors import ModelInputError, RequestError
 from engine.contract.limits import MAX_PROMPT_CHARS
 from engine.contract.modes import ModelRole
@@ -26,9 +28,7 @@ from engine.contract.validation import check_prompt_text, parse_guidance, parse_
 from engine.files.model_files import FileKind, ModelFile, check_role, check_vae
 from engine.outputs.atomic import atomic_write_text, remove_stale_parts, restore_interrupted_swap
 from engine.outputs.comparison_files import RunContext, png_parameters_for
-from engine.outputs.folder_lock import FolderBusyError, folder_lock
 from engine.outputs.infotext import parse_infotext
-from engine.outputs.terminal_progress import TerminalProgress, size_warning
 from tests.conftest import REPO_ROOT
 
 HANG_LIMIT_S = 60  # far above any answer (under a second); only a hang reaches it
@@ -367,7 +367,7 @@ def test_a_huge_size_on_the_cpu_is_warned_about_before_it_runs() -> None:
 
 
 def test_compare_reruns_into_its_own_folder_and_keeps_a_foreign_one(tmp_path: Path) -> None:
-    from engine.outputs.targets import comparison_target_problem
+    from engine.cli.targets import comparison_target_problem
 
     earlier = tmp_path / "earlier"
     earlier.mkdir()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -91,8 +92,7 @@ def test_hub_ids_resolve_offline_to_the_snapshots(hub: HubCache) -> None:
 def test_the_cached_lcm_lora_is_an_lcm_lora(capsys: pytest.CaptureFixture[str]) -> None:
     assert inspect_path(Path(LCM_LORA_REPO)).kind is FileKind.LCM_LORA
     assert inspect_path(Path(f"{LCM_LORA_REPO}/{LCM_LORA_FILE}")).kind is FileKind.LCM_LORA
-    assert main(["models"]) == EXIT_OK
-    assert any("LCM-LoRA" in row and LCM_LORA_REPO in row for row in capsys.readouterr().out.splitlines())
+    assert cached_models(capsys)[LCM_LORA_REPO]["what"] == "LCM-LoRA"
 
 
 def test_compare_runs_on_hub_ids_and_equals_the_local_files(
@@ -116,22 +116,32 @@ def test_compare_runs_on_hub_ids_and_equals_the_local_files(
             )
 
 
-def test_models_lists_the_cached_repositories(hub: HubCache, capsys: pytest.CaptureFixture[str]) -> None:
+def cached_models(capsys: pytest.CaptureFixture[str]) -> dict[str, dict[str, Any]]:
+    """`fewstep models --json` with no folder: each entry by the name it is listed (and given) by."""
+    assert main(["models", "--json"]) == EXIT_OK
+    entries = json.loads(capsys.readouterr().out)
+    assert {e["source"] for e in entries} == {"huggingface-cache"}
+    return {e["name"]: e for e in entries}
+
+
+def test_models_lists_the_cached_repositories(
+    hub: HubCache, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    listed = cached_models(capsys)
+    assert listed[BASE_REPO]["what"] == "SDXL base (diffusers folder)"
+    assert listed[BASE_REPO]["path"] == str(hub.snapshots[BASE_REPO])
+    assert "LCM UNet" in listed[LCM_REPO]["what"]
+    assert "LoRA" in listed[LCM_LORA_REPO]["what"]
+    # A file of a repository of several is listed by the reference compare takes (--lightning-unet ...).
+    assert "4-step SDXL-Lightning UNet" in listed[LIGHTNING_UNET]["what"]
+    assert "4-step SDXL-Lightning LoRA" in listed[LIGHTNING_LORA]["what"]
+    assert "all-in-one" in listed[LIGHTNING_CHECKPOINT]["what"]
+    assert all(entry["usable"] for entry in listed.values())
+    monkeypatch.setenv("COLUMNS", "120")
     assert main(["models"]) == EXIT_OK
-    rows = capsys.readouterr().out.splitlines()
-
-    def row_of(text: str) -> str:
-        found = [row for row in rows if text in row]
-        assert len(found) == 1, (text, rows)
-        return found[0]
-
-    assert "SDXL base (diffusers folder)" in row_of(f"{BASE_REPO} (Hugging Face cache)")
-    assert "LCM UNet" in row_of(f"{LCM_REPO} (Hugging Face cache)")
-    assert "LoRA" in row_of(f"{LCM_LORA_REPO} (Hugging Face cache)")
-    lightning = hub.snapshots[LIGHTNING_REPO]
-    assert "4-step SDXL-Lightning UNet" in row_of(str(lightning / "sdxl_lightning_4step_unet.safetensors"))
-    assert "4-step SDXL-Lightning LoRA" in row_of(str(lightning / "sdxl_lightning_4step_lora.safetensors"))
-    assert "all-in-one" in row_of(str(lightning / "sdxl_lightning_4step.safetensors"))
+    table = capsys.readouterr().out
+    for name in listed:
+        assert f"{name} (HF cache)" in table, table
 
 
 def test_models_with_an_empty_cache(

@@ -3,9 +3,11 @@ what it is, and nothing written; `fewstep models` lists each with what it is or 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -212,15 +214,10 @@ def test_lora_for_another_model_is_refused_and_writes_nothing(
     assert last.startswith("fewstep: error:") and str(lora) in last and "not fit" in last, last
 
 
-def _listing(folder: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
-    assert main(["models", str(folder)]) == EXIT_OK
-    rows = capsys.readouterr().out.strip().splitlines()
-    assert rows[0].startswith("what it is")
-    by_path: dict[str, str] = {}
-    for row in rows[1:]:
-        path = row.split()[-1]
-        by_path[path] = row
-    return by_path
+def _listing(folder: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, dict[str, Any]]:
+    """`fewstep models --json`: each entry by its full path."""
+    assert main(["models", str(folder), "--json"]) == EXIT_OK
+    return {entry["path"]: entry for entry in json.loads(capsys.readouterr().out)}
 
 
 def test_models_lists_each_file_with_what_it_is_or_why_refused(
@@ -228,22 +225,15 @@ def test_models_lists_each_file_with_what_it_is_or_why_refused(
 ) -> None:
     listed = _listing(folder, capsys)
     for case, item in bad.items():
-        row = listed.get(str(item.path))
-        assert row is not None, f"{case}: {item.path.name} is not listed"
-        assert item.what in row, row
-        if case not in (
-            "sd15 lora",
-            "sd lora without metadata",
-            "sd15 checkpoint",
-            "sd2 checkpoint",
-            "sdxl inpainting",
-        ):
-            assert "refused" in row, row
+        entry = listed.get(str(item.path))
+        assert entry is not None, f"{case}: {item.path.name} is not listed"
+        assert not entry["usable"] and entry["enables"] == [], entry
+        assert item.what in entry["reason"], entry
     assert not marker.exists()
 
 
 def test_models_lists_unrecognised_files_too(
     bad: dict[str, Bad], folder: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    row = _listing(folder, capsys).get(str(bad["empty"].path))
-    assert row is not None and "an empty safetensors file" in row
+    entry = _listing(folder, capsys).get(str(bad["empty"].path))
+    assert entry is not None and "an empty safetensors file" in entry["reason"]

@@ -23,7 +23,7 @@ from devtools.tiny_model import TinyModelSet
 from engine.contract.modes import DEFAULT_COMPARISON
 from engine.contract.request import GenerationRequest, ModeSettings
 from engine.files.model_paths import StyleLora
-from engine.outputs.comparison_files import write_comparison
+from engine.outputs.run_writer import write_comparison
 from engine.runtime.engine import Engine
 from tests.conftest import model_paths_of
 

@@ -1,10 +1,9 @@
-"""Files a run leaves behind: PNGs with A1111 metadata, the labelled grid, the JSON report."""
+"""What a run's files say: the PNG's A1111 text, the image sidecar, the grid's captions, the report's
+per-image entries. engine.outputs.run_writer writes them."""
 
 from __future__ import annotations
 
 import io
-import json
-import platform
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -15,12 +14,9 @@ from PIL import Image, PngImagePlugin
 
 from engine.contract.modes import MODES, GuidanceKind
 from engine.contract.request import ComparisonResult, GenerationRequest, ModeResult
-from engine.outputs.atomic import atomic_write, atomic_write_text
 from engine.outputs.grid import Tile, make_grid
 from engine.outputs.infotext import StyleTag, fewstep_infotext
 from engine.outputs.provenance import FileRecord
-from engine.outputs.record import record_additions
-from engine.outputs.trilemma import Trilemma
 
 
 @dataclass(frozen=True)
@@ -38,6 +34,14 @@ class RunContext:
     # AUTOMATIC1111's short hashes (engine.outputs.hash_cache), hashed by the engine's thread, never the GUI's:
     model_hash: str | None = None  # of a single-file base model; None for a diffusers folder
     style_hashes: Mapping[str, str] = field(default_factory=dict)  # style adapter -> its `Lora hashes` hash
+
+
+@dataclass(frozen=True, kw_only=True)
+class SavedImage:
+    """Where engine.outputs.run_writer.RunWriter saved one image: the PNG and its JSON sidecar."""
+
+    png: Path
+    sidecar: Path
 
 
 def version_of(package: str) -> str:
@@ -107,11 +111,6 @@ def png_bytes(image: Image.Image, parameters: str | None = None) -> bytes:
     return buffer.getvalue()
 
 
-def write_png(path: Path, image: Image.Image, parameters: str | None = None) -> None:
-    data = png_bytes(image, parameters)
-    atomic_write(path, lambda handle: handle.write(data))
-
-
 def result_record(result: ModeResult, file: str) -> dict[str, Any]:
     t = result.timings
     # eta only for the modes that pass one (TCD's gamma), so the other records stay as they were.
@@ -173,19 +172,6 @@ def image_sidecar(
     return data
 
 
-def write_image_files(
-    path: Path, result: ModeResult, request: GenerationRequest, context: RunContext
-) -> Path:
-    """`fewstep generate`'s files: the PNG with its text, and its JSON sidecar (returned) beside it."""
-    height, width = result.image.shape[:2]
-    parameters = png_parameters_for(result, request, width, height, context)
-    write_png(path, Image.fromarray(result.image), parameters)
-    sidecar = path.with_suffix(".json")
-    data = image_sidecar(result, request, context, parameters=parameters, file=path.name)
-    atomic_write_text(sidecar, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-    return sidecar
-
-
 def image_name(result: ModeResult, several_seeds: bool) -> str:
     return f"{result.mode}-seed{result.seed}.png" if several_seeds else f"{result.mode}.png"
 
@@ -195,46 +181,3 @@ def comparison_grid(comparison: ComparisonResult, title: str) -> Image.Image:
     tiles = [Tile(result.image, tile_lines(result)) for result in comparison.results]
     columns = len({r.mode for r in comparison.results})
     return make_grid(tiles, columns=columns, title=title)
-
-
-def write_comparison(
-    out_dir: Path,
-    comparison: ComparisonResult,
-    context: RunContext,
-    *,
-    extra: Mapping[str, Any] | None = None,
-    trilemma: Trilemma | None = None,
-) -> dict[str, Any]:
-    """grid.png, one PNG per image, reproduce.py and report.json, the report written once and last;
-    extra: more report keys; trilemma: the numbers when already measured (else measured here)."""
-    several_seeds = len(comparison.request.seeds) > 1
-    records = []
-    names: dict[str, str] = {}
-    for result in comparison.results:
-        name = image_name(result, several_seeds)
-        names[f"{result.mode}/{result.seed}"] = name
-        write_png(out_dir / name, Image.fromarray(result.image), png_parameters(result, comparison, context))
-        records.append(result_record(result, name))
-    write_png(out_dir / "grid.png", comparison_grid(comparison, context.note))
-    report = {
-        "prompt": comparison.request.prompt,
-        "negative_prompt": comparison.request.negative_prompt,
-        "size": [comparison.width, comparison.height],
-        "seeds": list(comparison.request.seeds),
-        "model": context.model_label,
-        "note": context.note,
-        "device": context.device,
-        "text_encoding_seconds_total": round(comparison.text_encoding_total, 6),
-        "results": records,
-        "skipped": [{"mode": s.mode, "reason": s.reason} for s in comparison.skipped],
-        "grid": "grid.png",
-        "versions": {
-            name: version_of(name)
-            for name in ("fewstep", "torch", "diffusers", "transformers", "peft", "safetensors")
-        }
-        | {"python": platform.python_version()},
-    }
-    report |= record_additions(out_dir, comparison, context, names, trilemma)
-    report |= dict(extra or {})
-    atomic_write_text(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
-    return report

@@ -1,12 +1,8 @@
-"""`fewstep info FILE.png`: what Fewstep reads from a PNG's settings text, as JSON.
-
-The same reader as the window's drop (engine.outputs.infotext), so what this prints is what a drop
-restores, and `ignored` is what it leaves out, with the reason.
-"""
+"""What Fewstep reads from a PNG's settings text: the window's drop restores it, and `fewstep info`
+prints info_record as JSON, `ignored` being what a drop leaves out, with the reason."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +34,3 @@ def info_record(settings: Infotext) -> dict[str, Any]:
         "source": settings.source,
         "ignored": [{"field": i.field, "reason": i.reason} for i in settings.ignored],
     }
-
-
-def print_info(path: Path) -> None:
-    print(json.dumps(info_record(read_settings(path)), indent=2, ensure_ascii=False))

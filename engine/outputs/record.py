@@ -4,14 +4,12 @@ model files with their hashes, and reproduce.py beside the images."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.contract.request import ComparisonResult
+from engine.outputs.comparison_files import RunContext
 from engine.outputs.reproduce import SCRIPT_NAME, replay_recipe, write_reproduce
 from engine.outputs.trilemma import Trilemma, trilemma_of
-
-if TYPE_CHECKING:
-    from engine.outputs.comparison_files import RunContext
 
 
 def record_additions(

@@ -6,16 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.contract.info import EngineInfo
-from engine.outputs.comparison_files import comparison_grid, png_bytes, write_comparison
+from engine.outputs.comparison_files import comparison_grid, png_bytes
+from engine.outputs.run_writer import new_run_id, write_comparison, write_new_file
 from engine.outputs.trilemma import Trilemma
 from engine.pocket.model import builtin_note
-from gui.state.image_store import new_run_id, write_new_file
-from gui.state.jobs import FinishedEvent
+from gui.state.jobs import FinishedRun
 
 GRIDS_FOLDER = "grids"
 
 
-def export_grid(root: Path, event: FinishedEvent, info: EngineInfo | None) -> Path:
+def export_grid(root: Path, event: FinishedRun, info: EngineInfo | None) -> Path:
     """root/grids/<run>-grid.png, never over an existing file."""
     comparison = event.comparison
     note = builtin_note() if info is not None and info.builtin else ""
@@ -42,7 +42,7 @@ def new_folder(path: Path) -> Path:
     raise FileExistsError(f"{path} and {MAX_FOLDER_TRIES} numbered variants already exist")
 
 
-def export_comparison(root: Path, event: FinishedEvent, trilemma: Trilemma | None) -> Path:
+def export_comparison(root: Path, event: FinishedRun, trilemma: Trilemma | None) -> Path:
     """root/comparisons/<run>/ as the CLI's --out writes it: grid.png, one PNG per image, report.json
     with the trilemma, the model files and their hashes, and reproduce.py. Slow (PNG encoding, and the
     trilemma when not given): run it off the GUI thread."""

@@ -1,37 +1,26 @@
-"""Every finished image on disk: a PNG with A1111 `parameters`, a JSON sidecar, and a history entry per run.
+"""Reading the output folder back: the history's run records, checked, newest first.
 
-Layout under the output folder:
-    2026-11-28/20261128-101502-j3-lcm-seed0.png   the image, with `parameters` text
-    2026-11-28/20261128-101502-j3-lcm-seed0.json  its sidecar: timings, scheduler, timesteps, prompt
-    history/20261128-101502-j3.json               the run: request and images, written last
-
-Every file is written atomically and never over an existing one (engine.outputs.atomic), so a crash at any
-moment leaves whole files only, and no run can replace an earlier run's image. Called from the
-worker thread: encoding a 1024 px PNG takes long enough to stall the window.
+engine.outputs.run_writer writes every file there (its docstring shows the layout); this module only
+reads. Records are the user's files, and may be damaged or edited by hand: each is checked, and one
+that cannot be read is skipped, never fatal.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from engine.contract.limits import MAX_SEED
-from engine.contract.request import GenerationRequest, ModeResult, ModeSettings
+from engine.contract.request import GenerationRequest, ModeSettings
 from engine.files.safe_paths import open_regular
-from engine.outputs.atomic import atomic_write
-from engine.outputs.comparison_files import RunContext, image_sidecar, png_bytes, png_parameters_for
-from gui.state.jobs import SavedImage
+from engine.outputs.run_writer import HISTORY_FOLDER, RECORD_FORMAT
+from engine.outputs.trilemma import METRIC_KEYS, Trilemma, TrilemmaRow
 
-HISTORY_FOLDER = "history"
-RECORD_FORMAT = "fewstep-run-1"
 MAX_RECORD_BYTES = 1 << 20
-MAX_NAME_TRIES = 1000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,92 +55,14 @@ class RunRecord:
     # Every loaded style at the weight the run asked for; None where the record does not say (an
     # older record, or the built-in model, which takes no styles).
     styles: tuple[RunStyle, ...] | None = None
+    # The numbers the trilemma panel showed for it; None where the record has none (a live render,
+    # a record older than the trilemma's place in it, or one written before the numbers were measured).
+    trilemma: Trilemma | None = None
 
     @property
     def title(self) -> str:
         first_line = self.request.prompt.strip().split("\n", 1)[0] or "(no prompt)"
         return first_line if len(first_line) <= 60 else first_line[:57] + "…"
-
-
-def new_run_id(job_id: int, now: datetime | None = None) -> str:
-    return f"{(now or datetime.now()).strftime('%Y%m%d-%H%M%S')}-j{job_id}"
-
-
-def write_new_file(path: Path, data: bytes) -> Path:
-    """Write to path, or to path-1, path-2, ... if a file of that name exists: never over one."""
-    candidate = path
-    for attempt in range(1, MAX_NAME_TRIES + 1):
-        try:
-            atomic_write(candidate, lambda handle: handle.write(data), overwrite=False)
-        except FileExistsError:
-            candidate = path.with_name(f"{path.stem}-{attempt}{path.suffix}")
-            continue
-        return candidate
-    raise FileExistsError(f"{path} and {MAX_NAME_TRIES} numbered variants already exist")
-
-
-def save_image(
-    root: Path, run_id: str, request: GenerationRequest, result: ModeResult, context: RunContext
-) -> SavedImage:
-    height, width = result.image.shape[:2]
-    parameters = png_parameters_for(result, request, width, height, context)
-    folder = root / f"{run_id[:4]}-{run_id[4:6]}-{run_id[6:8]}"  # one folder per day
-    png = write_new_file(
-        folder / f"{run_id}-{result.mode}-seed{result.seed}.png",
-        png_bytes(Image.fromarray(result.image), parameters),
-    )
-    sidecar_data = image_sidecar(
-        result, request, context, parameters=parameters, file=png.name, run_id=run_id
-    )
-    sidecar = write_new_file(png.with_suffix(".json"), _json_bytes(sidecar_data))
-    return SavedImage(png=png, sidecar=sidecar)
-
-
-def _json_bytes(data: dict[str, Any]) -> bytes:
-    return (json.dumps(data, indent=2) + "\n").encode("utf-8")
-
-
-def write_run_record(
-    root: Path,
-    run_id: str,
-    request: GenerationRequest,
-    images: Iterable[tuple[ModeResult, SavedImage]],
-    *,
-    status: str,
-    context: RunContext,
-    style_files: Mapping[str, Path] | None = None,
-) -> Path:
-    """style_files: each style adapter's file (gui.state.jobs.EngineConfig.style_files), to name styles by."""
-    files = style_files or {}
-
-    def styles_json(weights: Iterable[tuple[str, float]]) -> list[dict[str, Any]]:
-        return [{"file": str(files[name]), "weight": weight} for name, weight in weights if name in files]
-
-    data = {
-        "format": RECORD_FORMAT,
-        "run": run_id,
-        "created": datetime.now().isoformat(timespec="seconds"),
-        "status": status,
-        "prompt": request.prompt,
-        "negative_prompt": request.negative_prompt,
-        "seeds": list(request.seeds),
-        "size": [request.width, request.height] if request.width and request.height else None,
-        "modes": [{"mode": m.mode, "steps": m.steps, "guidance": m.guidance} for m in request.modes],
-        "model": context.model_label,
-        "styles": None if request.style_weights is None else styles_json(request.style_weights),
-        "images": [
-            {
-                "mode": result.mode,
-                "seed": result.seed,
-                "steps": result.steps,
-                "guidance": result.guidance,
-                "png": str(saved.png.relative_to(root)),
-                "styles": styles_json(result.styles),
-            }
-            for result, saved in images
-        ],
-    }
-    return write_new_file(root / HISTORY_FOLDER / f"{run_id}.json", _json_bytes(data))
 
 
 # --- reading history back -------------------------------------------------------------------------
@@ -202,6 +113,40 @@ def _run_styles(items: object) -> tuple[RunStyle, ...]:
             raise RecordError("a style's weight is malformed")
         styles.append(RunStyle(path=Path(file), weight=float(weight)))
     return tuple(styles)
+
+
+def _number(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise RecordError("a trilemma number is malformed")
+    return float(value)
+
+
+def _trilemma(data: object) -> Trilemma | None:
+    """The record's `trilemma` (engine.outputs.run_writer.trilemma_record), or None where absent."""
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise RecordError("the trilemma is malformed")
+    modes, images, seeds = data.get("modes"), data.get("images"), data.get("seeds")
+    if not isinstance(modes, dict) or not isinstance(images, dict) or not isinstance(seeds, list):
+        raise RecordError("the trilemma is malformed")
+    if not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise RecordError("the trilemma's seeds are malformed")
+    rows = []
+    for mode, values in modes.items():
+        count = images.get(mode, 0)
+        if not isinstance(values, dict) or not isinstance(count, int) or isinstance(count, bool):
+            raise RecordError("a trilemma row is malformed")
+        seconds, speed_up, ssim, psnr, detail, diversity = (_number(values.get(k)) for k in METRIC_KEYS)
+        rows.append(TrilemmaRow(mode, count, seconds, speed_up, ssim, psnr, detail, diversity))
+    return Trilemma(
+        reference=_typed(data, "reference", str),
+        reference_reason=_typed(data, "reference_reason", str),
+        rows=tuple(rows),
+        seeds=tuple(seeds),
+    )
 
 
 def run_record_from_json(path: Path, root: Path, data: object) -> RunRecord:
@@ -256,6 +201,7 @@ def run_record_from_json(path: Path, root: Path, data: object) -> RunRecord:
         images=tuple(images),
         model=_typed(data, "model", str),
         styles=None if styles is None else _run_styles(styles),
+        trilemma=_trilemma(data.get("trilemma")),
     )
 
 

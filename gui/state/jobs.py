@@ -1,14 +1,16 @@
-"""The values that pass between the window and the worker thread: jobs in, events out.
+"""The values that pass between the window and the worker thread: jobs in, events out (WorkerEvent).
 
 Plain frozen dataclasses, free of Qt and torch, so that either side can be tested alone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from engine.contract.info import EngineInfo
 from engine.contract.request import (
     ComparisonResult,
     GenerationRequest,
@@ -18,7 +20,7 @@ from engine.contract.request import (
 )
 from engine.contract.residency import Residency
 from engine.files.model_paths import ModelPaths
-from engine.outputs.comparison_files import RunContext
+from engine.outputs.comparison_files import RunContext, SavedImage
 
 
 class JobKind(StrEnum):
@@ -55,29 +57,28 @@ class EngineConfig:
         return {style_adapter_name(index): style.path for index, style in enumerate(styles)}
 
 
-@dataclass(frozen=True, kw_only=True)
-class SavedImage:
-    png: Path
-    sidecar: Path
+class EventKind(StrEnum):
+    """What a WorkerEvent says; the comment names the fields it fills."""
+
+    STATUS = "status"  # the engine's loading step, in words: message
+    ENGINE_READY = "engine_ready"  # info
+    ENGINE_FAILED = "engine_failed"  # message
+    QUEUED = "queued"  # job_id
+    STARTED = "started"  # job_id
+    PROGRESS = "progress"  # job_id, progress
+    IMAGE = "image"  # job_id, result; saved when the job saves its images
+    FINISHED = "finished"  # job_id, finished
+    CANCELLED = "cancelled"  # job_id
+    FAILED = "failed"  # job_id, message
+
+
+JOB_ENDS = frozenset({EventKind.FINISHED, EventKind.CANCELLED, EventKind.FAILED})  # a job's last event
 
 
 @dataclass(frozen=True, kw_only=True)
-class ProgressEvent:
-    job_id: int
-    progress: Progress
+class FinishedRun:
+    """What a finished job leaves: its images in memory and, when it was saved, its history record."""
 
-
-@dataclass(frozen=True, kw_only=True)
-class ImageEvent:
-    """One mode of a job finished; saved is None when the job keeps its images in memory."""
-
-    job_id: int
-    result: ModeResult
-    saved: SavedImage | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class FinishedEvent:
     job_id: int
     comparison: ComparisonResult
     run_record: Path | None = None  # the history entry, when the job was saved
@@ -87,6 +88,19 @@ class FinishedEvent:
 
 
 @dataclass(frozen=True, kw_only=True)
-class FailedEvent:
-    job_id: int
-    message: str  # one line an artist can act on
+class WorkerEvent:
+    """Everything the worker reports, on its one signal: a kind and the fields that kind fills.
+
+    job_id is None for the engine's own events (STATUS, ENGINE_READY, ENGINE_FAILED)."""
+
+    kind: EventKind
+    job_id: int | None = None
+    message: str = ""  # STATUS: the step; ENGINE_FAILED, FAILED: one line an artist can act on
+    info: EngineInfo | None = None
+    progress: Progress | None = None
+    result: ModeResult | None = None
+    saved: SavedImage | None = None  # None when the job keeps its images in memory
+    finished: FinishedRun | None = None
+
+
+JobHandler = Callable[[WorkerEvent], None]

@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from engine.contract.errors import FewstepError
 from engine.contract.request import GenerationRequest
-from gui.state.jobs import FailedEvent, ImageEvent, Job, JobKind
+from gui.state.jobs import EventKind, Job, JobKind, WorkerEvent
 from gui.state.worker import EngineWorker
 
 DEBOUNCE_MS = 300  # long enough to skip the keystrokes of a word, short enough to feel live
@@ -48,8 +48,6 @@ class LiveRenderer(QObject):
         self._timer.setSingleShot(True)
         self._timer.setInterval(delay_ms)
         self._timer.timeout.connect(self.render_now)
-        worker.image_ready.connect(self._image_ready)
-        worker.job_failed.connect(self._job_failed)
 
     def set_active(self, active: bool) -> None:
         self.active = active
@@ -78,12 +76,12 @@ class LiveRenderer(QObject):
         job = Job(id=self.next_job_id(), request=request, kind=JobKind.LIVE, save_to=self.save_to())
         self.latest_job, self.latest_prompt = job.id, request.prompt
         self.submitted += 1
-        self.worker.submit(job)
+        self.worker.submit(job, self._job_event)
 
-    def _image_ready(self, event: ImageEvent) -> None:
-        if event.job_id == self.latest_job:
+    def _job_event(self, event: WorkerEvent) -> None:
+        if event.job_id != self.latest_job:
+            return  # superseded by a newer edit
+        if event.kind is EventKind.IMAGE and event.result is not None:
             self.rendered.emit(self.latest_prompt, event.result)
-
-    def _job_failed(self, event: FailedEvent) -> None:
-        if event.job_id == self.latest_job:
+        elif event.kind is EventKind.FAILED:
             self.failed.emit(event.message)

@@ -17,6 +17,7 @@ from engine.contract.info import EngineInfo
 from engine.files.model_files import ModelFile
 from gui.state.background import Background
 from gui.state.image_store import RunStyle
+from gui.state.jobs import EventKind, WorkerEvent
 from gui.state.model_setup import (
     STYLES_OFF_FOR_BUILTIN,
     ModelAvailability,
@@ -44,8 +45,7 @@ class ModelController(QObject):
         self.engine_info: EngineInfo | None = None
         # One pool thread: assignments are checked and applied in the order they were asked for.
         self._checks = Background(self)
-        worker.engine_ready.connect(self._engine_ready)
-        worker.engine_failed.connect(self._engine_failed)
+        worker.reported.connect(self._worker_event)
 
     def availability(self) -> ModelAvailability:
         return model_availability(self.settings, self.engine_info)
@@ -175,6 +175,12 @@ class ModelController(QObject):
             save_settings(self.settings)
         except OSError as exc:
             self.message.emit(f"Settings are used but not saved: {exc.strerror or exc}", "warning")
+
+    def _worker_event(self, event: WorkerEvent) -> None:
+        if event.kind is EventKind.ENGINE_READY and event.info is not None:
+            self._engine_ready(event.info)
+        elif event.kind is EventKind.ENGINE_FAILED:
+            self._engine_failed(event.message)
 
     def _engine_ready(self, info: EngineInfo) -> None:
         self.engine_info = info

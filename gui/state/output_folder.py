@@ -17,7 +17,7 @@ from engine.contract.info import EngineInfo
 from gui.state.background import WAIT_AT_CLOSE_MS, Background
 from gui.state.export import export_grid
 from gui.state.image_store import RecordError, RunRecord, load_history, read_run_record
-from gui.state.jobs import FinishedEvent
+from gui.state.jobs import FinishedRun
 from gui.state.recovery import OutputClaim, Recovery
 
 HISTORY_KEY = "history"
@@ -78,7 +78,7 @@ class OutputFolder(QObject):
             ),
         )
 
-    def export_grid(self, root: Path, event: FinishedEvent, info: EngineInfo | None) -> None:
+    def export_grid(self, root: Path, event: FinishedRun, info: EngineInfo | None) -> None:
         def failed(exc: Exception) -> None:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             self.export_failed.emit(f"The grid was not exported: {reason}")

@@ -1,6 +1,6 @@
 """Recovery at start: what a crashed or killed run left in the output folder is put right.
 
-A run saves each image as it finishes and writes its history record last (gui.state.image_store),
+A run saves each image as it finishes and writes its history record last (engine.outputs.run_writer),
 so a kill in between leaves images that no history entry names. At start they are adopted: a record
 is written for their run from their sidecars (or, where the kill came before the sidecar, from the
 PNG's own `parameters` text), with status "recovered". Temporary `.part` files of writers that are
@@ -27,14 +27,8 @@ from engine.files.safe_paths import open_regular
 from engine.outputs.atomic import remove_stale_parts
 from engine.outputs.png_info import read_settings
 from engine.outputs.png_text import InfotextError
-from gui.state.image_store import (
-    HISTORY_FOLDER,
-    RECORD_FORMAT,
-    RecordError,
-    read_run_record,
-    run_record_from_json,
-    write_new_file,
-)
+from engine.outputs.run_writer import HISTORY_FOLDER, RECORD_FORMAT, json_bytes, write_new_file
+from gui.state.image_store import RecordError, read_run_record, run_record_from_json
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +115,7 @@ def _adopt(root: Path, run_id: str, pngs: list[Path]) -> tuple[int, int]:
     except (RecordError, ValueError) as exc:
         log.warning("images of run %s were not adopted: %s", run_id, exc)
         return 0, len(pngs)
-    written = write_new_file(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
+    written = write_new_file(path, json_bytes(data))
     read_run_record(written, root)
     return len(images), len(pngs) - len(images)
 

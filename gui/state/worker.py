@@ -1,9 +1,11 @@
-"""The one thread that owns the engine: it takes jobs from a queue and reports back with signals.
+"""The one thread that owns the engine: it takes jobs from a queue and reports back with events.
 
 Every model and every device call lives on this thread, so GPU work is serialised and the window
 never waits on it. torch and diffusers are imported here, inside run(), after the window is shown.
-Signals carry the plain values of gui.state.jobs; previews and images travel as numpy arrays and become
-QImages only in the GUI thread.
+Everything it reports is a gui.state.jobs.WorkerEvent on its one signal, `reported` (the name `event` is QObject.event, Qt's event handler); whoever submits a
+job may pass a handler that receives that job's events alone, on the GUI thread (the one place that
+routes by job id). Previews and images travel as numpy arrays and become QImages only in the GUI thread.
+Each finished image is handed to the run's writer (engine.outputs.run_writer.RunWriter) once.
 
 Cancelling a queued job removes it from the queue; cancelling the running job sets a flag that the
 engine checks after each denoising step, so the job stops at its next step.
@@ -19,22 +21,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from engine.contract.errors import FewstepError, JobCancelled
 from engine.contract.info import ComparisonEngine, EngineInfo
 from engine.contract.request import ModeResult, Progress
 from engine.outputs.comparison_files import RunContext
-from gui.state.image_store import new_run_id, save_image, write_run_record
+from engine.outputs.run_writer import RunWriter, new_run_id
 from gui.state.jobs import (
+    JOB_ENDS,
     EngineConfig,
-    FailedEvent,
-    FinishedEvent,
-    ImageEvent,
+    EventKind,
+    FinishedRun,
     Job,
+    JobHandler,
     JobKind,
-    ProgressEvent,
-    SavedImage,
+    WorkerEvent,
 )
 
 log = logging.getLogger(__name__)
@@ -76,19 +78,36 @@ def load_engine(config: EngineConfig, say: Callable[[str], None]) -> LoadedEngin
     return LoadedEngine(engine=engine, info=engine.info(), context=context)
 
 
+class JobRouter(QObject):
+    """Hands each job's events to the handler given with the job, on the GUI thread; a job's last
+    event (JOB_ENDS) ends its subscription."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._handlers: dict[int, JobHandler] = {}
+
+    def subscribe(self, job_id: int, handler: JobHandler) -> None:
+        self._handlers[job_id] = handler
+
+    def subscribed(self) -> int:
+        return len(self._handlers)
+
+    @Slot(object)
+    def route(self, event: WorkerEvent) -> None:
+        if event.job_id is None:
+            return
+        if event.kind in JOB_ENDS:
+            handler = self._handlers.pop(event.job_id, None)
+        else:
+            handler = self._handlers.get(event.job_id)
+        if handler is not None:
+            handler(event)
+
+
 class EngineWorker(QThread):
     """Owns the engine; all public methods are called from the GUI thread."""
 
-    status = Signal(str)
-    engine_ready = Signal(object)  # EngineInfo
-    engine_failed = Signal(str)
-    queued = Signal(int)
-    job_started = Signal(int)
-    progress = Signal(object)  # ProgressEvent
-    image_ready = Signal(object)  # ImageEvent
-    job_finished = Signal(object)  # FinishedEvent
-    job_cancelled = Signal(int)
-    job_failed = Signal(object)  # FailedEvent
+    reported = Signal(object)  # WorkerEvent: the engine's and every job's
 
     def __init__(
         self, config: EngineConfig, factory: EngineFactory = load_engine, parent: QObject | None = None
@@ -105,14 +124,20 @@ class EngineWorker(QThread):
         self._running: Job | None = None
         self._cancel_running = threading.Event()
         self._stopping = False
+        # Created on the GUI thread, so events emitted on the worker thread reach it there (queued).
+        self.router = JobRouter(self)
+        self.reported.connect(self.router.route)
 
     # --- called from the GUI thread --------------------------------------------------------------
 
-    def submit(self, job: Job) -> None:
+    def submit(self, job: Job, on_event: JobHandler | None = None) -> None:
+        """Queue a job; on_event, when given, receives its events (and no other job's) on the GUI thread."""
+        if on_event is not None:
+            self.router.subscribe(job.id, on_event)
         with self._condition:
             self._pending.append(job)
             self._condition.notify()
-        self.queued.emit(job.id)
+        self.reported.emit(WorkerEvent(kind=EventKind.QUEUED, job_id=job.id))
 
     def cancel(self, job_id: int) -> None:
         """Drop a queued job, or stop the running one at its next step."""
@@ -123,7 +148,7 @@ class EngineWorker(QThread):
             if self._running is not None and self._running.id == job_id:
                 self._cancel_running.set()
         for job in dropped:
-            self.job_cancelled.emit(job.id)
+            self._emit_cancelled(job.id)
 
     def cancel_all(self, kind: JobKind | None = None) -> None:
         """Drop every queued job (of one kind) and stop the running one (if of that kind)."""
@@ -134,7 +159,13 @@ class EngineWorker(QThread):
             if self._running is not None and (kind is None or self._running.kind is kind):
                 self._cancel_running.set()
         for job in dropped:
-            self.job_cancelled.emit(job.id)
+            self._emit_cancelled(job.id)
+
+    def _emit_cancelled(self, job_id: int) -> None:
+        self.reported.emit(WorkerEvent(kind=EventKind.CANCELLED, job_id=job_id))
+
+    def _say(self, message: str) -> None:
+        self.reported.emit(WorkerEvent(kind=EventKind.STATUS, message=message))
 
     def configure(self, config: EngineConfig) -> None:
         """Use other model files or another device; the engine reloads before the next job."""
@@ -166,7 +197,7 @@ class EngineWorker(QThread):
             self._cancel_running.set()
             self._condition.notify()
         for job in dropped:
-            self.job_cancelled.emit(job.id)
+            self._emit_cancelled(job.id)
         if not self.wait(STOP_TIMEOUT_MS):
             log.error("the engine thread did not stop within %d s", STOP_TIMEOUT_MS // 1000)
 
@@ -200,7 +231,7 @@ class EngineWorker(QThread):
         # their memory while the new ones load beside them (full collections wait during a load).
         gc.collect()
         try:
-            loaded = self._factory(config, self.status.emit)
+            loaded = self._factory(config, self._say)
         except FewstepError as exc:
             self._fail_load(config, str(exc))
         except Exception as exc:
@@ -210,35 +241,40 @@ class EngineWorker(QThread):
             with self._condition:
                 self._loaded, self._loaded_config = loaded, config
             self._style_files = config.style_files()
-            self.engine_ready.emit(loaded.info)
+            self.reported.emit(WorkerEvent(kind=EventKind.ENGINE_READY, info=loaded.info))
 
     def _fail_load(self, config: EngineConfig, message: str) -> None:
         with self._condition:
             self._loaded_config, self._load_error = config, message
-        self.engine_failed.emit(message)
+        self.reported.emit(WorkerEvent(kind=EventKind.ENGINE_FAILED, message=message))
+
+    def _fail(self, job: Job, message: str) -> None:
+        self.reported.emit(WorkerEvent(kind=EventKind.FAILED, job_id=job.id, message=message))
 
     def _run_job(self, job: Job) -> None:
         loaded = self._loaded
         if loaded is None:
-            self.job_failed.emit(FailedEvent(job_id=job.id, message=self._load_error))
+            self._fail(job, self._load_error)
             return
-        self.job_started.emit(job.id)
-        run_id = new_run_id(job.id)
-        saved: list[tuple[ModeResult, SavedImage]] = []
+        self.reported.emit(WorkerEvent(kind=EventKind.STARTED, job_id=job.id))
+        writer = None
+        if job.save_to is not None:
+            writer = RunWriter(
+                job.save_to, new_run_id(job.id), job.request, loaded.context, style_files=self._style_files
+            )
         save_errors: list[str] = []
 
         def on_result(result: ModeResult) -> None:
-            stored = None
-            if job.save_to is not None and not save_errors:
+            saved = None
+            if writer is not None and not save_errors:
                 try:
-                    stored = save_image(job.save_to, run_id, job.request, result, loaded.context)
-                    saved.append((result, stored))
+                    saved = writer.save(result)
                 except OSError as exc:
-                    save_errors.append(f"images not saved to {job.save_to}: {exc.strerror or exc}")
-            self.image_ready.emit(ImageEvent(job_id=job.id, result=result, saved=stored))
+                    save_errors.append(f"images not saved to {writer.root}: {exc.strerror or exc}")
+            self.reported.emit(WorkerEvent(kind=EventKind.IMAGE, job_id=job.id, result=result, saved=saved))
 
         def on_progress(progress: Progress) -> None:
-            self.progress.emit(ProgressEvent(job_id=job.id, progress=progress))
+            self.reported.emit(WorkerEvent(kind=EventKind.PROGRESS, job_id=job.id, progress=progress))
 
         try:
             comparison = loaded.engine.run(
@@ -248,47 +284,31 @@ class EngineWorker(QThread):
                 should_cancel=self._cancel_running.is_set,
             )
         except JobCancelled:
-            self._write_record(job, run_id, saved, "cancelled", loaded.context, save_errors)
-            self.job_cancelled.emit(job.id)
+            _finish_record(writer, "cancelled", save_errors)
+            self._emit_cancelled(job.id)
         except FewstepError as exc:
-            self.job_failed.emit(FailedEvent(job_id=job.id, message=str(exc)))
+            self._fail(job, str(exc))
         except Exception as exc:
             log.exception("job %d failed", job.id)
-            message = f"generation failed: {type(exc).__name__}: {exc}"
-            self.job_failed.emit(FailedEvent(job_id=job.id, message=message))
+            self._fail(job, f"generation failed: {type(exc).__name__}: {exc}")
         else:
-            record = self._write_record(job, run_id, saved, "finished", loaded.context, save_errors)
-            self.job_finished.emit(
-                FinishedEvent(
-                    job_id=job.id,
-                    comparison=comparison,
-                    run_record=record,
-                    save_error=save_errors[0] if save_errors else None,
-                    context=loaded.context,
-                )
+            record = _finish_record(writer, "finished", save_errors)
+            finished = FinishedRun(
+                job_id=job.id,
+                comparison=comparison,
+                run_record=record,
+                save_error=save_errors[0] if save_errors else None,
+                context=loaded.context,
             )
+            self.reported.emit(WorkerEvent(kind=EventKind.FINISHED, job_id=job.id, finished=finished))
 
-    def _write_record(
-        self,
-        job: Job,
-        run_id: str,
-        saved: list[tuple[ModeResult, SavedImage]],
-        status: str,
-        context: RunContext,
-        save_errors: list[str],
-    ) -> Path | None:
-        if job.save_to is None or not saved:
-            return None
-        try:
-            return write_run_record(
-                job.save_to,
-                run_id,
-                job.request,
-                saved,
-                status=status,
-                context=context,
-                style_files=self._style_files,
-            )
-        except OSError as exc:
-            save_errors.append(f"history entry not saved: {exc.strerror or exc}")
-            return None
+
+def _finish_record(writer: RunWriter | None, status: str, save_errors: list[str]) -> Path | None:
+    """The run's history record, written last; None when nothing was saved."""
+    if writer is None:
+        return None
+    try:
+        return writer.finish(status)
+    except OSError as exc:
+        save_errors.append(f"history entry not saved: {exc.strerror or exc}")
+        return None

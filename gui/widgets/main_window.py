@@ -17,7 +17,7 @@ from engine.contract.info import EngineInfo
 from engine.outputs.png_text import InfotextError
 from gui.state.comparison_jobs import ComparisonJobs, finished_summary
 from gui.state.image_store import RunRecord, RunStyle
-from gui.state.jobs import FinishedEvent
+from gui.state.jobs import EventKind, FinishedRun, WorkerEvent
 from gui.state.live_mode import LiveRenderer
 from gui.state.model_controller import ModelController
 from gui.state.model_setup import ModelAvailability, Use, in_use
@@ -27,11 +27,11 @@ from gui.state.png_drop import DroppedPng, PngSettingsReader
 from gui.state.settings import Settings
 from gui.state.trilemma_meter import TrilemmaMeter
 from gui.state.worker import EngineWorker
-from gui.widgets import panel_requests as requests
+from gui.widgets import request_form as requests
 from gui.widgets.engine_status import EngineStatus
 from gui.widgets.image_view import ImageViewer
 from gui.widgets.settings_dialog import SettingsDialog
-from gui.widgets.window_parts import LEFT_WIDTH, ComparisonArea, ControlColumn, SideTabs
+from gui.widgets.window_columns import LEFT_WIDTH, ComparisonArea, ControlColumn, SideTabs
 
 RIGHT_WIDTH = 230
 
@@ -51,6 +51,8 @@ class MainWindow(QMainWindow):
         self.output = OutputFolder(self)
         self.png_reader = PngSettingsReader(self)
         self.png_reader.finished.connect(self._png_read)
+        # A saved run's record -> its output folder, until the record holds the trilemma and is read back.
+        self._records_root: dict[Path, Path] = {}
         self.resize(1480, 900)
 
         self.controls = ControlColumn()
@@ -154,7 +156,7 @@ class MainWindow(QMainWindow):
             lambda prompt, result: self.grid.show_live_result(prompt, result, self._aspect())
         )
         self.live.failed.connect(lambda message: self.show_message(message, "error"))
-        self.worker.status.connect(self.engine_status.show_step)
+        self.worker.reported.connect(self._worker_event)
         models = self.models
         models.message.connect(self.show_message)
         models.availability_changed.connect(self._show_availability)
@@ -162,16 +164,10 @@ class MainWindow(QMainWindow):
         models.engine_reloading.connect(self.engine_status.show_reloading)
         models.engine_ready.connect(self._engine_ready)
         models.engine_failed.connect(self._engine_failed)
-        jobs = self.jobs
-        jobs.started.connect(lambda: self.statusBar().showMessage("generating…"))
-        jobs.progress.connect(self.grid.show_progress)
-        jobs.image_ready.connect(self.grid.show_result)
-        jobs.image_ready.connect(self.trilemma_meter.add)
+        self.jobs.reported.connect(self._comparison_event)
         self.trilemma_meter.measured.connect(self.trilemma_panel.show_trilemma)
         self.trilemma_meter.failed.connect(lambda message: self.show_message(message, "warning"))
-        jobs.finished.connect(self._comparison_finished)
-        jobs.cancelled.connect(self._comparison_cancelled)
-        jobs.failed.connect(self._comparison_failed)
+        self.trilemma_meter.recorded.connect(self._read_back_run)
 
     def start(self) -> None:
         """Start loading the engine, reading the history and scanning the models; called once the window
@@ -273,7 +269,28 @@ class MainWindow(QMainWindow):
     def cancel(self) -> None:
         self.jobs.cancel_all()
 
-    def _comparison_finished(self, event: FinishedEvent) -> None:
+    def _worker_event(self, event: WorkerEvent) -> None:
+        if event.kind is EventKind.STATUS:
+            self.engine_status.show_step(event.message)
+
+    def _comparison_event(self, event: WorkerEvent) -> None:
+        """The current comparison's events (gui.state.comparison_jobs passes on no other)."""
+        kind = event.kind
+        if kind is EventKind.STARTED:
+            self.statusBar().showMessage("generating…")
+        elif kind is EventKind.PROGRESS and event.progress is not None:
+            self.grid.show_progress(event.progress)
+        elif kind is EventKind.IMAGE and event.result is not None:
+            self.grid.show_result(event.result)
+            self.trilemma_meter.add(event.result)
+        elif kind is EventKind.FINISHED and event.finished is not None:
+            self._comparison_finished(event.finished)
+        elif kind is EventKind.CANCELLED:
+            self._comparison_cancelled()
+        elif kind is EventKind.FAILED:
+            self._comparison_failed(event.message)
+
+    def _comparison_finished(self, event: FinishedRun) -> None:
         self.prompt_panel.set_running(False)
         self.export_button.setEnabled(True)
         self.export_folder_button.setEnabled(event.context is not None)
@@ -282,16 +299,23 @@ class MainWindow(QMainWindow):
             self.show_message(f"{text}, but {event.save_error}", "error")
         elif event.run_record is not None:
             self.statusBar().showMessage(f"{text}, saved to {self.settings.resolved_output_dir}", 15_000)
-            self._add_history(event.run_record)
+            self._add_history(event, event.run_record)
         else:
             self.statusBar().showMessage(text, 15_000)
 
-    def _add_history(self, path: Path) -> None:
-        """Read the run's record back (off the GUI thread) for the history list, with the first
-        finished image as its thumbnail, taken now: the grid may show another run by then."""
+    def _add_history(self, event: FinishedRun, record: Path) -> None:
+        """The trilemma meter puts its numbers into the run's record, then (`recorded`) the record is
+        read back (off the GUI thread) for the history list, with the first finished image as its
+        thumbnail, taken now: the grid may show another run by then."""
         tiles = self.grid.finished_tiles()
-        self.history.expect_run(path, tiles[0].image if tiles else None)
-        self.output.read_record(path, self.settings.resolved_output_dir)
+        self.history.expect_run(record, tiles[0].image if tiles else None)
+        self._records_root[record] = self.settings.resolved_output_dir
+        self.trilemma_meter.record(event)
+
+    def _read_back_run(self, path: Path) -> None:
+        root = self._records_root.pop(path, None)
+        if root is not None:
+            self.output.read_record(path, root)
 
     def _comparison_cancelled(self) -> None:
         self.prompt_panel.set_running(False)
@@ -355,7 +379,12 @@ class MainWindow(QMainWindow):
             missing = self.models.restore_styles(record.styles)
         if not self.jobs.running and not self.live.active:
             self.grid.show_saved_run(record)
-            self.trilemma_panel.clear("Measured when a comparison runs; Generate to measure this one again.")
+            if record.trilemma is not None:
+                self.trilemma_panel.show_trilemma(record.trilemma)
+            else:
+                self.trilemma_panel.clear(
+                    "Measured when a comparison runs; Generate to measure this one again."
+                )
             self.export_button.setEnabled(False)
             self.export_folder_button.setEnabled(False)
         text = f"Restored the run of {record.created.replace('T', ' ')}"

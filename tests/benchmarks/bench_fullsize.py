@@ -148,7 +148,7 @@ def load_in_worker(
 
     from engine.contract.residency import Residency
     from engine.files.model_paths import ModelPaths
-    from gui.state.jobs import EngineConfig
+    from gui.state.jobs import EngineConfig, EventKind, WorkerEvent
     from gui.state.worker import EngineWorker, LoadedEngine, load_engine
     from gui.widgets.engine_status import EngineStatus
 
@@ -184,17 +184,20 @@ def load_in_worker(
     config = EngineConfig(paths=paths, device="cpu", residency=Residency.ALL, dtype="bfloat16")
     worker = EngineWorker(config, factory=factory)
     seen_texts: list[str] = []
-    worker.status.connect(status.show_step)
-    worker.status.connect(lambda _text: seen_texts.append(status.engine_label.text()))
     loop = QEventLoop()
     failure: list[str] = []
-    worker.engine_ready.connect(lambda _info: loop.quit())
 
-    def failed(message: str) -> None:
-        failure.append(message)
-        loop.quit()
+    def on_event(event: WorkerEvent) -> None:
+        if event.kind is EventKind.STATUS:
+            status.show_step(event.message)
+            seen_texts.append(status.engine_label.text())
+        elif event.kind is EventKind.ENGINE_READY:
+            loop.quit()
+        elif event.kind is EventKind.ENGINE_FAILED:
+            failure.append(event.message)
+            loop.quit()
 
-    worker.engine_failed.connect(failed)
+    worker.reported.connect(on_event)
 
     timer = QTimer()
     timer.setTimerType(Qt.TimerType.PreciseTimer)

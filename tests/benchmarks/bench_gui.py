@@ -101,6 +101,7 @@ def measure_stall(scratch: Path) -> None:
 
     from engine.contract.modes import DEFAULT_COMPARISON
     from gui.app import create_window
+    from gui.state.jobs import EventKind, WorkerEvent
     from gui.state.settings import Settings, save_settings
 
     save_settings(Settings(output_dir=scratch / "out"))
@@ -121,27 +122,33 @@ def measure_stall(scratch: Path) -> None:
     timer.setInterval(TICK_MS)
     timer.timeout.connect(tick)
 
-    def run_until(signal: object, seconds: float) -> float:
-        """The longest gap between ticks until signal fires, in ms."""
+    def run_until(signal: Any, seconds: float, kind: EventKind | None = None) -> float:
+        """The longest gap between ticks until signal fires (with a worker event of this kind), in ms."""
         gaps.clear()
         loop = QEventLoop()
-        signal.connect(loop.quit)  # type: ignore[attr-defined]
+
+        def quit_on(*args: object) -> None:
+            if kind is None or (isinstance(args[0], WorkerEvent) and args[0].kind is kind):
+                loop.quit()
+
+        signal.connect(quit_on)
         QTimer.singleShot(int(seconds * 1000), loop.quit)
         clock.start()
         last[0] = 0.0
         timer.start()
         loop.exec()
         timer.stop()
+        signal.disconnect(quit_on)
         return max(gaps, default=0.0)
 
     QTimer.singleShot(0, window.start)
-    load_stall = run_until(window.worker.engine_ready, 300)
+    load_stall = run_until(window.worker.reported, 300, EventKind.ENGINE_READY)
     assert window.engine_info is not None, "the engine did not load"
     window.mode_panel.set_checked(DEFAULT_COMPARISON)
     window.prompt_panel.prompt.setPlainText("a lighthouse on a cliff at dusk")
     QTimer.singleShot(0, window.generate)
     started = time.perf_counter()
-    stall = run_until(window.worker.job_finished, 300)
+    stall = run_until(window.worker.reported, 300, EventKind.FINISHED)
     seconds = time.perf_counter() - started
     ticks = len(gaps)
     verdict = "ok" if stall <= STALL_GOAL_MS else "OVER GOAL"
@@ -163,7 +170,7 @@ def fill_history(root: Path) -> None:
     import numpy as np
     from PIL import Image
 
-    from gui.state.image_store import HISTORY_FOLDER
+    from engine.outputs.run_writer import HISTORY_FOLDER
 
     record_path = next((root / HISTORY_FOLDER).glob("*.json"))
     record = json.loads(record_path.read_text())

@@ -20,13 +20,14 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QThread
 from pytestqt.qtbot import QtBot
+from pytestqt.wait_signal import SignalBlocker
 from safetensors.numpy import save_file
 
 from devtools.tiny_model import TinyModelSet
 from engine.contract.modes import ModelRole
 from engine.outputs.comparison_files import RunContext
 from engine.runtime.engine import Engine
-from gui.state.jobs import EngineConfig
+from gui.state.jobs import EngineConfig, EventKind, WorkerEvent
 from gui.state.settings import Settings, save_settings
 from gui.state.worker import EngineFactory, EngineWorker, LoadedEngine
 from gui.widgets.main_window import MainWindow
@@ -34,6 +35,21 @@ from gui.widgets.theme import apply_theme
 
 ENGINE_READY_MS = 120_000
 JOB_MS = 120_000
+
+
+def kind_is(*kinds: EventKind) -> Callable[[WorkerEvent], bool]:
+    """For qtbot.waitSignal(s)' check_params_cb(s): a worker event of one of these kinds."""
+    return lambda event: event.kind in kinds
+
+
+def anything(*_args: object) -> bool:
+    """For qtbot.waitSignals' check_params_cbs: this signal's arguments do not matter."""
+    return True
+
+
+def wait_event(qtbot: QtBot, worker: EngineWorker, *kinds: EventKind, timeout: int = JOB_MS) -> SignalBlocker:
+    """Waits (as a `with` block) for the worker's next event of one of these kinds; .args[0] is it."""
+    return qtbot.waitSignal(worker.reported, timeout=timeout, check_params_cb=kind_is(*kinds))
 
 
 @pytest.fixture(autouse=True)
@@ -149,7 +165,7 @@ def make_window(
         if not wait_ready:
             window.start()  # the test looks at the window before the engine (or the history) is ready
             return window
-        with qtbot.waitSignal(worker.engine_ready, timeout=ENGINE_READY_MS):
+        with wait_event(qtbot, worker, EventKind.ENGINE_READY, timeout=ENGINE_READY_MS):
             window.start()
         # The output folder is claimed and its history read off the GUI thread: tests start after.
         qtbot.waitUntil(lambda: not window.output.busy, timeout=ENGINE_READY_MS)

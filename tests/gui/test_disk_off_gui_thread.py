@@ -24,11 +24,13 @@ from pytestqt.qtbot import QtBot
 
 import gui.state.output_folder as output_folder_module
 import gui.widgets.comparison_grid as comparison_grid_module
-from gui.state.image_store import HISTORY_FOLDER, load_history
+from engine.outputs.run_writer import HISTORY_FOLDER
+from gui.state.image_store import load_history
+from gui.state.jobs import EventKind
 from gui.state.settings import Settings
 from gui.widgets.images import read_image
 from gui.widgets.main_window import MainWindow
-from tests.gui.conftest import JOB_MS, WindowMaker, two_step_modes
+from tests.gui.conftest import JOB_MS, WindowMaker, anything, kind_is, two_step_modes
 
 HANG_S = 30.0
 
@@ -76,7 +78,11 @@ def make_history(make_window: WindowMaker, qtbot: QtBot) -> MainWindow:
     window = make_window()
     two_step_modes(window, ("lcm", "lightning"))
     window.prompt_panel.prompt.setPlainText("a red circle")
-    with qtbot.waitSignals([window.worker.job_finished, window.output.record_read], timeout=JOB_MS):
+    with qtbot.waitSignals(
+        [window.worker.reported, window.output.record_read],
+        check_params_cbs=[kind_is(EventKind.FINISHED), anything],
+        timeout=JOB_MS,
+    ):
         assert window.generate() is not None
     return window
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from pytestqt.qtbot import QtBot
 
 from engine.contract.request import ModeResult
-from gui.state.jobs import FinishedEvent
+from gui.state.jobs import EventKind, WorkerEvent
 from gui.state.live_mode import DEBOUNCE_MS
 from gui.widgets.main_window import MainWindow
-from tests.gui.conftest import JOB_MS, WindowMaker
+from tests.gui.conftest import JOB_MS, WindowMaker, wait_event
 
 EDITS = 50
 
@@ -32,12 +32,14 @@ def live_window(make_window: WindowMaker, qtbot: QtBot, delay_ms: int) -> tuple[
     def rendered(prompt: str, _result: ModeResult) -> None:
         log.shown.append((window.grid.tiles[0].toolTip(), prompt, window.live.latest_prompt))
 
-    def finished(event: FinishedEvent) -> None:
-        log.finished.append(event.job_id)
+    def ended(event: WorkerEvent) -> None:
+        if event.job_id is not None and event.kind is EventKind.FINISHED:
+            log.finished.append(event.job_id)
+        elif event.job_id is not None and event.kind is EventKind.CANCELLED:
+            log.cancelled.append(event.job_id)
 
     window.live.rendered.connect(rendered)
-    window.worker.job_finished.connect(finished)
-    window.worker.job_cancelled.connect(log.cancelled.append)
+    window.worker.reported.connect(ended)
     window.prompt_panel.prompt.setPlainText("start")
     with qtbot.waitSignal(window.live.rendered, timeout=JOB_MS):
         window.prompt_panel.live.setChecked(True)
@@ -99,7 +101,7 @@ def test_generate_turns_live_mode_off(make_window: WindowMaker, qtbot: QtBot) ->
     window, _log = live_window(make_window, qtbot, DEBOUNCE_MS)
     window.mode_panel.set_checked(["lcm"])
     window.mode_panel.apply("lcm", steps=2, guidance=None)
-    with qtbot.waitSignal(window.worker.job_finished, timeout=JOB_MS):
+    with wait_event(qtbot, window.worker, EventKind.FINISHED):
         window.generate()
     assert not window.prompt_panel.live.isChecked() and not window.live.active
     assert [t.mode for t in window.grid.tiles] == ["lcm"]

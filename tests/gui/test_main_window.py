@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,18 +15,31 @@ from pytestqt.qtbot import QtBot
 from engine.contract.modes import DEFAULT_COMPARISON, ModelRole
 from engine.files.model_paths import ModelPaths
 from engine.outputs.png_text import read_png_parameters
+from engine.outputs.trilemma import METRIC_KEYS
 from engine.runtime.engine import Engine
-from gui.state.jobs import EngineConfig, ProgressEvent
+from gui.state.jobs import EngineConfig, EventKind, WorkerEvent
 from gui.state.model_setup import builtin_hint
 from gui.state.settings import Settings
 from gui.state.worker import load_engine
 from gui.widgets.main_window import MainWindow
-from tests.gui.conftest import ENGINE_READY_MS, JOB_MS, WindowMaker, two_step_modes
+from tests.gui.conftest import (
+    ENGINE_READY_MS,
+    JOB_MS,
+    WindowMaker,
+    anything,
+    kind_is,
+    two_step_modes,
+    wait_event,
+)
 
 
 def run_comparison(window: MainWindow, qtbot: QtBot) -> None:
     """Run the comparison set up in the window, and wait until its history entry is read back."""
-    with qtbot.waitSignals([window.worker.job_finished, window.output.record_read], timeout=JOB_MS):
+    with qtbot.waitSignals(
+        [window.worker.reported, window.output.record_read],
+        check_params_cbs=[kind_is(EventKind.FINISHED), anything],
+        timeout=JOB_MS,
+    ):
         assert window.generate() is not None
 
 
@@ -53,22 +67,25 @@ def test_comparison_fills_every_tile_with_progress_in_order(
     steps: dict[str, list[int]] = {}
     finished_modes: list[str] = []
 
-    def on_progress(event: ProgressEvent) -> None:
-        tile = window.grid.tile(event.progress.mode, event.progress.seed)
-        assert tile is not None and tile.result is None  # progress never after the tile's image
-        steps.setdefault(event.progress.mode, []).append(event.progress.step)
+    kinds: list[EventKind] = []
 
-    window.worker.progress.connect(on_progress)
-    window.worker.image_ready.connect(lambda event: finished_modes.append(event.result.mode))
-    worker = window.worker
+    def on_event(event: WorkerEvent) -> None:
+        kinds.append(event.kind)
+        if event.progress is not None:
+            tile = window.grid.tile(event.progress.mode, event.progress.seed)
+            assert tile is not None and tile.result is None  # progress never after the tile's image
+            steps.setdefault(event.progress.mode, []).append(event.progress.step)
+        elif event.result is not None:
+            finished_modes.append(event.result.mode)
+
+    window.worker.reported.connect(on_event)
     window.activateWindow()
     with (
-        qtbot.waitSignals(
-            [worker.queued, worker.job_started, worker.job_finished], order="strict", timeout=JOB_MS
-        ),
+        wait_event(qtbot, window.worker, EventKind.FINISHED),
         qtbot.waitSignal(window.output.record_read, timeout=JOB_MS),  # read back off the GUI thread
     ):
         QTest.keyClick(window.prompt_panel.prompt, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    assert kinds[:2] == [EventKind.QUEUED, EventKind.STARTED] and kinds[-1] is EventKind.FINISHED
     assert window.prompt_panel.prompt.toPlainText() == "a red circle"  # Ctrl+Enter typed no newline
     assert [tile.mode for tile in window.grid.tiles] == list(DEFAULT_COMPARISON)
     assert sorted(finished_modes) == sorted(DEFAULT_COMPARISON)
@@ -92,16 +109,18 @@ def test_escape_cancels_mid_run_and_the_window_stays_usable(make_window: WindowM
     window.prompt_panel.prompt.setPlainText("a long render")
     seen: list[int] = []
 
-    def escape_on_first_step(event: ProgressEvent) -> None:
+    def escape_on_first_step(event: WorkerEvent) -> None:
+        if event.progress is None:
+            return
         seen.append(event.progress.step)
         if event.progress.step == 1:
             QTest.keyClick(window, Qt.Key.Key_Escape)
 
-    window.worker.progress.connect(escape_on_first_step)
+    window.worker.reported.connect(escape_on_first_step)
     window.activateWindow()
-    with qtbot.waitSignal(window.worker.job_cancelled, timeout=JOB_MS):
+    with wait_event(qtbot, window.worker, EventKind.CANCELLED):
         window.generate()
-    window.worker.progress.disconnect(escape_on_first_step)
+    window.worker.reported.disconnect(escape_on_first_step)
     tile = window.grid.tiles[0]
     assert tile.result is None and tile.canvas.placeholder == "cancelled"
     assert len(seen) < 200
@@ -165,15 +184,15 @@ def test_an_invalid_model_path_is_reported_and_can_be_fixed(
     broken = gui_settings.with_model_path(ModelRole.BASE, tmp_path / "no-such-sdxl")
     window = make_window(settings=broken, factory=load_engine, start=False)
     # Connected before the start: the failure comes within milliseconds, from the worker thread.
-    with qtbot.waitSignal(window.worker.engine_failed, timeout=ENGINE_READY_MS) as failed:
+    with wait_event(qtbot, window.worker, EventKind.ENGINE_FAILED, timeout=ENGINE_READY_MS) as failed:
         window.start()
-    assert "no-such-sdxl" in failed.args[0]
+    assert "no-such-sdxl" in failed.args[0].message
     assert "could not be loaded" in window.banner.text() and "no-such-sdxl" in window.banner.text()
     two_step_modes(window, ("lcm",))
-    with qtbot.waitSignal(window.worker.job_failed, timeout=JOB_MS):
+    with wait_event(qtbot, window.worker, EventKind.FAILED):
         window.generate()
     assert "no-such-sdxl" in window.banner.text()
-    with qtbot.waitSignal(window.worker.engine_ready, timeout=ENGINE_READY_MS):
+    with wait_event(qtbot, window.worker, EventKind.ENGINE_READY, timeout=ENGINE_READY_MS):
         window.apply_settings(gui_settings)
     run_comparison(window, qtbot)
     assert window.grid.tiles[0].result is not None
@@ -189,7 +208,7 @@ def test_a_failing_generation_is_reported(
         raise RuntimeError("not enough memory")
 
     monkeypatch.setattr(engine_all, "run", out_of_memory)
-    with qtbot.waitSignal(window.worker.job_failed, timeout=JOB_MS):
+    with wait_event(qtbot, window.worker, EventKind.FAILED):
         window.generate()
     assert "RuntimeError: not enough memory" in window.banner.text()
     assert window.grid.tiles[0].canvas.placeholder == "failed"
@@ -215,6 +234,10 @@ def test_history_restores_a_run_and_shows_its_images(make_window: WindowMaker, q
     window.prompt_panel.prompt.setPlainText("first prompt")
     window.prompt_panel.seed_count.setValue(2)
     run_comparison(window, qtbot)
+    panel = window.trilemma_panel
+    cells = [(m, k) for m in ("lcm", "lightning-lora") for k in METRIC_KEYS]
+    measured = [panel.text_at(mode, key) for mode, key in cells]
+    assert panel.trilemma is not None and "…" not in measured
     two_step_modes(window, ("ddim",))
     window.prompt_panel.prompt.setPlainText("second prompt")
     window.prompt_panel.seed_count.setValue(1)
@@ -228,6 +251,13 @@ def test_history_restores_a_run_and_shows_its_images(make_window: WindowMaker, q
     assert window.prompt_panel.seed_count.value() == 2
     assert [m.mode for m in window.mode_panel.chosen()] == ["lcm", "lightning-lora"]
     assert len(window.grid.tiles) == 4 and all(not t.image.isNull() for t in window.grid.tiles)
+    # The run's record holds the trilemma the panel showed: restoring the run shows it again.
+    assert records[1].trilemma is not None and panel.modes == ("lcm", "lightning-lora")
+    assert [panel.text_at(mode, key) for mode, key in cells] == measured
+    # A record without it (older ones) restores with the panel cleared.
+    with qtbot.waitSignal(window.grid.saved_run_shown, timeout=JOB_MS):
+        window.history.run_chosen.emit(replace(records[1], trilemma=None))
+    assert panel.trilemma is None and panel.table.rowCount() == 0
     # A fresh window reads the same history from disk.
     with qtbot.waitSignal(window.output.history_loaded, timeout=JOB_MS):
         window.output.reload_history(window.settings.resolved_output_dir)
@@ -310,7 +340,7 @@ def test_settings_change_reloads_the_engine(
     changed = Settings(
         model_paths=dict(gui_settings.model_paths), output_dir=gui_settings.output_dir, device="cpu"
     )
-    with qtbot.waitSignal(window.worker.engine_ready, timeout=ENGINE_READY_MS):
+    with wait_event(qtbot, window.worker, EventKind.ENGINE_READY, timeout=ENGINE_READY_MS):
         window.apply_settings(changed.with_model_path(ModelRole.LCM_UNET, None))
         # Told by the settings at once, before the engine has reloaded.
         assert not window.mode_panel.rows["lcm"].available

@@ -19,14 +19,22 @@ from safetensors.numpy import save_file
 
 from devtools.tiny_model import TinyModelSet
 from engine.contract.modes import ModelRole
-from gui.state.jobs import EngineConfig
+from gui.state.jobs import EngineConfig, EventKind
 from gui.state.model_scan import ModelEntry, ScanResult
 from gui.state.model_setup import Use
 from gui.state.settings import Settings, load_settings
 from gui.state.worker import EngineFactory, LoadedEngine
 from gui.widgets.main_window import MainWindow
 from gui.widgets.model_panel import ModelPanel
-from tests.gui.conftest import ENGINE_READY_MS, JOB_MS, WindowMaker, two_step_modes, write_vae_file
+from tests.gui.conftest import (
+    ENGINE_READY_MS,
+    WindowMaker,
+    anything,
+    kind_is,
+    two_step_modes,
+    wait_event,
+    write_vae_file,
+)
 
 SCAN_MS = 30_000
 WAIT_MS = 5_000  # a file's check, answered from the model controller's pool thread
@@ -169,7 +177,11 @@ def scanned_window(
     make_window: WindowMaker, qtbot: QtBot, settings: Settings, factory: EngineFactory
 ) -> MainWindow:
     window = make_window(settings=settings, factory=factory, start=False)
-    with qtbot.waitSignals([window.worker.engine_ready, window.model_panel.scanned], timeout=ENGINE_READY_MS):
+    with qtbot.waitSignals(
+        [window.worker.reported, window.model_panel.scanned],
+        check_params_cbs=[kind_is(EventKind.ENGINE_READY), anything],
+        timeout=ENGINE_READY_MS,
+    ):
         window.start()
     return window
 
@@ -196,7 +208,7 @@ def test_double_click_and_menu_assign_files_and_reload_the_engine(
     panel.tree.scrollToItem(item)
     qtbot.waitUntil(lambda: panel.tree.visualItemRect(item).height() > 0)
     center = panel.tree.visualItemRect(item).center()
-    with qtbot.waitSignal(window.worker.engine_ready, timeout=ENGINE_READY_MS):
+    with wait_event(qtbot, window.worker, EventKind.ENGINE_READY, timeout=ENGINE_READY_MS):
         # Qt 6's mouseDClick alone skips the press that selects the item, as a real double-click has.
         QTest.mouseClick(panel.tree.viewport(), Qt.MouseButton.LeftButton, pos=center)
         QTest.mouseDClick(panel.tree.viewport(), Qt.MouseButton.LeftButton, pos=center)
@@ -215,19 +227,19 @@ def test_double_click_and_menu_assign_files_and_reload_the_engine(
     actions = {action.text(): action for action in menu.actions()}
     assert set(actions) == {use.action for use in Use}
     assert actions["Use as Lightning LoRA"].font().bold()
-    with qtbot.waitSignal(window.worker.engine_ready, timeout=ENGINE_READY_MS):
+    with wait_event(qtbot, window.worker, EventKind.ENGINE_READY, timeout=ENGINE_READY_MS):
         actions["Use as Lightning LoRA"].trigger()
     assert window.settings.model_paths[ModelRole.LIGHTNING_LORA] == models_dir / LIGHTNING_LORA
     assert window.mode_panel.rows["lightning-lora"].available
 
     item, _ = entry(panel, "sdxl_vae.safetensors")
-    with qtbot.waitSignal(window.worker.engine_ready, timeout=ENGINE_READY_MS):
+    with wait_event(qtbot, window.worker, EventKind.ENGINE_READY, timeout=ENGINE_READY_MS):
         panel.activate(item)
     assert window.settings.vae == models_dir / "sdxl_vae.safetensors"
     assert factory.configs[-1].paths is not None and factory.configs[-1].paths.vae == window.settings.vae
 
     item, _ = entry(panel, "watercolor_style.safetensors")
-    with qtbot.waitSignal(window.worker.engine_ready, timeout=ENGINE_READY_MS):
+    with wait_event(qtbot, window.worker, EventKind.ENGINE_READY, timeout=ENGINE_READY_MS):
         panel.activate(item)
     assert [s.path for s in window.settings.styles] == [models_dir / "watercolor_style.safetensors"]
     assert len(window.style_panel.rows) == 1 and window.style_panel.rows[0].check.isChecked()
@@ -276,7 +288,7 @@ def test_files_that_do_not_fit_give_a_message_and_the_window_stays_usable(
 
     assert window.settings == before and len(factory.configs) == 1  # nothing changed, nothing reloaded
     two_step_modes(window, ("lcm",))
-    with qtbot.waitSignal(window.worker.job_finished, timeout=JOB_MS):
+    with wait_event(qtbot, window.worker, EventKind.FINISHED):
         assert window.generate() is not None
     assert window.grid.tiles[0].result is not None
 

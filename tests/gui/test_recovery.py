@@ -11,7 +11,8 @@ import numpy as np
 
 from engine.contract.request import GenerationRequest, ModeResult, ModeSettings, Timings
 from engine.outputs.comparison_files import RunContext
-from gui.state.image_store import load_history, save_image, write_run_record
+from engine.outputs.run_writer import RunWriter
+from gui.state.image_store import load_history
 from gui.state.recovery import RECOVERED, OutputClaim, recover_output_folder
 
 CONTEXT = RunContext(model_label="tiny", device="cpu")
@@ -43,13 +44,13 @@ def dead_pid() -> int:
 
 
 def test_images_without_a_record_are_adopted_and_dead_parts_removed(tmp_path: Path) -> None:
-    finished = [
-        (r, save_image(tmp_path, "20261129-101500-j1", REQUEST, r, CONTEXT)) for r in [result("lcm", 2)]
-    ]
-    write_run_record(tmp_path, "20261129-101500-j1", REQUEST, finished, status="finished", context=CONTEXT)
+    finished = RunWriter(tmp_path, "20261129-101500-j1", REQUEST, CONTEXT)
+    finished.save(result("lcm", 2))
+    finished.finish("finished")
     # A run killed after two images, before its record; the second lost its sidecar too.
-    save_image(tmp_path, "20261129-101600-j2", REQUEST, result("lcm", 2), CONTEXT)
-    second = save_image(tmp_path, "20261129-101600-j2", REQUEST, result("ddim", 3), CONTEXT)
+    killed = RunWriter(tmp_path, "20261129-101600-j2", REQUEST, CONTEXT)
+    killed.save(result("lcm", 2))
+    second = killed.save(result("ddim", 3))
     second.sidecar.unlink()
     part = second.png.with_name(f".{second.png.name}.{dead_pid()}.abcd.part")
     part.write_bytes(b"half a png")
@@ -69,7 +70,7 @@ def test_no_recovery_while_another_window_uses_the_folder(tmp_path: Path) -> Non
     first, second = OutputClaim(), OutputClaim()
     assert first.take(tmp_path) is not None  # alone: recovered (nothing to do)
     # The first window is saving a run right now: its record is not written yet.
-    save_image(tmp_path, "20261129-101600-j2", REQUEST, result("lcm", 2), CONTEXT)
+    RunWriter(tmp_path, "20261129-101600-j2", REQUEST, CONTEXT).save(result("lcm", 2))
     assert second.take(tmp_path) is None
     assert load_history(tmp_path) == ([], 0)
     first.release()

@@ -13,11 +13,11 @@ from pytestqt.qtbot import QtBot
 from devtools.tiny_model import TinyModelSet
 from engine.outputs.png_text import read_png_parameters
 from gui.state.image_store import RunStyle
-from gui.state.jobs import EngineConfig, FinishedEvent
+from gui.state.jobs import EngineConfig, EventKind, FinishedRun
 from gui.state.settings import Settings, StyleSetting, load_settings
 from gui.state.worker import LoadedEngine, load_engine
 from gui.widgets.main_window import MainWindow
-from tests.gui.conftest import ENGINE_READY_MS, JOB_MS, WindowMaker, two_step_modes
+from tests.gui.conftest import ENGINE_READY_MS, JOB_MS, WindowMaker, two_step_modes, wait_event
 
 
 def style_copies(tiny_models: TinyModelSet, folder: Path) -> tuple[Path, Path]:
@@ -29,15 +29,15 @@ def style_copies(tiny_models: TinyModelSet, folder: Path) -> tuple[Path, Path]:
     return first, second
 
 
-def run(window: MainWindow, qtbot: QtBot) -> FinishedEvent:
-    with qtbot.waitSignal(window.worker.job_finished, timeout=JOB_MS) as finished:
+def run(window: MainWindow, qtbot: QtBot) -> FinishedRun:
+    with wait_event(qtbot, window.worker, EventKind.FINISHED) as finished:
         assert window.generate() is not None
-    event = finished.args[0]
-    assert isinstance(event, FinishedEvent)
+    event = finished.args[0].finished
+    assert isinstance(event, FinishedRun)
     return event
 
 
-def styles_by_mode(event: FinishedEvent) -> dict[str, tuple[tuple[str, float], ...]]:
+def styles_by_mode(event: FinishedRun) -> dict[str, tuple[tuple[str, float], ...]]:
     return {result.mode: result.styles for result in event.comparison.results}
 
 
@@ -90,7 +90,7 @@ def test_toggling_a_style_or_its_weight_reloads_nothing(
     )
 
     # Removing a style changes what the engine holds: that one reloads.
-    with qtbot.waitSignal(window.worker.engine_ready, timeout=ENGINE_READY_MS):
+    with wait_event(qtbot, window.worker, EventKind.ENGINE_READY, timeout=ENGINE_READY_MS):
         panel.rows[0].remove.click()
     assert len(loads) == 2 and [s.path for s in window.settings.styles] == [second]
     info = window.engine_info
@@ -150,7 +150,7 @@ def test_history_restores_the_style_weights_of_a_run(
     assert window.grid.tiles[0].styles_line.text() == "styles: watercolor_style 0.8"  # the saved images
 
     # A style of the run that is no longer configured: the others are restored, and it is said.
-    with qtbot.waitSignal(window.worker.engine_ready, timeout=ENGINE_READY_MS):
+    with wait_event(qtbot, window.worker, EventKind.ENGINE_READY, timeout=ENGINE_READY_MS):
         panel.rows[0].remove.click()
     panel.rows[0].check.setChecked(True)
     window.history.run_chosen.emit(record)
@@ -190,7 +190,7 @@ def test_a_dropped_png_keeps_its_style_loras(
     )
     foreign = tmp_path / "a1111.png"
     Image.new("RGB", (8, 8)).save(foreign, pnginfo=info)
-    with qtbot.waitSignal(window.worker.engine_ready, timeout=ENGINE_READY_MS):
+    with wait_event(qtbot, window.worker, EventKind.ENGINE_READY, timeout=ENGINE_READY_MS):
         drop(window, foreign, qtbot)
     assert window.prompt_panel.prompt_text() == "a harbour, ,"  # as A1111 encodes it
     assert list(window.settings.styles) == [

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from engine.cli.folder_lock import folder_lock
 from engine.outputs.atomic import remove_stale_parts, restore_interrupted_swap
-from engine.outputs.folder_lock import folder_lock
 from engine.outputs.png_info import read_settings
 from gui.state.image_store import load_history
 from gui.state.recovery import recover_output_folder

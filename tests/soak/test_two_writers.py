@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.outputs.folder_lock import lock_path_for
+from engine.cli.folder_lock import lock_path_for
 from tests.conftest import REPO_ROOT
 from tests.soak.conftest import COUNTS, report
 from tests.soak.test_kills import check_comparison_folder
@@ -49,7 +49,7 @@ def test_the_cli_refuses_while_another_run_writes_there(tmp_path: Path) -> None:
     out = tmp_path / "cmp"
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
-         "from engine.outputs.folder_lock import folder_lock\n"
+         "from engine.cli.folder_lock import folder_lock\n"
          f"with folder_lock(Path({str(out)!r})):\n    print('ready', flush=True)\n    time.sleep(600)\n"],
         cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from engine.cli.folder_lock import FolderBusyError, folder_lock
 from engine.contract.request import ComparisonResult, GenerationRequest, ModeResult, ModeSettings, Timings
 from engine.outputs.comparison_files import RunContext
-from engine.outputs.comparison_folder import write_comparison_folder
-from engine.outputs.folder_lock import FolderBusyError, folder_lock
+from engine.outputs.run_writer import write_comparison_folder
 
 MODES = ("ddim", "lcm", "lightning")
 CONTEXT = RunContext(model_label="soak", device="cpu")
@@ -111,15 +111,13 @@ def write_comparisons(out: Path, *, locked: bool = False, rounds: int | None = N
 
 def write_runs(root: Path) -> None:
     """Save runs as the GUI's worker does: each image as it finishes, the run record last."""
-    from gui.state.image_store import new_run_id, save_image, write_run_record
+    from engine.outputs.run_writer import RunWriter, new_run_id
 
     for job in itertools.count(1):
-        run_id = new_run_id(job)
-        saved = []
+        writer = RunWriter(root, new_run_id(job), request(job), CONTEXT)
         for mode in MODES:
-            item = result(mode, job)
-            saved.append((item, save_image(root, run_id, request(job), item, CONTEXT)))
-        write_run_record(root, run_id, request(job), saved, status="finished", context=CONTEXT)
+            writer.save(result(mode, job))
+        writer.finish("finished")
         if job == 1:
             print("ready", flush=True)
 

@@ -1,123 +1,62 @@
-"""`fewstep compare`, `generate`, `models` and `info`: the headless interface other tools rely on.
+"""`fewstep compare`: several modes on one prompt, same seed, side by side; and the run that compare and
+`fewstep generate` share (generate is a run of one mode that writes one image).
 
-Exit codes: 0 done; 2 bad input (one line on stderr, nothing written); 1 an unexpected failure;
-130 interrupted. Every input is checked from names and file headers before any model loads; what only
-loading can tell (a LoRA that does not fit) is refused before any output is written.
+Every input is checked from names and file headers before any model loads; what only loading can tell
+(a LoRA that does not fit) is refused before any output is written.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
 
-from engine.contract.errors import FewstepError, ModelInputError, RequestError
-from engine.contract.limits import MAX_SEED, MAX_SIDE
+from engine.cli.arguments import (
+    EXIT_OK,
+    UsageError,
+    mode_value,
+    model_paths,
+    out,
+    seed,
+    size,
+    style_lora,
+    vram_gib,
+)
+from engine.cli.arguments import say as _say
+from engine.cli.folder_lock import FolderBusyError, folder_lock
+from engine.cli.targets import comparison_target_problem, image_target_problem
+from engine.contract.limits import MAX_SEED
 from engine.contract.modes import DEFAULT_COMPARISON, MODES, ModelRole
 from engine.contract.request import GenerationRequest, ModeSettings
-from engine.contract.validation import (
-    check_device_names,
-    parse_guidance,
-    parse_steps,
-    parse_style_weight,
-)
-from engine.files.model_files import check_style_lora, check_vae
-from engine.files.model_paths import ModelPaths, StyleLora
-from engine.files.safe_paths import special_file_problem
+from engine.contract.validation import check_device_names, parse_guidance, parse_steps
+from engine.files.model_paths import ModelPaths
 from engine.outputs.atomic import remove_stale_parts, restore_interrupted_swap
-from engine.outputs.folder_lock import FolderBusyError, folder_lock
-from engine.outputs.targets import comparison_target_problem, image_target_problem
-from engine.plan_command import add_plan_parser, run_plan, vram_gib
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 MAX_SEEDS = 64
 
 
-class UsageError(Exception):
-    """Bad command-line input; its message is the one line the user sees."""
-
-
-class _Parser(argparse.ArgumentParser):
-    # argparse prints the whole usage block and exits; the contract is one clear line and code 2.
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see: {self.prog} --help)")
-
-
-def _size(text: str) -> tuple[int, int]:
-    parts = text.lower().split("x")
-    if len(parts) != 2 or not all(p.isascii() and p.isdigit() and len(p) < 6 for p in parts):
-        raise argparse.ArgumentTypeError(f"size {text!r} must look like 1024x1024 (WIDTHxHEIGHT)")
-    width, height = int(parts[0]), int(parts[1])
-    if width > MAX_SIDE or height > MAX_SIDE:
-        raise argparse.ArgumentTypeError(f"size {text}: width and height must be at most {MAX_SIDE}")
-    if width % 8 or height % 8 or width < 8 or height < 8:
-        raise argparse.ArgumentTypeError(
-            f"size {text}: width and height must be multiples of 8 (e.g. 1024x1024)"
-        )
-    return width, height
-
-
-def _seed(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or int(text) > MAX_SEED:
-        raise argparse.ArgumentTypeError(f"seed {text!r} must be a whole number from 0 to {MAX_SEED}")
-    return int(text)
-
-
-def _mode_value(text: str) -> tuple[str, str]:
-    mode, sep, value = text.partition("=")
-    if not sep or not value:
-        raise argparse.ArgumentTypeError(f"{text!r} must look like MODE=VALUE, e.g. lcm=4")
-    if mode not in MODES:
-        raise argparse.ArgumentTypeError(
-            f"unknown mode {mode!r} in {text!r}; known modes: {', '.join(MODES)}"
-        )
-    return mode, value
-
-
-def _style_lora(text: str) -> StyleLora:
-    path, sep, weight = text.rpartition(":")
-    if sep and path:
-        try:
-            float(weight)
-        except ValueError:
-            pass  # a colon inside the path (C:\\...), no weight
-        else:  # a number, but perhaps nan, inf or 1e30: the strict parser says which are fine
-            try:
-                return StyleLora(Path(path), parse_style_weight(weight, f"--lora {text}"))
-            except RequestError as exc:
-                raise argparse.ArgumentTypeError(str(exc)) from None
-    return StyleLora(Path(text), 1.0)
-
-
-def _out(text: str) -> Path:
-    if not text.strip():
-        raise argparse.ArgumentTypeError("--out is empty: give a file or folder name")
-    return Path(text)
-
-
-def _add_common(parser: argparse.ArgumentParser) -> None:
+def add_run_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags compare and generate share: the prompt, the seed, the model files and the device."""
     parser.add_argument("--prompt", required=True, help="what to draw")
     parser.add_argument("--negative", default="", help="what to avoid (only used where CFG is above 1)")
-    parser.add_argument("--seed", type=_seed, default=0, help="seed of the initial noise (default 0)")
-    parser.add_argument("--size", type=_size, help="WIDTHxHEIGHT, multiples of 8 (default: the model's own)")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the initial noise (default 0)")
+    parser.add_argument("--size", type=size, help="WIDTHxHEIGHT, multiples of 8 (default: the model's own)")
     for role in ModelRole:
         parser.add_argument(f"--{role}", type=Path, metavar="PATH", help=f"the {role} file or folder")
     parser.add_argument(
         "--lora",
-        type=_style_lora,
+        type=style_lora,
         action="append",
         default=[],
         metavar="PATH[:WEIGHT]",
         help="a style LoRA on every mode that uses the base UNet (repeatable; weight 1 by default,"
         " from -10 to 10)",
     )
-    parser.add_argument("--steps", type=_mode_value, action="append", default=[], metavar="MODE=N")
-    parser.add_argument("--guidance", type=_mode_value, action="append", default=[], metavar="MODE=G")
+    parser.add_argument("--steps", type=mode_value, action="append", default=[], metavar="MODE=N")
+    parser.add_argument("--guidance", type=mode_value, action="append", default=[], metavar="MODE=G")
     parser.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
     parser.add_argument("--dtype", help="float32, float16 or bfloat16 (default: fp16 on GPUs, fp32 on CPU)")
     parser.add_argument("--threads", type=int, help="CPU threads for torch")
@@ -143,48 +82,28 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="fewstep", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    compare = commands.add_parser("compare", help="run several modes on one prompt, same seed, side by side")
-    _add_common(compare)
-    compare.add_argument(
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_run_flags(parser)
+    parser.add_argument(
         "--modes",
         default=",".join(DEFAULT_COMPARISON),
         help=f"comma-separated, from: {', '.join(MODES)} (default: {','.join(DEFAULT_COMPARISON)})",
     )
-    compare.add_argument(
+    parser.add_argument(
         "--out",
-        type=_out,
+        type=out,
         required=True,
         metavar="DIR",
         help="folder for grid.png and report; written whole, replacing an earlier comparison there",
     )
-    compare.add_argument(
-        "--overwrite", action="store_true", help="replace --out even if it holds other files"
-    )
-    compare.add_argument(
+    parser.add_argument("--overwrite", action="store_true", help="replace --out even if it holds other files")
+    parser.add_argument(
         "--seeds",
         type=int,
         default=1,
         metavar="N",
         help="run N seeds: --seed, --seed+1, ... (2 or more measure each mode's diversity; default 1)",
     )
-    generate = commands.add_parser("generate", help="one image with one mode")
-    _add_common(generate)
-    generate.add_argument("--mode", required=True, choices=list(MODES), metavar="MODE")
-    generate.add_argument("--out", type=_out, required=True, metavar="FILE.png")
-    generate.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    models = commands.add_parser(
-        "models", help="list and classify the model files in a folder and the HF cache"
-    )
-    models.add_argument(
-        "folder", nargs="?", type=Path, help="folder to scan (default: only the Hugging Face cache)"
-    )
-    add_plan_parser(commands, size=_size, style_lora=_style_lora)
-    info = commands.add_parser("info", help="print as JSON the settings Fewstep reads from a PNG")
-    info.add_argument("file", type=Path, metavar="FILE.png")
-    return parser
 
 
 @dataclass(frozen=True)
@@ -210,31 +129,8 @@ def _mode_settings(names: Sequence[str], args: argparse.Namespace) -> tuple[Mode
     return tuple(ModeSettings(mode=n, steps=steps.get(n), guidance=guidance.get(n)) for n in names)
 
 
-def _model_paths(args: argparse.Namespace) -> ModelPaths:
-    given = {role: getattr(args, role.replace("-", "_")) for role in ModelRole}
-    styles = tuple(args.lora)
-    for style in styles:
-        check_style_lora(style.path)
-    if args.vae is not None:
-        check_vae(args.vae)
-    if not any(given.values()):
-        from dataclasses import replace
-
-        from engine.pocket.model import builtin_model_paths
-
-        return replace(builtin_model_paths(), styles=styles, vae=args.vae)
-    if given[ModelRole.BASE] is None:
-        others = ", ".join(f"--{r}" for r, p in given.items() if p is not None)
-        raise UsageError(f"{others} needs --base: the SDXL base model whose text encoders and VAE it uses")
-    if args.base_config is not None and (problem := special_file_problem(args.base_config)):
-        raise UsageError(f"--base-config {problem}")
-    if args.base_config is not None and not (args.base_config / "model_index.json").is_file():
-        raise UsageError(f"--base-config {args.base_config}: not a folder with model_index.json")
-    return ModelPaths.from_roles(given, base_config=args.base_config, vae=args.vae, styles=styles)
-
-
-def parse_job(argv: Sequence[str]) -> tuple[argparse.Namespace, Job]:
-    args = build_parser().parse_args(argv)
+def job_of(args: argparse.Namespace) -> Job:
+    """The run that compare or generate asks for, every input checked; UsageError or FewstepError if not."""
     if args.command == "compare":
         names = [n.strip() for n in args.modes.split(",") if n.strip()]
         unknown = [n for n in names if n not in MODES]
@@ -266,33 +162,18 @@ def parse_job(argv: Sequence[str]) -> tuple[argparse.Namespace, Job]:
         modes=_mode_settings(names, args),
     )
     request.validate()
-    paths = _model_paths(args)
+    paths = model_paths(args)
     files = paths.checked()
     if args.command == "generate":
         spec = MODES[args.mode]
         missing = [r for r in spec.required_roles if r not in files]
         if missing:
             raise UsageError(f"mode {args.mode} needs {', '.join('--' + r for r in missing)}")
-    return args, Job(request=request, paths=paths, out=args.out, single=args.command == "generate")
+    return Job(request=request, paths=paths, out=args.out, single=args.command == "generate")
 
 
-def _say(message: str) -> None:
-    print(f"fewstep: {message}", file=sys.stderr, flush=True)
-
-
-def run(argv: Sequence[str]) -> int:
-    if argv[:1] == ["models"]:
-        from engine.models_command import list_models
-
-        return list_models(build_parser().parse_args(argv).folder)
-    if argv[:1] == ["plan"]:
-        return run_plan(build_parser().parse_args(argv), _model_paths)
-    if argv[:1] == ["info"]:
-        from engine.outputs.png_info import print_info
-
-        print_info(build_parser().parse_args(argv).file)
-        return EXIT_OK
-    args, job = parse_job(argv)
+def run(args: argparse.Namespace) -> int:
+    job = job_of(args)
     try:
         # One writer per output; a second run says so at once, before any model loads.
         with folder_lock(job.out):
@@ -305,10 +186,9 @@ def run(argv: Sequence[str]) -> int:
 
 def _run_job(args: argparse.Namespace, job: Job) -> int:
     # Heavy imports only once the input is known to be good: a typo answers at once.
+    from engine.cli.terminal_progress import TerminalProgress, size_warning
     from engine.contract.residency import Residency
-    from engine.outputs.comparison_files import write_image_files
-    from engine.outputs.comparison_folder import write_comparison_folder
-    from engine.outputs.terminal_progress import TerminalProgress, size_warning
+    from engine.outputs.run_writer import write_comparison_folder, write_image_files
     from engine.pocket.model import builtin_label
     from engine.runtime.device import plan_device
     from engine.runtime.engine import Engine
@@ -365,26 +245,3 @@ def _run_job(args: argparse.Namespace, job: Job) -> int:
     print(trilemma.table())
     print(f"wrote {job.out / 'grid.png'}, {job.out / 'report.json'} and {job.out / 'reproduce.py'}")
     return EXIT_OK
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        return run(sys.argv[1:] if argv is None else argv)
-    except (UsageError, FewstepError) as exc:
-        _say(f"error: {exc}")
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        _say("interrupted")
-        return EXIT_INTERRUPTED
-    except Exception as exc:
-        if os.environ.get("FEWSTEP_DEBUG"):
-            raise
-        _say(f"unexpected failure: {type(exc).__name__}: {exc} (FEWSTEP_DEBUG=1 shows the traceback)")
-        return EXIT_FAILED
-
-
-__all__ = ["EXIT_BAD_INPUT", "EXIT_OK", "ModelInputError", "RequestError", "main"]
-
-
-if __name__ == "__main__":
-    sys.exit(main())

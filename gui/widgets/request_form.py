@@ -1,4 +1,5 @@
-"""The prompt and mode panels as an engine request, and a past request or image put back into them."""
+"""The request form: the prompt and mode panels read as an engine request, and a past request or a PNG's
+settings written back into them."""
 
 from __future__ import annotations
 

@@ -7,55 +7,36 @@ measure the free memory of a CUDA device when --vram is not given.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from engine.cli.arguments import EXIT_OK, model_paths, size, style_lora, vram_gib
 from engine.contract.errors import RequestError
 from engine.contract.modes import DEFAULT_COMPARISON, MODES, ModelRole
 from engine.contract.placement import GIB, PlanInput, five_mode_check, plan_placement
 from engine.contract.placement_text import describe_placement
-from engine.files.model_paths import ModelPaths
 from engine.files.part_sizes import model_sizes
 
-MAX_VRAM_GIB = 4096.0
 DTYPES = ("fp16", "bf16", "fp32")
 
 
-def vram_gib(text: str) -> float:
-    """--vram: free device memory in GiB, a positive number."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of GiB (e.g. 8 or 7.5)") from None
-    if not 0 < value <= MAX_VRAM_GIB:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"{text} GiB: give the free memory, above 0 and at most 4096 GiB")
-    return value
-
-
-def add_plan_parser(
-    commands: Any, *, size: Callable[[str], tuple[int, int]], style_lora: Callable[[str], object]
-) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `plan` subcommand, with the same model flags as compare."""
-    plan = commands.add_parser(
-        "plan", help="where each model part would live on a card with this much free memory (loads nothing)"
-    )
     for role in ModelRole:
-        plan.add_argument(f"--{role}", type=Path, metavar="PATH", help=f"the {role} file or folder")
-    plan.add_argument("--lora", type=style_lora, action="append", default=[], metavar="PATH[:WEIGHT]")
-    plan.add_argument("--vae", type=Path, metavar="PATH", help="a replacement VAE")
-    plan.add_argument(
+        parser.add_argument(f"--{role}", type=Path, metavar="PATH", help=f"the {role} file or folder")
+    parser.add_argument("--lora", type=style_lora, action="append", default=[], metavar="PATH[:WEIGHT]")
+    parser.add_argument("--vae", type=Path, metavar="PATH", help="a replacement VAE")
+    parser.add_argument(
         "--base-config", type=Path, metavar="DIR", help="config folder for a single-file --base"
     )
-    plan.add_argument(
+    parser.add_argument(
         "--vram",
         type=vram_gib,
         metavar="GiB",
         help="free device memory (default: measured on the CUDA device)",
     )
-    plan.add_argument("--size", type=size, default=(1024, 1024), help="WIDTHxHEIGHT (default 1024x1024)")
-    plan.add_argument("--dtype", choices=DTYPES, default="fp16", help="the run's dtype (default fp16)")
-    plan.add_argument(
+    parser.add_argument("--size", type=size, default=(1024, 1024), help="WIDTHxHEIGHT (default 1024x1024)")
+    parser.add_argument("--dtype", choices=DTYPES, default="fp16", help="the run's dtype (default fp16)")
+    parser.add_argument(
         "--modes",
         default=",".join(DEFAULT_COMPARISON),
         help=f"comma-separated, from: {', '.join(MODES)} (default: {','.join(DEFAULT_COMPARISON)})",
@@ -72,7 +53,7 @@ def measured_free_bytes() -> int:
     return int(free)
 
 
-def run_plan(args: argparse.Namespace, model_paths: Callable[[argparse.Namespace], ModelPaths]) -> int:
+def run(args: argparse.Namespace) -> int:
     names = tuple(n.strip() for n in args.modes.split(",") if n.strip())
     unknown = [n for n in names if n not in MODES]
     if unknown or not names:
@@ -99,4 +80,4 @@ def run_plan(args: argparse.Namespace, model_paths: Callable[[argparse.Namespace
     print(f"{sizes.parameters / 1e9:.3f} B parameters in the given files (read from their headers)")
     for line in describe_placement(placement, five):
         print(line)
-    return 0
+    return EXIT_OK
