@@ -1,0 +1,106 @@
+"""Every mode of the field (issue 21) against plain diffusers run with its model card's snippet, on the
+tiny fixtures in the real layouts (devtools/field_fixtures.py): fp32 on the CPU, bit for bit, the base
+loaded by the same route on both sides (tests/plain_diffusers.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from devtools.field_fixtures import FieldSet, build_field_set
+from devtools.tiny_model import TinyModelSet
+from engine.contract.modes import MODES
+from engine.contract.request import GenerationRequest, ModeResult, ModeSettings
+from engine.files.model_paths import ModelPaths
+from engine.runtime.engine import Engine
+from tests.plain_diffusers import folder_base
+from tests.plain_field_cards import AYS_SDXL, FIELD_CARDS, card_image
+
+PROMPT = "a large red circle on a blue background"
+NEGATIVE = "a green square"
+SEED = 1234
+
+
+@pytest.fixture(scope="module")
+def field(tiny_models: TinyModelSet, tmp_path_factory: pytest.TempPathFactory) -> FieldSet:
+    return build_field_set(tiny_models, tmp_path_factory.mktemp("field") / "models")
+
+
+def role_files(field: FieldSet) -> dict[str, Path]:
+    """Each role of the field's modes with the fixture its card's run uses."""
+    return {
+        spec.role: field[FIELD_CARDS[name].file].path
+        for name, spec in MODES.items()
+        if name in FIELD_CARDS and spec.role is not None
+    }
+
+
+@pytest.fixture(scope="module")
+def field_engine(tiny_models: TinyModelSet, field: FieldSet) -> Engine:
+    return Engine(ModelPaths.from_roles({"base": tiny_models.base, **role_files(field)}))
+
+
+def run(engine: Engine, mode: str, negative: str = "", **settings: object) -> ModeResult:
+    request = GenerationRequest(
+        prompt=PROMPT,
+        negative_prompt=negative,
+        seeds=(SEED,),
+        modes=(ModeSettings(mode=mode, **settings),),  # type: ignore[arg-type]
+    )
+    return engine.run(request).results[0]
+
+
+def test_every_field_mode_is_runnable_from_its_files(field_engine: Engine) -> None:
+    assert set(FIELD_CARDS) <= set(field_engine.available_modes())
+
+
+@pytest.mark.parametrize("mode", sorted(FIELD_CARDS))
+def test_image_equals_plain_diffusers_with_the_cards_snippet(
+    field_engine: Engine, field: FieldSet, tiny_models: TinyModelSet, mode: str
+) -> None:
+    card = FIELD_CARDS[mode]
+    # The CFG modes take the negative prompt, as their cards' snippets pass one.
+    negative = NEGATIVE if MODES[mode].default_guidance > 1.0 else ""
+    path = field[card.file].path if card.file else None
+    expected = card_image(mode, path, folder_base(tiny_models), PROMPT, negative, SEED)
+    run(field_engine, "ddim" if mode != "ddim" else "tcd", steps=2)  # switch into the mode
+    result = run(field_engine, mode, negative)
+    assert result.image.shape == expected.shape
+    np.testing.assert_array_equal(result.image, expected)
+    assert result.warnings == ()  # the card's own settings leave nothing to warn about
+
+
+@pytest.mark.parametrize(
+    ("mode", "timesteps"),
+    [
+        ("dmd2", [999, 749, 499, 249]),  # passed explicitly: LCM's own 4 steps are [999, 759, 499, 259]
+        ("dmd2-lora", [999, 749, 499, 249]),
+        ("hyper-unet", [800]),
+        ("ays", AYS_SDXL),
+        ("hyper-lora", [999, 749, 499, 249]),  # DDIM trailing at the file's 4 steps
+        ("pcm-normalcfg", [999, 874, 749, 624, 499, 374, 249, 124]),  # the file's 8 steps, trailing
+    ],
+)
+def test_timesteps_are_the_cards(field_engine: Engine, mode: str, timesteps: list[int]) -> None:
+    result = run(field_engine, mode)
+    assert [round(t) for t in result.timesteps] == timesteps
+    assert result.steps == len(timesteps)
+
+
+def test_eta_reaches_the_scheduler_and_is_recorded(field_engine: Engine) -> None:
+    default = run(field_engine, "tcd")
+    deterministic = run(field_engine, "tcd", eta=0.0)
+    assert default.eta == 0.3 and deterministic.eta == 0.0
+    assert not np.array_equal(default.image, deterministic.image)
+    assert run(field_engine, "flash-lora").eta is None  # a mode without eta passes none
+
+
+def test_leaving_a_cards_settings_warns(field_engine: Engine) -> None:
+    assert any("distilled for 4 steps" in w for w in run(field_engine, "hyper-lora", steps=6).warnings)
+    assert any("timesteps for 4 steps only" in w for w in run(field_engine, "dmd2-lora", steps=3).warnings)
+    assert any("outside the usual 2 to 8" in w for w in run(field_engine, "tcd", steps=12).warnings)
+    assert any(
+        "below the card's 5 to 8" in w for w in run(field_engine, "hyper-lora-cfg", guidance=2.0).warnings
+    )
