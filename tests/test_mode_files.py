@@ -21,6 +21,7 @@ from engine.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from engine.cli.user_modes import user_modes
 from engine.contract.mode_files import ModeFileError, parse_modes, user_modes_path
 from engine.contract.modes import MODES, SCHEDULERS, ModeFile
+from tests.conftest import REPO_ROOT
 from tests.test_reproduce import BLOCKER, recipe_of
 
 GOOD = """
@@ -241,3 +242,10 @@ def test_a_user_mode_runs_end_to_end_like_a_builtin_one(tiny_models: TinyModelSe
         ours = np.asarray(Image.open(out / record["file"]).convert("RGB"))
         theirs = np.asarray(Image.open(replayed / record["file"]).convert("RGB"))
         np.testing.assert_array_equal(theirs, ours, err_msg=record["file"])
+
+
+def test_the_example_in_docs_modes_md_reads() -> None:
+    text = (REPO_ROOT / "docs" / "modes.md").read_text(encoding="utf-8")
+    example = text.split("```toml", 1)[1].split("```", 1)[0]
+    (spec,) = parse_modes(example, "modes.md", source="modes.md", known=tuple(MODES.values()))
+    assert spec.role == "tcd-lora" and spec.timesteps_for(8) is not None and spec.eta == 0.1
