@@ -165,6 +165,13 @@ class ModeRegistry(Mapping[str, ModeSpec]):
             for spec in specs:
                 self._specs.pop(spec.name, None)
 
+    def set_source(self, source: str, specs: Iterable[ModeSpec]) -> None:
+        """The modes read from one file, replacing what that file gave before (the window reads the
+        config folder's file at each start, and a test may start it more than once)."""
+        for name in [n for n, s in self._specs.items() if s.source == source]:
+            del self._specs[name]
+        self.add(specs)
+
     def role_files(self) -> dict[str, ModeFile]:
         """Every role a mode declares, with the kind of file it is."""
         return {s.role: s.file for s in self._specs.values() if s.role is not None}
