@@ -114,9 +114,9 @@ def parse_modes(
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         found = re.search(r"at line (\d+), column (\d+)", str(exc))
-        where = f"line {found.group(1)}, column {found.group(2)}" if found else "syntax"
+        place = f"line {found.group(1)}, column {found.group(2)}" if found else "syntax"
         problem = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
-        raise ModeFileError(f"{name}, {where}: not valid TOML ({problem})") from None
+        raise ModeFileError(f"{name}, {place}: not valid TOML ({problem})") from None
     where = _Where(name, text)
     extra = sorted(set(data) - {"mode"})
     if extra:

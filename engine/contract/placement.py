@@ -85,7 +85,7 @@ FIXED_PARTS: tuple[Part, ...] = (
     Part.LCM_LORA,
     Part.LIGHTNING_LORA,
 )
-_ROLE_PARTS = {
+_ROLE_PARTS: dict[str, Part] = {
     ModelRole.LCM_UNET: Part.LCM_UNET,
     ModelRole.LIGHTNING_UNET: Part.LIGHTNING_UNET,
     ModelRole.LCM_LORA: Part.LCM_LORA,

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.contract.modes import ModelRole
 from engine.files.model_files import ModelFile, check_role, check_unet_fits
+
+RoleT = TypeVar("RoleT", bound=str)  # a ModelRole or any role's name
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ class ModelPaths:
     models: tuple[tuple[str, Path], ...] = ()
 
     @classmethod
-    def from_roles(cls, roles: Mapping[str, Path | None], **others: Any) -> ModelPaths:
+    def from_roles(cls, roles: Mapping[RoleT, Path | None], **others: Any) -> ModelPaths:
         """The one way to build paths from files by role (others: styles, vae, base_config, builtin)."""
         fixed = set(ModelRole)
         fields: dict[str, Any] = {

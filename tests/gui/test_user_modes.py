@@ -50,5 +50,8 @@ def test_a_bad_file_is_one_line_and_the_builtin_modes_stay(modes_toml: Path) -> 
     before = dict(MODES)
     modes_toml.write_text(MODE.replace("steps = 12", "steps = 0"), encoding="utf-8")
     problem = add_user_modes()
-    assert problem == f"{modes_toml}, line 8: steps: 0 is outside 1 to 1000; running with the built-in modes only"
+    assert (
+        problem
+        == f"{modes_toml}, line 8: steps: 0 is outside 1 to 1000; running with the built-in modes only"
+    )
     assert dict(MODES) == before
