@@ -49,6 +49,7 @@ _KNOWN = frozenset(
         "lora_scale",
         "native_size",
         "sampler_label",
+        "schedule_label",
         "card",
     }
 )
@@ -197,6 +198,7 @@ def _spec(table: Mapping[str, Any], index: int, where: _Where, source: str) -> M
         sampler_label=get.string("sampler_label")
         if "sampler_label" in table
         else scheduler.removesuffix("Scheduler"),
+        schedule_label=get.string("schedule_label") if "schedule_label" in table else None,
         eta=eta,
         eta_range=get.number_pair("eta_range") if "eta_range" in table else None,
         timesteps=MappingProxyType(timesteps),

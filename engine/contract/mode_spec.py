@@ -93,6 +93,7 @@ class ModeSpec:
     recommended_steps: tuple[int, int]
     recommended_guidance: tuple[float, float]
     sampler_label: str  # AUTOMATIC1111's "Sampler" name, for PNG metadata
+    schedule_label: str | None = None  # its "Schedule type"; None: told from the scheduler's spacing
     eta: float | None = None  # passed to the pipeline call (TCD's gamma); None: not passed
     eta_range: tuple[float, float] | None = None
     # Explicit timesteps by step count (DMD2's [999, 749, 499, 249] is on no scheduler's own grid);
