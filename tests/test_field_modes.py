@@ -4,6 +4,7 @@ loaded by the same route on both sides (tests/plain_diffusers.py)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,10 @@ import pytest
 from devtools.field_fixtures import FieldSet, build_field_set
 from devtools.tiny_model import TinyModelSet
 from engine.contract.modes import MODES
+from engine.contract.placement import Measure, PlanInput, Where, plan_placement
 from engine.contract.request import GenerationRequest, ModeResult, ModeSettings
 from engine.files.model_paths import ModelPaths
+from engine.files.part_sizes import model_sizes
 from engine.runtime.engine import Engine
 from tests.plain_diffusers import folder_base
 from tests.plain_field_cards import AYS_SDXL, FIELD_CARDS, card_image
@@ -104,3 +107,37 @@ def test_leaving_a_cards_settings_warns(field_engine: Engine) -> None:
     assert any(
         "below the card's 5 to 8" in w for w in run(field_engine, "hyper-lora-cfg", guidance=2.0).warnings
     )
+
+
+def test_dmd2s_one_step_file_runs_the_cards_one_step_timesteps(field_engine: Engine) -> None:
+    # Only the name tells the 1-step UNet from the 4-step one (the same keys and shapes); the engine
+    # reads the step count from it and picks the card's [399].
+    four = field_engine.files["dmd2-unet"]
+    one = replace(four, path=four.path.with_name("dmd2_sdxl_1step_unet_fp16.safetensors"))
+    field_engine.files["dmd2-unet"] = one
+    try:
+        result = run(field_engine, "dmd2")
+    finally:
+        field_engine.files["dmd2-unet"] = four
+    assert (result.steps, [round(t) for t in result.timesteps], result.warnings) == (1, [399], ())
+
+
+def test_the_plan_counts_each_roles_own_part(tiny_models: TinyModelSet, field: FieldSet) -> None:
+    sizes = model_sizes(ModelPaths.from_roles({"base": tiny_models.base, **role_files(field)})).bytes_in(
+        "fp32"
+    )
+    assert {"dmd2-unet", "hyper-unet", "tcd-lora", "flash-lora"} <= set(sizes)
+    plan = plan_placement(
+        PlanInput(
+            sizes=sizes, dtype="fp32", free_bytes=0, modes=("dmd2", "tcd", "hyper-unet"), width=64, height=64
+        ),
+        forced=(Measure.DISTILLED_UNETS_WAIT,),
+    )
+    assert [m.mode for m in plan.modes] == ["tcd", "dmd2", "hyper-unet"]  # base-UNet modes first
+    # One full distilled UNet at a time, whatever its role: each comes in for its mode only.
+    assert (
+        "dmd2-unet" in plan.mode("dmd2").denoise_parts and "hyper-unet" not in plan.mode("dmd2").denoise_parts
+    )
+    assert {"tcd-lora", "base unet"} <= plan.mode("tcd").denoise_parts
+    assert "dmd2-unet" not in plan.mode("hyper-unet").denoise_parts
+    assert plan.resting["dmd2-unet"] is Where.CPU and plan.resting["tcd-lora"] is Where.DEVICE
