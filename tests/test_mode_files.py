@@ -249,3 +249,23 @@ def test_the_example_in_docs_modes_md_reads() -> None:
     example = text.split("```toml", 1)[1].split("```", 1)[0]
     (spec,) = parse_modes(example, "modes.md", source="modes.md", known=tuple(MODES.values()))
     assert spec.role == "tcd-lora" and spec.timesteps_for(8) is not None and spec.eta == 0.1
+
+
+def test_model_flag_refuses_an_unknown_role_a_wrong_file_and_a_file_given_twice(
+    tiny_models: TinyModelSet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    run = ["compare", "--prompt", "x", "--base", str(tiny_models.base), "--out", str(out)]
+    lora = str(tiny_models.lcm_lora)
+    assert main([*run, "--model", f"nope-lora={lora}"]) == EXIT_BAD_INPUT
+    assert main([*run, "--model", f"dmd2-unet={lora}"]) == EXIT_BAD_INPUT
+    assert main([*run, "--lcm-lora", lora, "--model", f"lcm-lora={lora}"]) == EXIT_BAD_INPUT
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 3, lines
+    assert "unknown file role 'nope-lora'" in lines[0] and "tcd-lora" in lines[0]
+    assert (
+        f"--model dmd2-unet={lora}: this is an LCM-LoRA, but --model dmd2-unet takes a full SDXL UNet"
+        in lines[1]
+    )
+    assert "the lcm-lora file is given twice" in lines[2]
+    assert not out.exists()

@@ -330,6 +330,10 @@ def check_role(role: str, path: Path) -> ModelFile:
     option = f"--{role}" if role in set(ModelRole) else f"--model {role}="
     file_kind = MODES.role_files().get(role)
     accepts = _ACCEPTS.get(role) or (_ACCEPTS_BY_FILE.get(file_kind) if file_kind is not None else None)
+    if file_kind is ModeFile.PIPELINE:
+        raise ModelInputError(
+            f"{option}{path}: {role} is a whole pipeline (file = \"pipeline\"), which Fewstep cannot run yet"
+        )
     if accepts is None:
         known = ", ".join(sorted({ModelRole.BASE, *MODES.role_files()}))
         raise ModelInputError(f"{option}{path}: no mode uses a file called {role!r}; known: {known}")
