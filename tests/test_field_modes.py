@@ -13,7 +13,7 @@ import pytest
 from devtools.field_fixtures import FieldSet, build_field_set
 from devtools.tiny_model import TinyModelSet
 from engine.contract.modes import MODES
-from engine.contract.placement import Measure, PlanInput, Where, plan_placement
+from engine.contract.placement import Measure, Part, PlanInput, Where, plan_placement
 from engine.contract.request import GenerationRequest, ModeResult, ModeSettings
 from engine.files.model_paths import ModelPaths
 from engine.files.part_sizes import model_sizes
@@ -140,4 +140,4 @@ def test_the_plan_counts_each_roles_own_part(tiny_models: TinyModelSet, field: F
     )
     assert {"tcd-lora", "base unet"} <= plan.mode("tcd").denoise_parts
     assert "dmd2-unet" not in plan.mode("hyper-unet").denoise_parts
-    assert plan.resting["dmd2-unet"] is Where.CPU and plan.resting["tcd-lora"] is Where.DEVICE
+    assert plan.resting[Part("dmd2-unet")] is Where.CPU and plan.resting[Part("tcd-lora")] is Where.DEVICE
