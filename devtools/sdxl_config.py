@@ -4,7 +4,7 @@
 ``model_index.json``, each component's config, the scheduler config and both tokenizers (no weights);
 without one it looks them up on the Hugging Face hub (docs/model-files.md). Fewstep ships that folder
 as ``resources/sdxl-base-config``: every file byte-identical to stabilityai/stable-diffusion-xl-base-1.0 at
-revision ``SDXL_BASE_REVISION`` (tests/test_sdxl_config.py checks each file's SHA-256).
+revision ``SDXL_BASE_REVISION`` (tests/devtools/test_sdxl_config.py checks each file's SHA-256).
 
 The CLIP BPE vocabulary cannot be downloaded where Fewstep is built. The open-clip-torch package ships the
 same BPE (``bpe_simple_vocab_16e6.txt.gz``, OpenAI's file), from which ``vocab.json`` and ``merges.txt`` are

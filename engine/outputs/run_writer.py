@@ -41,8 +41,8 @@ from engine.outputs.comparison_files import (
     result_record,
     version_of,
 )
-from engine.outputs.record import record_additions
-from engine.outputs.trilemma import Trilemma
+from engine.outputs.reproduce import SCRIPT_NAME, replay_recipe, write_reproduce
+from engine.outputs.trilemma import Trilemma, trilemma_of
 
 HISTORY_FOLDER = "history"
 RECORD_FORMAT = "fewstep-run-1"
@@ -88,6 +88,35 @@ def write_image_files(
 
 
 # --- comparison folders: fewstep compare --out, and the GUI's export --------------------------------
+
+
+# What report.json adds for a record anyone can check and replay: the trilemma, the runtime, the
+# model files with their hashes, and reproduce.py beside the images.
+def record_additions(
+    out_dir: Path,
+    comparison: ComparisonResult,
+    context: RunContext,
+    files: dict[str, str],
+    trilemma: Trilemma | None = None,
+) -> dict[str, Any]:
+    """report.json's new keys; writes reproduce.py when the context says how to load the files.
+
+    `files` maps "mode/seed" to each image's file name; `trilemma`, when already measured (the GUI
+    measures it as tiles finish), is not measured again."""
+    measured = trilemma if trilemma is not None else trilemma_of(comparison)
+    additions: dict[str, Any] = {
+        "trilemma": measured.as_json(),
+        "device_type": context.device_type,
+        "dtype": context.dtype,
+        "model_files": [record.as_json() for record in context.model_files],
+    }
+    if context.replay is not None:
+        recipe = replay_recipe(comparison, context.replay, files)
+        write_reproduce(out_dir, recipe)
+        additions["reproduce"] = {"script": SCRIPT_NAME, "cannot_replay": recipe["cannot_replay"]}
+    else:
+        additions["reproduce"] = None
+    return additions
 
 
 def write_comparison(

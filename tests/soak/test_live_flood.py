@@ -9,7 +9,7 @@ from pytestqt.qtbot import QtBot
 
 from engine.runtime.memory import process_rss
 from tests.gui.conftest import WindowMaker
-from tests.gui.test_live_mode import live_window, settle
+from tests.gui.state.test_live_mode import live_window, settle
 from tests.soak.conftest import COUNTS, report
 
 

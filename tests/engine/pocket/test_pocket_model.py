@@ -25,8 +25,7 @@ from engine.pocket.model import (
     pocket_model_paths,
 )
 from engine.runtime.engine import Engine
-
-from .conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT
 
 POCKET = REPO_ROOT / "resources" / "pocket"
 PROMPT = "a large red circle on a blue background, top left"

@@ -28,8 +28,7 @@ from devtools.pocket.train.distill import (
 from devtools.tiny_model import scheduler_config as sdxl_scheduler_file
 from engine.files.model_files import inspect_path
 from engine.runtime.loading import load_lora
-
-from .conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT
 
 
 def scheduler_config() -> dict[str, object]:

@@ -224,7 +224,8 @@ def test_five_mode_check_and_text() -> None:
     assert "does not fit at 1024x1024" in small and "group offloading" in small
 
 
-def print_plans() -> None:  # pragma: no cover - `python -m tests.test_placement` prints the goal
+# `python -m tests.engine.contract.test_placement` prints the goal's plans.
+def print_plans() -> None:  # pragma: no cover
     for card in (6, 8, 12, 24):
         print("\n".join(describe_placement(plan(card, "fp16"))), end="\n\n")
 

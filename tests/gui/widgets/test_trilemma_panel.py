@@ -20,7 +20,7 @@ from gui.state.jobs import EngineConfig
 from gui.state.worker import LoadedEngine
 from gui.widgets.trilemma_panel import TrilemmaPanel, bar_fraction
 from tests.gui.conftest import JOB_MS, WindowMaker, two_step_modes
-from tests.gui.test_main_window import run_comparison
+from tests.gui.widgets.test_main_window import run_comparison
 
 
 def small_table(images_per_mode: int) -> Trilemma:

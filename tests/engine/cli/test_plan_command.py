@@ -19,7 +19,7 @@ from engine.files.model_paths import ModelPaths
 from engine.files.part_sizes import model_sizes
 from engine.runtime.engine import Engine
 from tests.conftest import REPO_ROOT, model_paths_of
-from tests.test_cli import model_args
+from tests.engine.cli.test_cli import model_args
 
 
 def test_plan_prints_each_part_from_the_headers(

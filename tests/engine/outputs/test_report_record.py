@@ -12,7 +12,7 @@ import pytest
 from devtools.tiny_model import TinyModelSet
 from engine.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from engine.outputs.trilemma import METRIC_KEYS
-from tests.test_cli import model_args
+from tests.engine.cli.test_cli import model_args
 
 
 def test_compare_with_seeds_writes_the_trilemma_and_the_file_hashes(

@@ -22,8 +22,8 @@ from engine.contract.modes import DEFAULT_COMPARISON
 from engine.runtime.device import DevicePlan
 from engine.runtime.engine import Engine
 from tests.conftest import REPO_ROOT, model_paths_of
+from tests.engine.runtime.test_engine_modes import PROMPT, SEED, run_mode
 from tests.plain_diffusers import CARDS, folder_base
-from tests.test_engine_modes import PROMPT, SEED, run_mode
 
 HALF_DTYPES = (torch.float16, torch.bfloat16)
 

@@ -104,7 +104,7 @@ def test_a_single_file_base_gets_a1111s_model_hash(single_engine: Engine, single
     import hashlib
 
     whole = hashlib.sha256(single_file.read_bytes()).hexdigest()
-    # A1111's "AutoV2" short hash, which png_parameters_for writes as `Model hash` (tests/test_infotext.py).
+    # A1111's "AutoV2" short hash, which png_parameters_for writes as `Model hash` (tests/engine/outputs/test_infotext.py).
     assert single_engine.run_context().model_hash == whole[:10]
 
 

@@ -164,7 +164,7 @@ def test_a_dropped_png_keeps_its_style_loras(
 ) -> None:
     from PIL import Image, PngImagePlugin
 
-    from tests.gui.test_main_window import drop
+    from tests.gui.widgets.test_main_window import drop
 
     folder = tmp_path / "models"
     first, second = style_copies(tiny_models, folder)
