@@ -42,7 +42,7 @@ class GuidanceKind(StrEnum):
 
 
 # diffusers schedulers a mode may name, each with whether its set_timesteps takes an explicit
-# `timesteps` list (diffusers 0.42.1; tests/test_mode_files.py checks both facts against diffusers).
+# `timesteps` list (diffusers 0.42.1; tests/engine/contract/test_mode_files.py checks both against diffusers).
 # Listed here because the contract is torch-free and cannot import diffusers to ask.
 SCHEDULERS: Mapping[str, bool] = MappingProxyType(
     {

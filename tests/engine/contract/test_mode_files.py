@@ -22,7 +22,7 @@ from engine.cli.user_modes import user_modes
 from engine.contract.mode_files import ModeFileError, parse_modes, user_modes_path
 from engine.contract.modes import MODES, SCHEDULERS, ModeFile
 from tests.conftest import REPO_ROOT
-from tests.test_reproduce import BLOCKER, recipe_of
+from tests.engine.outputs.test_reproduce import BLOCKER, recipe_of
 
 GOOD = """
 [[mode]]
