@@ -332,7 +332,7 @@ def check_role(role: str, path: Path) -> ModelFile:
     accepts = _ACCEPTS.get(role) or (_ACCEPTS_BY_FILE.get(file_kind) if file_kind is not None else None)
     if file_kind is ModeFile.PIPELINE:
         raise ModelInputError(
-            f"{option}{path}: {role} is a whole pipeline (file = \"pipeline\"), which Fewstep cannot run yet"
+            f'{option}{path}: {role} is a whole pipeline (file = "pipeline"), which Fewstep cannot run yet'
         )
     if accepts is None:
         known = ", ".join(sorted({ModelRole.BASE, *MODES.role_files()}))
