@@ -31,10 +31,10 @@ class CardRun:
 
     file: str  # the fixture's name in the field set
     unet: bool  # a bare UNet state dict replacing the base's, else a LoRA
-    scheduler: Callable[[Any], Any]  # base scheduler config -> the card's scheduler
-    call: Mapping[str, Any] = field(
-        default_factory=dict
-    )  # num_inference_steps, guidance_scale, eta, timesteps
+    scheduler: Callable[[Any], Any] | None  # base scheduler config -> the card's; None: the pipeline's own
+    # num_inference_steps, guidance_scale, eta, timesteps
+    call: Mapping[str, Any] = field(default_factory=dict)
+    pipeline: bool = False  # a whole pipeline folder, loaded as its card does (SDXL-Turbo)
 
 
 def _trailing_ddim(config: Any) -> Any:
@@ -104,6 +104,10 @@ FIELD_CARDS: dict[str, CardRun] = {
     "flash-lora": CardRun(
         "flash", False, LCMScheduler.from_config, {"num_inference_steps": 4, "guidance_scale": 0.0}
     ),
+    # The card loads the whole folder, its own scheduler (EulerAncestral, trailing) with it.
+    "turbo": CardRun(
+        "turbo-folder", False, None, {"num_inference_steps": 1, "guidance_scale": 0.0}, pipeline=True
+    ),
     "ays": CardRun(
         "",
         False,
@@ -118,7 +122,9 @@ def card_image(
 ) -> np.ndarray:
     """The card's image of `mode` from the fixture at `path` (None for a mode without a file)."""
     card = FIELD_CARDS[mode]
-    if card.unet and path is not None:
+    if card.pipeline and path is not None:
+        pipe = BaseFiles(path).pipeline()
+    elif card.unet and path is not None:
         # The cards' route for a bare UNet: the base config, then the file's state dict copied in.
         unet = UNet2DConditionModel.from_config(
             UNet2DConditionModel.load_config(base.configs, subfolder="unet")
@@ -129,7 +135,8 @@ def card_image(
         pipe = base.pipeline()
         if path is not None:
             pipe.load_lora_weights(str(path))
-    pipe.scheduler = card.scheduler(pipe.scheduler.config)
+    if card.scheduler is not None:
+        pipe.scheduler = card.scheduler(pipe.scheduler.config)
     generator = torch.Generator("cpu").manual_seed(seed)
     out = pipe(prompt, negative_prompt=negative_prompt or None, generator=generator, **card.call)
     return np.asarray(out.images[0])

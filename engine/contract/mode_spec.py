@@ -30,7 +30,9 @@ class ModeFile(StrEnum):
     NONE = "none"  # the base alone, with another scheduler
     UNET = "unet"  # a full distilled UNet in place of the base's
     LORA = "lora"  # a LoRA on the base UNet
-    PIPELINE = "pipeline"  # a whole pipeline of its own (SDXL-Turbo): declared, not yet runnable
+    # A whole pipeline of its own (SDXL-Turbo). Runs where its text encoders and VAE are the base's, bit for
+    # bit: then only its UNet is its own, as a full UNet's mode.
+    PIPELINE = "pipeline"
 
 
 class GuidanceKind(StrEnum):
@@ -119,8 +121,8 @@ class ModeSpec:
 
     @property
     def unet_role(self) -> str | None:
-        """The full UNet's role, if the mode replaces the base UNet."""
-        return self.role if self.file is ModeFile.UNET else None
+        """The role of the UNet that replaces the base's: a full UNet's, or a whole pipeline's."""
+        return self.role if self.file in (ModeFile.UNET, ModeFile.PIPELINE) else None
 
     @property
     def on_base_unet(self) -> bool:

@@ -100,7 +100,11 @@ def part_of_role(role: str) -> Part:
 
 def full_unet_parts() -> frozenset[Part]:
     """Every full distilled UNet a known mode can bring."""
-    return frozenset(part_of_role(role) for role, kind in MODES.role_files().items() if kind is ModeFile.UNET)
+    return frozenset(
+        part_of_role(role)
+        for role, kind in MODES.role_files().items()
+        if kind in (ModeFile.UNET, ModeFile.PIPELINE)
+    )
 
 
 def adapter_parts() -> frozenset[Part]:

@@ -322,6 +322,10 @@ _ACCEPTS_BY_FILE: Mapping[ModeFile, tuple[tuple[FileKind, ...], str]] = {
         "a full SDXL UNet: a bare UNet state dict (.safetensors) or a UNet folder",
     ),
     ModeFile.LORA: (_LORAS, "an SDXL LoRA .safetensors file"),
+    ModeFile.PIPELINE: (
+        (FileKind.SDXL_FOLDER, FileKind.SDXL_SINGLE_FILE),
+        "a whole SDXL pipeline: a diffusers folder, or one file like sd_xl_turbo_1.0_fp16.safetensors",
+    ),
 }
 
 
@@ -330,10 +334,6 @@ def check_role(role: str, path: Path) -> ModelFile:
     option = f"--{role}" if role in set(ModelRole) else f"--model {role}="
     file_kind = MODES.role_files().get(role)
     accepts = _ACCEPTS.get(role) or (_ACCEPTS_BY_FILE.get(file_kind) if file_kind is not None else None)
-    if file_kind is ModeFile.PIPELINE:
-        raise ModelInputError(
-            f'{option}{path}: {role} is a whole pipeline (file = "pipeline"), which Fewstep cannot run yet'
-        )
     if accepts is None:
         known = ", ".join(sorted({ModelRole.BASE, *MODES.role_files()}))
         raise ModelInputError(f"{option}{path}: no mode uses a file called {role!r}; known: {known}")

@@ -155,7 +155,9 @@ def _base_sizes(info: ModelFile) -> dict[Part, PartSize]:
 def _unet_only(info: ModelFile, part: Part) -> dict[Part, PartSize]:
     if info.kind in (FileKind.LCM_UNET, FileKind.UNET_FOLDER):
         return _folder_sizes(info.path, part)
-    if info.kind is FileKind.LIGHTNING_CHECKPOINT:  # only its UNet is used
+    if info.kind is FileKind.SDXL_FOLDER:  # a whole pipeline (SDXL-Turbo): only its UNet is its own
+        return _folder_sizes(info.path / "unet", part)
+    if info.kind in (FileKind.LIGHTNING_CHECKPOINT, FileKind.SDXL_SINGLE_FILE):  # only its UNet is used
         return header_sizes(info.path, lambda k: part if k.startswith("model.diffusion_model.") else None)
     return header_sizes(info.path, lambda _key: part)
 
@@ -182,7 +184,7 @@ def model_sizes(paths: ModelPaths, config_dir: Path | None = None) -> ModelSizes
     kinds = MODES.role_files()
     for role, info in files.items():
         part = part_of_role(role)
-        if kinds.get(role) is ModeFile.UNET:
+        if kinds.get(role) in (ModeFile.UNET, ModeFile.PIPELINE):  # a pipeline's own part is its UNet
             _merge(sizes, _unet_only(info, part))
         elif kinds.get(role) is ModeFile.LORA:
             _merge(sizes, header_sizes(info.path, _lora_part(part, part)))

@@ -48,6 +48,7 @@ from engine.runtime.loading import (
     load_base,
     load_full_unet,
     load_lora,
+    load_pipeline_unet,
     load_vae,
     share_weights,
 )
@@ -110,8 +111,8 @@ class Engine:
             base_info.path if base_info.kind is FileKind.SDXL_FOLDER else sdxl_config_dir()
         )
         kinds = MODES.role_files()
-        # Every role's file whose modes can run (a whole pipeline cannot yet: see ModeFile.PIPELINE).
-        unet_roles = [r for r in self.files if kinds.get(r) is ModeFile.UNET]
+        # Every role's own UNet: a full distilled UNet's, or a whole pipeline's (SDXL-Turbo).
+        unet_roles = [r for r in self.files if kinds.get(r) in (ModeFile.UNET, ModeFile.PIPELINE)]
         lora_roles = [r for r in self.files if kinds.get(r) is ModeFile.LORA]
         parts_total = 1 + (paths.vae is not None) + len(unet_roles) + len(lora_roles) + len(paths.styles)
         parts_done = [0]
@@ -148,9 +149,21 @@ class Engine:
         self.pipes: dict[str, Any] = {ModelRole.BASE: self.base}
         for role in unet_roles:
             progress = loading(f"the {_unet_label(role)}")
-            unet = load_full_unet(
-                self.files[role], _option(role), self.base.unet, self.config_dir, cpu, dtype, progress
-            )
+            if kinds[role] is ModeFile.PIPELINE:
+                unet = load_pipeline_unet(
+                    self.files[role],
+                    _option(role),
+                    self.base,
+                    self.config_dir,
+                    cpu,
+                    dtype,
+                    progress,
+                    own_vae=paths.vae is None,
+                )
+            else:
+                unet = load_full_unet(
+                    self.files[role], _option(role), self.base.unet, self.config_dir, cpu, dtype, progress
+                )
             self.pipes[role] = self._pipeline_with(unet)
         # Each distillation LoRA gets its own twin of the base UNet: the same weight tensors (no
         # copy), its own peft wrappers. Switching between base, LCM-LoRA and Lightning LoRA is then

@@ -115,6 +115,14 @@ def replay_files(loaded: LoadedFiles) -> dict[str, Any]:
         key = replay_key(role)
         if kinds.get(role) is ModeFile.LORA:
             recipe[key] = str(info.path)
+        elif info.kind in (FileKind.SDXL_FOLDER, FileKind.SDXL_SINGLE_FILE):  # a whole pipeline's UNet
+            single = info.kind is FileKind.SDXL_SINGLE_FILE
+            recipe[key] = {
+                "path": str(info.path),
+                "pipeline": True,
+                "single_file": single,
+                "variant": None if single else variant_for(info.path / "unet", dtype),
+            }
         elif info.kind in (FileKind.LCM_UNET, FileKind.UNET_FOLDER):  # a diffusers UNet folder
             recipe[key] = {"path": str(info.path), "variant": variant_for(info.path, dtype), "folder": True}
         else:  # a bare UNet state dict, or an all-in-one checkpoint's UNet

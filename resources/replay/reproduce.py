@@ -79,11 +79,19 @@ def distilled_unet(files: dict[str, Any], which: str, base: Any, dtype: Any, dev
     from safetensors.torch import load_file
 
     unet_file = files[which]
-    if unet_file.get("folder") or which == "lcm_unet":  # a diffusers UNet folder, as lcm-sdxl
+    if unet_file.get("pipeline") and not unet_file["single_file"]:  # a whole pipeline's folder (SDXL-Turbo)
+        unet = UNet2DConditionModel.from_pretrained(
+            unet_file["path"],
+            subfolder="unet",
+            dtype=dtype,
+            variant=unet_file["variant"],
+            local_files_only=True,
+        )
+    elif unet_file.get("folder") or which == "lcm_unet":  # a diffusers UNet folder, as lcm-sdxl
         unet = UNet2DConditionModel.from_pretrained(
             unet_file["path"], dtype=dtype, variant=unet_file["variant"], local_files_only=True
         )
-    elif unet_file["single_file"]:  # an all-in-one Lightning checkpoint: its UNet only
+    elif unet_file["single_file"]:  # an all-in-one checkpoint (Lightning's, SDXL-Turbo's): its UNet only
         unet = UNet2DConditionModel.from_single_file(
             unet_file["path"],
             config=files["base"]["config"],

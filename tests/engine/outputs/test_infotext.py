@@ -119,6 +119,7 @@ def test_a1111_names_for_each_mode(tmp_path: Path) -> None:
         "pcm-lora": ("DDIM", "SGM Uniform"),
         "pcm-normalcfg": ("DDIM", "SGM Uniform"),
         "flash-lora": ("LCM", "Automatic"),
+        "turbo": ("Euler a", "SGM Uniform"),
     }
 
 

@@ -4,20 +4,29 @@ loaded by the same route on both sides (tests/plain_diffusers.py)."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+from safetensors.torch import load_file, save_file
 
 from devtools.field_fixtures import FieldSet, build_field_set
 from devtools.tiny_model import TinyModelSet
+from engine.contract.errors import ModelInputError
 from engine.contract.modes import MODES
 from engine.contract.placement import Measure, Part, PlanInput, Where, plan_placement
 from engine.contract.request import GenerationRequest, ModeResult, ModeSettings
 from engine.files.model_paths import ModelPaths
 from engine.files.part_sizes import model_sizes
+from engine.outputs.run_writer import write_comparison
 from engine.runtime.engine import Engine
+from tests.engine.outputs.test_reproduce import BLOCKER, recipe_of
 from tests.plain_diffusers import folder_base
 from tests.plain_field_cards import AYS_SDXL, FIELD_CARDS, card_image
 
@@ -72,7 +81,9 @@ def test_image_equals_plain_diffusers_with_the_cards_snippet(
     result = run(field_engine, mode, negative)
     assert result.image.shape == expected.shape
     np.testing.assert_array_equal(result.image, expected)
-    assert result.warnings == ()  # the card's own settings leave nothing to warn about
+    # The card's own settings leave nothing to warn about, but the tiny size for a model trained at 512.
+    size = MODES[mode].native_size
+    assert result.warnings == ((f"{mode}: trained at 512x512; 64x64 gives poorer images",) if size else ())
 
 
 @pytest.mark.parametrize(
@@ -82,6 +93,7 @@ def test_image_equals_plain_diffusers_with_the_cards_snippet(
         ("dmd2-lora", [999, 749, 499, 249]),
         ("hyper-unet", [800]),
         ("ays", AYS_SDXL),
+        ("turbo", [999]),  # Euler ancestral, trailing, 1 step
         ("hyper-lora", [999, 749, 499, 249]),  # DDIM trailing at the file's 4 steps
         ("pcm-normalcfg", [999, 874, 749, 624, 499, 374, 249, 124]),  # the file's 8 steps, trailing
     ],
@@ -141,3 +153,47 @@ def test_the_plan_counts_each_roles_own_part(tiny_models: TinyModelSet, field: F
     assert {"tcd-lora", "base unet"} <= plan.mode("tcd").denoise_parts
     assert "dmd2-unet" not in plan.mode("hyper-unet").denoise_parts
     assert plan.resting[Part("dmd2-unet")] is Where.CPU and plan.resting[Part("tcd-lora")] is Where.DEVICE
+
+
+def test_field_modes_replay_bit_for_bit(field_engine: Engine, tmp_path: Path) -> None:
+    """reproduce.py rebuilds a whole pipeline's, a full UNet's and an eta mode's images with plain diffusers."""
+    modes = ("turbo", "dmd2", "tcd", "hyper-lora")
+    request = GenerationRequest(
+        prompt=PROMPT, seeds=(SEED,), modes=tuple(ModeSettings(mode=m) for m in modes)
+    )
+    out = tmp_path / "comparison"
+    out.mkdir()
+    write_comparison(out, field_engine.run(request), field_engine.run_context())
+    recipe = recipe_of(out)
+    assert recipe["files"]["turbo"]["pipeline"] and recipe["cannot_replay"] == []
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "FEWSTEP_THREADS")}
+    replayed = tmp_path / "replayed"
+    done = subprocess.run(
+        [sys.executable, "-c", BLOCKER, str(out / "reproduce.py"), "--out", str(replayed)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for image in recipe["images"]:
+        ours = np.asarray(Image.open(out / image["file"]).convert("RGB"))
+        theirs = np.asarray(Image.open(replayed / image["file"]).convert("RGB"))
+        np.testing.assert_array_equal(theirs, ours, err_msg=image["file"])
+
+
+def test_a_pipeline_whose_vae_is_not_the_bases_is_refused_in_one_line(
+    tiny_models: TinyModelSet, field: FieldSet, tmp_path: Path
+) -> None:
+    turbo = tmp_path / "sdxl-turbo"
+    shutil.copytree(field["turbo-folder"].path, turbo)
+    for weights in (turbo / "vae").glob("*.safetensors"):
+        state = load_file(weights)
+        save_file({k: v + 1e-3 if v.is_floating_point() else v for k, v in state.items()}, weights)
+    with pytest.raises(ModelInputError) as caught:
+        Engine(ModelPaths.from_roles({"base": tiny_models.base, "turbo": turbo}))
+    assert str(caught.value) == (
+        f"--model turbo={turbo}: its vae differs from the base's; Fewstep runs a whole pipeline only where"
+        " its text encoders and VAE are the base's, for now"
+    )
