@@ -12,6 +12,7 @@ in a few pixels. The same files through the same route sit at the same offsets, 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -96,12 +97,43 @@ def card_lcm(
     return _image(pipe, prompt, seed, 4, 8.0)
 
 
+def with_lora(pipe: Any, lora: Path, *, fused: bool, styles: tuple[tuple[Path, float], ...] = ()) -> Any:
+    """A distillation LoRA on a plain pipeline, as its model card loads it: `load_lora_weights`, then
+    `fuse_lora()` (fused) or left as an adapter (unfused); then each style LoRA, unfused, at its weight.
+
+    Fused with styles, the LoRA's wrappers are unloaded first (`unload_lora_weights()` keeps the fused
+    weights): peft skips every unfused adapter of a layer that holds a fused one."""
+    pipe.load_lora_weights(str(lora), adapter_name="distilled")
+    names, weights = ([], []) if fused else (["distilled"], [1.0])
+    if fused:
+        pipe.fuse_lora()
+        if styles:
+            pipe.unload_lora_weights()
+    for index, (path, weight) in enumerate(styles):
+        with warnings.catch_warnings():
+            # peft warns at each adapter after the first in one model; several are the point here.
+            warnings.filterwarnings("ignore", message="Already found a `peft_config`", category=UserWarning)
+            pipe.load_lora_weights(str(path), adapter_name=f"style-{index}")
+        names.append(f"style-{index}")
+        weights.append(weight)
+    if styles:
+        pipe.set_adapters(names, adapter_weights=weights)
+    return pipe
+
+
 def card_lcm_lora(
-    models: TinyModelSet, base: BaseFiles, prompt: str, seed: int, *, dtype: torch.dtype = torch.float32
+    models: TinyModelSet,
+    base: BaseFiles,
+    prompt: str,
+    seed: int,
+    *,
+    dtype: torch.dtype = torch.float32,
+    fused: bool = True,
+    styles: tuple[tuple[Path, float], ...] = (),
 ) -> np.ndarray:
     pipe = base.pipeline(dtype)
     pipe.scheduler = LCMScheduler.from_config(pipe.scheduler.config)
-    pipe.load_lora_weights(str(models.lcm_lora))
+    with_lora(pipe, models.lcm_lora, fused=fused, styles=styles)
     return _image(pipe, prompt, seed, 4, 1.0)
 
 
@@ -132,11 +164,18 @@ def card_lightning(
 
 
 def card_lightning_lora(
-    models: TinyModelSet, base: BaseFiles, prompt: str, seed: int, *, dtype: torch.dtype = torch.float32
+    models: TinyModelSet,
+    base: BaseFiles,
+    prompt: str,
+    seed: int,
+    *,
+    dtype: torch.dtype = torch.float32,
+    fused: bool = True,
+    styles: tuple[tuple[Path, float], ...] = (),
 ) -> np.ndarray:
     pipe = base.pipeline(dtype)
     pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config, timestep_spacing="trailing")
-    pipe.load_lora_weights(str(models.lightning_lora))
+    with_lora(pipe, models.lightning_lora, fused=fused, styles=styles)
     return _image(pipe, prompt, seed, 4, 0.0)
 
 

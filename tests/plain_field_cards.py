@@ -118,9 +118,19 @@ FIELD_CARDS: dict[str, CardRun] = {
 
 
 def card_image(
-    mode: str, path: Path | None, base: BaseFiles, prompt: str, negative_prompt: str, seed: int
+    mode: str,
+    path: Path | None,
+    base: BaseFiles,
+    prompt: str,
+    negative_prompt: str,
+    seed: int,
+    *,
+    fused: bool = False,
+    lora_scale: float = 1.0,
 ) -> np.ndarray:
-    """The card's image of `mode` from the fixture at `path` (None for a mode without a file)."""
+    """The card's image of `mode` from the fixture at `path` (None for a mode without a file). A LoRA
+    is loaded with `load_lora_weights`, then, where `fused`, fused as the cards fuse it:
+    `fuse_lora(lora_scale=...)`."""
     card = FIELD_CARDS[mode]
     if card.pipeline and path is not None:
         pipe = BaseFiles(path).pipeline()
@@ -135,6 +145,8 @@ def card_image(
         pipe = base.pipeline()
         if path is not None:
             pipe.load_lora_weights(str(path))
+            if fused:
+                pipe.fuse_lora(lora_scale=lora_scale)
     if card.scheduler is not None:
         pipe.scheduler = card.scheduler(pipe.scheduler.config)
     generator = torch.Generator("cpu").manual_seed(seed)

@@ -1,4 +1,4 @@
-"""The headless `fewstep` commands other tools rely on: compare, generate, models, plan and info.
+"""The headless `fewstep` commands other tools rely on: compare, generate, models, plan, info and bench.
 
 One module per command, each with add_arguments(parser) and run(args) -> exit code; arguments.py holds
 what they share. The modules load only when a command runs (`fewstep --help` reads COMMANDS alone),
@@ -35,6 +35,7 @@ COMMANDS = {
     "models": "list and classify the model files in a folder and the HF cache",
     "plan": "where each model part would live on a card with this much free memory (loads nothing)",
     "info": "print as JSON the settings Fewstep reads from a PNG",
+    "bench": "the trilemma over a prompt set with 95% intervals, resumable, with an HTML report",
 }
 
 
@@ -47,9 +48,16 @@ class Command(Protocol):
 def command_modules() -> dict[str, Command]:
     # Imported when a command runs, not with the package: `fewstep --help` reads COMMANDS alone, without
     # the numpy that compare's request types bring (0.07 s instead of 0.25 s).
-    from engine.cli import compare, generate, info, models, plan
+    from engine.cli import bench, compare, generate, info, models, plan
 
-    return {"compare": compare, "generate": generate, "models": models, "plan": plan, "info": info}
+    return {
+        "compare": compare,
+        "generate": generate,
+        "models": models,
+        "plan": plan,
+        "info": info,
+        "bench": bench,
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,7 +17,6 @@ from pathlib import Path
 from engine.cli.arguments import (
     EXIT_OK,
     UsageError,
-    add_model_flags,
     eta_value,
     mode_value,
     model_paths,
@@ -27,11 +26,13 @@ from engine.cli.arguments import (
     style_lora,
     vram_gib,
 )
+from engine.cli.arguments import add_model_flags as add_model_file_flags
 from engine.cli.arguments import say as _say
 from engine.cli.folder_lock import FolderBusyError, folder_lock
 from engine.cli.targets import comparison_target_problem, image_target_problem
 from engine.contract.limits import MAX_SEED
 from engine.contract.modes import DEFAULT_COMPARISON, MODES, ModelRole
+from engine.contract.placement import LoraRoute
 from engine.contract.request import GenerationRequest, ModeSettings
 from engine.contract.validation import check_device_names, parse_guidance, parse_steps
 from engine.files.model_paths import ModelPaths
@@ -45,8 +46,13 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompt", required=True, help="what to draw")
     parser.add_argument("--negative", default="", help="what to avoid (only used where CFG is above 1)")
     parser.add_argument("--seed", type=seed, default=0, help="seed of the initial noise (default 0)")
-    parser.add_argument("--size", type=size, help="WIDTHxHEIGHT, multiples of 8 (default: the model's own)")
     add_model_flags(parser)
+
+
+def add_model_flags(parser: argparse.ArgumentParser) -> None:
+    """The size, model files, per-mode settings and device flags: compare's, also bench's."""
+    parser.add_argument("--size", type=size, help="WIDTHxHEIGHT, multiples of 8 (default: the model's own)")
+    add_model_file_flags(parser)
     parser.add_argument(
         "--lora",
         type=style_lora,
@@ -74,6 +80,13 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
         choices=["auto", "all", "one"],
         default="auto",
         help="which distilled UNets stay on the GPU: all, one at a time, or auto (from free memory)",
+    )
+    parser.add_argument(
+        "--lora-route",
+        choices=[str(r) for r in LoraRoute],
+        default=str(LoraRoute.AUTO),
+        help="LoRA modes fused into one shared slot as their model cards run them, unfused, or auto"
+        " (fused where the slot fits beside the base UNet)",
     )
     parser.add_argument(
         "--vram",
@@ -123,7 +136,7 @@ class Job:
     single: bool
 
 
-def _mode_settings(names: Sequence[str], args: argparse.Namespace) -> tuple[ModeSettings, ...]:
+def mode_settings(names: Sequence[str], args: argparse.Namespace) -> tuple[ModeSettings, ...]:
     steps: dict[str, int] = {}
     guidance: dict[str, float] = {}
     for mode, value in args.steps:
@@ -171,7 +184,7 @@ def job_of(args: argparse.Namespace) -> Job:
         seeds=tuple(range(args.seed, args.seed + count)),
         width=width,
         height=height,
-        modes=_mode_settings(names, args),
+        modes=mode_settings(names, args),
     )
     request.validate()
     paths = model_paths(args)
@@ -210,7 +223,13 @@ def _run_job(args: argparse.Namespace, job: Job) -> int:
     if job.paths.builtin:
         _say("no model given: using the " + builtin_label())
     started = time.perf_counter()
-    engine = Engine(job.paths, plan, residency=Residency(args.residency), vram=args.vram)
+    engine = Engine(
+        job.paths,
+        plan,
+        residency=Residency(args.residency),
+        vram=args.vram,
+        lora_route=LoraRoute(args.lora_route),
+    )
     for warning in engine.placement_warnings():
         _say(f"warning: {warning}")
     memory = engine.memory_report()

@@ -12,7 +12,7 @@ from pathlib import Path
 from engine.cli.arguments import EXIT_OK, add_model_flags, model_paths, size, style_lora, vram_gib
 from engine.contract.errors import RequestError
 from engine.contract.modes import DEFAULT_COMPARISON, MODES
-from engine.contract.placement import GIB, PlanInput, five_mode_check, plan_placement
+from engine.contract.placement import GIB, LoraRoute, PlanInput, five_mode_check, plan_placement
 from engine.contract.placement_text import describe_placement
 from engine.files.part_sizes import model_sizes
 
@@ -32,6 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=vram_gib,
         metavar="GiB",
         help="free device memory (default: measured on the CUDA device)",
+    )
+    parser.add_argument(
+        "--lora-route",
+        choices=[str(r) for r in LoraRoute],
+        default=str(LoraRoute.AUTO),
+        help="plan the LoRA modes fused in one slot, unfused, or auto (fused where the slot fits)",
     )
     parser.add_argument("--size", type=size, default=(1024, 1024), help="WIDTHxHEIGHT (default 1024x1024)")
     parser.add_argument("--dtype", choices=DTYPES, default="fp16", help="the run's dtype (default fp16)")
@@ -73,9 +79,12 @@ def run(args: argparse.Namespace) -> int:
             height=height,
             modes=names,
             vae_upcast=sizes.vae_upcast,
-        )
+        ),
+        lora_route=LoraRoute(args.lora_route),
     )
-    five = five_mode_check(in_dtype, args.dtype, free, vae_upcast=sizes.vae_upcast)
+    five = five_mode_check(
+        in_dtype, args.dtype, free, vae_upcast=sizes.vae_upcast, lora_route=LoraRoute(args.lora_route)
+    )
     print(f"{sizes.parameters / 1e9:.3f} B parameters in the given files (read from their headers)")
     for line in describe_placement(placement, five):
         print(line)

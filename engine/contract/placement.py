@@ -55,6 +55,7 @@ class Part(str):
     LIGHTNING_UNET: ClassVar[Part]
     LCM_LORA: ClassVar[Part]
     LIGHTNING_LORA: ClassVar[Part]
+    LORA_SLOT: ClassVar[Part]
 
     def __str__(self) -> str:
         return str.__str__(self)
@@ -72,6 +73,9 @@ Part.LCM_UNET = Part("lcm unet")
 Part.LIGHTNING_UNET = Part("lightning unet")
 Part.LCM_LORA = Part("lcm-lora")
 Part.LIGHTNING_LORA = Part("lightning-lora")
+# The running LoRA mode's LoRA fused into the layers it touches (engine.runtime.fused_slot), whichever
+# LoRA role it is; its other layers are the base UNet's tensors, so it lives and moves with the base UNet.
+Part.LORA_SLOT = Part("lora slot")
 # In the order `fewstep plan` lists parts; a role's own part follows them.
 FIXED_PARTS: tuple[Part, ...] = (
     Part.TEXT_ENCODER,
@@ -84,6 +88,7 @@ FIXED_PARTS: tuple[Part, ...] = (
     Part.LIGHTNING_UNET,
     Part.LCM_LORA,
     Part.LIGHTNING_LORA,
+    Part.LORA_SLOT,
 )
 _ROLE_PARTS: dict[str, Part] = {
     ModelRole.LCM_UNET: Part.LCM_UNET,
@@ -116,6 +121,15 @@ def unet_parts() -> frozenset[Part]:
     return frozenset({*BASE_GROUP, *full_unet_parts(), *adapter_parts()})
 
 
+class LoraRoute(StrEnum):
+    """How the LoRA modes run: their LoRA fused into the slot (as their model cards run them),
+    unfused on a twin of the base UNet, or fused where the slot fits the device (auto)."""
+
+    AUTO = "auto"
+    FUSED = "fused"
+    UNFUSED = "unfused"
+
+
 Moves = tuple[tuple[Part, int], ...]  # (part, bytes) in the order moved
 
 
@@ -138,7 +152,7 @@ class Measure(StrEnum):
 TEXT_PARTS = (Part.TEXT_ENCODER, Part.TEXT_ENCODER_2, Part.STYLE_TEXT)
 # The twins hold their own Parameter objects over the base UNet's tensors, and the style matrices
 # are modules shared by all of them: they move together or not at all.
-BASE_GROUP = (Part.BASE_UNET, Part.STYLE_LORAS)
+BASE_GROUP = (Part.BASE_UNET, Part.STYLE_LORAS, Part.LORA_SLOT)
 # Leaf-level group offloading keeps the layer running and the one being prefetched: SDXL's largest
 # layers (the 1280-channel GEGLU projections, 13 M parameters) are 26 MB each in fp16. Rounded up.
 STREAMED_UNET_BYTES = 128 * MIB
@@ -152,21 +166,29 @@ def mode_parts(mode: str) -> tuple[Part, ...]:
     return (*BASE_GROUP, *((part_of_role(spec.adapter),) if spec.adapter else ()))
 
 
-def cfg_batch(mode: str) -> int:
-    """2 where classifier-free guidance runs at the mode's default guidance, else 1 (LCM's UNet takes
-    guidance as an embedding; the LoRA modes and Lightning default to CFG off). An artist who raises
-    a LoRA mode's guidance above 1 doubles its step's activations, which this plan does not count."""
+def cfg_batch(mode: str, guidance: float | None = None) -> int:
+    """2 where classifier-free guidance runs at this guidance (the mode's default when None), else 1:
+    LCM's UNet takes guidance as an embedding; any other mode above 1 runs two UNet passes per step
+    (a LoRA mode whose artist raised its guidance doubles its step's activations)."""
     spec = MODES[mode]
-    return 2 if spec.guidance_kind is not GuidanceKind.EMBEDDING and spec.default_guidance > 1 else 1
+    value = spec.default_guidance if guidance is None else guidance
+    return 2 if spec.guidance_kind is not GuidanceKind.EMBEDDING and value > 1 else 1
 
 
-def comparison_order(modes: Iterable[str]) -> list[str]:
+def comparison_order(modes: Iterable[str], fused: str | None = None) -> list[str]:
     """The order the engine runs a comparison in: the base UNet's modes first (switching them moves
-    no weights), then the full distilled UNets."""
+    no weights), then the full distilled UNets. Among the LoRA modes, the one whose LoRA the slot
+    holds already (`fused`) goes first and each LoRA's modes run together: one fuse per LoRA at most,
+    none for the first."""
 
-    def cost(mode: str) -> tuple[bool, str, str]:
+    def cost(mode: str) -> tuple[bool, str, bool, str]:
         spec = MODES[mode]
-        return (not spec.on_base_unet, spec.unet_role or "", spec.adapter or "")
+        return (
+            not spec.on_base_unet,
+            spec.unet_role or "",
+            spec.adapter is not None and spec.adapter != fused,
+            spec.adapter or "",
+        )
 
     return sorted(modes, key=cost)
 
@@ -180,6 +202,8 @@ class PlanInput:
     height: int = 1024
     modes: tuple[str, ...] = DEFAULT_COMPARISON
     vae_upcast: bool = True  # SDXL's VAE config says force_upcast: in fp16 it decodes in fp32
+    # Each mode's guidance where it is not its default: CFG above 1 doubles the step's batch.
+    guidance: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def budget(self) -> int:
@@ -195,7 +219,7 @@ class PlanInput:
 
 
 def _needs(mode: str) -> tuple[Part, ...]:
-    return tuple(p for p in mode_parts(mode) if p is not Part.STYLE_LORAS)
+    return tuple(p for p in mode_parts(mode) if p not in (Part.STYLE_LORAS, Part.LORA_SLOT))
 
 
 @dataclass(frozen=True)
@@ -273,6 +297,14 @@ class Placement:
 
     def mode(self, name: str) -> ModePlan:
         return next(m for m in self.modes if m.mode == name)
+
+    @property
+    def lora_route(self) -> LoraRoute | None:
+        """FUSED where the LoRA modes run fused in the slot, UNFUSED where on their twins; None
+        where no LoRA mode runs."""
+        if not any(MODES[m.mode].adapter is not None for m in self.modes):
+            return None
+        return LoraRoute.FUSED if Part.LORA_SLOT in self.inputs.sizes else LoraRoute.UNFUSED
 
     @property
     def streamed_peak(self) -> int:
@@ -379,7 +411,8 @@ class _Simulation:
             wanted, leaving = step_moves(Step.ENCODE, mode, measures)
             steps.append(self._step(mode, Step.ENCODE, wanted, leaving, encode_bytes()))
         wanted, leaving = step_moves(Step.DENOISE, mode, measures)
-        activations = unet_step_bytes(inp.width, inp.height, inp.dtype, cfg_batch(mode))
+        batch = cfg_batch(mode, inp.guidance.get(mode))
+        activations = unet_step_bytes(inp.width, inp.height, inp.dtype, batch)
         steps.append(self._step(mode, Step.DENOISE, wanted, leaving, activations))
         vae = inp.sizes.get(Part.VAE, 0)
         # An upcast VAE sits in fp32 during the decode: its weights take twice their fp16 bytes.
@@ -400,10 +433,15 @@ class _Simulation:
         restyled = bool(self.inp.sizes.get(Part.STYLE_TEXT))
         first_full = next((m for m in order if not MODES[m].on_base_unet), None)
         plans: tuple[ModePlan, ...] = ()
+        # With the fused slot, the engine runs first the LoRA mode whose LoRA the slot still holds
+        # from the comparison before: the steady state alternates, and its second pass is the one.
+        fused: str | None = None
         for _warm in range(2):
+            running = comparison_order(order, fused) if Part.LORA_SLOT in self.inp.sizes else order
             plans = tuple(
-                self.mode(m, encode=i == 0 or (restyled and m == first_full)) for i, m in enumerate(order)
+                self.mode(m, encode=i == 0 or (restyled and m == first_full)) for i, m in enumerate(running)
             )
+            fused = next((MODES[m].adapter for m in reversed(running) if MODES[m].adapter), None)
         return plans
 
 
@@ -450,11 +488,38 @@ def _cost(placement: Placement) -> tuple[bool, int, int, int]:
 
 
 def plan_placement(
-    inp: PlanInput, *, forced: Iterable[Measure] | None = None, forced_tile: int | None = None
+    inp: PlanInput,
+    *,
+    forced: Iterable[Measure] | None = None,
+    forced_tile: int | None = None,
+    lora_route: LoraRoute = LoraRoute.AUTO,
 ) -> Placement:
     """The cheapest placement that fits every step of the wanted modes; if none fits, the one with
     every measure and the smallest tiles (its `fits` is then False). `forced` skips the search and
-    takes these measures and `forced_tile` as they are (tests, and the engine's residency choice)."""
+    takes these measures and `forced_tile` as they are (tests, and the engine's residency choice).
+
+    The fused slot (Part.LORA_SLOT in `inp.sizes`) is planned like every other part. AUTO keeps it
+    where a placement fits with it and decodes in tiles no smaller than without it (the slot may cost
+    bytes moved, never the picture); elsewhere the LoRA modes run unfused, the slot left out. FUSED
+    and UNFUSED take the route as they are."""
+    lora_modes = any(MODES[m].adapter is not None for m in inp.runnable())
+    if Part.LORA_SLOT in inp.sizes and (lora_route is LoraRoute.UNFUSED or not lora_modes):
+        return _plan_parts(without_slot(inp), forced, forced_tile)
+    placement = _plan_parts(inp, forced, forced_tile)
+    if lora_route is not LoraRoute.AUTO or Part.LORA_SLOT not in inp.sizes:
+        return placement
+    unfused = _plan_parts(without_slot(inp), forced, forced_tile)
+    untiled = 1 << 30  # an untiled decode ranks above every tile size
+    if placement.fits and (placement.tile or untiled) >= (unfused.tile or untiled):
+        return placement
+    return unfused
+
+
+def without_slot(inp: PlanInput) -> PlanInput:
+    return replace(inp, sizes={p: s for p, s in inp.sizes.items() if p != Part.LORA_SLOT})
+
+
+def _plan_parts(inp: PlanInput, forced: Iterable[Measure] | None, forced_tile: int | None) -> Placement:
     order = comparison_order(inp.runnable())
     if forced is not None:
         return _evaluate(inp, frozenset(forced), forced_tile, order)
@@ -465,7 +530,12 @@ def plan_placement(
 
 
 def five_mode_check(
-    sizes: Mapping[Part, int], dtype: str, free_bytes: int, *, vae_upcast: bool = True
+    sizes: Mapping[Part, int],
+    dtype: str,
+    free_bytes: int,
+    *,
+    vae_upcast: bool = True,
+    lora_route: LoraRoute = LoraRoute.AUTO,
 ) -> Placement:
     """The plan of SDXL's five-mode comparison at 1024x1024 on this card."""
     return plan_placement(
@@ -477,7 +547,8 @@ def five_mode_check(
             height=1024,
             modes=DEFAULT_COMPARISON,
             vae_upcast=vae_upcast,
-        )
+        ),
+        lora_route=lora_route,
     )
 
 
@@ -486,7 +557,8 @@ def smallest_fit(
 ) -> int:
     """The least free device memory, rounded up to a multiple of `step`, on which SDXL's five-mode
     comparison at 1024x1024 fits with some placement: the lowest peak of any candidate, plus the
-    reserve."""
+    reserve. The LoRA modes may run unfused there (the slot left out), as AUTO plans them."""
     inp = PlanInput(sizes=sizes, dtype=dtype, free_bytes=0, modes=DEFAULT_COMPARISON, vae_upcast=vae_upcast)
+    inp = without_slot(inp)
     least = min((p.peak for p in candidates(inp)), default=0) + RESERVE_BYTES
     return -(-least // step) * step

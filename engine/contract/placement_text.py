@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from engine.contract.memory_estimates import decode_bytes
-from engine.contract.placement import FIXED_PARTS, RESERVE_BYTES, Part, Placement, Where
+from engine.contract.placement import FIXED_PARTS, RESERVE_BYTES, LoraRoute, Part, Placement, Where
 
 GIB = 1024**3
 
@@ -51,6 +51,24 @@ def verdict(placement: Placement) -> str:
     )
 
 
+def lora_route_line(placement: Placement) -> str | None:
+    """How the LoRA modes run under this plan: fused in the slot beside the base UNet, or unfused
+    (and then why: the slot did not fit, or the route was chosen)."""
+    route = placement.lora_route
+    if route is None:
+        return None
+    if route is LoraRoute.FUSED:
+        slot = placement.inputs.sizes.get(Part.LORA_SLOT, 0)
+        return (
+            f"LoRA modes: fused, as their model cards run them; the slot ({size_text(slot)}, the layers"
+            " the LoRA touches) lives beside the base UNet and is re-fused at each switch between LoRAs"
+        )
+    return (
+        "LoRA modes: unfused, on twins of the base UNet (slower per step than their model cards' fused"
+        " route; their speed is marked unfused)"
+    )
+
+
 def describe_placement(placement: Placement, five_modes: Placement | None = None) -> list[str]:
     inp = placement.inputs
     lines = [
@@ -83,6 +101,8 @@ def describe_placement(placement: Placement, five_modes: Placement | None = None
                 f"  {mode.mode:15} {size_text(mode.peak):>10} {size_text(mode.moved_bytes):>10}"
                 f"  {_parts_text(mode.denoise_parts)}"
             )
+    if (route := lora_route_line(placement)) is not None:
+        lines.append(route)
     if placement.skipped:
         lines.append(f"not planned (their files are not given): {', '.join(placement.skipped)}")
     if five_modes is not None:

@@ -136,6 +136,9 @@ class ModeResult:
     warnings: tuple[str, ...] = ()
     text_encoding_shared: bool = False  # True when an earlier mode of the same comparison paid for it
     styles: tuple[tuple[str, float], ...] = ()  # style LoRAs active on this image, with weights
+    # A LoRA mode's route: "fused" (its LoRA fused into the slot, as its model card runs it) or
+    # "unfused" (its speed is then the unfused route's, not the method's); None without a LoRA.
+    lora_route: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,6 +9,7 @@ ids) keep their own width. Torch-free, so the GUI can plan before the engine loa
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,10 @@ _FOLDER_PARTS = (
     ("text_encoder_2", Part.TEXT_ENCODER_2),
 )
 _TEXT_LORA_PREFIXES = ("lora_te", "text_encoder")  # kohya lora_te[12]_, PEFT text_encoder[_2].
+# A LoRA's down and up matrices in every naming (kohya, PEFT, old diffusers, attention processors):
+# down is [rank, in, (kh, kw)], up is [out, rank, (1, 1)].
+_LORA_DOWN = re.compile(r"(\.lora_down|\.lora_A|\.lora\.down|\.lora_linear_layer\.down|_lora\.down)\.weight$")
+_LORA_UP = re.compile(r"(\.lora_up|\.lora_B|\.lora\.up|\.lora_linear_layer\.up|_lora\.up)\.weight$")
 
 
 @dataclass(frozen=True)
@@ -162,6 +167,31 @@ def _unet_only(info: ModelFile, part: Part) -> dict[Part, PartSize]:
     return header_sizes(info.path, lambda _key: part)
 
 
+def slot_size(path: Path) -> PartSize:
+    """What the fused slot holds for this LoRA: the base UNet weights of the layers it touches, each
+    out x in (x kh x kw), read from the shapes of its down and up matrices."""
+    down: dict[str, list[int]] = {}
+    up: dict[str, list[int]] = {}
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            for key in handle.keys():  # noqa: SIM118 - a safe_open handle is not a mapping
+                if _is_text_lora_key(key):
+                    continue
+                for pattern, found in ((_LORA_DOWN, down), (_LORA_UP, up)):
+                    if pattern.search(key):
+                        found[pattern.sub("", key)] = list(handle.get_slice(key).get_shape())
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelInputError(f"{path} is not a readable safetensors file ({exc})") from None
+    total = 0
+    for module, shape in down.items():
+        if module in up and len(shape) >= 2:
+            count = up[module][0] * shape[1]
+            for dim in shape[2:]:
+                count *= dim
+            total += count
+    return PartSize(floats=total)
+
+
 def model_sizes(paths: ModelPaths, config_dir: Path | None = None) -> ModelSizes:
     """Every part the engine would hold for these files; the first bad file raises ModelInputError."""
     files = paths.checked()
@@ -182,12 +212,17 @@ def model_sizes(paths: ModelPaths, config_dir: Path | None = None) -> ModelSizes
         else:
             _merge(sizes, header_sizes(vae.path, lambda _key: Part.VAE))
     kinds = MODES.role_files()
+    slots: list[PartSize] = []  # the fused slot's size for each LoRA role given
     for role, info in files.items():
         part = part_of_role(role)
         if kinds.get(role) in (ModeFile.UNET, ModeFile.PIPELINE):  # a pipeline's own part is its UNet
             _merge(sizes, _unet_only(info, part))
         elif kinds.get(role) is ModeFile.LORA:
             _merge(sizes, header_sizes(info.path, _lora_part(part, part)))
+            slots.append(slot_size(info.path))
+    if slots:
+        # One slot, reused by every LoRA mode: room for the largest LoRA's layers.
+        sizes[Part.LORA_SLOT] = max(slots, key=lambda size: size.floats)
     for style in paths.styles:
         info = check_style_lora(style.path)
         # Loaded once: the LoRA twins point at the base UNet's style matrices, and the text

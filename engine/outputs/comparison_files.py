@@ -134,6 +134,7 @@ def result_record(result: ModeResult, file: str) -> dict[str, Any]:
         "warnings": list(result.warnings),
         "file": file,
         **eta,
+        **({"lora_route": result.lora_route} if result.lora_route is not None else {}),
     }
 
 

@@ -64,6 +64,8 @@ def replay_recipe(
                 "guidance": result.guidance,
                 "unet": unet,
                 "adapter": _key(spec.adapter) if spec.adapter is not None else None,
+                # "fused": load_lora_weights + fuse_lora, as Fewstep's slot ran it; "unfused": an adapter.
+                "lora_route": result.lora_route,
                 "scheduler": spec.scheduler,
                 "scheduler_overrides": overrides,
                 "styles": [[replay["styles"][name], weight] for name, weight in result.styles],

@@ -1,6 +1,6 @@
 """The one writer of saved runs: every file a run leaves, for the CLI, the GUI's worker and exports.
 
-Three shapes, the same bytes for the same result (each PNG's `parameters` text and sidecar come from
+Four shapes, the same bytes for the same result (each PNG's `parameters` text and sidecar come from
 engine.outputs.comparison_files):
 - `fewstep generate`: one PNG and its JSON sidecar (write_image_files).
 - `fewstep compare --out` and the GUI's export: a comparison folder of images, grid.png, report.json
@@ -12,6 +12,8 @@ engine.outputs.comparison_files):
       history/20261128-101502-j3.json               the run: request, images and trilemma, written last
   Every file there is written atomically and never over an existing one, so a crash at any moment
   leaves whole files only, and no run can replace an earlier run's image.
+- `fewstep bench`: one cell at a time, its PNG then its record (write_bench_cell); the bench folder
+  (engine.outputs.bench_folder) says where, and which cells are done.
 
 Encoding a 1024 px PNG takes long enough to stall a window: the GUI calls this from its worker thread.
 """
@@ -85,6 +87,27 @@ def write_image_files(
     data = image_sidecar(result, request, context, parameters=parameters, file=path.name)
     atomic_write_text(sidecar, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     return sidecar
+
+
+# --- fewstep bench: one cell ------------------------------------------------------------------------
+
+
+def write_bench_cell(
+    png: Path,
+    result: ModeResult,
+    request: GenerationRequest,
+    context: RunContext,
+    cell: Mapping[str, Any],
+) -> dict[str, Any]:
+    """One bench cell: the PNG, then its record (`cell`'s keys, then generate's sidecar) beside it,
+    written last because its presence marks the cell done. A PNG left by a writer killed before its
+    record is replaced: the cell runs again, from the same seed."""
+    height, width = result.image.shape[:2]
+    parameters = png_parameters_for(result, request, width, height, context)
+    write_png(png, Image.fromarray(result.image), parameters)
+    record = dict(cell) | image_sidecar(result, request, context, parameters=parameters, file=png.name)
+    atomic_write_text(png.with_suffix(".json"), json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+    return record
 
 
 # --- comparison folders: fewstep compare --out, and the GUI's export --------------------------------

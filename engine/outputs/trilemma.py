@@ -174,6 +174,14 @@ class TrilemmaRow:
     psnr_to_reference: float | None
     detail_ratio: float | None
     diversity_ratio: float | None
+    # A LoRA mode's route ("fused" as its model card runs it, or "unfused": then its speed is
+    # Fewstep's unfused route's, not the method's); None for a mode without a LoRA.
+    lora_route: str | None = None
+
+    @property
+    def title(self) -> str:
+        """The mode's name, with its LoRA route where it has one: "lcm-lora (unfused)"."""
+        return f"{self.mode} ({self.lora_route})" if self.lora_route else self.mode
 
     def value(self, key: str) -> float | None:
         if key not in METRIC_KEYS:
@@ -181,13 +189,15 @@ class TrilemmaRow:
         result: float | None = getattr(self, key)
         return result
 
-    def as_json(self) -> dict[str, float | None]:
-        """The six numbers, rounded; None (JSON null) where absent or infinite."""
+    def as_json(self) -> dict[str, float | str | None]:
+        """The six numbers, rounded; None (JSON null) where absent or infinite; and a LoRA mode's
+        route."""
 
         def clean(value: float | None) -> float | None:
             return None if value is None or not math.isfinite(value) else round(value, 6)
 
-        return {key: clean(self.value(key)) for key in METRIC_KEYS}
+        numbers: dict[str, float | str | None] = {key: clean(self.value(key)) for key in METRIC_KEYS}
+        return {**numbers, "lora_route": self.lora_route} if self.lora_route else numbers
 
 
 @dataclass(frozen=True)
@@ -211,11 +221,17 @@ class Trilemma:
     def table(self) -> str:
         """The table the CLI prints."""
         header = ("mode", "s/image", "speed-up", "SSIM", "PSNR dB", "detail", "diversity")
-        lines = [f"{header[0]:15} " + " ".join(f"{h:>9}" for h in header[1:])]
+        width = max([15, *(len(row.title) for row in self.rows)])
+        lines = [f"{header[0]:{width}} " + " ".join(f"{h:>9}" for h in header[1:])]
         for row in self.rows:
             cells = [format_value(key, row.value(key)) for key in METRIC_KEYS]
-            lines.append(f"{row.mode:15} " + " ".join(f"{c:>9}" for c in cells))
+            lines.append(f"{row.title:{width}} " + " ".join(f"{c:>9}" for c in cells))
         lines.append(f"reference: {self.reference_reason}")
+        if any(row.lora_route == "unfused" for row in self.rows):
+            lines.append(
+                "unfused: the LoRA ran unfused (it did not fit beside the base UNet, or --lora-route"
+                " unfused); its speed is that route's, not the method's (the model cards fuse)"
+            )
         return "\n".join(lines)
 
 
@@ -252,10 +268,13 @@ class TrilemmaAccumulator:
         self.modes = tuple(modes)
         self.reference = choose_reference(self.modes)
         self._state = {mode: _ModeState() for mode in self.modes}
+        self._routes: dict[str, str] = {}
 
-    def add(self, mode: str, seed: int, image: Image, seconds: float) -> None:
+    def add(self, mode: str, seed: int, image: Image, seconds: float, lora_route: str | None = None) -> None:
         if mode not in self._state:
             raise KeyError(f"mode {mode!r} is not in this comparison ({', '.join(self.modes)})")
+        if lora_route is not None:
+            self._routes[mode] = lora_route
         state = self._state[mode]
         state.seconds[seed] = seconds
         state.images[seed] = _rgb(image)
@@ -311,6 +330,7 @@ class TrilemmaAccumulator:
                     psnr_to_reference=psnr_value,
                     detail_ratio=detail,
                     diversity_ratio=_ratio(spread, ref_spread),
+                    lora_route=self._routes.get(mode),
                 )
             )
         seeds = sorted({seed for state in self._state.values() for seed in state.images})
@@ -338,5 +358,5 @@ def trilemma_of(comparison: ComparisonResult) -> Trilemma:
     accumulator = TrilemmaAccumulator(modes)
     for result in comparison.results:
         seconds = image_seconds(result.timings.denoising, result.timings.decode)
-        accumulator.add(result.mode, result.seed, result.image, seconds)
+        accumulator.add(result.mode, result.seed, result.image, seconds, result.lora_route)
     return accumulator.result()

@@ -14,16 +14,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
 import torch
 
 from engine.contract.errors import JobCancelled, RequestError
-from engine.contract.info import EngineInfo, MemoryReport, StyleInfo
+from engine.contract.info import EngineInfo, MemoryReport, ModelMemory, StyleInfo
 from engine.contract.modes import MODES, GuidanceKind, ModeFile, ModelRole, ModeSpec
-from engine.contract.placement import GIB, Measure, Step, comparison_order
+from engine.contract.placement import GIB, LoraRoute, Measure, Part, Step, comparison_order
 from engine.contract.placement_text import size_text
 from engine.contract.request import (
     ComparisonResult,
@@ -42,6 +42,7 @@ from engine.outputs.comparison_files import RunContext
 from engine.runtime.collector import collector_quiet
 from engine.runtime.denoise import PromptEmbeddings, ResolvedMode, denoise, pipeline_key
 from engine.runtime.device import DevicePlan, plan_device, synchronize
+from engine.runtime.fused_slot import CannotFuseError, FusedSlot, slot_bytes
 from engine.runtime.libraries import quiet_diffusers
 from engine.runtime.loading import (
     SDXLPipeline,
@@ -52,7 +53,7 @@ from engine.runtime.loading import (
     load_vae,
     share_weights,
 )
-from engine.runtime.memory import free_device_bytes, memory_report
+from engine.runtime.memory import available_ram, free_device_bytes, memory_report
 from engine.runtime.placer import build_placer, forced_measures, set_tiling
 from engine.runtime.run_context import LoadedFiles, file_hashes, label_and_note, run_context
 from engine.runtime.styles import AdapterState, LoadedStyle, active_styles, load_style
@@ -63,6 +64,9 @@ ProgressCallback = Callable[[Progress], None]
 ResultCallback = Callable[[ModeResult], None]
 CancelCheck = Callable[[], bool]
 StatusCallback = Callable[[str], None]
+
+# RAM left to the activations, the decode and the rest of the system when the slot lives in RAM.
+RAM_RESERVE_BYTES = 2 * GIB
 
 
 def _option(role: str) -> str:
@@ -77,6 +81,22 @@ def _unet_label(role: str) -> str:
 
 
 log = logging.getLogger(__name__)
+
+TextState = tuple[tuple[str, float], ...]  # the styles patching the text encoders, with their weights
+
+
+@dataclass
+class SharedEncodings:
+    """One prompt's encodings kept from one run to the next: a bench that runs mode by mode encodes each
+    prompt once for all its modes, as a comparison does.
+
+    with_negative: encode the negative prompt too. Set it as a comparison of all the modes served
+    would (True when any of them uses CFG), so each mode gets the very embeddings compare gives it."""
+
+    prompt: str
+    negative_prompt: str
+    with_negative: bool
+    by_text_state: dict[TextState, PromptEmbeddings] = field(default_factory=dict)
 
 
 class Engine:
@@ -95,9 +115,11 @@ class Engine:
         vram: float | None = None,
         measures: Iterable[Measure] | None = None,
         tile: int | None = None,
+        lora_route: LoraRoute = LoraRoute.AUTO,
     ) -> None:
         """vram: GiB of free device memory to plan for, instead of measuring it (for tests, and for
-        sharing a card). measures/tile: a placement forced as it is (tests)."""
+        sharing a card). measures/tile: a placement forced as it is (tests). lora_route: whether the
+        LoRA modes run fused in the slot, unfused on their twins, or as the plan says (auto)."""
         say = on_status or (lambda _message: None)
         self.plan = plan or plan_device()
         self.paths = paths
@@ -176,7 +198,16 @@ class Engine:
             load_lora(pipe, self.files[role], str(role), _option(role).rstrip("="))
             self.pipes[role] = pipe
         self.lora_roles = tuple(lora_roles)
-        twins = [self.pipes[r] for r in lora_roles]
+        # The fused slot: one more twin, into which the running LoRA mode's LoRA (whichever LoRA role
+        # it is) is fused at the mode's lora_scale (its own tensors only where that LoRA touches a
+        # layer). Built before the styles, which it carries unfused like every twin
+        # (engine.runtime.fused_slot says why).
+        self.slot: FusedSlot | None = None
+        self.slot_pipe: Any = None
+        if lora_roles and lora_route is not LoraRoute.UNFUSED:
+            self.slot_pipe = self._pipeline_with(share_weights(self.base.unet))
+            self.slot = FusedSlot(self.slot_pipe.unet, self.base.unet)
+        twins = [self.pipes[r] for r in lora_roles] + ([self.slot_pipe] if self.slot_pipe is not None else [])
         self.styles: list[LoadedStyle] = []
         for index, style in enumerate(paths.styles):
             loading(f"style LoRA {style.path.name}")
@@ -191,6 +222,20 @@ class Engine:
             plan=self.plan,
         )
         free = int(vram * GIB) if vram is not None else free_device_bytes(device)
+        # The slot is reused by every LoRA mode: it needs room for the largest of their LoRAs.
+        slot_size = max(
+            (slot_bytes(self.base.unet, self.pipes[r].unet, str(r)) for r in lora_roles), default=0
+        )
+        self.lora_route_reason: str | None = None
+        if lora_route is LoraRoute.AUTO and free is None and self.slot is not None:
+            # No device memory to plan for (the CPU): the slot lives in CPU RAM, if RAM has room.
+            room = available_ram()
+            if room is not None and slot_size > room - RAM_RESERVE_BYTES:
+                lora_route = LoraRoute.UNFUSED
+                self.lora_route_reason = (
+                    f"the fused slot ({size_text(slot_size)}) does not fit the {size_text(room)} of RAM"
+                    " still available: the LoRA modes run unfused"
+                )
         self.placer = build_placer(
             self.base,
             {r: self.pipes[r].unet for r in lora_roles},
@@ -200,6 +245,10 @@ class Engine:
             free_bytes=free,
             forced=forced_measures(residency, free, measures),
             forced_tile=tile,
+            slot=self.slot_pipe.unet if self.slot_pipe is not None else None,
+            # The slot is reused by every LoRA mode: it needs room for the largest of their LoRAs.
+            slot_bytes=slot_size,
+            lora_route=lora_route,
         )
         self._adapters = AdapterState()
         self._schedulers: dict[str, Any] = {}
@@ -216,15 +265,33 @@ class Engine:
 
     # --- placement ------------------------------------------------------------------------------
 
-    def replan(self, width: int, height: int, modes: tuple[str, ...]) -> None:
-        """The plan for this image size and these modes (the activations grow with the size)."""
-        self.placer.replan(width, height, modes)
+    def replan(
+        self, width: int, height: int, modes: tuple[str, ...], guidance: tuple[tuple[str, float], ...] = ()
+    ) -> None:
+        """The plan for this image size, these modes and their guidance (the activations grow with
+        the size, and double under CFG)."""
+        self.placer.replan(width, height, modes, guidance)
         set_tiling(self.base.vae, self.placer.placement.tile, self.base.vae_scale_factor)
+        if self.slot is not None and not self.placer.fused:
+            self.slot.clear()  # the plan runs the LoRA modes unfused: the slot gives its memory back
+
+    def running_pipe(self, spec: ModeSpec) -> Any:
+        """The pipeline that denoises a mode: the fused slot's for a LoRA mode the plan runs fused,
+        else the mode's own (pipeline_key)."""
+        if spec.adapter is not None and self.slot is not None and self.placer.fused:
+            return self.slot_pipe
+        return self.pipes[pipeline_key(spec)]
+
+    def lora_route_of(self, mode: str) -> LoraRoute | None:
+        """How a mode's LoRA runs under the plan in force; None for a mode without one."""
+        if MODES[mode].adapter is None:
+            return None
+        return LoraRoute.FUSED if self.slot is not None and self.placer.fused else LoraRoute.UNFUSED
 
     def placement_warnings(self) -> list[str]:
         placement = self.placer.placement
         if placement.fits or self.placer.basis.forced is not None:
-            return []
+            return [self.lora_route_reason] if self.lora_route_reason else []
         return [
             f"the models do not fit {size_text(placement.inputs.free_bytes)} of free GPU memory at"
             f" {placement.inputs.width}x{placement.inputs.height} even with every part waiting in CPU RAM"
@@ -299,19 +366,31 @@ class Engine:
         if missing := self.missing_files(mode):
             raise RequestError(f"mode {mode} needs {', '.join(_option(r).rstrip('=') for r in missing)}")
         start = time.perf_counter()
-        pipe = self.pipes[pipeline_key(spec)]
+        pipe = self.running_pipe(spec)
         pipe.scheduler = self._scheduler_for(spec)
         # What the plan moves for this mode (a full distilled UNet in, another out...) is part of
         # its switch time.
         self.placer.prepare(Step.DENOISE, mode)
-        if spec.on_base_unet and (self.styles or spec.lora_scale != 1.0 or self._adapters.touched(pipe.unet)):
-            own = ((str(spec.adapter), spec.lora_scale),) if spec.adapter else ()
+        fused = pipe is self.slot_pipe
+        if fused and self.slot is not None and spec.adapter is not None:
+            # A fuse is a switch too: its seconds are in this one, its bytes in the placer's fuses.
+            # Fused at the mode's lora_scale, as diffusers' fuse_lora(lora_scale=...) fuses it.
+            try:
+                cost = self.slot.fuse(spec.adapter, self.pipes[spec.adapter].unet, spec.lora_scale)
+            except CannotFuseError as exc:
+                raise RequestError(f"{exc}; run it with --lora-route unfused") from None
+            if cost.bytes:
+                self.placer.record_fuse(mode, cost.bytes, cost.seconds)
+        if spec.on_base_unet and (
+            self.styles or (spec.lora_scale != 1.0 and not fused) or self._adapters.touched(pipe.unet)
+        ):
+            own = ((str(spec.adapter), spec.lora_scale),) if spec.adapter and not fused else ()
             self._adapters.apply_unet(pipe.unet, own + styles, keep_base_flags=pipe is self.base)
         return time.perf_counter() - start
 
     def memory_report(self) -> MemoryReport:
         """Bytes of weights per model and where they live, plus the process and device totals."""
-        return memory_report(
+        report = memory_report(
             self.base,
             self.pipes,
             self.plan.device,
@@ -323,6 +402,13 @@ class Engine:
             else Residency.ALL,
             placement=self.placer.report(),
         )
+        if self.slot is None or self.slot.fused is None:
+            return report
+        # The slot's own tensors: the layers the fused LoRA touches (the rest are the base's).
+        slot = ModelMemory(
+            f"lora slot ({self.slot.fused} fused)", self.slot.bytes, self.placer.where(Part.LORA_SLOT)
+        )
+        return replace(report, models=(*report.models, slot))
 
     def info(self) -> EngineInfo:
         """What this engine can do, for a front end: modes, sizes, styles, memory."""
@@ -379,12 +465,19 @@ class Engine:
         prompt_embeds, negative, pooled, negative_pooled = embeds
         return PromptEmbeddings(prompt_embeds, negative, pooled, negative_pooled, time.perf_counter() - start)
 
+    def needs_negative(self, modes: Iterable[ModeSettings]) -> bool:
+        """Whether a run of these modes encodes the negative prompt: any CFG above 1 outside a UNet
+        that takes guidance as an embedding (LCM's)."""
+        resolved = [self.resolve(s) for s in modes]
+        return any(r.guidance > 1.0 and r.spec.guidance_kind is not GuidanceKind.EMBEDDING for r in resolved)
+
     def plan_order(self, modes: Iterable[ModeSettings]) -> list[ModeSettings]:
         """Cheapest switches first: schedulers (free) and adapter toggles on the base UNet, then the
         full UNets. The results are still reported in the order asked for."""
 
         chosen = list(modes)
-        order = comparison_order(s.mode for s in chosen)
+        fused = self.slot.fused if self.slot is not None and self.placer.fused else None
+        order = comparison_order((s.mode for s in chosen), fused)
         return sorted(chosen, key=lambda s: order.index(s.mode))
 
     def run(
@@ -394,8 +487,11 @@ class Engine:
         on_progress: ProgressCallback | None = None,
         on_result: ResultCallback | None = None,
         should_cancel: CancelCheck | None = None,
+        prompt_encodings: SharedEncodings | None = None,
     ) -> ComparisonResult:
         """Every requested mode times every seed, from the same initial noise per seed.
+
+        prompt_encodings: the prompt's encodings from earlier runs, reused and filled (SharedEncodings).
 
         Raises JobCancelled when should_cancel() turns true; results delivered before stay valid and
         the engine stays usable.
@@ -422,6 +518,13 @@ class Engine:
         with_negative = any(
             r.guidance > 1.0 and r.spec.guidance_kind is not GuidanceKind.EMBEDDING for r in resolved.values()
         )
+        kept = prompt_encodings
+        if kept is not None:
+            if (kept.prompt, kept.negative_prompt) != (request.prompt, request.negative_prompt):
+                raise ValueError("prompt_encodings of another prompt")
+            if with_negative and not kept.with_negative:
+                raise ValueError("these modes use CFG: prompt_encodings need the negative prompt")
+            with_negative = kept.with_negative
         known = {s.name for s in self.styles}
         for name, _weight in request.style_weights or ():
             if name not in known:
@@ -434,10 +537,12 @@ class Engine:
         # One encoding per state of the text encoders: the distillation LoRAs never touch them, so
         # usually one for the whole comparison; a second only where a style patches them and the
         # full distilled UNets run without it.
-        encodings: dict[tuple[tuple[str, float], ...], PromptEmbeddings] = {}
+        encodings: dict[TextState, PromptEmbeddings] = {} if kept is None else kept.by_text_state
         results: dict[tuple[str, int], ModeResult] = {}
-        self.replan(width, height, tuple(s.mode for s in runnable))
+        guidance = tuple(sorted((name, r.guidance) for name, r in resolved.items()))
+        self.replan(width, height, tuple(s.mode for s in runnable), guidance)
         self.placer.moves.clear()
+        self.placer.fuses.clear()
         for settings in self.plan_order(runnable):
             if cancelled():
                 raise JobCancelled
@@ -459,7 +564,7 @@ class Engine:
             embeddings = encodings[text_state]
             for seed_index, seed in enumerate(request.seeds):
                 result = denoise(
-                    self.pipes[pipeline_key(mode.spec)],
+                    self.running_pipe(mode.spec),
                     mode,
                     embeddings,
                     seed=seed,
@@ -475,6 +580,8 @@ class Engine:
                     placer=self.placer,
                     device=self.plan.device,
                 )
+                if (route := self.lora_route_of(settings.mode)) is not None:
+                    result = replace(result, lora_route=str(route))
                 results[(settings.mode, seed)] = result
                 if on_result is not None:
                     on_result(result)

@@ -39,6 +39,18 @@ def process_rss() -> int | None:
         return None
 
 
+def available_ram() -> int | None:
+    """Bytes of RAM the OS could give this process now without swapping (Linux's MemAvailable)."""
+    try:
+        with Path("/proc/meminfo").open(encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def memory_report(
     base: Any,
     pipes: Mapping[str, Any],
@@ -51,8 +63,10 @@ def memory_report(
 ) -> MemoryReport:
     """Bytes of weights per model and where they live, plus the process and device totals.
 
-    pipes: the engine's pipelines by role ("base", a full UNet's or a LoRA's); lora_roles: those of LoRA twins; where: the device a part is on now;
-    placement: the placer's report (its steps and moves are left out here)."""
+    pipes: the engine's pipelines by role ("base", a full UNet's or a LoRA's); lora_roles: those of
+    LoRA twins; where: the device a part is on now; placement: the placer's report (its steps, moves
+    and fuses are left out here).
+    """
     models = [
         ModelMemory(
             "text encoders",
@@ -78,7 +92,7 @@ def memory_report(
         models=tuple(models),
         process_rss=process_rss(),
         device_allocated=allocated,
-        placement={k: v for k, v in placement.items() if k not in ("steps", "moves")},
+        placement={k: v for k, v in placement.items() if k not in ("steps", "moves", "fuses")},
     )
 
 

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from engine.contract.placement import (
+    LoraRoute,
     Measure,
     Part,
     Placement,
@@ -144,6 +145,7 @@ class PlanBasis:
     vae_upcast: bool
     forced: frozenset[Measure] | None  # measures taken as they are instead of planned
     forced_tile: int | None = None
+    lora_route: LoraRoute = LoraRoute.AUTO
 
 
 class Placer:
@@ -155,10 +157,18 @@ class Placer:
         self.basis = basis
         self.on: set[Part] = set()  # everything is loaded into CPU RAM first
         self.moves: list[Move] = []  # of the current run
+        # The fuses of the current run: slot weights written in place, not moved (report.json's "fuses").
+        self.fuses: list[Move] = []
         self.placement = self._plan(1024, 1024, None)
-        self._planned_for: tuple[int, int, tuple[str, ...]] | None = None
+        self._planned_for: tuple[int, int, tuple[str, ...], tuple[tuple[str, float], ...]] | None = None
 
-    def _plan(self, width: int, height: int, modes: tuple[str, ...] | None) -> Placement:
+    def _plan(
+        self,
+        width: int,
+        height: int,
+        modes: tuple[str, ...] | None,
+        guidance: tuple[tuple[str, float], ...] = (),
+    ) -> Placement:
         basis = self.basis
         inputs = PlanInput(
             sizes={part: handle.size for part, handle in self.parts.items()},
@@ -168,17 +178,42 @@ class Placer:
             width=width,
             height=height,
             vae_upcast=basis.vae_upcast,
+            guidance=dict(guidance),
             **({"modes": modes} if modes is not None else {}),
         )
-        return plan_placement(inputs, forced=basis.forced, forced_tile=basis.forced_tile)
+        return plan_placement(
+            inputs, forced=basis.forced, forced_tile=basis.forced_tile, lora_route=basis.lora_route
+        )
 
-    def replan(self, width: int, height: int, modes: tuple[str, ...]) -> None:
-        """The plan for this image size and these modes; parts move as the next steps need. The
-        search tries about a hundred candidates (tens of ms): a repeated request (live mode) reuses it."""
-        key = (width, height, modes)
+    def replan(
+        self, width: int, height: int, modes: tuple[str, ...], guidance: tuple[tuple[str, float], ...] = ()
+    ) -> None:
+        """The plan for this image size, these modes and their guidance (CFG doubles a step's batch);
+        parts move as the next steps need. The search tries about a hundred candidates (tens of ms):
+        a repeated request (live mode) reuses it."""
+        key = (width, height, modes, guidance)
         if key != self._planned_for:
-            self.placement = self._plan(width, height, modes)
+            self.placement = self._plan(width, height, modes, guidance)
             self._planned_for = key
+
+    @property
+    def fused(self) -> bool:
+        """Do the LoRA modes run fused in the slot under the plan in force?"""
+        return self.placement.lora_route is LoraRoute.FUSED
+
+    def record_fuse(self, mode: str, size: int, seconds: float) -> None:
+        """A fuse is a mode switch's cost, recorded beside the moves: the slot's bytes it wrote."""
+        self.fuses.append(
+            Move(
+                mode,
+                str(Step.DENOISE),
+                str(Part.LORA_SLOT),
+                "fuse",
+                self.where(Part.LORA_SLOT),
+                size,
+                seconds,
+            )
+        )
 
     @property
     def measures(self) -> frozenset[Measure]:
@@ -200,6 +235,7 @@ class Placer:
                 self._move(part, self.device_of(), "", "load", into=True)
                 self.on.add(part)
         self.moves.clear()
+        self.fuses.clear()
 
     def prepare(self, step: Step, mode: str) -> None:
         """Before a step: what must leave goes to CPU RAM first, then what it wants comes in."""
@@ -207,7 +243,8 @@ class Placer:
         for part in sorted(leaving & self.on):
             self._move(part, _CPU, mode, str(step), into=False)
             self.on.discard(part)
-        for part in sorted((wanted & set(self.parts)) - self.on):
+        # Parts the plan leaves out (the slot, where the LoRA modes run unfused) stay where they are.
+        for part in sorted((wanted & set(self.placement.inputs.sizes)) - self.on):
             self._move(part, self.device_of(), mode, str(step), into=True)
             self.on.add(part)
 
@@ -244,9 +281,13 @@ class Placer:
                 for mode in placement.modes
                 for step in mode.steps
             ],
+            "lora_route": str(placement.lora_route) if placement.lora_route is not None else None,
             "moves": [move.record() for move in self.moves],
             "moved_bytes": sum(move.bytes for move in self.moves),
             "move_seconds": round(sum(move.seconds for move in self.moves), 6),
+            "fuses": [fuse.record() for fuse in self.fuses],
+            "fused_bytes": sum(fuse.bytes for fuse in self.fuses),
+            "fuse_seconds": round(sum(fuse.seconds for fuse in self.fuses), 6),
         }
 
 
@@ -270,11 +311,16 @@ def _to_of(module: Any) -> Callable[[torch.device], object]:
 
 
 def engine_parts(
-    base: Any, twins: Mapping[Part, Any], full_unets: Mapping[Part, Any]
+    base: Any,
+    twins: Mapping[Part, Any],
+    full_unets: Mapping[Part, Any],
+    slot: Any = None,
+    slot_bytes: int = 0,
 ) -> dict[Part, PartHandle]:
     """The engine's modules as plan parts. twins: adapter part -> its twin UNet (named as the part);
-    full_unets: the full distilled UNets' parts."""
-    shared = [base.unet, *twins.values()]
+    full_unets: the full distilled UNets' parts; slot: the fused slot's UNet, whose own tensors (at
+    most slot_bytes) move with the base UNet's, since every other tensor of it is the base's."""
+    shared = [base.unet, *twins.values(), *([slot] if slot is not None else [])]
     distillation_lora = _distillation_lora(str(part) for part in twins)
 
     def move_base(device: torch.device) -> int:
@@ -300,6 +346,9 @@ def engine_parts(
     for part, twin in twins.items():
         modules = adapter_modules(twin, str(part))
         parts[part] = PartHandle(module_bytes(*modules), mover(modules))
+    if slot is not None:
+        # Moved by move_base with the tensors it shares: its own handle moves nothing.
+        parts[Part.LORA_SLOT] = PartHandle(slot_bytes, lambda _device: None)
     return parts
 
 
@@ -328,11 +377,16 @@ def build_placer(
     free_bytes: int | None,
     forced: frozenset[Measure] | None,
     forced_tile: int | None,
+    slot: Any = None,
+    slot_bytes: int = 0,
+    lora_route: LoraRoute = LoraRoute.AUTO,
 ) -> Placer:
     parts = engine_parts(
         base,
         {part_of_role(role): unet for role, unet in twins.items()},
         {part_of_role(role): unet for role, unet in full_unets.items()},
+        slot,
+        slot_bytes,
     )
     basis = PlanBasis(
         dtype=dtype_name(dtype),
@@ -340,6 +394,7 @@ def build_placer(
         vae_upcast=bool(getattr(base.vae.config, "force_upcast", True)),
         forced=forced,
         forced_tile=forced_tile,
+        lora_route=lora_route,
     )
     return Placer(parts, device_of, basis)
 

@@ -11,6 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from engine.contract.info import EngineInfo
+from engine.contract.placement import LoraRoute
 from engine.contract.request import (
     ComparisonResult,
     GenerationRequest,
@@ -46,6 +47,7 @@ class EngineConfig:
     device: str = "auto"
     residency: Residency = Residency.AUTO
     vram: float | None = None  # GiB of free GPU memory to plan for; None: measured
+    lora_route: LoraRoute = LoraRoute.AUTO  # the LoRA modes fused in the slot, unfused, or as planned
     dtype: str = "auto"  # auto: fp16 on a GPU, fp32 on the CPU; or float32, float16, bfloat16
 
     def style_files(self) -> dict[str, Path]:

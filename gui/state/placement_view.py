@@ -14,7 +14,14 @@ from typing import Any
 
 from engine.contract.errors import FewstepError
 from engine.contract.info import EngineInfo
-from engine.contract.placement import GIB, PlanInput, five_mode_check, plan_placement, smallest_fit
+from engine.contract.placement import (
+    GIB,
+    LoraRoute,
+    PlanInput,
+    five_mode_check,
+    plan_placement,
+    smallest_fit,
+)
 from engine.contract.placement_text import describe_placement, size_text
 from engine.files.model_paths import ModelPaths
 from engine.files.part_sizes import model_sizes
@@ -31,6 +38,7 @@ class PlanRequest:
     source: str  # where free_bytes came from, in words
     dtype: str
     size: tuple[int, int]
+    lora_route: LoraRoute = LoraRoute.AUTO  # the LoRA route set in Settings
 
 
 def plan_request(settings: Settings, info: EngineInfo | None) -> PlanRequest:
@@ -51,7 +59,12 @@ def plan_request(settings: Settings, info: EngineInfo | None) -> PlanRequest:
         free, source = None, ""
     size = info.native_size if info is not None else (1024, 1024)
     return PlanRequest(
-        paths=settings.model_paths_for_engine(), free_bytes=free, source=source, dtype=dtype, size=size
+        paths=settings.model_paths_for_engine(),
+        free_bytes=free,
+        source=source,
+        dtype=dtype,
+        size=size,
+        lora_route=settings.lora_route,
     )
 
 
@@ -82,8 +95,15 @@ def plan_text(request: PlanRequest) -> str:
             width=width,
             height=height,
             vae_upcast=sizes.vae_upcast,
-        )
+        ),
+        lora_route=request.lora_route,
     )
-    five = five_mode_check(in_dtype, request.dtype, request.free_bytes, vae_upcast=sizes.vae_upcast)
+    five = five_mode_check(
+        in_dtype,
+        request.dtype,
+        request.free_bytes,
+        vae_upcast=sizes.vae_upcast,
+        lora_route=request.lora_route,
+    )
     lines = describe_placement(placement, five)
     return "\n".join([f"{needs} Free memory: {request.source}.", *lines])

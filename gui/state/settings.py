@@ -18,6 +18,7 @@ from platformdirs import user_config_dir, user_data_dir, user_pictures_dir
 
 from engine.contract.limits import STYLE_WEIGHT_RANGE
 from engine.contract.modes import MODES, ModelRole
+from engine.contract.placement import LoraRoute
 from engine.contract.request import style_adapter_name
 from engine.contract.residency import Residency
 from engine.files.model_paths import ModelPaths, StyleLora
@@ -84,6 +85,7 @@ class Settings:
     vae: Path | None = None  # replaces the base's VAE, e.g. sdxl-vae-fp16-fix
     residency: Residency = Residency.AUTO
     vram: float | None = None  # GiB of free GPU memory to plan for; None: measured (CLI --vram)
+    lora_route: LoraRoute = LoraRoute.AUTO  # CLI --lora-route
 
     @property
     def uses_builtin_model(self) -> bool:
@@ -103,6 +105,7 @@ class Settings:
             device=device or self.device,
             residency=self.residency,
             vram=self.vram,
+            lora_route=self.lora_route,
         )
 
     def style_weights(self) -> tuple[tuple[str, float], ...] | None:
@@ -156,6 +159,7 @@ class Settings:
             "vae": str(self.vae) if self.vae else None,
             "residency": str(self.residency),
             "vram": self.vram,
+            "lora_route": str(self.lora_route),
         }
 
 
@@ -239,6 +243,9 @@ def settings_from_json(data: object) -> Settings:
         isinstance(vram, bool) or not isinstance(vram, int | float) or not 0 < vram <= 4096
     ):
         raise SettingsError("vram must be a number of GiB above 0 and at most 4096, or null")
+    lora_route = _string(data, "lora_route", "auto") or "auto"  # added within schema 2: optional
+    if lora_route not in set(LoraRoute):
+        raise SettingsError(f"lora_route {lora_route!r} is not one of {', '.join(LoraRoute)}")
     return Settings(
         model_paths=paths,
         output_dir=Path(output) if output else None,
@@ -249,6 +256,7 @@ def settings_from_json(data: object) -> Settings:
         vae=Path(vae) if vae else None,
         residency=Residency(residency),
         vram=float(vram) if vram is not None else None,
+        lora_route=LoraRoute(lora_route),
     )
 
 

@@ -143,7 +143,7 @@ class TrilemmaMeter(QThread):
                 elif accumulator is not None and item.generation == generation == current:
                     result = item.result
                     seconds = image_seconds(result.timings.denoising, result.timings.decode)
-                    accumulator.add(result.mode, result.seed, result.image, seconds)
+                    accumulator.add(result.mode, result.seed, result.image, seconds, result.lora_route)
                     table = accumulator.result()
                     with self._condition:
                         fresh = self._generation == generation

@@ -72,7 +72,9 @@ def load_engine(config: EngineConfig, say: Callable[[str], None]) -> LoadedEngin
     plan = plan_device(
         None if config.device == "auto" else config.device, None if config.dtype == "auto" else config.dtype
     )
-    engine = Engine(paths, plan, on_status=say, residency=config.residency, vram=config.vram)
+    engine = Engine(
+        paths, plan, on_status=say, residency=config.residency, vram=config.vram, lora_route=config.lora_route
+    )
     say("hashing the model files (once per file version) for the report and the PNG text")
     context = engine.run_context(say)  # off the GUI thread: a 7 GB file takes about half a minute
     return LoadedEngine(engine=engine, info=engine.info(), context=context)

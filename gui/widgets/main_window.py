@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
-from PySide6.QtWidgets import QMainWindow, QSplitter
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QSplitter
 
 from engine.contract.errors import FewstepError, RequestError
 from engine.contract.info import EngineInfo
 from engine.outputs.png_text import InfotextError
+from gui.state.bench_reader import BenchView, NotABenchError
 from gui.state.comparison_jobs import ComparisonJobs, finished_summary
 from gui.state.image_store import RunRecord, RunStyle
 from gui.state.jobs import EventKind, FinishedRun, WorkerEvent
@@ -28,6 +29,7 @@ from gui.state.settings import Settings
 from gui.state.trilemma_meter import TrilemmaMeter
 from gui.state.worker import EngineWorker
 from gui.widgets import request_form as requests
+from gui.widgets.bench_browser import BenchBrowser
 from gui.widgets.engine_status import EngineStatus
 from gui.widgets.image_view import ImageViewer
 from gui.widgets.settings_dialog import SettingsDialog
@@ -117,6 +119,12 @@ class MainWindow(QMainWindow):
         toolbar = self.addToolBar("Main")
         toolbar.setMovable(False)
         toolbar.addAction(settings_action)
+        bench_action = QAction("Open bench…", self)
+        bench_action.setToolTip(
+            "Browse a folder written by fewstep bench: its table, then each prompt's grid"
+        )
+        bench_action.triggered.connect(lambda: self.open_bench())
+        toolbar.addAction(bench_action)
 
     def _connect(self) -> None:
         panel = self.prompt_panel
@@ -200,6 +208,23 @@ class MainWindow(QMainWindow):
     def assign_model(self, use: Use, path: Path) -> None:
         """Returns at once: the file is checked off the GUI thread, then `self.models.assigned` is emitted."""
         self.models.assign(use, path)
+
+    def open_bench(self, folder: Path | None = None) -> BenchBrowser | None:
+        """A bench folder (asked for when not given) in a window of its own; None if there is none."""
+        if folder is None:
+            chosen = QFileDialog.getExistingDirectory(self, "Open a fewstep bench folder")
+            if not chosen:
+                return None
+            folder = Path(chosen)
+        try:
+            view = BenchView.load(folder)
+        except NotABenchError as exc:
+            self.show_message(str(exc), "error")
+            return None
+        browser = BenchBrowser(view, self)
+        browser.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        browser.show()
+        return browser
 
     def open_settings(self) -> None:
         dialog = SettingsDialog(self.settings, self)

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.contract.modes import DEFAULT_COMPARISON, MODES, ModelRole
+from engine.contract.placement import LoraRoute
 from engine.contract.residency import Residency
 from engine.files.model_files import ModelFile
 from engine.files.safe_paths import output_problem, special_file_problem
@@ -283,6 +284,19 @@ class SettingsDialog(QDialog):
         engine_layout.addWidget(QLabel("GPU memory"), 2, 0)
         engine_layout.addWidget(self.vram, 2, 1)
         engine_layout.addWidget(vram_note, 2, 2)
+        self.lora_route = QComboBox()
+        for route in LoraRoute:
+            self.lora_route.addItem(str(route))
+        self.lora_route.setCurrentText(str(settings.lora_route))
+        self.lora_route.setToolTip(
+            "fused: as the LoRAs' model cards run them; auto: fused where the slot fits"
+        )
+        route_note = QLabel("LoRA modes fused into one shared slot (their cards' speed), unfused, or auto")
+        route_note.setObjectName("tileCaption")
+        route_note.setWordWrap(True)
+        engine_layout.addWidget(QLabel("LoRA route"), 3, 0)
+        engine_layout.addWidget(self.lora_route, 3, 1)
+        engine_layout.addWidget(route_note, 3, 2)
         engine_layout.setColumnStretch(2, 1)
 
         self.problem = QLabel()
@@ -406,5 +420,6 @@ class SettingsDialog(QDialog):
             models_dir=Path(models).expanduser() if models else None,
             vae=self.vae_row.path(),
             residency=self.chosen_residency(),
+            lora_route=LoraRoute(self.lora_route.currentText()),
             vram=self.vram.value() or None,
         )

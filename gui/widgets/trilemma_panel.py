@@ -201,13 +201,31 @@ class TrilemmaPanel(QWidget):
                     text = "ref"
                 self._set(row, column, "…" if waiting and text == "-" else text)
             title = short_title(values.mode) + (" (ref)" if values.mode == trilemma.reference else "")
+            # A LoRA mode says how it ran: unfused, its speed is that route's, not the method's.
+            title += f" ({values.lora_route})" if values.lora_route else ""
             self._set(row, 0, title, mode=values.mode)
+            if values.lora_route == "unfused":
+                self._speed_note(row)
         self.chart.set_rows(trilemma.rows, trilemma.reference)
         seeds = len(trilemma.seeds)
         spread = "" if seeds > 1 else "; diversity needs 2 or more seeds"
         self.note.setText(
             f"Reference: {trilemma.reference_reason}. {seeds} seed{'s' * (seeds != 1)}{spread}."
         )
+
+    def _speed_note(self, row: int) -> None:
+        for key in ("seconds_per_image", "speed_up"):
+            item = self.table.item(row, 1 + METRIC_KEYS.index(key))
+            if item is not None:
+                item.setToolTip(
+                    "This LoRA ran unfused (it did not fit beside the base UNet, or the LoRA route in"
+                    " Settings says unfused): its speed is that route's, not the method's."
+                )
+
+    def title_at(self, mode: str) -> str:
+        """The mode's title as the table shows it (for tests and screenshots)."""
+        item = self.table.item(self.modes.index(mode), 0)
+        return item.text() if item is not None else ""
 
     def text_at(self, mode: str, key: str) -> str:
         """What the table shows for a mode and a metric (for tests and screenshots)."""

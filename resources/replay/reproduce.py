@@ -113,11 +113,14 @@ def unfreeze(unet: Any) -> None:
             parameter.requires_grad_(True)
 
 
-def build(key: tuple[str, str, tuple[tuple[str, float], ...], float], dtype: Any, device: str) -> Any:
-    """One pipeline per (UNet, distillation LoRA, styles, LoRA scale) combination, each from freshly
-    loaded files."""
+def build(key: tuple[str, str, bool, tuple[tuple[str, float], ...], float], dtype: Any, device: str) -> Any:
+    """One pipeline per (UNet, distillation LoRA, fused, styles, LoRA scale) combination, each from
+    freshly loaded files. A fused LoRA is loaded and fused at its scale as its model card does
+    (`fuse_lora(lora_scale=...)`); with styles, its wrappers are then unloaded (the fused weights
+    stay), because peft skips every unfused adapter of a layer that holds a fused one. An unfused
+    LoRA stays an adapter, weighted by its scale."""
     files = RECIPE["files"]
-    unet_kind, adapter, styles, lora_scale = key
+    unet_kind, adapter, fused, styles, lora_scale = key
     base = load_base(files, dtype, device)
     if unet_kind != "base":
         return with_unet(base, distilled_unet(files, unet_kind, base, dtype, device))
@@ -126,14 +129,19 @@ def build(key: tuple[str, str, tuple[tuple[str, float], ...], float], dtype: Any
     weights: list[float] = []
     if adapter:
         pipe.load_lora_weights(files[adapter], adapter_name=adapter)
-        names.append(adapter)
-        weights.append(lora_scale)
+        if fused:
+            pipe.fuse_lora(lora_scale=lora_scale)
+            if styles:
+                pipe.unload_lora_weights()
+        else:
+            names.append(adapter)
+            weights.append(lora_scale)
     for style_path, weight in styles:
         name = f"style-{len(names)}"
         pipe.load_lora_weights(style_path, adapter_name=name)
         names.append(name)
         weights.append(weight)
-    if styles or lora_scale != 1.0:
+    if styles or (lora_scale != 1.0 and not fused):
         pipe.set_adapters(names, adapter_weights=weights)
         if not adapter:
             unfreeze(pipe.unet)
@@ -179,7 +187,13 @@ def main() -> int:
         if args.only and image["mode"] != args.only:
             continue
         styles = tuple((path, weight) for path, weight in image["styles"])
-        key = (image["unet"], image["adapter"] or "", styles, image.get("lora_scale", 1.0))
+        key = (
+            image["unet"],
+            image["adapter"] or "",
+            image.get("lora_route") == "fused",
+            styles,
+            image.get("lora_scale", 1.0),
+        )
         if key not in pipes:
             pipes.clear()  # one pipeline in memory at a time: an SDXL pipeline is 7 GB
             pipes[key] = build(key, dtype, args.device)

@@ -6,7 +6,8 @@ Not a test: these machines are noisy, so each figure is a ratio of two things me
 run, alternating, with medians. Goals (issue 2): mode switch >= 100x faster than rebuilding the
 pipeline as FastSD CPU does; one copy of the shared weights with all five modes resident; engine
 overhead over a plain diffusers call <= 3%; a five-mode comparison <= 1.0x the sum of five single
-generations.
+generations. Issue 22: a fused LoRA mode's step <= 1.03x the base UNet's step (same size and batch,
+CFG off for both), and what one fuse costs in seconds and bytes.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 import torch
 
 from devtools.tiny_model import TinyModelSet, TinySpec, build_tiny_model_set
-from engine.contract.modes import DEFAULT_COMPARISON
+from engine.contract.modes import DEFAULT_COMPARISON, MODES
+from engine.contract.placement import LoraRoute, Part
 from engine.contract.request import GenerationRequest, ModeSettings
 from engine.files.model_paths import ModelPaths
 from engine.runtime.engine import Engine
@@ -185,6 +187,75 @@ def bench_fusing(models: TinyModelSet, repeats: int) -> None:
     )
 
 
+def per_step(engine: Engine, mode: str, guidance: float) -> float:
+    """The median step of one image of a mode at 4 steps and this guidance."""
+    request = GenerationRequest(
+        prompt=PROMPT, seeds=(SEED,), modes=(ModeSettings(mode=mode, steps=4, guidance=guidance),)
+    )
+    per_step: tuple[float, ...] = engine.run(request).results[0].timings.per_step
+    return statistics.median(per_step)
+
+
+def unet_step(engine: Engine, unet: Any) -> Callable[[], object]:
+    """One UNet forward at 64x64, batch 1 (CFG off), on the engine's own prompt embeddings."""
+    embeddings = engine.encode(PROMPT, "", with_negative=False)
+    sample = torch.randn(1, 4, 8, 8, generator=torch.Generator("cpu").manual_seed(SEED))
+    added = {"text_embeds": embeddings.pooled, "time_ids": torch.tensor([[64.0, 64.0, 0.0, 0.0, 64.0, 64.0]])}
+
+    def call() -> object:
+        with torch.inference_mode():
+            return unet(sample, 500, encoder_hidden_states=embeddings.prompt, added_cond_kwargs=added)
+
+    return call
+
+
+def bench_fused_step(models: TinyModelSet, repeats: int) -> None:
+    """Each LoRA mode's step, fused in the slot and unfused on its twin, over the base UNet's step at
+    the same size and batch, CFG off for both, alternating: the UNet forward alone (what the route
+    changes), then whole engine steps (schedulers included: the base mode runs the LoRA mode's
+    scheduler family, DDIM for LCM, Euler for Lightning). Then what one fuse costs."""
+    fused_engine = Engine(paths_of(models), lora_route=LoraRoute.FUSED)
+    unfused_engine = Engine(paths_of(models), lora_route=LoraRoute.UNFUSED)
+    print("LoRA step over the base UNet's step, same size and batch, CFG off (medians of alternating runs):")
+    for mode, base_mode in (("lcm-lora", "ddim"), ("lightning-lora", "euler")):
+        fused_engine.switch_to(mode)  # fuses this LoRA into the slot
+        unfused_engine.switch_to(mode)
+        calls = {
+            "base": unet_step(fused_engine, fused_engine.base.unet),
+            "fused": unet_step(fused_engine, fused_engine.running_pipe(MODES[mode]).unet),
+            "unfused": unet_step(unfused_engine, unfused_engine.running_pipe(MODES[mode]).unet),
+        }
+        forward: dict[str, list[float]] = {k: [] for k in calls}
+        for _ in range(repeats * 20):
+            for key, call in calls.items():
+                forward[key].append(seconds(call))
+        base, fused, unfused = (statistics.median(forward[k]) for k in ("base", "fused", "unfused"))
+        print(
+            f"  {mode:15} UNet forward: base {base * 1e3:6.2f} ms  fused {fused * 1e3:6.2f} ms"
+            f" ({fused / base:.3f}x; goal <= 1.03x)  unfused {unfused * 1e3:6.2f} ms ({unfused / base:.3f}x)"
+        )
+        steps: dict[str, list[float]] = {"base": [], "fused": [], "unfused": []}
+        for _ in range(repeats):
+            steps["base"].append(per_step(fused_engine, base_mode, 1.0))
+            steps["fused"].append(per_step(fused_engine, mode, 1.0))
+            steps["unfused"].append(per_step(unfused_engine, mode, 1.0))
+        base, fused, unfused = (statistics.median(steps[k]) for k in ("base", "fused", "unfused"))
+        print(
+            f"  {'':15} engine step:  {base_mode} {base * 1e3:6.2f} ms  fused {fused * 1e3:6.2f} ms"
+            f" ({fused / base:.3f}x)  unfused {unfused * 1e3:6.2f} ms ({unfused / base:.3f}x)"
+        )
+    fuses = []
+    for _ in range(repeats):
+        for mode in ("lcm-lora", "lightning-lora"):
+            engine_call(fused_engine, mode)
+            fuses += fused_engine.placement_report()["fuses"]
+    print(
+        f"  one fuse (a switch between LoRA modes): median {statistics.median(f['seconds'] for f in fuses) * 1e3:.1f} ms,"
+        f" {max(f['bytes'] for f in fuses) / 1024**2:.2f} MiB of slot weights written"
+        f" (the base UNet's weights: {fused_engine.placer.parts[Part.BASE_UNET].size / 1024**2:.2f} MiB)"
+    )
+
+
 def bench_comparison(engine: Engine, repeats: int) -> None:
     together: list[float] = []
     alone: list[float] = []
@@ -295,6 +366,7 @@ def main() -> None:
         bench_overhead(engine, models, args.repeats)
         bench_comparison(engine, args.repeats)
         bench_fusing(models, args.repeats)
+        bench_fused_step(models, args.repeats)
         bench_memory(Path(tmp) / "wider")
 
 

@@ -12,7 +12,11 @@ as an original single file, the LCM UNet folder, a Lightning 4-step UNet file an
 - the bytes held against the sum of the distinct weights in the files, and the bytes five separate
   pipelines would hold;
 - the peak RSS;
-- one small comparison's seconds per step (64x64, 2 steps per mode).
+- one small comparison's seconds per step (64x64, 2 steps per mode);
+- issue 22: each LoRA mode's step over the base UNet's step (same size and batch, CFG off for both),
+  fused in the slot or unfused as --lora-route says, and the seconds and bytes of one fuse.
+  `--routes` runs the whole benchmark twice, in two processes (--lora-route fused, then unfused),
+  and prints their peak RSS side by side.
 """
 
 from __future__ import annotations
@@ -78,7 +82,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=64, help="image side of the small comparison")
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--tiny", action="store_true", help="the same code on the tiny sizes (a check of it)")
+    parser.add_argument("--lora-route", choices=("auto", "fused", "unfused"), default="auto")
+    parser.add_argument(
+        "--routes", action="store_true", help="run fused, then unfused, each in a process of its own"
+    )
     args = parser.parse_args(argv)
+    if args.routes:
+        return both_routes(argv or sys.argv[1:])
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     # Threads that wait for work sleep instead of spinning: on a shared 2-core machine spinning
     # OpenMP threads starve the GUI thread and every other process (50 to 500x slower steps).
@@ -107,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     on_disk = sum(p.stat().st_size for p in files.files())
     print(f"full-size set: {on_disk / 1e9:.2f} GB in {files.root} ({time.perf_counter() - start:.0f} s)")
     print_plans(files, base_config)
-    engine, parts, gaps = load_in_worker(files, base_config)
+    engine, parts, gaps = load_in_worker(files, base_config, args.lora_route)
     print("\n| part | load s | longest GUI-thread gap ms |\n|---|---|---|")
     for name, seconds, gap in parts:
         print(f"| {name} | {seconds:.1f} | {gap:.0f} |")
@@ -120,8 +130,68 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(args.threads)  # a per-thread setting: the comparison runs on this thread
     memory(engine, files)
     compare(engine, args.size, args.steps)
-    print(f"peak RSS of the process: {gib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)}")
+    lora_steps(engine, args.size, args.steps)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(f"peak RSS of the process: {gib(peak)} (LoRA route {args.lora_route})")
+    print(f"PEAK_RSS_BYTES {peak}")
     return 0
+
+
+def both_routes(argv: Sequence[str]) -> int:
+    """The benchmark with the slot, then without it (today's route), each in its own process: the
+    peak RSS of a five-mode comparison under each, side by side."""
+    import subprocess
+
+    rest = [a for a in argv if a != "--routes"]
+    peaks: dict[str, int] = {}
+    for route in ("fused", "unfused"):
+        print(f"\n===== --lora-route {route} =====", flush=True)
+        done = subprocess.run(
+            [sys.executable, __file__, *rest, "--lora-route", route],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        print(done.stdout + done.stderr, flush=True)
+        found = [line.split()[1] for line in done.stdout.splitlines() if line.startswith("PEAK_RSS_BYTES")]
+        if found:
+            peaks[route] = int(found[-1])
+    if len(peaks) == 2:
+        print(f"peak RSS, fused {gib(peaks['fused'])} against unfused (today's) {gib(peaks['unfused'])}:"
+              f" {peaks['fused'] / peaks['unfused']:.2f}x; goal below ComfyUI's 22.3 GiB")  # fmt: skip
+    return 0
+
+
+def lora_steps(engine: Any, size: int, steps: int) -> None:
+    """Each LoRA mode's step over the base UNet's, same size and batch, CFG off for both (the base
+    mode at guidance 1), alternating; then what the comparison's fuses cost."""
+    from engine.contract.request import GenerationRequest, ModeSettings
+
+    def step(mode: str) -> float:
+        request = GenerationRequest(
+            prompt="a lighthouse on a cliff at dusk",
+            width=size,
+            height=size,
+            modes=(ModeSettings(mode=mode, steps=steps, guidance=1.0),),
+        )
+        per_step: tuple[float, ...] = engine.run(request).results[0].timings.per_step
+        return statistics.median(per_step)
+
+    fuses = []
+    for mode in ("lcm-lora", "lightning-lora"):
+        step(mode)  # the fuse, if the slot holds the other LoRA
+        fuses += engine.placement_report()["fuses"]
+        base, lora = [], []
+        for _ in range(2):
+            base.append(step("ddim"))
+            lora.append(step(mode))
+        ratio = statistics.median(lora) / statistics.median(base)
+        route = engine.lora_route_of(mode)
+        print(f"{mode} ({route}) step over the base UNet's step, CFG off, {size}x{size}: {ratio:.3f}x"
+              f" ({statistics.median(lora):.2f} s against {statistics.median(base):.2f} s); goal <= 1.03x")  # fmt: skip
+    for fuse in fuses:
+        print(f"one fuse ({fuse['mode']}): {fuse['seconds']:.2f} s, {gib(fuse['bytes'])} of slot weights written;"
+              f" goal below ComfyUI's switch (15 to 21 s)")  # fmt: skip
 
 
 def print_plans(files: Any, base_config: Path | None) -> None:
@@ -140,7 +210,7 @@ def print_plans(files: Any, base_config: Path | None) -> None:
 
 
 def load_in_worker(
-    files: Any, base_config: Path | None
+    files: Any, base_config: Path | None, lora_route: str = "auto"
 ) -> tuple[Any, list[tuple[str, float, float]], list[float]]:
     """Load the five modes on the application's engine thread while the GUI thread ticks."""
     from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
@@ -181,7 +251,11 @@ def load_in_worker(
         lightning_lora=files.lightning_lora,
         base_config=base_config,
     )
-    config = EngineConfig(paths=paths, device="cpu", residency=Residency.ALL, dtype="bfloat16")
+    from engine.contract.placement import LoraRoute
+
+    config = EngineConfig(
+        paths=paths, device="cpu", residency=Residency.ALL, dtype="bfloat16", lora_route=LoraRoute(lora_route)
+    )
     worker = EngineWorker(config, factory=factory)
     seen_texts: list[str] = []
     loop = QEventLoop()

@@ -242,7 +242,7 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     from gui.launcher import main as fewstep
 
     subcommands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(subcommands.choices) == {"compare", "generate", "models", "plan", "info"}
+    assert set(subcommands.choices) == {"compare", "generate", "models", "plan", "info", "bench"}
     assert set(command_modules()) == set(subcommands.choices)  # no command module left out of COMMANDS
     assert fewstep(["--help"]) == EXIT_OK
     usage = capsys.readouterr().out

@@ -21,6 +21,7 @@ from devtools.original_layout import SINGLE_FILE_NAME, write_single_file_checkpo
 from devtools.refused_files import write_lightning_checkpoint
 from devtools.tiny_model import TinyModelSet
 from engine.contract.modes import DEFAULT_COMPARISON
+from engine.contract.placement import LoraRoute
 from engine.contract.request import GenerationRequest, ModeSettings
 from engine.files.model_paths import StyleLora
 from engine.outputs.run_writer import write_comparison
@@ -169,3 +170,43 @@ def test_a_single_file_base_and_a_lightning_checkpoint_replay_bit_for_bit(
     for result, record in zip(comparison.results, report["results"], strict=True):
         again = np.asarray(Image.open(tmp_path / "again" / record["file"]).convert("RGB"))
         np.testing.assert_array_equal(again, result.image, err_msg=record["file"])
+
+
+def test_each_lora_mode_replays_by_the_route_it_ran(
+    styled_folder: Path, tiny_models: TinyModelSet, tmp_path: Path
+) -> None:
+    """Fused LoRA modes replay through load_lora_weights + fuse_lora (above); an engine that runs them
+    unfused (--lora-route unfused) writes a record that replays them unfused, with the style too."""
+    fused = {i["mode"]: i["lora_route"] for i in recipe_of(styled_folder)["images"]}
+    assert fused == {
+        "ddim": None,
+        "lcm": None,
+        "lightning": None,
+        "lcm-lora": "fused",
+        "lightning-lora": "fused",
+    }
+    style = next(iter(write_style_files(tiny_models, tmp_path / "styles").values()))
+    paths = replace(model_paths_of(tiny_models), styles=(StyleLora(style.path, 0.8),))
+    engine = Engine(paths, lora_route=LoraRoute.UNFUSED)
+    request = GenerationRequest(
+        prompt="a large red circle on a blue background",
+        seeds=(3,),
+        modes=(ModeSettings(mode="lcm-lora"), ModeSettings(mode="lightning-lora")),
+    )
+    folder = tmp_path / "unfused"
+    write_comparison(folder, engine.run(request), engine.run_context())
+    assert {i["lora_route"] for i in recipe_of(folder)["images"]} == {"unfused"}
+    out = tmp_path / "replayed"
+    done = subprocess.run(
+        [sys.executable, "-c", BLOCKER, str(folder / "reproduce.py"), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for record in json.loads((folder / "report.json").read_text(encoding="utf-8"))["results"]:
+        assert record["lora_route"] == "unfused"
+        ours = np.asarray(Image.open(folder / record["file"]).convert("RGB"))
+        theirs = np.asarray(Image.open(out / record["file"]).convert("RGB"))
+        np.testing.assert_array_equal(theirs, ours, err_msg=record["file"])

@@ -19,8 +19,8 @@ from safetensors.torch import load_file, save_file
 from devtools.field_fixtures import FieldSet, build_field_set
 from devtools.tiny_model import TinyModelSet
 from engine.contract.errors import ModelInputError
-from engine.contract.modes import MODES
-from engine.contract.placement import Measure, Part, PlanInput, Where, plan_placement
+from engine.contract.modes import MODES, ModeFile
+from engine.contract.placement import LoraRoute, Measure, Part, PlanInput, Where, plan_placement
 from engine.contract.request import GenerationRequest, ModeResult, ModeSettings
 from engine.files.model_paths import ModelPaths
 from engine.files.part_sizes import model_sizes
@@ -76,14 +76,44 @@ def test_image_equals_plain_diffusers_with_the_cards_snippet(
     # The CFG modes take the negative prompt, as their cards' snippets pass one.
     negative = NEGATIVE if MODES[mode].default_guidance > 1.0 else ""
     path = field[card.file].path if card.file else None
-    expected = card_image(mode, path, folder_base(tiny_models), PROMPT, negative, SEED)
+    # Every LoRA mode runs fused in the one slot (the fused route), as its card fuses it.
+    lora = MODES[mode].file is ModeFile.LORA
+    expected = card_image(mode, path, folder_base(tiny_models), PROMPT, negative, SEED, fused=lora)
     run(field_engine, "ddim" if mode != "ddim" else "tcd", steps=2)  # switch into the mode
     result = run(field_engine, mode, negative)
+    assert result.lora_route == ("fused" if lora else None)
     assert result.image.shape == expected.shape
     np.testing.assert_array_equal(result.image, expected)
     # The card's own settings leave nothing to warn about, but the tiny size for a model trained at 512.
     size = MODES[mode].native_size
     assert result.warnings == ((f"{mode}: trained at 512x512; 64x64 gives poorer images",) if size else ())
+
+
+@pytest.mark.parametrize(("mode", "lora_scale"), [("tcd", 1.0), ("dmd2-lora", 1.0), ("dmd2-lora", 0.7)])
+def test_a_fused_field_lora_equals_load_lora_weights_and_fuse_lora_at_its_scale(
+    field_engine: Engine, field: FieldSet, tiny_models: TinyModelSet, mode: str, lora_scale: float
+) -> None:
+    """Any LoRA role runs in the one fused slot, fused at the mode's lora_scale: bit for bit what
+    diffusers' load_lora_weights + fuse_lora(lora_scale=...) + the card's scheduler and call give (TCD
+    with its eta, DMD2 with its timesteps), and the slot holds that role."""
+    spec = MODES[mode]
+    if lora_scale != 1.0:
+        spec = replace(spec, name=f"{mode}-scaled", title=f"{spec.title} scaled", lora_scale=lora_scale)
+    path = field[FIELD_CARDS[mode].file].path
+    expected = card_image(
+        mode, path, folder_base(tiny_models), PROMPT, "", SEED, fused=True, lora_scale=lora_scale
+    )
+    with MODES.added((spec,) if lora_scale != 1.0 else ()):
+        run(field_engine, "ddim", steps=2)
+        result = run(field_engine, spec.name)
+        assert field_engine.lora_route_of(spec.name) is LoraRoute.FUSED
+        assert field_engine.slot is not None
+        assert (field_engine.slot.fused, field_engine.slot.scale) == (spec.adapter, lora_scale)
+    assert result.lora_route == "fused"
+    np.testing.assert_array_equal(result.image, expected)
+    if lora_scale != 1.0:  # the scale reaches the fuse: the card's scale-1 image differs
+        at_one = card_image(mode, path, folder_base(tiny_models), PROMPT, "", SEED, fused=True)
+        assert not np.array_equal(result.image, at_one)
 
 
 @pytest.mark.parametrize(
@@ -156,15 +186,21 @@ def test_the_plan_counts_each_roles_own_part(tiny_models: TinyModelSet, field: F
 
 
 def test_field_modes_replay_bit_for_bit(field_engine: Engine, tmp_path: Path) -> None:
-    """reproduce.py rebuilds a whole pipeline's, a full UNet's and an eta mode's images with plain diffusers."""
-    modes = ("turbo", "dmd2", "tcd", "hyper-lora")
+    """reproduce.py rebuilds a whole pipeline's, a full UNet's, an eta mode's and a fused LoRA's at a
+    lora_scale other than 1 images with plain diffusers."""
+    scaled = replace(MODES["dmd2-lora"], name="dmd2-lora-scaled", title="DMD2 LoRA scaled", lora_scale=0.7)
+    modes = ("turbo", "dmd2", "tcd", "hyper-lora", scaled.name)
     request = GenerationRequest(
         prompt=PROMPT, seeds=(SEED,), modes=tuple(ModeSettings(mode=m) for m in modes)
     )
     out = tmp_path / "comparison"
     out.mkdir()
-    write_comparison(out, field_engine.run(request), field_engine.run_context())
+    with MODES.added((scaled,)):
+        write_comparison(out, field_engine.run(request), field_engine.run_context())
     recipe = recipe_of(out)
+    by_mode = {image["mode"]: image for image in recipe["images"]}
+    assert by_mode[scaled.name]["lora_route"] == by_mode["tcd"]["lora_route"] == "fused"
+    assert by_mode[scaled.name]["lora_scale"] == 0.7 and by_mode["tcd"]["eta"] == 0.3
     assert recipe["files"]["turbo"]["pipeline"] and recipe["cannot_replay"] == []
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "FEWSTEP_THREADS")}
     replayed = tmp_path / "replayed"

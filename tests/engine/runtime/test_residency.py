@@ -57,7 +57,8 @@ def test_one_at_a_time_moves_only_the_needed_unet(
 def test_memory_report_counts_shared_weights_once(engine_all: Engine) -> None:
     report = engine_all.memory_report().to_json()
     models = report["models"]
-    assert set(models) == {
+    # The fused slot is listed once a LoRA mode has fused into it (tests/test_fused_slot.py).
+    assert {name for name in models if not name.startswith("lora slot (")} == {
         "text encoders",
         "vae",
         "base unet",
