@@ -87,8 +87,9 @@ def test_unfused_mode_equals_the_unfused_route_with_a_style(
 
 
 def test_fused_without_style_equals_fuse_lora(engine_all: Engine, tiny_models: TinyModelSet) -> None:
-    assert engine_all.placer.fused
     ours = images(engine_all, ("lightning-lora", "lcm-lora"))
+    # After the run: the shared engine's last plan may have had no LoRA mode (then no slot is planned).
+    assert engine_all.placer.fused
     for mode, card in CARDS.items():
         np.testing.assert_array_equal(ours[mode], card(tiny_models, folder_base(tiny_models), PROMPT, SEED))
 
