@@ -9,18 +9,36 @@ from collections.abc import Sequence
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
+from engine.contract.mode_files import ModeFileError, read_mode_file, user_modes_path
+from engine.contract.modes import MODES
 from gui.state.settings import load_settings
 from gui.state.worker import EngineWorker
 from gui.widgets.main_window import MainWindow
 from gui.widgets.theme import apply_theme
 
 
+def add_user_modes() -> str | None:
+    """The config folder's modes.toml joins the built-in modes for this session, before any panel lists
+    them; where it cannot be read, its one line (the built-in modes run without it)."""
+    path = user_modes_path()
+    if not path.is_file():
+        return None
+    try:
+        others = [spec for spec in MODES.values() if spec.source != str(path)]
+        MODES.set_source(str(path), read_mode_file(path, others))
+    except ModeFileError as exc:
+        return f"{exc}; running with the built-in modes only"
+    return None
+
+
 def create_window(app: QApplication) -> MainWindow:
     apply_theme(app)
+    modes_problem = add_user_modes()
     loaded = load_settings()
     settings = loaded.settings
     worker = EngineWorker(settings.engine_config())
-    return MainWindow(settings, worker, settings_problem=loaded.problem)
+    problem = "; ".join(p for p in (loaded.problem, modes_problem) if p) or None
+    return MainWindow(settings, worker, settings_problem=problem)
 
 
 def run_app(argv: Sequence[str] = ()) -> int:

@@ -30,6 +30,8 @@ ROLES = ("base", "lcm_unet", "lcm_lora", "lightning_unet", "lightning_lora")
 def _private_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test reads or writes the developer's real cache or settings."""
     monkeypatch.setenv("FEWSTEP_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+    # and no user mode file from the real config folder (engine.contract.mode_files.user_modes_path)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.getbasetemp() / "config"))
 
 
 @pytest.fixture(scope="session")

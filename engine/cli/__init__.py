@@ -70,8 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(argv: Sequence[str]) -> int:
-    args = build_parser().parse_args(argv)
-    return command_modules()[args.command].run(args)
+    from engine.cli.user_modes import user_modes
+    from engine.contract.modes import MODES
+
+    # The user's modes join the built-in ones for this command only (a test may run many in one process).
+    with MODES.added(user_modes(argv)):
+        args = build_parser().parse_args(argv)
+        return command_modules()[args.command].run(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

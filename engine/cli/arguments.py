@@ -69,6 +69,56 @@ def mode_value(text: str) -> tuple[str, str]:
     return mode, value
 
 
+def eta_value(text: str) -> tuple[str, float]:
+    """--eta MODE=E: a mode whose card passes an eta (TCD's gamma), from 0 to 1."""
+    mode, value = mode_value(text)
+    if MODES[mode].eta is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: mode {mode} takes no eta (only modes whose card passes one)"
+        )
+    try:
+        eta = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: eta must be a number from 0 to 1") from None
+    if not 0.0 <= eta <= 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text!r}: eta must be from 0 to 1")
+    return mode, eta
+
+
+def role_path(text: str) -> tuple[str, Path]:
+    """--model ROLE=PATH: any file a mode declares, by its role (tcd-lora, dmd2-unet, lcm-lora...)."""
+    role, sep, path = text.partition("=")
+    if not sep or not path.strip():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} must look like ROLE=PATH, e.g. tcd-lora=TCD/pytorch_lora_weights.safetensors"
+        )
+    known = sorted(set(MODES.role_files()) | {ModelRole.BASE})
+    if role not in known:
+        raise argparse.ArgumentTypeError(f"unknown file role {role!r} in {text!r}; known: {', '.join(known)}")
+    return role, Path(path)
+
+
+def add_model_flags(parser: argparse.ArgumentParser) -> None:
+    """The model files by role: the five options of their own, and --model ROLE=PATH for any role."""
+    for role in ModelRole:
+        parser.add_argument(f"--{role}", type=Path, metavar="PATH", help=f"the {role} file or folder")
+    parser.add_argument(
+        "--model",
+        type=role_path,
+        action="append",
+        default=[],
+        metavar="ROLE=PATH",
+        help="any distillation file by the role its modes name (repeatable): "
+        + ", ".join(sorted(set(MODES.role_files()) - set(ModelRole))),
+    )
+    parser.add_argument(
+        "--modes-file",
+        type=Path,
+        metavar="PATH",
+        help="a TOML file of your own modes, added to the built-in ones (and to the config folder's modes.toml)",
+    )
+
+
 def style_lora(text: str) -> StyleLora:
     path, sep, weight = text.rpartition(":")
     if sep and path:
@@ -104,7 +154,11 @@ def vram_gib(text: str) -> float:
 def model_paths(args: argparse.Namespace) -> ModelPaths:
     """The files given by role (--base, --lcm-unet, ..., --lora, --vae, --base-config), each checked from
     its name and header; the built-in pocket model when none is given."""
-    given = {role: getattr(args, role.replace("-", "_")) for role in ModelRole}
+    given: dict[str, Path | None] = {role: getattr(args, role.replace("-", "_")) for role in ModelRole}
+    for role, path in getattr(args, "model", []):
+        if given.get(role) is not None:
+            raise UsageError(f"the {role} file is given twice (--{role} or --model {role}=): give it once")
+        given[role] = path
     styles = tuple(args.lora)
     for style in styles:
         check_style_lora(style.path)
@@ -117,7 +171,9 @@ def model_paths(args: argparse.Namespace) -> ModelPaths:
 
         return replace(builtin_model_paths(), styles=styles, vae=args.vae)
     if given[ModelRole.BASE] is None:
-        others = ", ".join(f"--{r}" for r, p in given.items() if p is not None)
+        others = ", ".join(
+            f"--{r}" if r in set(ModelRole) else f"--model {r}=" for r, p in given.items() if p is not None
+        )
         raise UsageError(f"{others} needs --base: the SDXL base model whose text encoders and VAE it uses")
     if args.base_config is not None and (problem := special_file_problem(args.base_config)):
         raise UsageError(f"--base-config {problem}")

@@ -17,6 +17,7 @@ from pathlib import Path
 from engine.cli.arguments import (
     EXIT_OK,
     UsageError,
+    eta_value,
     mode_value,
     model_paths,
     out,
@@ -25,6 +26,7 @@ from engine.cli.arguments import (
     style_lora,
     vram_gib,
 )
+from engine.cli.arguments import add_model_flags as add_model_file_flags
 from engine.cli.arguments import say as _say
 from engine.cli.folder_lock import FolderBusyError, folder_lock
 from engine.cli.targets import comparison_target_problem, image_target_problem
@@ -50,8 +52,7 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
 def add_model_flags(parser: argparse.ArgumentParser) -> None:
     """The size, model files, per-mode settings and device flags: compare's, also bench's."""
     parser.add_argument("--size", type=size, help="WIDTHxHEIGHT, multiples of 8 (default: the model's own)")
-    for role in ModelRole:
-        parser.add_argument(f"--{role}", type=Path, metavar="PATH", help=f"the {role} file or folder")
+    add_model_file_flags(parser)
     parser.add_argument(
         "--lora",
         type=style_lora,
@@ -63,6 +64,14 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--steps", type=mode_value, action="append", default=[], metavar="MODE=N")
     parser.add_argument("--guidance", type=mode_value, action="append", default=[], metavar="MODE=G")
+    parser.add_argument(
+        "--eta",
+        type=eta_value,
+        action="append",
+        default=[],
+        metavar="MODE=E",
+        help="eta from 0 to 1 (TCD's gamma)",
+    )
     parser.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
     parser.add_argument("--dtype", help="float32, float16 or bfloat16 (default: fp16 on GPUs, fp32 on CPU)")
     parser.add_argument("--threads", type=int, help="CPU threads for torch")
@@ -134,12 +143,15 @@ def mode_settings(names: Sequence[str], args: argparse.Namespace) -> tuple[ModeS
         steps[mode] = parse_steps(value, f"--steps {mode}={value}")
     for mode, value in args.guidance:
         guidance[mode] = parse_guidance(value, f"--guidance {mode}={value}")
-    for mode in [*steps, *guidance]:
+    etas: dict[str, float] = dict(getattr(args, "eta", []))
+    for mode in [*steps, *guidance, *etas]:
         if mode not in names:
             raise UsageError(
-                f"--steps/--guidance name mode {mode!r}, which is not being run ({', '.join(names)})"
+                f"--steps/--guidance/--eta name mode {mode!r}, which is not being run ({', '.join(names)})"
             )
-    return tuple(ModeSettings(mode=n, steps=steps.get(n), guidance=guidance.get(n)) for n in names)
+    return tuple(
+        ModeSettings(mode=n, steps=steps.get(n), guidance=guidance.get(n), eta=etas.get(n)) for n in names
+    )
 
 
 def job_of(args: argparse.Namespace) -> Job:
@@ -181,7 +193,8 @@ def job_of(args: argparse.Namespace) -> Job:
         spec = MODES[args.mode]
         missing = [r for r in spec.required_roles if r not in files]
         if missing:
-            raise UsageError(f"mode {args.mode} needs {', '.join('--' + r for r in missing)}")
+            needs = ", ".join(f"--{r}" if r in set(ModelRole) else f"--model {r}=PATH" for r in missing)
+            raise UsageError(f"mode {args.mode} needs {needs}")
     return Job(request=request, paths=paths, out=args.out, single=args.command == "generate")
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from engine.cli.arguments import EXIT_OK, model_paths, size, style_lora, vram_gib
+from engine.cli.arguments import EXIT_OK, add_model_flags, model_paths, size, style_lora, vram_gib
 from engine.contract.errors import RequestError
-from engine.contract.modes import DEFAULT_COMPARISON, MODES, ModelRole
+from engine.contract.modes import DEFAULT_COMPARISON, MODES
 from engine.contract.placement import GIB, LoraRoute, PlanInput, five_mode_check, plan_placement
 from engine.contract.placement_text import describe_placement
 from engine.files.part_sizes import model_sizes
@@ -21,8 +21,7 @@ DTYPES = ("fp16", "bf16", "fp32")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `plan` subcommand, with the same model flags as compare."""
-    for role in ModelRole:
-        parser.add_argument(f"--{role}", type=Path, metavar="PATH", help=f"the {role} file or folder")
+    add_model_flags(parser)
     parser.add_argument("--lora", type=style_lora, action="append", default=[], metavar="PATH[:WEIGHT]")
     parser.add_argument("--vae", type=Path, metavar="PATH", help="a replacement VAE")
     parser.add_argument(

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from itertools import combinations
+from typing import ClassVar
 
 from engine.contract.memory_estimates import (
     DTYPE_BYTES,
@@ -28,7 +29,7 @@ from engine.contract.memory_estimates import (
     encode_bytes,
     unet_step_bytes,
 )
-from engine.contract.modes import DEFAULT_COMPARISON, MODES, GuidanceKind, ModelRole, UNetSource
+from engine.contract.modes import DEFAULT_COMPARISON, MODES, GuidanceKind, ModeFile, ModelRole
 
 GIB = 1024**3
 MIB = 1024**2
@@ -37,20 +38,87 @@ MIB = 1024**2
 RESERVE_BYTES = 512 * MIB
 
 
-class Part(StrEnum):
-    TEXT_ENCODER = "text encoder"
-    TEXT_ENCODER_2 = "text encoder 2"
-    STYLE_TEXT = "style LoRAs (text encoders)"  # a style's text-encoder matrices live in the encoders
-    BASE_UNET = "base unet"
-    STYLE_LORAS = "style LoRAs (unet)"  # live in the base UNet's modules; the LoRA twins share them
-    VAE = "vae"
-    LCM_UNET = "lcm unet"
-    LIGHTNING_UNET = "lightning unet"
-    LCM_LORA = "lcm-lora"
-    LIGHTNING_LORA = "lightning-lora"
-    # The running LoRA mode's LoRA fused into the layers it touches (engine.runtime.fused_slot); its
-    # other layers are the base UNet's tensors, so it lives and moves with the base UNet.
-    LORA_SLOT = "lora slot"
+class Part(str):
+    """A model part the plan places: one of the fixed parts below, or a distillation file's own
+    (a full UNet, a LoRA's matrices), named by its role (``part_of_role``). A str, so that a mode file
+    can bring a part no list here names; compared by value."""
+
+    __slots__ = ()
+
+    TEXT_ENCODER: ClassVar[Part]
+    TEXT_ENCODER_2: ClassVar[Part]
+    STYLE_TEXT: ClassVar[Part]  # a style's text-encoder matrices live in the encoders
+    BASE_UNET: ClassVar[Part]
+    STYLE_LORAS: ClassVar[Part]  # live in the base UNet's modules; the LoRA twins share them
+    VAE: ClassVar[Part]
+    LCM_UNET: ClassVar[Part]
+    LIGHTNING_UNET: ClassVar[Part]
+    LCM_LORA: ClassVar[Part]
+    LIGHTNING_LORA: ClassVar[Part]
+    LORA_SLOT: ClassVar[Part]
+
+    def __str__(self) -> str:
+        return str.__str__(self)
+
+
+Part.TEXT_ENCODER = Part("text encoder")
+Part.TEXT_ENCODER_2 = Part("text encoder 2")
+Part.STYLE_TEXT = Part("style LoRAs (text encoders)")
+Part.BASE_UNET = Part("base unet")
+Part.STYLE_LORAS = Part("style LoRAs (unet)")
+Part.VAE = Part("vae")
+# The names the plan gave the first distillations' parts before any role could bring its own; kept,
+# as `fewstep plan` and the report print them.
+Part.LCM_UNET = Part("lcm unet")
+Part.LIGHTNING_UNET = Part("lightning unet")
+Part.LCM_LORA = Part("lcm-lora")
+Part.LIGHTNING_LORA = Part("lightning-lora")
+# The running LoRA mode's LoRA fused into the layers it touches (engine.runtime.fused_slot), whichever
+# LoRA role it is; its other layers are the base UNet's tensors, so it lives and moves with the base UNet.
+Part.LORA_SLOT = Part("lora slot")
+# In the order `fewstep plan` lists parts; a role's own part follows them.
+FIXED_PARTS: tuple[Part, ...] = (
+    Part.TEXT_ENCODER,
+    Part.TEXT_ENCODER_2,
+    Part.STYLE_TEXT,
+    Part.BASE_UNET,
+    Part.STYLE_LORAS,
+    Part.VAE,
+    Part.LCM_UNET,
+    Part.LIGHTNING_UNET,
+    Part.LCM_LORA,
+    Part.LIGHTNING_LORA,
+    Part.LORA_SLOT,
+)
+_ROLE_PARTS: dict[str, Part] = {
+    ModelRole.LCM_UNET: Part.LCM_UNET,
+    ModelRole.LIGHTNING_UNET: Part.LIGHTNING_UNET,
+    ModelRole.LCM_LORA: Part.LCM_LORA,
+    ModelRole.LIGHTNING_LORA: Part.LIGHTNING_LORA,
+}
+
+
+def part_of_role(role: str) -> Part:
+    """The part a distillation file is: a full UNet, or a LoRA's own matrices."""
+    return _ROLE_PARTS.get(role) or Part(role)
+
+
+def full_unet_parts() -> frozenset[Part]:
+    """Every full distilled UNet a known mode can bring."""
+    return frozenset(
+        part_of_role(role)
+        for role, kind in MODES.role_files().items()
+        if kind in (ModeFile.UNET, ModeFile.PIPELINE)
+    )
+
+
+def adapter_parts() -> frozenset[Part]:
+    """Every distillation LoRA's matrices a known mode can bring."""
+    return frozenset(part_of_role(role) for role, kind in MODES.role_files().items() if kind is ModeFile.LORA)
+
+
+def unet_parts() -> frozenset[Part]:
+    return frozenset({*BASE_GROUP, *full_unet_parts(), *adapter_parts()})
 
 
 class LoraRoute(StrEnum):
@@ -88,17 +156,14 @@ BASE_GROUP = (Part.BASE_UNET, Part.STYLE_LORAS, Part.LORA_SLOT)
 # Leaf-level group offloading keeps the layer running and the one being prefetched: SDXL's largest
 # layers (the 1280-channel GEGLU projections, 13 M parameters) are 26 MB each in fp16. Rounded up.
 STREAMED_UNET_BYTES = 128 * MIB
-FULL_UNETS = {UNetSource.LCM: Part.LCM_UNET, UNetSource.LIGHTNING: Part.LIGHTNING_UNET}
-ADAPTERS = {ModelRole.LCM_LORA: Part.LCM_LORA, ModelRole.LIGHTNING_LORA: Part.LIGHTNING_LORA}
-UNET_PARTS = frozenset({*BASE_GROUP, *FULL_UNETS.values(), *ADAPTERS.values()})
 
 
 def mode_parts(mode: str) -> tuple[Part, ...]:
     """What must be on the device while a mode denoises."""
     spec = MODES[mode]
-    if spec.unet is not UNetSource.BASE:
-        return (FULL_UNETS[spec.unet],)
-    return (*BASE_GROUP, *((ADAPTERS[spec.adapter],) if spec.adapter else ()))
+    if spec.unet_role is not None:
+        return (part_of_role(spec.unet_role),)
+    return (*BASE_GROUP, *((part_of_role(spec.adapter),) if spec.adapter else ()))
 
 
 def cfg_batch(mode: str, guidance: float | None = None) -> int:
@@ -110,7 +175,7 @@ def cfg_batch(mode: str, guidance: float | None = None) -> int:
     return 2 if spec.guidance_kind is not GuidanceKind.EMBEDDING and value > 1 else 1
 
 
-def comparison_order(modes: Iterable[str], fused: ModelRole | None = None) -> list[str]:
+def comparison_order(modes: Iterable[str], fused: str | None = None) -> list[str]:
     """The order the engine runs a comparison in: the base UNet's modes first (switching them moves
     no weights), then the full distilled UNets. Among the LoRA modes, the one whose LoRA the slot
     holds already (`fused`) goes first and each LoRA's modes run together: one fuse per LoRA at most,
@@ -119,10 +184,10 @@ def comparison_order(modes: Iterable[str], fused: ModelRole | None = None) -> li
     def cost(mode: str) -> tuple[bool, str, bool, str]:
         spec = MODES[mode]
         return (
-            spec.unet is not UNetSource.BASE,
-            str(spec.unet),
+            not spec.on_base_unet,
+            spec.unet_role or "",
             spec.adapter is not None and spec.adapter != fused,
-            str(spec.adapter or ""),
+            spec.adapter or "",
         )
 
     return sorted(modes, key=cost)
@@ -251,8 +316,9 @@ class Placement:
         for mode in self.modes:
             for step in mode.steps:
                 sizes = self.inputs.sizes
-                rest = sum(sizes[p] for p in step.on_device if p not in UNET_PARTS)
-                unets = sum(sizes[p] for p in step.on_device if p in UNET_PARTS)
+                unet_part_set = unet_parts()
+                rest = sum(sizes[p] for p in step.on_device if p not in unet_part_set)
+                unets = sum(sizes[p] for p in step.on_device if p in unet_part_set)
                 streamed = min(STREAMED_UNET_BYTES, unets) if step.step is Step.DENOISE else 0
                 peaks.append(rest + streamed + step.activations)
         return max(peaks, default=0)
@@ -265,13 +331,13 @@ class Placement:
 def _resting(inp: PlanInput, measures: frozenset[Measure]) -> dict[Part, Where]:
     waits: set[Part] = set()
     if Measure.DISTILLED_UNETS_WAIT in measures:
-        waits |= {Part.LCM_UNET, Part.LIGHTNING_UNET}
+        waits |= full_unet_parts()
     if Measure.TEXT_ENCODERS_WAIT in measures:
         waits |= set(TEXT_PARTS)
     if Measure.VAE_WAITS in measures:
         waits.add(Part.VAE)
     if Measure.IDLE_LORAS_WAIT in measures:
-        waits |= {Part.LCM_LORA, Part.LIGHTNING_LORA}
+        waits |= adapter_parts()
     return {p: Where.CPU if p in waits else Where.DEVICE for p in inp.sizes}
 
 
@@ -286,7 +352,7 @@ def step_moves(step: Step, mode: str, measures: frozenset[Measure]) -> tuple[set
     """(wanted, leaving): the parts a step needs on the device, and those that must leave it first.
     The engine's placer and the planner's simulation both follow these rules."""
     if step is Step.ENCODE:
-        leaving = set(UNET_PARTS) if Measure.UNETS_WAIT_FOR_ENCODING in measures else set()
+        leaving = set(unet_parts()) if Measure.UNETS_WAIT_FOR_ENCODING in measures else set()
         return set(TEXT_PARTS), leaving
     if step is Step.DECODE:
         return {Part.VAE}, set()
@@ -296,13 +362,13 @@ def step_moves(step: Step, mode: str, measures: frozenset[Measure]) -> tuple[set
     leaving = set()
     if Measure.TEXT_ENCODERS_WAIT in measures:
         leaving |= set(TEXT_PARTS)
-    base_mode = MODES[mode].unet is UNetSource.BASE
+    base_mode = MODES[mode].on_base_unet
     if Measure.DISTILLED_UNETS_WAIT in measures and (not base_mode or Measure.BASE_UNET_WAITS in measures):
         # As the engine's one-at-a-time residency: the last one stays until another UNet needs the
         # room, a distilled one always, the base one only when they may not share the device.
-        leaving |= set(FULL_UNETS.values()) - needed
+        leaving |= full_unet_parts() - needed
     if Measure.IDLE_LORAS_WAIT in measures:
-        leaving |= set(ADAPTERS.values()) - needed
+        leaving |= adapter_parts() - needed
     if Measure.BASE_UNET_WAITS in measures and not base_mode:
         leaving |= set(BASE_GROUP)
     if Measure.VAE_WAITS in measures:
@@ -365,11 +431,11 @@ class _Simulation:
         # A style that patches the text encoders is off for the full distilled UNets, so the first of
         # them needs an encoding of its own.
         restyled = bool(self.inp.sizes.get(Part.STYLE_TEXT))
-        first_full = next((m for m in order if MODES[m].unet is not UNetSource.BASE), None)
+        first_full = next((m for m in order if not MODES[m].on_base_unet), None)
         plans: tuple[ModePlan, ...] = ()
         # With the fused slot, the engine runs first the LoRA mode whose LoRA the slot still holds
         # from the comparison before: the steady state alternates, and its second pass is the one.
-        fused: ModelRole | None = None
+        fused: str | None = None
         for _warm in range(2):
             running = comparison_order(order, fused) if Part.LORA_SLOT in self.inp.sizes else order
             plans = tuple(
@@ -450,7 +516,7 @@ def plan_placement(
 
 
 def without_slot(inp: PlanInput) -> PlanInput:
-    return replace(inp, sizes={p: s for p, s in inp.sizes.items() if p is not Part.LORA_SLOT})
+    return replace(inp, sizes={p: s for p, s in inp.sizes.items() if p != Part.LORA_SLOT})
 
 
 def _plan_parts(inp: PlanInput, forced: Iterable[Measure] | None, forced_tile: int | None) -> Placement:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from engine.contract.memory_estimates import decode_bytes
-from engine.contract.placement import RESERVE_BYTES, LoraRoute, Part, Placement, Where
+from engine.contract.placement import FIXED_PARTS, RESERVE_BYTES, LoraRoute, Part, Placement, Where
 
 GIB = 1024**3
 
@@ -18,8 +20,14 @@ def size_text(count: int) -> str:
     return f"{count / 1024:.0f} KiB" if abs(count) >= 1024 else f"{count} B"
 
 
+def in_order(parts: Iterable[Part]) -> list[Part]:
+    """The fixed parts in their order, then the parts of the other roles by name."""
+    given = set(parts)
+    return [p for p in FIXED_PARTS if p in given] + sorted(given - set(FIXED_PARTS))
+
+
 def _parts_text(parts: frozenset[Part]) -> str:
-    return ", ".join(p for p in Part if p in parts) or "-"
+    return ", ".join(in_order(parts)) or "-"
 
 
 def verdict(placement: Placement) -> str:
@@ -80,7 +88,7 @@ def describe_placement(placement: Placement, five_modes: Placement | None = None
     else:
         lines.append("measures: none, every part stays on the device")
     lines.append("parts:")
-    for part in Part:
+    for part in in_order(inp.sizes):
         if (size := inp.sizes.get(part)) is None or size == 0:
             continue
         where = "on the device" if placement.resting.get(part) is Where.DEVICE else "waits in CPU RAM"

@@ -33,6 +33,7 @@ class ModeSettings:
     mode: str
     steps: int | None = None
     guidance: float | None = None
+    eta: float | None = None  # None: the mode's own (TCD's 0.3); only modes with an eta take one
 
     @property
     def spec(self) -> ModeSpec:
@@ -76,6 +77,13 @@ class GenerationRequest:
                     f"{settings.mode}: guidance must be between {MIN_GUIDANCE:g} and {MAX_GUIDANCE:g},"
                     f" not {settings.guidance:g}"
                 )
+            if settings.eta is not None:
+                if MODES[settings.mode].eta is None:
+                    raise RequestError(
+                        f"{settings.mode}: this mode takes no eta (only modes whose card passes one)"
+                    )
+                if not 0.0 <= settings.eta <= 1.0:  # also refuses nan
+                    raise RequestError(f"{settings.mode}: eta must be between 0 and 1, not {settings.eta:g}")
         for side_name, side in (("width", self.width), ("height", self.height)):
             if side is not None and (side < 8 or side > MAX_SIDE or side % 8):
                 raise RequestError(f"{side_name} {side} must be a multiple of 8 between 8 and {MAX_SIDE}")
@@ -122,6 +130,7 @@ class ModeResult:
     guidance: float
     scheduler: str
     timesteps: tuple[float, ...]
+    eta: float | None = None  # passed to the pipeline call (TCD's gamma); None where the mode has none
     timings: Timings
     image: RGBImage = field(repr=False)
     warnings: tuple[str, ...] = ()

@@ -16,7 +16,7 @@ from pathlib import Path
 from safetensors import SafetensorError, safe_open
 
 from engine.contract.errors import ModelInputError
-from engine.contract.modes import ModelRole
+from engine.contract.modes import MODES, ModeFile, ModelRole
 from engine.files.hub_cache import looks_like_hub_reference, resolve_hub_reference
 from engine.files.safe_paths import NotRegularFileError, open_regular, special_file_problem
 from engine.files.weight_folders import PICKLE_SUFFIXES as PICKLE_SUFFIXES
@@ -25,6 +25,9 @@ from engine.files.weight_folders import check_folder_weights
 # The folders of an SDXL pipeline that hold weights (the tokenizers and scheduler hold none).
 _PIPELINE_WEIGHT_FOLDERS = ("unet", "vae", "text_encoder", "text_encoder_2")
 _LIGHTNING_NAME = re.compile(r"sdxl_lightning_(\d+)step", re.IGNORECASE)
+# How the field's files say their step count: sdxl_lightning_4step_lora, Hyper-SDXL-8steps-CFG-lora,
+# dmd2_sdxl_1step_unet_fp16, pcm_sdxl_smallcfg_2step_converted.
+_STEPS_NAME = re.compile(r"(?<![0-9])([0-9]{1,3})[-_]?steps?(?![a-z])", re.IGNORECASE)
 _LORA_FILE_IN_FOLDER = "pytorch_lora_weights.safetensors"  # what diffusers' training scripts export
 KOHYA_PREFIXES = ("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_")
 # diffusers' own test for an SDXL base single file (docs/model-files.md): the 10th block of OpenCLIP bigG.
@@ -92,6 +95,12 @@ _ENABLES: Mapping[FileKind, tuple[str, ...]] = {
 def lightning_steps_from_name(path: Path) -> int | None:
     """ByteDance names each file for its step count: sdxl_lightning_{N}step_{unet,lora}.safetensors."""
     match = _LIGHTNING_NAME.search(path.name)
+    return int(match.group(1)) if match else None
+
+
+def steps_in_name(path: Path) -> int | None:
+    """The step count a distilled file's name gives ("4step", "8steps"), or None."""
+    match = _STEPS_NAME.search(path.name)
     return int(match.group(1)) if match else None
 
 
@@ -282,7 +291,7 @@ def inspect_path(path: Path) -> ModelFile:
     return classify_file(path)
 
 
-_ACCEPTS: Mapping[ModelRole, tuple[tuple[FileKind, ...], str]] = {
+_ACCEPTS: Mapping[str, tuple[tuple[FileKind, ...], str]] = {
     ModelRole.BASE: (
         (FileKind.SDXL_FOLDER, FileKind.SDXL_SINGLE_FILE),
         "the SDXL base: a diffusers folder with model_index.json, or a single .safetensors checkpoint",
@@ -300,22 +309,64 @@ _ACCEPTS: Mapping[ModelRole, tuple[tuple[FileKind, ...], str]] = {
 }
 
 
-def check_role(role: ModelRole, path: Path) -> ModelFile:
-    """Inspect a path given for one option and refuse it, naming what it is, if it does not fit."""
+# What a role that a mode file brings accepts, by the kind of file its modes declare.
+_ACCEPTS_BY_FILE: Mapping[ModeFile, tuple[tuple[FileKind, ...], str]] = {
+    ModeFile.UNET: (
+        (
+            FileKind.UNET_STATE_DICT,
+            FileKind.LIGHTNING_UNET,
+            FileKind.LCM_UNET,
+            FileKind.UNET_FOLDER,
+            FileKind.LIGHTNING_CHECKPOINT,
+        ),
+        "a full SDXL UNet: a bare UNet state dict (.safetensors) or a UNet folder",
+    ),
+    ModeFile.LORA: (_LORAS, "an SDXL LoRA .safetensors file"),
+    ModeFile.PIPELINE: (
+        (FileKind.SDXL_FOLDER, FileKind.SDXL_SINGLE_FILE),
+        "a whole SDXL pipeline: a diffusers folder, or one file like sd_xl_turbo_1.0_fp16.safetensors",
+    ),
+}
+
+
+def check_role(role: str, path: Path) -> ModelFile:
+    """Inspect a path given for one role and refuse it, naming what it is, if it does not fit."""
+    option = f"--{role}" if role in set(ModelRole) else f"--model {role}="
+    file_kind = MODES.role_files().get(role)
+    accepts = _ACCEPTS.get(role) or (_ACCEPTS_BY_FILE.get(file_kind) if file_kind is not None else None)
+    if accepts is None:
+        known = ", ".join(sorted({ModelRole.BASE, *MODES.role_files()}))
+        raise ModelInputError(f"{option}{path}: no mode uses a file called {role!r}; known: {known}")
     info = inspect_path(path)
-    kinds, description = _ACCEPTS[role]
+    kinds, description = accepts
     if info.kind not in kinds:
-        if info.kind is FileKind.UNET_FOLDER and role is ModelRole.LCM_UNET:
+        if info.kind is FileKind.UNET_FOLDER and role == ModelRole.LCM_UNET:
             raise ModelInputError(
                 f"--{role} {path}: this UNet has no guidance embedding (time_cond_proj_dim), so it is not an LCM UNet"
             )
-        raise ModelInputError(f"--{role} {path}: this is {_what(info)}, but --{role} takes {description}")
+        raise ModelInputError(
+            f"{_spaced(option)}{path}: this is {_what(info)}, but {_named(role)} takes {description}"
+        )
     if role in (ModelRole.LIGHTNING_UNET, ModelRole.LIGHTNING_LORA) and info.lightning_steps is None:
         raise ModelInputError(
             f"--{role} {path}: cannot tell the step count; keep ByteDance's file name, e.g."
             " sdxl_lightning_4step_unet.safetensors"
         )
+    steps_fixed = any(s.steps_fixed_by_file for s in MODES.values() if s.role == role)
+    if steps_fixed and steps_in_name(info.path) is None:
+        raise ModelInputError(
+            f"{_spaced(option)}{path}: cannot tell the step count its file was distilled for; keep the"
+            " file's published name, which says it (e.g. 4step, 8steps)"
+        )
     return info
+
+
+def _named(role: str) -> str:
+    return f"--{role}" if role in set(ModelRole) else f"--model {role}"
+
+
+def _spaced(option: str) -> str:
+    return option if option.endswith("=") else option + " "
 
 
 def check_style_lora(path: Path) -> ModelFile:

@@ -18,8 +18,8 @@ from safetensors import SafetensorError, safe_open
 
 from engine.contract.errors import ModelInputError
 from engine.contract.memory_estimates import DTYPE_BYTES
-from engine.contract.modes import ModelRole
-from engine.contract.placement import Part
+from engine.contract.modes import MODES, ModeFile, ModelRole
+from engine.contract.placement import Part, part_of_role
 from engine.files.model_files import FileKind, ModelFile, check_style_lora, check_vae
 from engine.files.model_paths import ModelPaths
 from engine.files.resources import CONFIG_DIR_NAME, shipped
@@ -158,9 +158,11 @@ def _base_sizes(info: ModelFile) -> dict[Part, PartSize]:
 
 
 def _unet_only(info: ModelFile, part: Part) -> dict[Part, PartSize]:
-    if info.kind is FileKind.LCM_UNET:
+    if info.kind in (FileKind.LCM_UNET, FileKind.UNET_FOLDER):
         return _folder_sizes(info.path, part)
-    if info.kind is FileKind.LIGHTNING_CHECKPOINT:  # only its UNet is used
+    if info.kind is FileKind.SDXL_FOLDER:  # a whole pipeline (SDXL-Turbo): only its UNet is its own
+        return _folder_sizes(info.path / "unet", part)
+    if info.kind in (FileKind.LIGHTNING_CHECKPOINT, FileKind.SDXL_SINGLE_FILE):  # only its UNet is used
         return header_sizes(info.path, lambda k: part if k.startswith("model.diffusion_model.") else None)
     return header_sizes(info.path, lambda _key: part)
 
@@ -209,15 +211,13 @@ def model_sizes(paths: ModelPaths, config_dir: Path | None = None) -> ModelSizes
             vae_config = vae.path / "config.json"
         else:
             _merge(sizes, header_sizes(vae.path, lambda _key: Part.VAE))
-    for role, part in (
-        (ModelRole.LCM_UNET, Part.LCM_UNET),
-        (ModelRole.LIGHTNING_UNET, Part.LIGHTNING_UNET),
-    ):
-        if (info := files.get(role)) is not None:
+    kinds = MODES.role_files()
+    slots: list[PartSize] = []  # the fused slot's size for each LoRA role given
+    for role, info in files.items():
+        part = part_of_role(role)
+        if kinds.get(role) in (ModeFile.UNET, ModeFile.PIPELINE):  # a pipeline's own part is its UNet
             _merge(sizes, _unet_only(info, part))
-    slots: list[PartSize] = []
-    for role, part in ((ModelRole.LCM_LORA, Part.LCM_LORA), (ModelRole.LIGHTNING_LORA, Part.LIGHTNING_LORA)):
-        if (info := files.get(role)) is not None:
+        elif kinds.get(role) is ModeFile.LORA:
             _merge(sizes, header_sizes(info.path, _lora_part(part, part)))
             slots.append(slot_size(info.path))
     if slots:

@@ -113,6 +113,8 @@ def png_bytes(image: Image.Image, parameters: str | None = None) -> bytes:
 
 def result_record(result: ModeResult, file: str) -> dict[str, Any]:
     t = result.timings
+    # eta only for the modes that pass one (TCD's gamma), so the other records stay as they were.
+    eta = {"eta": result.eta} if result.eta is not None else {}
     return {
         "mode": result.mode,
         "steps": result.steps,
@@ -131,6 +133,7 @@ def result_record(result: ModeResult, file: str) -> dict[str, Any]:
         },
         "warnings": list(result.warnings),
         "file": file,
+        **eta,
         **({"lora_route": result.lora_route} if result.lora_route is not None else {}),
     }
 

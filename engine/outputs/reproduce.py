@@ -13,14 +13,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from engine.contract.modes import MODES, ModelRole, UNetSource
+from engine.contract.modes import MODES, ModelRole
 from engine.contract.request import ComparisonResult
 from engine.files.resources import shipped
 
 SCRIPT_NAME = "reproduce.py"
 _RECIPE_LINE = 'RECIPE: dict[str, Any] = json.loads("{}")'
-_UNET_KEYS = {UNetSource.BASE: "base", UNetSource.LCM: "lcm_unet", UNetSource.LIGHTNING: "lightning_unet"}
-_ADAPTER_KEYS = {ModelRole.LCM_LORA: "lcm_lora", ModelRole.LIGHTNING_LORA: "lightning_lora"}
 VAE_RETRY_MARK = "decoded again in fp32"
 
 
@@ -33,7 +31,6 @@ def replay_recipe(
         {"mode": s.mode, "reason": f"it did not run in Fewstep ({s.reason})"} for s in comparison.skipped
     ]
     images = []
-    lightning_x0 = bool(replay["files"].get("lightning_unet", {}).get("x0"))
     # Mode by mode: the script then loads each pipeline once.
     order = {s.mode: i for i, s in enumerate(comparison.request.modes)}
     for result in sorted(comparison.results, key=lambda r: (order.get(r.mode, 0), r.seed)):
@@ -48,22 +45,32 @@ def replay_recipe(
             )
             continue
         overrides = dict(spec.scheduler_overrides)
-        if spec.unet is UNetSource.LIGHTNING and lightning_x0:
+        unet = _key(spec.unet_role) if spec.unet_role is not None else str(ModelRole.BASE)
+        if spec.unet_role is not None and replay["files"].get(unet, {}).get("x0"):
             overrides["prediction_type"] = "sample"  # Lightning's 1-step UNet predicts the clean image
+        # Only where the mode has them, so the other images' recipes are as they were.
+        extra: dict[str, Any] = {}
+        if (timesteps := spec.timesteps_for(result.steps)) is not None:
+            extra["timesteps"] = list(timesteps)
+        if result.eta is not None:
+            extra["eta"] = result.eta
+        if spec.adapter is not None and spec.lora_scale != 1.0:
+            extra["lora_scale"] = spec.lora_scale
         images.append(
             {
                 "mode": result.mode,
                 "seed": result.seed,
                 "steps": result.steps,
                 "guidance": result.guidance,
-                "unet": _UNET_KEYS[spec.unet],
-                "adapter": _ADAPTER_KEYS[spec.adapter] if spec.adapter is not None else None,
+                "unet": unet,
+                "adapter": _key(spec.adapter) if spec.adapter is not None else None,
                 # "fused": load_lora_weights + fuse_lora, as Fewstep's slot ran it; "unfused": an adapter.
                 "lora_route": result.lora_route,
                 "scheduler": spec.scheduler,
                 "scheduler_overrides": overrides,
                 "styles": [[replay["styles"][name], weight] for name, weight in result.styles],
                 "file": files[f"{result.mode}/{result.seed}"],
+                **extra,
             }
         )
     return {
@@ -78,6 +85,11 @@ def replay_recipe(
         "images": images,
         "cannot_replay": cannot,
     }
+
+
+def _key(role: str) -> str:
+    """A role's key in the recipe's files (engine.runtime.run_context.replay_key)."""
+    return role.replace("-", "_")
 
 
 def script_text(recipe: Mapping[str, Any]) -> str:

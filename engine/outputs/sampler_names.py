@@ -69,7 +69,9 @@ LIGHTNING_MAX_STEPS = 8
 
 def a1111_names(spec: ModeSpec) -> tuple[str, str]:
     """(Sampler, Schedule type) as AUTOMATIC1111 would write the nearest method to this mode."""
-    if spec.scheduler == "LCMScheduler":
+    if spec.schedule_label is not None:
+        return spec.sampler_label, spec.schedule_label
+    if spec.scheduler in ("LCMScheduler", "TCDScheduler"):  # their own 50-point grid: no schedule choice
         return spec.sampler_label, AUTOMATIC
     spacing = spec.scheduler_overrides.get("timestep_spacing", "leading")
     if spacing == "trailing":

@@ -101,6 +101,10 @@ def pocket_model_paths(root: Path | None = None, *, lightning_steps: int = 4) ->
     return ModelPaths.from_roles(files, builtin=True)
 
 
+# The roles of the files the pocket model ships (the GUI says which modes it cannot run before it loads).
+BUILTIN_ROLES: tuple[str, ...] = tuple(ModelRole)
+
+
 def builtin_model_paths() -> ModelPaths:
     """The pocket model's files; MissingResourceError, saying how to repair the install, when it is not there."""
     paths = pocket_model_paths(lightning_steps=BUILTIN_LIGHTNING_STEPS)

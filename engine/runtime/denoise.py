@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from engine.contract.errors import JobCancelled
-from engine.contract.modes import ModelRole, ModeSpec, UNetSource, contract_warnings
+from engine.contract.modes import ModelRole, ModeSpec, contract_warnings
 from engine.contract.placement import Step
 from engine.contract.request import ModeResult, Progress, Timings
 from engine.runtime.decoding import decode_upcast, looks_failed
@@ -42,11 +42,14 @@ class ResolvedMode:
     steps: int
     guidance: float
     file_steps: int | None
+    eta: float | None = None  # None: not passed, the pipeline's own (0, which only DDIM and TCD read)
+    timesteps: tuple[int, ...] | None = None  # the card's explicit list for these steps, if it has one
 
 
-def pipeline_key(spec: ModeSpec) -> UNetSource | ModelRole:
-    """Which of the engine's pipelines runs a mode: the adapter's twin, else the mode's UNet."""
-    return spec.adapter or spec.unet
+def pipeline_key(spec: ModeSpec) -> str:
+    """Which of the engine's pipelines runs a mode: its file's role (a LoRA's twin, a full UNet's
+    pipeline), else the base."""
+    return spec.role or ModelRole.BASE
 
 
 def denoise(
@@ -93,6 +96,12 @@ def denoise(
             )
         return {}
 
+    # Passed only where the mode has them, so the call of every other mode is the card's own.
+    extra: dict[str, Any] = {}
+    if mode.timesteps is not None:
+        extra["timesteps"] = list(mode.timesteps)
+    if mode.eta is not None:
+        extra["eta"] = mode.eta
     # Drawn exactly as StableDiffusionXLPipeline draws them from this generator, so plain
     # diffusers with the same seed reproduces every image; LCM's per-step noise follows from it.
     generator = torch.Generator("cpu").manual_seed(seed)
@@ -113,6 +122,7 @@ def denoise(
             generator=generator,
             callback_on_step_end=step_end,
             callback_on_step_end_tensor_inputs=["latents"],
+            **extra,
         )
     image = np.asarray(output.images[0].convert("RGB"), dtype=np.uint8)
     retried = False
@@ -135,6 +145,8 @@ def denoise(
         guidance=mode.guidance,
         negative_prompt=negative_prompt,
         file_steps=mode.file_steps,
+        eta=mode.eta,
+        size=(width, height),
     )
     if retried:
         warnings += (
@@ -145,6 +157,7 @@ def denoise(
         seed=seed,
         steps=mode.steps,
         guidance=mode.guidance,
+        eta=mode.eta,
         scheduler=type(pipe.scheduler).__name__,
         timesteps=tuple(float(t) for t in pipe.scheduler.timesteps.tolist()),
         timings=timings,

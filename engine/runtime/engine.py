@@ -22,7 +22,7 @@ import torch
 
 from engine.contract.errors import JobCancelled, RequestError
 from engine.contract.info import EngineInfo, MemoryReport, ModelMemory, StyleInfo
-from engine.contract.modes import MODES, ModelRole, ModeSpec, UNetSource
+from engine.contract.modes import MODES, GuidanceKind, ModeFile, ModelRole, ModeSpec
 from engine.contract.placement import GIB, LoraRoute, Measure, Part, Step, comparison_order
 from engine.contract.placement_text import size_text
 from engine.contract.request import (
@@ -35,7 +35,7 @@ from engine.contract.request import (
     style_adapter_name,
 )
 from engine.contract.residency import Residency
-from engine.files.model_files import FileKind, ModelFile, check_style_lora, check_vae
+from engine.files.model_files import FileKind, ModelFile, check_style_lora, check_vae, steps_in_name
 from engine.files.model_paths import ModelPaths
 from engine.files.resources import sdxl_config_dir
 from engine.outputs.comparison_files import RunContext
@@ -47,9 +47,9 @@ from engine.runtime.libraries import quiet_diffusers
 from engine.runtime.loading import (
     SDXLPipeline,
     load_base,
-    load_lcm_unet,
-    load_lightning_unet,
+    load_full_unet,
     load_lora,
+    load_pipeline_unet,
     load_vae,
     share_weights,
 )
@@ -65,9 +65,19 @@ ResultCallback = Callable[[ModeResult], None]
 CancelCheck = Callable[[], bool]
 StatusCallback = Callable[[str], None]
 
-_UNET_ROLES = {UNetSource.LCM: ModelRole.LCM_UNET, UNetSource.LIGHTNING: ModelRole.LIGHTNING_UNET}
 # RAM left to the activations, the decode and the rest of the system when the slot lives in RAM.
 RAM_RESERVE_BYTES = 2 * GIB
+
+
+def _option(role: str) -> str:
+    """How the user gave a role's file: its own option, or --model ROLE=."""
+    return f"--{role}" if role in set(ModelRole) else f"--model {role}="
+
+
+def _unet_label(role: str) -> str:
+    """A full UNet as the status line names it: its first mode's title ("LCM UNet", "Lightning UNet")."""
+    title = next((s.title for s in MODES.values() if s.unet_role == role), role)
+    return title.removeprefix("SDXL-")
 
 
 log = logging.getLogger(__name__)
@@ -113,7 +123,7 @@ class Engine:
         say = on_status or (lambda _message: None)
         self.plan = plan or plan_device()
         self.paths = paths
-        self.files: dict[ModelRole, ModelFile] = paths.checked()
+        self.files: dict[str, ModelFile] = paths.checked()
         if ModelRole.BASE not in self.files:
             raise RequestError("no base model given: every mode needs the SDXL base (--base)")
         device, dtype = self.plan.device, self.plan.dtype
@@ -122,13 +132,11 @@ class Engine:
         self.config_dir = paths.base_config or (
             base_info.path if base_info.kind is FileKind.SDXL_FOLDER else sdxl_config_dir()
         )
-        optional = (
-            ModelRole.LCM_UNET,
-            ModelRole.LIGHTNING_UNET,
-            ModelRole.LCM_LORA,
-            ModelRole.LIGHTNING_LORA,
-        )
-        parts_total = 1 + (paths.vae is not None) + sum(r in self.files for r in optional) + len(paths.styles)
+        kinds = MODES.role_files()
+        # Every role's own UNet: a full distilled UNet's, or a whole pipeline's (SDXL-Turbo).
+        unet_roles = [r for r in self.files if kinds.get(r) in (ModeFile.UNET, ModeFile.PIPELINE)]
+        lora_roles = [r for r in self.files if kinds.get(r) is ModeFile.LORA]
+        parts_total = 1 + (paths.vae is not None) + len(unet_roles) + len(lora_roles) + len(paths.styles)
         parts_done = [0]
 
         def loading(what: str) -> Callable[[float], None]:
@@ -159,30 +167,41 @@ class Engine:
         # Kept at load time: every scheduler is built from it, never from the scheduler in use,
         # whose config would carry e.g. trailing spacing into the next mode and silently change its images.
         self.original_scheduler_config = self.base.scheduler.config
-        self.pipes: dict[UNetSource | ModelRole, Any] = {UNetSource.BASE: self.base}
-        if (info := self.files.get(ModelRole.LCM_UNET)) is not None:
-            progress = loading("the LCM UNet")
-            self.pipes[UNetSource.LCM] = self._pipeline_with(load_lcm_unet(info, cpu, dtype, progress))
-        if (info := self.files.get(ModelRole.LIGHTNING_UNET)) is not None:
-            progress = loading("the Lightning UNet")
-            self.pipes[UNetSource.LIGHTNING] = self._pipeline_with(
-                load_lightning_unet(info, self.base.unet, self.config_dir, cpu, dtype, progress)
-            )
+        # One pipeline per role: "base", each full UNet's role, each LoRA's role (its twin).
+        self.pipes: dict[str, Any] = {ModelRole.BASE: self.base}
+        for role in unet_roles:
+            progress = loading(f"the {_unet_label(role)}")
+            if kinds[role] is ModeFile.PIPELINE:
+                unet = load_pipeline_unet(
+                    self.files[role],
+                    _option(role),
+                    self.base,
+                    self.config_dir,
+                    cpu,
+                    dtype,
+                    progress,
+                    own_vae=paths.vae is None,
+                )
+            else:
+                unet = load_full_unet(
+                    self.files[role], _option(role), self.base.unet, self.config_dir, cpu, dtype, progress
+                )
+            self.pipes[role] = self._pipeline_with(unet)
         # Each distillation LoRA gets its own twin of the base UNet: the same weight tensors (no
         # copy), its own peft wrappers. Switching between base, LCM-LoRA and Lightning LoRA is then
         # a choice of pipeline, with no adapter toggling (set_adapters costs 10 to 20 ms on every
         # switch) and no wrapper overhead on the reference mode. Nothing may fuse into a twin: it
         # would write into the shared base weights.
-        for role in (ModelRole.LCM_LORA, ModelRole.LIGHTNING_LORA):
-            if (info := self.files.get(role)) is not None:
-                loading(f"the {role}")
-                pipe = self._pipeline_with(share_weights(self.base.unet))
-                load_lora(pipe, info, str(role), f"--{role}")
-                self.pipes[role] = pipe
-        lora_roles = [r for r in (ModelRole.LCM_LORA, ModelRole.LIGHTNING_LORA) if r in self.pipes]
-        # The fused slot: one more twin, into which the running LoRA mode's LoRA is fused (its own
-        # tensors only where that LoRA touches a layer). Built before the styles, which it carries
-        # unfused like every twin (engine.runtime.fused_slot says why).
+        for role in lora_roles:
+            loading(f"the {role}")
+            pipe = self._pipeline_with(share_weights(self.base.unet))
+            load_lora(pipe, self.files[role], str(role), _option(role).rstrip("="))
+            self.pipes[role] = pipe
+        self.lora_roles = tuple(lora_roles)
+        # The fused slot: one more twin, into which the running LoRA mode's LoRA (whichever LoRA role
+        # it is) is fused at the mode's lora_scale (its own tensors only where that LoRA touches a
+        # layer). Built before the styles, which it carries unfused like every twin
+        # (engine.runtime.fused_slot says why).
         self.slot: FusedSlot | None = None
         self.slot_pipe: Any = None
         if lora_roles and lora_route is not LoraRoute.UNFUSED:
@@ -219,12 +238,8 @@ class Engine:
                 )
         self.placer = build_placer(
             self.base,
-            {
-                r: self.pipes[r].unet
-                for r in (ModelRole.LCM_LORA, ModelRole.LIGHTNING_LORA)
-                if r in self.pipes
-            },
-            {k: self.pipes[k].unet for k in (UNetSource.LCM, UNetSource.LIGHTNING) if k in self.pipes},
+            {r: self.pipes[r].unet for r in lora_roles},
+            {r: self.pipes[r].unet for r in unet_roles},
             device_of=lambda: self.plan.device,
             dtype=self.plan.dtype,
             free_bytes=free,
@@ -304,9 +319,9 @@ class Engine:
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
-    def missing_files(self, mode: str) -> tuple[ModelRole, ...]:
-        """The files a mode needs that were not given (empty when it can run)."""
-        return tuple(role for role in MODES[mode].required_roles if role not in self.files)
+    def missing_files(self, mode: str) -> tuple[str, ...]:
+        """The files a mode needs that were not loaded (empty when it can run)."""
+        return tuple(role for role in MODES[mode].required_roles if role not in self.pipes)
 
     def available_modes(self) -> tuple[str, ...]:
         return tuple(name for name in MODES if not self.missing_files(name))
@@ -314,13 +329,20 @@ class Engine:
     def resolve(self, settings: ModeSettings) -> ResolvedMode:
         spec = settings.spec
         file_steps = None
-        if spec.steps_fixed_by_file:
-            role = spec.adapter or _UNET_ROLES.get(spec.unet)
-            info = self.files.get(role) if role is not None else None
-            file_steps = info.lightning_steps if info is not None else None
+        if spec.steps_fixed_by_file and spec.role is not None:
+            info = self.files.get(spec.role)
+            file_steps = steps_in_name(info.path) if info is not None else None
         steps = settings.steps or file_steps or spec.default_steps
         guidance = spec.default_guidance if settings.guidance is None else settings.guidance
-        return ResolvedMode(spec=spec, steps=steps, guidance=guidance, file_steps=file_steps)
+        eta = spec.eta if settings.eta is None else settings.eta
+        return ResolvedMode(
+            spec=spec,
+            steps=steps,
+            guidance=guidance,
+            file_steps=file_steps,
+            eta=eta,
+            timesteps=spec.timesteps_for(steps),
+        )
 
     # --- switching ----------------------------------------------------------------------------
 
@@ -328,7 +350,7 @@ class Engine:
         scheduler = self._schedulers.get(spec.name)
         if scheduler is None:
             overrides = dict(spec.scheduler_overrides)
-            unet_info = self.files.get(_UNET_ROLES[spec.unet]) if spec.unet in _UNET_ROLES else None
+            unet_info = self.files.get(spec.unet_role) if spec.unet_role is not None else None
             if unet_info is not None and unet_info.x0_prediction:
                 # Lightning's 1-step UNet predicts the clean image; only its name says so.
                 overrides["prediction_type"] = "sample"
@@ -342,7 +364,7 @@ class Engine:
         Reads no file."""
         spec = MODES[mode]
         if missing := self.missing_files(mode):
-            raise RequestError(f"mode {mode} needs {', '.join('--' + r for r in missing)}")
+            raise RequestError(f"mode {mode} needs {', '.join(_option(r).rstrip('=') for r in missing)}")
         start = time.perf_counter()
         pipe = self.running_pipe(spec)
         pipe.scheduler = self._scheduler_for(spec)
@@ -352,14 +374,17 @@ class Engine:
         fused = pipe is self.slot_pipe
         if fused and self.slot is not None and spec.adapter is not None:
             # A fuse is a switch too: its seconds are in this one, its bytes in the placer's fuses.
+            # Fused at the mode's lora_scale, as diffusers' fuse_lora(lora_scale=...) fuses it.
             try:
-                cost = self.slot.fuse(spec.adapter, self.pipes[spec.adapter].unet)
+                cost = self.slot.fuse(spec.adapter, self.pipes[spec.adapter].unet, spec.lora_scale)
             except CannotFuseError as exc:
                 raise RequestError(f"{exc}; run it with --lora-route unfused") from None
             if cost.bytes:
                 self.placer.record_fuse(mode, cost.bytes, cost.seconds)
-        if self.styles and spec.unet is UNetSource.BASE:
-            own = ((str(spec.adapter), 1.0),) if spec.adapter and not fused else ()
+        if spec.on_base_unet and (
+            self.styles or (spec.lora_scale != 1.0 and not fused) or self._adapters.touched(pipe.unet)
+        ):
+            own = ((str(spec.adapter), spec.lora_scale),) if spec.adapter and not fused else ()
             self._adapters.apply_unet(pipe.unet, own + styles, keep_base_flags=pipe is self.base)
         return time.perf_counter() - start
 
@@ -369,6 +394,7 @@ class Engine:
             self.base,
             self.pipes,
             self.plan.device,
+            lora_roles=self.lora_roles,
             where=self.placer.where,
             # The older, coarser name of the plan: do the full distilled UNets wait in CPU RAM?
             residency=Residency.ONE
@@ -440,10 +466,10 @@ class Engine:
         return PromptEmbeddings(prompt_embeds, negative, pooled, negative_pooled, time.perf_counter() - start)
 
     def needs_negative(self, modes: Iterable[ModeSettings]) -> bool:
-        """Whether a run of these modes encodes the negative prompt: any CFG above 1 outside LCM, whose
-        guidance is an embedding."""
+        """Whether a run of these modes encodes the negative prompt: any CFG above 1 outside a UNet
+        that takes guidance as an embedding (LCM's)."""
         resolved = [self.resolve(s) for s in modes]
-        return any(r.guidance > 1.0 and r.spec.unet is not UNetSource.LCM for r in resolved)
+        return any(r.guidance > 1.0 and r.spec.guidance_kind is not GuidanceKind.EMBEDDING for r in resolved)
 
     def plan_order(self, modes: Iterable[ModeSettings]) -> list[ModeSettings]:
         """Cheapest switches first: schedulers (free) and adapter toggles on the base UNet, then the
@@ -476,7 +502,7 @@ class Engine:
         skipped: list[SkippedMode] = []
         for settings in request.modes:
             if missing := self.missing_files(settings.mode):
-                reason = f"needs {', '.join('--' + r for r in missing)}"
+                reason = f"needs {', '.join(_option(r).rstrip('=') for r in missing)}"
                 skipped.append(SkippedMode(mode=settings.mode, reason=reason))
             else:
                 runnable.append(settings)
@@ -488,7 +514,10 @@ class Engine:
             (request.width, request.height) if request.width and request.height else self.native_size
         )
         resolved = {s.mode: self.resolve(s) for s in runnable}
-        with_negative = self.needs_negative(runnable)
+        # An LCM UNet takes guidance as an embedding: no negative pass however high it is.
+        with_negative = any(
+            r.guidance > 1.0 and r.spec.guidance_kind is not GuidanceKind.EMBEDDING for r in resolved.values()
+        )
         kept = prompt_encodings
         if kept is not None:
             if (kept.prompt, kept.negative_prompt) != (request.prompt, request.negative_prompt):
@@ -518,7 +547,7 @@ class Engine:
             if cancelled():
                 raise JobCancelled
             mode = resolved[settings.mode]
-            mode_styles = styles_on if mode.spec.unet is UNetSource.BASE else ()
+            mode_styles = styles_on if mode.spec.on_base_unet else ()
             text_state = tuple((n, w) for n, w in mode_styles if self._style(n).patches_text_encoders)
             shared = text_state in encodings
             if not shared:

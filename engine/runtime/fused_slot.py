@@ -27,13 +27,12 @@ Only the slot is written: no tensor of the base UNet, of a twin or of a full dis
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-
-from engine.contract.modes import ModelRole
 
 
 @dataclass(frozen=True)
@@ -93,7 +92,8 @@ class FusedSlot:
     def __init__(self, unet: Any, base_unet: Any) -> None:
         self.unet = unet
         self.base_unet = base_unet
-        self.fused: ModelRole | None = None
+        self.fused: str | None = None  # the LoRA role fused now, at self.scale
+        self.scale = 1.0
         self._own: dict[str, int] = {}  # module name -> bytes of the slot's own weight there
         # As a plain pipeline after load_lora_weights (peft freezes every base weight it sees) and
         # fuse_lora + unload_lora_weights: torch's matmul can round by this flag.
@@ -104,11 +104,12 @@ class FusedSlot:
         """Bytes of the slot's own tensors now (the layers the fused LoRA touches)."""
         return sum(self._own.values())
 
-    def fuse(self, adapter: ModelRole, source: Any) -> FuseCost:
-        """Fuse `adapter`, held unfused by the UNet `source` (its twin), into the slot. Costs nothing
-        when it is fused already. Raises CannotFuseError, leaving the slot empty, for a LoRA peft would
-        fuse differently."""
-        if self.fused == adapter:
+    def fuse(self, adapter: str, source: Any, lora_scale: float = 1.0) -> FuseCost:
+        """Fuse `adapter` (any LoRA role), held unfused by the UNet `source` (its twin), into the slot
+        at `lora_scale`, as diffusers' `fuse_lora(lora_scale=...)` fuses it. Costs nothing when it is
+        fused already at that scale. Raises CannotFuseError, leaving the slot empty, for a LoRA peft
+        would fuse differently."""
+        if self.fused == adapter and self.scale == lora_scale:
             return FuseCost(0.0, 0)
         start = time.perf_counter()
         name = str(adapter)
@@ -129,7 +130,9 @@ class FusedSlot:
                 target = _base_layer(slot_modules[module_name])
                 # peft's own delta (its fp32 upcast on the CPU for half precision included), added
                 # as its unsafe merge adds it: `base_layer.weight.data += delta.to(orig_dtype)`.
-                delta = layer.get_delta_weight(name).to(device=base_weight.device, dtype=base_weight.dtype)
+                delta = _scaled_delta(layer, name, lora_scale).to(
+                    device=base_weight.device, dtype=base_weight.dtype
+                )
                 slot_weight = target.weight.data
                 if module_name not in self._own or not _aligned_alike(slot_weight, base_weight):
                     slot_weight = aligned_like(base_weight)
@@ -139,6 +142,7 @@ class FusedSlot:
                 self._own[module_name] = size
                 written += size
         self.fused = adapter
+        self.scale = lora_scale
         return FuseCost(time.perf_counter() - start, written)
 
     def clear(self) -> None:
@@ -155,6 +159,24 @@ class FusedSlot:
             base_weight.detach(), requires_grad=False
         )
         del self._own[module_name]
+
+
+def _scaled_delta(layer: Any, adapter: str, lora_scale: float) -> torch.Tensor:
+    """peft's delta of `adapter` at the scale diffusers' fuse_lora(lora_scale=s) merges it with: the
+    adapter's initial scaling (lora_alpha / r, as load_lora_weights leaves it), multiplied by s as
+    peft's scale_layer multiplies it. The twin's own scaling (which set_adapters may have changed for
+    the unfused route) is put back afterwards."""
+    kept = layer.scaling[adapter]
+    alpha, rank = layer.lora_alpha[adapter], layer.r[adapter]
+    initial = alpha / math.sqrt(rank) if layer.use_rslora.get(adapter, False) else alpha / rank
+    layer.scaling[adapter] = initial
+    if lora_scale != 1:
+        layer.scaling[adapter] *= lora_scale
+    try:
+        delta: torch.Tensor = layer.get_delta_weight(adapter)
+    finally:
+        layer.scaling[adapter] = kept
+    return delta
 
 
 def slot_bytes(base_unet: Any, source: Any, adapter: str) -> int:

@@ -114,8 +114,65 @@ def load_base(
     return pipe.to(device)
 
 
+def load_full_unet(
+    info: ModelFile,
+    option: str,
+    base_unet: Any,
+    config_dir: Path,
+    device: torch.device,
+    dtype: torch.dtype,
+    on_progress: Progress | None = None,
+) -> Any:
+    """Any full distilled UNet, by what its file is: a diffusers UNet folder (lcm-sdxl), the UNet of an
+    all-in-one checkpoint, or a bare state dict in the base UNet's layout (Lightning, Hyper-SD, DMD2).
+    option: how the user gave it, for the error lines."""
+    if info.kind in (FileKind.LCM_UNET, FileKind.UNET_FOLDER):
+        return load_lcm_unet(info, device, dtype, on_progress, option=option)
+    return load_lightning_unet(info, base_unet, config_dir, device, dtype, on_progress, option=option)
+
+
+def load_pipeline_unet(
+    info: ModelFile,
+    option: str,
+    base: Any,
+    config_dir: Path,
+    device: torch.device,
+    dtype: torch.dtype,
+    on_progress: Progress | None = None,
+    *,
+    own_vae: bool = True,
+) -> Any:
+    """The UNet of a whole pipeline (SDXL-Turbo: a diffusers folder or one original file), loaded as the
+    base is, whose text encoders and VAE must equal the base's bit for bit: then one prompt encoding and
+    one VAE serve it too. Where they differ it is refused (loading them apart is not done yet).
+    own_vae: False where a replacement VAE serves every pipeline anyway (nothing to compare)."""
+    # A single file takes the base's configs: its text encoders must be the base's anyway.
+    config_dir = info.path if info.kind is FileKind.SDXL_FOLDER else config_dir
+    try:
+        pipe = load_base(info, device, dtype, config_dir, on_progress)
+    except ModelInputError as exc:
+        raise ModelInputError(str(exc).replace("--base ", f"{option.rstrip('=')} ", 1)) from None
+    for name in ("text_encoder", "text_encoder_2", *(("vae",) if own_vae else ())):
+        if not _same_tensors(getattr(pipe, name), getattr(base, name)):
+            raise ModelInputError(
+                f"{option}{info.path}: its {name.replace('_', ' ')} differs from the base's; Fewstep runs a"
+                " whole pipeline only where its text encoders and VAE are the base's, for now"
+            )
+    return pipe.unet
+
+
+def _same_tensors(one: Any, other: Any) -> bool:
+    mine, theirs = one.state_dict(), other.state_dict()
+    return mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+
+
 def load_lcm_unet(
-    info: ModelFile, device: torch.device, dtype: torch.dtype, on_progress: Progress | None = None
+    info: ModelFile,
+    device: torch.device,
+    dtype: torch.dtype,
+    on_progress: Progress | None = None,
+    *,
+    option: str = "--lcm-unet",
 ) -> Any:
     """latent-consistency/lcm-sdxl: a diffusers UNet folder with a guidance embedding.
 
@@ -141,7 +198,7 @@ def load_lcm_unet(
         finally:
             release(state)
     except (OSError, ValueError, RuntimeError) as exc:
-        raise ModelInputError(f"--lcm-unet {info.path}: cannot load this UNet ({_first_line(exc)})") from None
+        raise ModelInputError(f"{option} {info.path}: cannot load this UNet ({_first_line(exc)})") from None
     return unet.eval().to(device=device, dtype=dtype)
 
 
@@ -152,10 +209,12 @@ def load_lightning_unet(
     device: torch.device,
     dtype: torch.dtype,
     on_progress: Progress | None = None,
+    *,
+    option: str = "--lightning-unet",
 ) -> Any:
-    """A Lightning UNet: ByteDance's bare state dict, which must fit the base UNet exactly, or the
-    UNet of an all-in-one Lightning checkpoint in the original single-file layout."""
-    option = f"--lightning-unet {info.path}"
+    """A bare UNet state dict (Lightning's, Hyper-SD's, DMD2's), which must fit the base UNet exactly,
+    or the UNet of an all-in-one checkpoint in the original single-file layout."""
+    option = f"{option} {info.path}"
     if info.kind is FileKind.LIGHTNING_CHECKPOINT:
         try:
             unet = UNet2DConditionModel.from_single_file(

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from engine.contract.info import MemoryReport, ModelMemory
-from engine.contract.modes import ModelRole, UNetSource
-from engine.contract.placement import Part
+from engine.contract.modes import ModelRole
+from engine.contract.placement import Part, part_of_role
 from engine.contract.residency import Residency
 
 
@@ -53,17 +53,20 @@ def available_ram() -> int | None:
 
 def memory_report(
     base: Any,
-    pipes: Mapping[UNetSource | ModelRole, Any],
+    pipes: Mapping[str, Any],
     device: torch.device,
     *,
+    lora_roles: Iterable[str] = (),
     where: Callable[[Part], str],
     residency: Residency,
     placement: Mapping[str, Any],
 ) -> MemoryReport:
     """Bytes of weights per model and where they live, plus the process and device totals.
 
-    pipes: the engine's pipelines by UNet source or LoRA role; where: the device a part is on now;
-    placement: the placer's report (its steps, moves and fuses are left out here)."""
+    pipes: the engine's pipelines by role ("base", a full UNet's or a LoRA's); lora_roles: those of
+    LoRA twins; where: the device a part is on now; placement: the placer's report (its steps, moves
+    and fuses are left out here).
+    """
     models = [
         ModelMemory(
             "text encoders",
@@ -73,15 +76,16 @@ def memory_report(
         ModelMemory("vae", module_bytes(base.vae), where(Part.VAE)),
         ModelMemory("base unet", module_bytes(base.unet), where(Part.BASE_UNET)),
     ]
+    loras = set(lora_roles)
     for key, pipe in pipes.items():
-        if key is UNetSource.BASE:
+        if key == ModelRole.BASE:
             continue
-        if isinstance(key, ModelRole):  # a LoRA twin: only its LoRA matrices are its own
+        if key in loras:  # a LoRA twin: only its LoRA matrices are its own
             lora = sum(p.numel() * p.element_size() for n, p in pipe.unet.named_parameters() if "lora_" in n)
-            models.append(ModelMemory(f"{key} (matrices)", lora, where(Part(str(key)))))
+            models.append(ModelMemory(f"{key} (matrices)", lora, where(part_of_role(key))))
         else:
             on = str(next(pipe.unet.parameters()).device)
-            models.append(ModelMemory(f"{key} unet", module_bytes(pipe.unet), on))
+            models.append(ModelMemory(_unet_label(key), module_bytes(pipe.unet), on))
     allocated = torch.cuda.memory_allocated(device) if device.type == "cuda" else None
     return MemoryReport(
         residency=str(residency),
@@ -90,3 +94,9 @@ def memory_report(
         device_allocated=allocated,
         placement={k: v for k, v in placement.items() if k not in ("steps", "moves", "fuses")},
     )
+
+
+def _unet_label(role: str) -> str:
+    """ "lcm unet", "lightning unet" as before roles were open; another role's UNet by its role."""
+    part = str(part_of_role(role))
+    return part if part.endswith(" unet") else f"{part} (unet)"

@@ -28,10 +28,7 @@ from typing import Any
 
 import torch
 
-from engine.contract.modes import ModelRole, UNetSource
 from engine.contract.placement import (
-    ADAPTERS,
-    FULL_UNETS,
     LoraRoute,
     Measure,
     Part,
@@ -39,6 +36,7 @@ from engine.contract.placement import (
     PlanInput,
     Step,
     Where,
+    part_of_role,
     plan_placement,
     step_moves,
 )
@@ -293,11 +291,15 @@ class Placer:
         }
 
 
-def _distillation_lora(name: str) -> bool:
-    return any(f".lora_{ab}.{adapter}." in f".{name}" for ab in "AB" for adapter in _DISTILLATION_ADAPTERS)
+def _distillation_lora(adapters: Iterable[str]) -> Callable[[str], bool]:
+    """Whether a parameter name is one of these adapters' matrices (each twin's adapter is named as
+    its role, and so as its part)."""
+    names = tuple(adapters)
 
+    def belongs(name: str) -> bool:
+        return any(f".lora_{ab}.{adapter}." in f".{name}" for ab in "AB" for adapter in names)
 
-_DISTILLATION_ADAPTERS = ("lcm-lora", "lightning-lora")
+    return belongs
 
 
 def _to_of(module: Any) -> Callable[[torch.device], object]:
@@ -316,13 +318,14 @@ def engine_parts(
     slot_bytes: int = 0,
 ) -> dict[Part, PartHandle]:
     """The engine's modules as plan parts. twins: adapter part -> its twin UNet (named as the part);
-    full_unets: the LCM and Lightning UNets; slot: the fused slot's UNet, whose own tensors (at most
-    slot_bytes) move with the base UNet's, since every other tensor of it is the base's."""
+    full_unets: the full distilled UNets' parts; slot: the fused slot's UNet, whose own tensors (at
+    most slot_bytes) move with the base UNet's, since every other tensor of it is the base's."""
     shared = [base.unet, *twins.values(), *([slot] if slot is not None else [])]
+    distillation_lora = _distillation_lora(str(part) for part in twins)
 
     def move_base(device: torch.device) -> int:
         # The distillation LoRAs' own matrices are parts of their own; the styles' are shared modules.
-        return move_shared(shared, device, skip=_distillation_lora)
+        return move_shared(shared, device, skip=distillation_lora)
 
     def mover(modules: Sequence[Any]) -> Callable[[torch.device], object]:
         return lambda device: [module.to(device) for module in modules]
@@ -335,7 +338,7 @@ def engine_parts(
     base_bytes = sum(
         t.numel() * t.element_size()
         for name, t in (*base.unet.named_parameters(), *base.unet.named_buffers())
-        if not _distillation_lora(name)
+        if not distillation_lora(name)
     )
     parts[Part.BASE_UNET] = PartHandle(base_bytes, move_base)
     for part, unet in full_unets.items():
@@ -366,8 +369,8 @@ def forced_measures(
 
 def build_placer(
     base: Any,
-    twins: Mapping[ModelRole, Any],
-    full_unets: Mapping[UNetSource, Any],
+    twins: Mapping[str, Any],
+    full_unets: Mapping[str, Any],
     *,
     device_of: DeviceOf,
     dtype: torch.dtype,
@@ -380,8 +383,8 @@ def build_placer(
 ) -> Placer:
     parts = engine_parts(
         base,
-        {ADAPTERS[role]: unet for role, unet in twins.items()},
-        {FULL_UNETS[source]: unet for source, unet in full_unets.items()},
+        {part_of_role(role): unet for role, unet in twins.items()},
+        {part_of_role(role): unet for role, unet in full_unets.items()},
         slot,
         slot_bytes,
     )

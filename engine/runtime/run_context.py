@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from engine.contract.modes import ModelRole
+from engine.contract.modes import MODES, ModeFile, ModelRole
 from engine.files.model_files import FileKind, ModelFile, check_vae
 from engine.outputs.comparison_files import RunContext
 from engine.outputs.hash_cache import lora_hash, model_hash
@@ -31,7 +31,7 @@ class LoadedFiles:
     """What an engine read, and for which device: the model files by role, the --vae file (no role of
     its own), the config folder single files were read with, and each style LoRA's adapter name and file."""
 
-    files: Mapping[ModelRole, ModelFile]
+    files: Mapping[str, ModelFile]
     vae: Path | None
     builtin: bool
     config_dir: Path
@@ -108,17 +108,29 @@ def replay_files(loaded: LoadedFiles) -> dict[str, Any]:
             "single_file": not folder,
             "variant": variant_for(vae.path, dtype) if folder else None,
         }
-    if (lcm := files.get(ModelRole.LCM_UNET)) is not None:
-        recipe["lcm_unet"] = {"path": str(lcm.path), "variant": variant_for(lcm.path, dtype)}
-    if (lightning := files.get(ModelRole.LIGHTNING_UNET)) is not None:
-        recipe["lightning_unet"] = {
-            "path": str(lightning.path),
-            "single_file": lightning.kind is FileKind.LIGHTNING_CHECKPOINT,
-            "x0": lightning.x0_prediction,
-        }
-    for role, key in ((ModelRole.LCM_LORA, "lcm_lora"), (ModelRole.LIGHTNING_LORA, "lightning_lora")):
-        if (lora := files.get(role)) is not None:
-            recipe[key] = str(lora.path)
+    kinds = MODES.role_files()
+    for role, info in files.items():
+        if role == ModelRole.BASE:
+            continue
+        key = replay_key(role)
+        if kinds.get(role) is ModeFile.LORA:
+            recipe[key] = str(info.path)
+        elif info.kind in (FileKind.SDXL_FOLDER, FileKind.SDXL_SINGLE_FILE):  # a whole pipeline's UNet
+            single = info.kind is FileKind.SDXL_SINGLE_FILE
+            recipe[key] = {
+                "path": str(info.path),
+                "pipeline": True,
+                "single_file": single,
+                "variant": None if single else variant_for(info.path / "unet", dtype),
+            }
+        elif info.kind in (FileKind.LCM_UNET, FileKind.UNET_FOLDER):  # a diffusers UNet folder
+            recipe[key] = {"path": str(info.path), "variant": variant_for(info.path, dtype), "folder": True}
+        else:  # a bare UNet state dict, or an all-in-one checkpoint's UNet
+            recipe[key] = {
+                "path": str(info.path),
+                "single_file": info.kind is FileKind.LIGHTNING_CHECKPOINT,
+                "x0": info.x0_prediction,
+            }
     return {
         "device": str(loaded.plan.device),
         "dtype": dtype_name(dtype),
@@ -127,6 +139,11 @@ def replay_files(loaded: LoadedFiles) -> dict[str, Any]:
         "files": recipe,
         "styles": {name: str(path) for name, path in loaded.styles},
     }
+
+
+def replay_key(role: str) -> str:
+    """A role's key in reproduce.py's recipe: "lcm_unet", "tcd_lora"."""
+    return role.replace("-", "_")
 
 
 def dtype_name(dtype: torch.dtype) -> str:

@@ -108,6 +108,10 @@ class AdapterState:
             unfreeze_base_weights(unet)
         self._unets[id(unet)] = active
 
+    def touched(self, unet: Any) -> bool:
+        """Whether this UNet's adapters were ever set here (so a mode at the loaded weights must set them back)."""
+        return id(unet) in self._unets
+
     def apply_text(self, encoders: Iterable[Any], active: tuple[tuple[str, float], ...]) -> None:
         if self._text == active:
             return

@@ -19,9 +19,9 @@ from engine.files.model_files import (
     check_role,
     check_style_lora,
     check_vae,
-    lightning_steps_from_name,
+    steps_in_name,
 )
-from engine.pocket.model import BUILTIN_LIGHTNING_STEPS, BUILTIN_NATIVE_SIZE
+from engine.pocket.model import BUILTIN_LIGHTNING_STEPS, BUILTIN_NATIVE_SIZE, BUILTIN_ROLES
 from gui.state.settings import Settings
 
 _WHERE_WEIGHTS_GO = (
@@ -62,14 +62,21 @@ BUILTIN_SIZE = BUILTIN_NATIVE_SIZE  # until the engine reports its own
 STYLES_OFF_FOR_BUILTIN = "Styles apply once an SDXL base is set; the built-in model ignores them."
 
 
-def missing_roles(settings: Settings, mode: str) -> tuple[ModelRole, ...]:
+def missing_roles(settings: Settings, mode: str) -> tuple[str, ...]:
+    roles = MODES[mode].required_roles
     if settings.uses_builtin_model:
-        return ()
-    return tuple(role for role in MODES[mode].required_roles if role not in settings.model_paths)
+        return tuple(role for role in roles if role not in BUILTIN_ROLES)
+    return tuple(role for role in roles if role not in settings.model_paths)
 
 
-def missing_hint(roles: tuple[ModelRole, ...]) -> str:
-    wanted = "; ".join(f"{ROLE_TITLES[r]} ({ROLE_HINTS[r]})" for r in roles)
+def missing_hint(roles: tuple[str, ...]) -> str:
+    # A role only a mode file names has no title here: its own name, as --model ROLE=PATH takes it.
+    wanted = "; ".join(
+        f"{ROLE_TITLES[ModelRole(r)]} ({ROLE_HINTS[ModelRole(r)]})"
+        if r in set(ModelRole)
+        else f"the {r} file"
+        for r in roles
+    )
     return f"Needs {wanted}. Add it from the Models tab or in Settings."
 
 
@@ -79,10 +86,11 @@ def file_steps(settings: Settings, mode: str) -> int | None:
     if not spec.steps_fixed_by_file:
         return None
     if settings.uses_builtin_model:
-        return BUILTIN_LIGHTNING_STEPS
-    role = spec.adapter if spec.adapter is not None else ModelRole.LIGHTNING_UNET
-    path: Path | None = settings.model_paths.get(role)
-    return lightning_steps_from_name(path) if path is not None else None
+        return BUILTIN_LIGHTNING_STEPS if spec.role in BUILTIN_ROLES else None
+    if spec.role is None or spec.role not in set(ModelRole):
+        return None  # the settings keep the five roles' files only, so far
+    path: Path | None = settings.model_paths.get(ModelRole(spec.role))
+    return steps_in_name(path) if path is not None else None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from engine.contract.modes import MODES, UNetSource
+from engine.contract.modes import MODES
 from engine.outputs.infotext import Infotext
 from engine.outputs.png_info import read_settings
 from engine.outputs.png_text import InfotextError
@@ -32,7 +32,7 @@ def read_dropped_png(path: Path, configured: Sequence[Path], models_dir: Path | 
     """The settings of a PNG and the style LoRAs they name; InfotextError when there are none."""
     settings = read_settings(path)
     # Styles act on the base UNet only: an image of a distilled UNet says nothing about them.
-    if settings.styles or (settings.mode is not None and MODES[settings.mode].unet is UNetSource.BASE):
+    if settings.styles or (settings.mode is not None and MODES[settings.mode].on_base_unet):
         return DroppedPng(settings, match_styles(settings.styles, configured, models_dir))
     return DroppedPng(settings, None)
 

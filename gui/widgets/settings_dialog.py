@@ -191,7 +191,7 @@ def needs_table() -> str:
     lines = []
     for name in DEFAULT_COMPARISON:
         spec = MODES[name]
-        lines.append(f"{spec.title}: " + " + ".join(ROLE_TITLES[r] for r in spec.required_roles))
+        lines.append(f"{spec.title}: " + " + ".join(ROLE_TITLES[ModelRole(r)] for r in spec.required_roles))
     return "\n".join(lines)
 
 

@@ -79,11 +79,19 @@ def distilled_unet(files: dict[str, Any], which: str, base: Any, dtype: Any, dev
     from safetensors.torch import load_file
 
     unet_file = files[which]
-    if which == "lcm_unet":  # latent-consistency/lcm-sdxl: a diffusers UNet folder
+    if unet_file.get("pipeline") and not unet_file["single_file"]:  # a whole pipeline's folder (SDXL-Turbo)
+        unet = UNet2DConditionModel.from_pretrained(
+            unet_file["path"],
+            subfolder="unet",
+            dtype=dtype,
+            variant=unet_file["variant"],
+            local_files_only=True,
+        )
+    elif unet_file.get("folder") or which == "lcm_unet":  # a diffusers UNet folder, as lcm-sdxl
         unet = UNet2DConditionModel.from_pretrained(
             unet_file["path"], dtype=dtype, variant=unet_file["variant"], local_files_only=True
         )
-    elif unet_file["single_file"]:  # an all-in-one Lightning checkpoint: its UNet only
+    elif unet_file["single_file"]:  # an all-in-one checkpoint (Lightning's, SDXL-Turbo's): its UNet only
         unet = UNet2DConditionModel.from_single_file(
             unet_file["path"],
             config=files["base"]["config"],
@@ -91,7 +99,7 @@ def distilled_unet(files: dict[str, Any], which: str, base: Any, dtype: Any, dev
             local_files_only=True,
             dtype=dtype,
         )
-    else:  # ByteDance's bare UNet state dict, in the base UNet's layout
+    else:  # a bare UNet state dict in the base UNet's layout (Lightning, Hyper-SD, DMD2), as the cards load it
         unet = UNet2DConditionModel.from_config(base.unet.config)
         unet.load_state_dict(load_file(unet_file["path"], device="cpu"))
     return unet.to(device=device, dtype=dtype)
@@ -105,13 +113,14 @@ def unfreeze(unet: Any) -> None:
             parameter.requires_grad_(True)
 
 
-def build(key: tuple[str, str, bool, tuple[tuple[str, float], ...]], dtype: Any, device: str) -> Any:
-    """One pipeline per (UNet, distillation LoRA, fused, styles) combination, each from freshly
-    loaded files. A fused LoRA is loaded and fused as its model card does (`fuse_lora()`); with
-    styles, its wrappers are then unloaded (the fused weights stay), because peft skips every
-    unfused adapter of a layer that holds a fused one. An unfused LoRA stays an adapter."""
+def build(key: tuple[str, str, bool, tuple[tuple[str, float], ...], float], dtype: Any, device: str) -> Any:
+    """One pipeline per (UNet, distillation LoRA, fused, styles, LoRA scale) combination, each from
+    freshly loaded files. A fused LoRA is loaded and fused at its scale as its model card does
+    (`fuse_lora(lora_scale=...)`); with styles, its wrappers are then unloaded (the fused weights
+    stay), because peft skips every unfused adapter of a layer that holds a fused one. An unfused
+    LoRA stays an adapter, weighted by its scale."""
     files = RECIPE["files"]
-    unet_kind, adapter, fused, styles = key
+    unet_kind, adapter, fused, styles, lora_scale = key
     base = load_base(files, dtype, device)
     if unet_kind != "base":
         return with_unet(base, distilled_unet(files, unet_kind, base, dtype, device))
@@ -121,18 +130,18 @@ def build(key: tuple[str, str, bool, tuple[tuple[str, float], ...]], dtype: Any,
     if adapter:
         pipe.load_lora_weights(files[adapter], adapter_name=adapter)
         if fused:
-            pipe.fuse_lora()
+            pipe.fuse_lora(lora_scale=lora_scale)
             if styles:
                 pipe.unload_lora_weights()
         else:
             names.append(adapter)
-            weights.append(1.0)
+            weights.append(lora_scale)
     for style_path, weight in styles:
         name = f"style-{len(names)}"
         pipe.load_lora_weights(style_path, adapter_name=name)
         names.append(name)
         weights.append(weight)
-    if styles:
+    if styles or (lora_scale != 1.0 and not fused):
         pipe.set_adapters(names, adapter_weights=weights)
         if not adapter:
             unfreeze(pipe.unet)
@@ -178,7 +187,13 @@ def main() -> int:
         if args.only and image["mode"] != args.only:
             continue
         styles = tuple((path, weight) for path, weight in image["styles"])
-        key = (image["unet"], image["adapter"] or "", image.get("lora_route") == "fused", styles)
+        key = (
+            image["unet"],
+            image["adapter"] or "",
+            image.get("lora_route") == "fused",
+            styles,
+            image.get("lora_scale", 1.0),
+        )
         if key not in pipes:
             pipes.clear()  # one pipeline in memory at a time: an SDXL pipeline is 7 GB
             pipes[key] = build(key, dtype, args.device)
@@ -188,6 +203,8 @@ def main() -> int:
         pipe = pipes[key]
         scheduler_class = getattr(diffusers, image["scheduler"])
         pipe.scheduler = scheduler_class.from_config(originals[key], **image["scheduler_overrides"])
+        # A card's explicit timesteps (DMD2's, Align Your Steps') and eta (TCD's), where the mode has them.
+        extra = {name: image[name] for name in ("timesteps", "eta") if name in image}
         with torch.inference_mode():
             output = pipe(
                 prompt=RECIPE["prompt"],
@@ -197,6 +214,7 @@ def main() -> int:
                 width=RECIPE["width"],
                 height=RECIPE["height"],
                 generator=torch.Generator("cpu").manual_seed(image["seed"]),
+                **extra,
             )
         picture = np.asarray(output.images[0].convert("RGB"), dtype=np.uint8)
         Image.fromarray(picture).save(args.out / image["file"])

@@ -300,7 +300,7 @@ def load_in_worker(
 
 
 def memory(engine: Any, files: Any) -> None:
-    from engine.contract.modes import ModelRole, UNetSource
+    from engine.contract.modes import ModelRole
     from engine.runtime.memory import module_bytes
 
     base = engine.base
@@ -324,8 +324,8 @@ def memory(engine: Any, files: Any) -> None:
         return sum(p.numel() * p.element_size() for n, p in unet.named_parameters() if "lora_" in n)
 
     loras = lora_bytes(ModelRole.LCM_LORA) + lora_bytes(ModelRole.LIGHTNING_LORA)
-    full = module_bytes(engine.pipes[UNetSource.LCM].unet) + module_bytes(
-        engine.pipes[UNetSource.LIGHTNING].unet
+    full = module_bytes(engine.pipes[ModelRole.LCM_UNET].unet) + module_bytes(
+        engine.pipes[ModelRole.LIGHTNING_UNET].unet
     )
     separate = 5 * shared + 3 * base_unet + full + loras
     print(f"bytes held by the five modes (distinct storages): {gib(held)}")

@@ -380,9 +380,9 @@ class Bench:
         self.r.figures[f"lightning_{name}"] = seconds
 
     def lightning_key(self) -> Any:
-        from engine.contract.modes import UNetSource
+        from engine.contract.modes import ModelRole
 
-        return UNetSource.LIGHTNING
+        return ModelRole.LIGHTNING_UNET
 
     def fp32_psnr(self) -> None:
         if not self.images16:

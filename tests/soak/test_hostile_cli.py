@@ -58,7 +58,7 @@ CASES: dict[str, tuple[list[str | bytes], str]] = {
     "size absurd": (["--size", "999999999x8"], "WIDTHxHEIGHT"),
     "size superscript": (["--size", "²x8"], "WIDTHxHEIGHT"),
     "threads 0": (["--threads", "0"], "at least 1"),
-    "unknown mode": (["--modes", "ddim,turbo"], "unknown mode"),
+    "unknown mode": (["--modes", "ddim,nope"], "unknown mode"),
     "out empty": (["--out", ""], "--out is empty"),
     "out under a file": (["--out", "{a_file}/x"], "which is a file"),
     "out under /proc": (["--out", "/proc/self/x"], "under /proc"),

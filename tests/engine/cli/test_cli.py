@@ -133,12 +133,12 @@ def test_a_mode_whose_file_is_not_given_is_skipped_with_a_notice(
 
 
 BAD_INPUTS = {
-    "unknown mode": (["--modes", "ddim,turbo"], "unknown mode turbo"),
+    "unknown mode": (["--modes", "ddim,nope"], "unknown mode nope"),
     "size not multiple of 8": (["--size", "100x64"], "multiples of 8"),
     "size malformed": (["--size", "big"], "WIDTHxHEIGHT"),
     "steps below 1": (["--steps", "lcm=0"], "from 1 to 200"),
     "steps not a number": (["--steps", "lcm=four"], "whole number"),
-    "steps for unknown mode": (["--steps", "turbo=4"], "unknown mode"),
+    "steps for unknown mode": (["--steps", "nope=4"], "unknown mode"),
     "negative seed": (["--seed", "-1"], "seed"),
     "missing path": (["--lcm-unet", "/nonexistent/lcm"], "does not exist"),
     "lora given as unet": (

@@ -64,7 +64,7 @@ def test_plan_loads_no_weights_and_imports_no_torch(tiny_models: TinyModelSet) -
         (["--vram", "0"], "above 0"),
         (["--vram", "eight"], "not a number of GiB"),
         (["--vram", "8", "--dtype", "fp8"], "invalid choice"),
-        (["--vram", "8", "--modes", "ddim,turbo"], "unknown mode turbo"),
+        (["--vram", "8", "--modes", "ddim,nope"], "unknown mode nope"),
         (["--vram", "8", "--size", "1000x7"], "multiples of 8"),
         (["--vram", "8", "--base", "/no/such/model"], "does not exist"),
     ],

@@ -27,7 +27,7 @@ from devtools.original_layout import SINGLE_FILE_NAME, write_single_file_checkpo
 from devtools.refused_files import write_lightning_checkpoint
 from devtools.tiny_model import TinyModelSet
 from engine.cli import EXIT_BAD_INPUT, EXIT_OK, main
-from engine.contract.modes import DEFAULT_COMPARISON, ModelRole, UNetSource
+from engine.contract.modes import DEFAULT_COMPARISON, ModelRole
 from engine.contract.request import GenerationRequest, ModeSettings, RGBImage
 from engine.files.model_files import FileKind, inspect_path
 from engine.runtime.engine import Engine
@@ -201,7 +201,7 @@ def test_all_in_one_lightning_checkpoint_equals_the_bare_unet(
         local_files_only=True,
         dtype=torch.float32,
     )
-    bare = engine_all.pipes[UNetSource.LIGHTNING].unet.state_dict()
+    bare = engine_all.pipes[ModelRole.LIGHTNING_UNET].unet.state_dict()
     ours = unet.state_dict()
     assert ours.keys() == bare.keys()
     assert all(torch.equal(ours[k], v) for k, v in bare.items())

@@ -91,7 +91,7 @@ def test_every_mode_round_trips_with_styles(tmp_path: Path, mode: str) -> None:
         assert fields["CFG scale"] == "1"
     else:
         assert fields["CFG scale"] == f"{guidance:g}"
-    assert fields["Schedule type"] in ("Automatic", "DDIM", "SGM Uniform")
+    assert fields["Schedule type"] in ("Automatic", "DDIM", "SGM Uniform", "Align Your Steps")
     assert "<lora:" not in read_png_parameters(tmp_path / f"{mode}.png")
 
 
@@ -108,6 +108,18 @@ def test_a1111_names_for_each_mode(tmp_path: Path) -> None:
         "lightning-lora": ("Euler", "SGM Uniform"),
         "euler": ("Euler", "DDIM"),  # leading spacing with offset 1 is A1111's DDIM schedule
         "dpmpp-2m": ("DPM++ 2M", "DDIM"),
+        "ays": ("DPM++ 2M SDE", "Align Your Steps"),
+        "tcd": ("TCD", "Automatic"),  # TCD picks from its own grid, as LCM
+        "hyper-lora": ("DDIM", "SGM Uniform"),  # DDIM on trailing timesteps
+        "hyper-lora-1step": ("TCD", "Automatic"),
+        "hyper-lora-cfg": ("DDIM", "SGM Uniform"),
+        "hyper-unet": ("LCM", "Automatic"),
+        "dmd2": ("LCM", "Automatic"),
+        "dmd2-lora": ("LCM", "Automatic"),
+        "pcm-lora": ("DDIM", "SGM Uniform"),
+        "pcm-normalcfg": ("DDIM", "SGM Uniform"),
+        "flash-lora": ("LCM", "Automatic"),
+        "turbo": ("Euler a", "SGM Uniform"),
     }
 
 

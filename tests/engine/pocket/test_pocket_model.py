@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from engine.contract.modes import MODES, UNetSource
+from engine.contract.modes import DEFAULT_COMPARISON, MODES, ModelRole
 from engine.contract.request import GenerationRequest, ModeSettings
 from engine.files.model_paths import ModelPaths
 from engine.pocket.grammar import WORDS
@@ -140,7 +140,9 @@ def test_distilled_files_are_in_the_real_layouts() -> None:
 
 def test_every_mode_runs_two_steps(pocket_engine: Engine) -> None:
     modes = pocket_engine.available_modes()
-    assert set(modes) == set(MODES)
+    # The five and every mode of the base alone; the rest of the field needs files it does not ship.
+    assert set(modes) >= {*DEFAULT_COMPARISON, *(name for name, spec in MODES.items() if spec.role is None)}
+    assert all(MODES[m].role is None or MODES[m].role in pocket_engine.files for m in modes)
     request = GenerationRequest(
         prompt=PROMPT, seeds=(7,), modes=tuple(ModeSettings(mode=m, steps=2) for m in modes)
     )
@@ -197,7 +199,7 @@ def test_lcm_guidance_reaches_the_unet_as_an_embedding() -> None:
     2 grey levels on average (docs/pocket.md), so the exact figure is not asserted, only that the
     trained projection is there and the engine feeds it."""
     engine = Engine(pocket_paths(4))
-    unet = engine.pipes[UNetSource.LCM].unet
+    unet = engine.pipes[ModelRole.LCM_UNET].unet
     assert unet.config.time_cond_proj_dim == 32
     assert float(unet.time_embedding.cond_proj.weight.detach().norm()) > 0.1  # zero-initialised, then trained
 

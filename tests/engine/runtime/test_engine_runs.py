@@ -113,7 +113,7 @@ def test_requests_are_validated() -> None:
     with pytest.raises(RequestError, match="steps must be between"):
         GenerationRequest(prompt="x", modes=(ModeSettings(mode="ddim", steps=0),)).validate()
     with pytest.raises(RequestError, match="unknown mode"):
-        GenerationRequest(prompt="x", modes=(ModeSettings(mode="turbo"),)).validate()
+        GenerationRequest(prompt="x", modes=(ModeSettings(mode="nope"),)).validate()
 
 
 def test_shared_weights_are_held_once(engine_all: Engine) -> None:

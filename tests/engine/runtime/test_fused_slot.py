@@ -110,8 +110,8 @@ def test_base_and_full_unets_stay_bit_exact_through_any_number_of_fuses(fused_st
     untouched = ("ddim", "lcm", "lightning")
     unets = {
         "base": engine.base.unet,
-        "lcm": engine.pipes[next(k for k in engine.pipes if str(k) == "lcm")].unet,
-        "lightning": engine.pipes[next(k for k in engine.pipes if str(k) == "lightning")].unet,
+        "lcm": engine.pipes[ModelRole.LCM_UNET].unet,
+        "lightning": engine.pipes[ModelRole.LIGHTNING_UNET].unet,
         "lcm twin": engine.pipes[ModelRole.LCM_LORA].unet,
         "lightning twin": engine.pipes[ModelRole.LIGHTNING_LORA].unet,
     }
@@ -131,7 +131,7 @@ def test_slot_owns_only_the_touched_layers(fused_styled: Engine) -> None:
     slot = engine.slot
     assert slot is not None
     images(engine, ("lightning-lora",))
-    assert slot.fused is ModelRole.LIGHTNING_LORA
+    assert slot.fused == ModelRole.LIGHTNING_LORA  # the role, a plain string
     base = {n: p.data_ptr() for n, p in engine.base.unet.named_parameters()}
     own = [n for n, p in slot.unet.named_parameters() if "lora_" not in n and p.data_ptr() != base.get(n, -1)]
     assert own  # the touched layers hold the fused weights
@@ -191,7 +191,7 @@ def test_slot_weights_equal_fuse_loras_bit_for_bit(
     fuse_lora; every weight the LoRA does not touch is the base's own tensor."""
     images(engine_all, (str(role),))
     slot = engine_all.slot
-    assert slot is not None and slot.fused is role
+    assert slot is not None and slot.fused == role
     pipe = folder_base(tiny_models).pipeline()
     pipe.load_lora_weights(str(getattr(tiny_models, str(role).replace("-", "_"))))
     pipe.fuse_lora()

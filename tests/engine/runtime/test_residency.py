@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from devtools.tiny_model import TinyModelSet
-from engine.contract.modes import UNetSource
+from engine.contract.modes import ModelRole
 from engine.contract.residency import Residency
 from engine.runtime.engine import Engine
 from tests.conftest import model_paths_of
@@ -42,9 +42,9 @@ def test_one_at_a_time_moves_only_the_needed_unet(
     # Pretend the device is a GPU; the moves are recorded, not made.
     engine.plan = replace(engine.plan, device=torch.device("cuda"))
     moves: list[tuple[str, str]] = []
-    for key in (UNetSource.LCM, UNetSource.LIGHTNING):
+    for key in (ModelRole.LCM_UNET, ModelRole.LIGHTNING_UNET):
 
-        def record(device: Any, _key: str = str(key)) -> None:
+        def record(device: Any, _key: str = str(key).removesuffix("-unet")) -> None:
             moves.append((_key, str(device)))
 
         monkeypatch.setattr(engine.pipes[key].unet, "to", record)

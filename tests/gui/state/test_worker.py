@@ -220,7 +220,7 @@ def test_the_real_loader_builds_the_engine_in_the_thread(qtbot: QtBot, tiny_mode
         with wait_event(qtbot, thread, EventKind.ENGINE_READY, timeout=ENGINE_READY_MS) as ready:
             thread.start()
         info = ready.args[0].info
-        assert set(info.available_modes) == {"ddim", "lightning-lora", "euler", "dpmpp-2m"}
+        assert set(info.available_modes) == {"ddim", "lightning-lora", "euler", "dpmpp-2m", "ays"}
         assert info.steps_of_file("lightning-lora") == 4
         assert not info.builtin
     finally:

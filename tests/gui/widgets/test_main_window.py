@@ -12,10 +12,11 @@ from PySide6.QtGui import QDropEvent
 from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
-from engine.contract.modes import DEFAULT_COMPARISON, ModelRole
+from engine.contract.modes import DEFAULT_COMPARISON, MODES, ModelRole
 from engine.files.model_paths import ModelPaths
 from engine.outputs.png_text import read_png_parameters
 from engine.outputs.trilemma import METRIC_KEYS
+from engine.pocket.model import BUILTIN_ROLES
 from engine.runtime.engine import Engine
 from gui.state.jobs import EngineConfig, EventKind, WorkerEvent
 from gui.state.model_setup import builtin_hint
@@ -318,7 +319,10 @@ def test_the_builtin_model_is_said_and_its_size_offered(make_window: WindowMaker
     assert window.model_note.isVisible() and window.model_note.text() == builtin_hint()
     assert "pocket" in builtin_hint()
     assert window.prompt_panel.chosen_size() == (64, 64)
-    assert all(row.available for row in window.mode_panel.rows.values())
+    # Every mode the built-in model's files allow; the rest of the field waits for the user's files.
+    for name, row in window.mode_panel.rows.items():
+        assert row.available is (set(MODES[name].required_roles) <= set(BUILTIN_ROLES)), name
+    assert window.mode_panel.rows["lcm"].available and not window.mode_panel.rows["tcd"].available
 
 
 def test_contract_warnings_show_in_the_mode_panel(make_window: WindowMaker) -> None:

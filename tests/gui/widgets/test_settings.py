@@ -75,7 +75,7 @@ def test_no_file_gives_defaults() -> None:
         ('{"schema_version": 1, "device": "toaster"}', "device"),
         ('{"schema_version": 1, "model_paths": {"vae": "/x"}}', "unknown model role"),
         ('{"schema_version": 1, "model_paths": {"base": 3}}', "must be a path"),
-        ('{"schema_version": 1, "live_mode": "turbo"}', "live_mode"),
+        ('{"schema_version": 1, "live_mode": "nope"}', "live_mode"),
         ('{"device": "cpu"}', "schema_version"),
         ('{"schema_version": 2, "residency": "most"}', "residency"),
         ('{"schema_version": 2, "styles": {}}', "styles must be a list"),
