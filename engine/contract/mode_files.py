@@ -1,7 +1,8 @@
 """Mode files: TOML that declares generation modes, the built-in ones and a user's, read into ModeSpec.
 
-A file holds one `[[mode]]` table per mode (resources/modes/builtin.toml is the reference, and
-docs/modes.md describes every key). A mistake is one ModeFileError naming the file, the line and the
+A file holds one `[[mode]]` table per mode (resources/modes/builtin.toml is the reference); each table
+needs the keys in _REQUIRED and may add those _KNOWN lists beyond them (the card is a table of url and
+quote). A mistake is one ModeFileError naming the file, the line and the
 key: tomllib gives the line of a syntax error; for a bad value the key's line is found in the text.
 The user's file is read apart from the built-in one, so a bad user file leaves the built-in modes as
 they are. Torch-free (tomllib is the standard library's).

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import diffusers
@@ -22,7 +19,7 @@ from engine.cli.user_modes import user_modes
 from engine.contract.mode_files import ModeFileError, parse_modes, user_modes_path
 from engine.contract.modes import MODES, SCHEDULERS, ModeFile
 from tests.conftest import REPO_ROOT
-from tests.engine.outputs.test_reproduce import BLOCKER, recipe_of
+from tests.engine.outputs.test_reproduce import recipe_of, replay
 
 GOOD = """
 [[mode]]
@@ -228,16 +225,7 @@ def test_a_user_mode_runs_end_to_end_like_a_builtin_one(tiny_models: TinyModelSe
     assert (image["adapter"], image["timesteps"], image["eta"]) == ("my_lora", [999, 666, 333], 0.1)
     assert recipe["files"]["my_lora"] == str(tiny_models.lcm_lora)
     replayed = tmp_path / "replayed"
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "FEWSTEP_THREADS")}
-    done = subprocess.run(
-        [sys.executable, "-c", BLOCKER, str(out / "reproduce.py"), "--out", str(replayed)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        cwd=tmp_path,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    replay(out, replayed)
     for record in report["results"]:
         ours = np.asarray(Image.open(out / record["file"]).convert("RGB"))
         theirs = np.asarray(Image.open(replayed / record["file"]).convert("RGB"))

@@ -43,6 +43,21 @@ runpy.run_path(script, run_name="__main__")
 """
 
 
+def replay(folder: Path, out: Path) -> None:
+    """Runs folder's reproduce.py into out with Fewstep unimportable and no thread setting handed down
+    (the script sets Fewstep's own count from its recipe); a failed run fails the test."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "FEWSTEP_THREADS")}
+    done = subprocess.run(
+        [sys.executable, "-c", BLOCKER, str(folder / "reproduce.py"), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        cwd=out.parent,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 def recipe_of(folder: Path) -> dict[str, Any]:
     """The RECIPE a comparison folder's reproduce.py carries, read back from its text."""
     text = (folder / "reproduce.py").read_text(encoding="utf-8")
@@ -87,18 +102,8 @@ def test_reproduce_rebuilds_every_image_bit_for_bit(styled_folder: Path, tmp_pat
     report = json.loads((styled_folder / "report.json").read_text(encoding="utf-8"))
     assert report["reproduce"] == {"script": "reproduce.py", "cannot_replay": []}
     out = tmp_path / "replayed"
-    # No thread setting handed down: the script sets Fewstep's own count (1 here) from its recipe.
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "FEWSTEP_THREADS")}
-    assert recipe_of(styled_folder)["threads"] == 1
-    done = subprocess.run(
-        [sys.executable, "-c", BLOCKER, str(styled_folder / "reproduce.py"), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        cwd=tmp_path,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert recipe_of(styled_folder)["threads"] == 1  # the count replay() leaves the script to set
+    replay(styled_folder, out)
     records = report["results"]
     assert {r["mode"] for r in records} == set(DEFAULT_COMPARISON)
     assert len(records) == 10

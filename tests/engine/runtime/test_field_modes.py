@@ -4,10 +4,7 @@ loaded by the same route on both sides (tests/plain_diffusers.py)."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,7 +23,7 @@ from engine.files.model_paths import ModelPaths
 from engine.files.part_sizes import model_sizes
 from engine.outputs.run_writer import write_comparison
 from engine.runtime.engine import Engine
-from tests.engine.outputs.test_reproduce import BLOCKER, recipe_of
+from tests.engine.outputs.test_reproduce import recipe_of, replay
 from tests.plain_diffusers import folder_base
 from tests.plain_field_cards import AYS_SDXL, FIELD_CARDS, card_image
 
@@ -202,17 +199,8 @@ def test_field_modes_replay_bit_for_bit(field_engine: Engine, tmp_path: Path) ->
     assert by_mode[scaled.name]["lora_route"] == by_mode["tcd"]["lora_route"] == "fused"
     assert by_mode[scaled.name]["lora_scale"] == 0.7 and by_mode["tcd"]["eta"] == 0.3
     assert recipe["files"]["turbo"]["pipeline"] and recipe["cannot_replay"] == []
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "FEWSTEP_THREADS")}
     replayed = tmp_path / "replayed"
-    done = subprocess.run(
-        [sys.executable, "-c", BLOCKER, str(out / "reproduce.py"), "--out", str(replayed)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        cwd=tmp_path,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    replay(out, replayed)
     for image in recipe["images"]:
         ours = np.asarray(Image.open(out / image["file"]).convert("RGB"))
         theirs = np.asarray(Image.open(replayed / image["file"]).convert("RGB"))
