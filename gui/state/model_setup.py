@@ -77,7 +77,11 @@ def missing_hint(roles: tuple[str, ...]) -> str:
         else f"the {r} file"
         for r in roles
     )
-    return f"Needs {wanted}. Add it from the Models tab or in Settings."
+    if all(r in set(ModelRole) for r in roles):
+        return f"Needs {wanted}. Add it from the Models tab or in Settings."
+    # Settings stores the five files of the first modes only; the field's files go on the command line.
+    flags = " ".join(f"--model {r}=PATH" for r in roles if r not in set(ModelRole))
+    return f"Needs {wanted}. The window cannot take it yet: run fewstep compare with {flags}."
 
 
 def file_steps(settings: Settings, mode: str) -> int | None:
