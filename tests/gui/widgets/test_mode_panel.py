@@ -4,6 +4,7 @@ from the row to the engine's request and back from a run's record."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from engine.contract.request import ModeResult, ModeSettings, Timings
 from engine.outputs.comparison_files import RunContext
 from engine.outputs.run_writer import RunWriter
 from gui.state.image_store import read_run_record
-from gui.state.mode_groups import Preset, mode_groups
+from gui.state.mode_groups import USER_GROUP, Preset, mode_groups
 from gui.widgets.main_window import MainWindow
 from gui.widgets.mode_family import NONE_PRESENT
 from gui.widgets.mode_panel import ModePanel
@@ -191,3 +192,13 @@ def test_eta_reaches_the_request_and_comes_back_from_the_runs_record(
     window.restore_run(record)
     assert window.mode_panel.rows["tcd"].eta.value() == 0.7
     assert [(m.mode, m.eta) for m in window.mode_panel.chosen()] == [("ddim", None), ("tcd", 0.7)]
+
+
+def test_a_users_modes_have_a_family_of_their_own(qtbot: QtBot) -> None:
+    mine = replace(MODES["lcm-lora"], name="my-lcm", title="my LCM", source="/config/modes.toml")
+    with MODES.added([mine]):
+        panel = panel_with(qtbot, {"ddim", "my-lcm"})
+    user = panel.sections[USER_GROUP]
+    assert user.check.text() == "User modes" and [r.spec.name for r in user.rows] == ["my-lcm"]
+    assert "my-lcm" not in [r.spec.name for r in panel.sections["lcm"].rows]
+    assert user.expanded and list(panel.sections)[-1] == USER_GROUP
