@@ -95,7 +95,7 @@ class ModePanel(QWidget):
     def set_checked(self, modes: Iterable[str]) -> None:
         wanted = set(modes)
         for mode, row in self.rows.items():
-            row.check.setChecked(mode in wanted)
+            row.set_ticked(mode in wanted)
 
     def apply(
         self, mode: str, *, steps: int | None, guidance: float | None, eta: float | None = None

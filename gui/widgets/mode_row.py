@@ -54,6 +54,9 @@ class ModeRow(QWidget):
         self._negative_prompt = ""
         self.check = QCheckBox(spec.title)
         self.check.setChecked(spec.name in DEFAULT_COMPARISON)
+        # Whether the artist wants the mode: shown as the tick while its files are present; kept while
+        # they are absent (the box then unticked and disabled) so that the tick comes back with them.
+        self.wanted = self.check.isChecked()
         self.check.setToolTip(spec.name)
         self.steps = QSpinBox()
         self.steps.setRange(MIN_STEPS, MAX_STEPS)
@@ -129,9 +132,13 @@ class ModeRow(QWidget):
 
     def set_missing(self, hint: str | None) -> None:
         """hint: why the mode cannot run here (None when its files are configured)."""
-        available = hint is None
+        available, was = hint is None, self.available
+        if was and not available:
+            self.wanted = self.check.isChecked()
         for widget in (self.check, self.steps, self.guidance, self.eta, self.reset):
             widget.setEnabled(available)
+        if available is not was:
+            self.check.setChecked(available and self.wanted)
         self.hint.setText(hint or "")
         self.hint.setVisible(not available)
         self._refresh_warning()
@@ -143,6 +150,12 @@ class ModeRow(QWidget):
     @property
     def chosen(self) -> bool:
         return self.available and self.check.isChecked()
+
+    def set_ticked(self, ticked: bool) -> None:
+        """Tick or untick it; a mode whose files are absent stays unticked until they come."""
+        self.wanted = ticked
+        if self.available:
+            self.check.setChecked(ticked)
 
     def settings(self) -> ModeSettings:
         return ModeSettings(

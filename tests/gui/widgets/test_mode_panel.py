@@ -202,3 +202,16 @@ def test_a_users_modes_have_a_family_of_their_own(qtbot: QtBot) -> None:
     assert user.check.text() == "User modes" and [r.spec.name for r in user.rows] == ["my-lcm"]
     assert "my-lcm" not in [r.spec.name for r in panel.sections["lcm"].rows]
     assert user.expanded and list(panel.sections)[-1] == USER_GROUP
+
+
+def test_a_mode_whose_files_go_shows_unticked_and_its_tick_comes_back_with_them(qtbot: QtBot) -> None:
+    panel = panel_with(qtbot, FIVE_FILES)
+    panel.set_checked(["ddim", "lcm"])
+    without_lcm = {mode: None if mode in FIVE_FILES - {"lcm"} else "absent" for mode in MODES}
+    panel.set_missing(without_lcm)
+    assert not panel.rows["lcm"].check.isChecked() and chosen(panel) == ["ddim"]
+    panel.set_checked(["ddim", "lcm", "lightning"])  # as a restored run asks: lcm waits for its file
+    assert not panel.rows["lcm"].check.isChecked() and chosen(panel) == ["ddim", "lightning"]
+    panel.set_missing({mode: None if mode in FIVE_FILES else "absent" for mode in MODES})
+    assert chosen(panel) == ["ddim", "lcm", "lightning"]
+    assert panel.sections["lcm"].check.checkState() is Qt.CheckState.PartiallyChecked
