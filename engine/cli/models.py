@@ -17,7 +17,8 @@ from typing import Any
 from engine.cli.arguments import EXIT_OK
 from engine.cli.terminal_table import fitted_table, terminal_width
 from engine.contract.errors import ModelInputError
-from engine.files.model_files import FileKind, ModelFile, inspect_path
+from engine.contract.modes import MODES
+from engine.files.model_files import UNDECIDED_ROLES, FileKind, ModelFile, inspect_path
 from engine.files.model_scan import Refused, scan_models
 from engine.files.safe_paths import special_file_problem
 
@@ -73,7 +74,14 @@ def _listed(item: ModelFile | Refused, name: str, source: str) -> Listed:
         return Listed(item.path, name, source, None, (), item.reason)
     if item.kind in (FileKind.OTHER, FileKind.NOT_SDXL):
         return Listed(item.path, name, source, item.describe(), (), item.describe())
+    if item.kind is FileKind.UNDECIDED_LORA:  # the user says which: the modes it may be for
+        candidates = tuple(_mode_of(role) for role in UNDECIDED_ROLES)
+        return Listed(item.path, name, source, item.describe(), ("one of " + ", ".join(candidates),), None)
     return Listed(item.path, name, source, item.describe(), tuple(item.enables), None)
+
+
+def _mode_of(role: str) -> str:
+    return next((name for name, spec in MODES.items() if spec.role == role), role)
 
 
 def _relative(path: Path, root: Path) -> str:
