@@ -76,6 +76,20 @@ SAME_NAME_LORAS: tuple[tuple[str, str, str], ...] = (
     ("flash", "flash-lora", "Flash SDXL LoRA"),
 )
 TURBO_ROLE = "turbo"
+# Each field role's file as its publisher names it, for the window's hints.
+PUBLISHED_FILES = {
+    "tcd-lora": "pytorch_lora_weights.safetensors of h1t/TCD-SDXL-LoRA",
+    "hyper-lora": "Hyper-SDXL-<N>steps-lora.safetensors (2, 4 or 8)",
+    "hyper-1step-lora": "Hyper-SDXL-1step-lora.safetensors",
+    "hyper-cfg-lora": "Hyper-SDXL-<N>steps-CFG-lora.safetensors (8 or 12)",
+    "hyper-unet": "Hyper-SDXL-1step-Unet.safetensors",
+    "dmd2-unet": "dmd2_sdxl_4step_unet_fp16.safetensors",
+    "dmd2-lora": "dmd2_sdxl_4step_lora_fp16.safetensors",
+    "pcm-lora": "pcm_sdxl_smallcfg_<N>step_converted.safetensors",
+    "pcm-normalcfg-lora": "pcm_sdxl_normalcfg_<N>step_converted.safetensors",
+    "flash-lora": "pytorch_lora_weights.safetensors of jasperai/flash-sdxl",
+    TURBO_ROLE: "the sdxl-turbo folder, or sd_xl_turbo_1.0_fp16.safetensors",
+}
 _TURBO = re.compile(r"turbo")
 
 

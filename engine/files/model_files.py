@@ -65,7 +65,7 @@ class FileKind(StrEnum):
     OTHER = "unrecognised"
 
 
-_LORAS = (
+LORA_KINDS = (
     FileKind.LCM_LORA,
     FileKind.LIGHTNING_LORA,
     FileKind.STYLE_LORA,
@@ -417,7 +417,7 @@ _ACCEPTS_BY_FILE: Mapping[ModeFile, tuple[tuple[FileKind, ...], str]] = {
         ),
         "a full SDXL UNet: a bare UNet state dict (.safetensors) or a UNet folder",
     ),
-    ModeFile.LORA: (_LORAS, "an SDXL LoRA .safetensors file"),
+    ModeFile.LORA: (LORA_KINDS, "an SDXL LoRA .safetensors file"),
     ModeFile.PIPELINE: (
         (FileKind.SDXL_FOLDER, FileKind.SDXL_SINGLE_FILE),
         "a whole SDXL pipeline: a diffusers folder, or one file like sd_xl_turbo_1.0_fp16.safetensors",
@@ -517,7 +517,7 @@ def _spaced(option: str) -> str:
 
 def check_style_lora(path: Path) -> ModelFile:
     info = inspect_path(path)
-    if info.kind not in _LORAS:
+    if info.kind not in LORA_KINDS:
         raise ModelInputError(f"--lora {path}: this is {_what(info)}, not an SDXL LoRA")
     return info
 
