@@ -33,7 +33,9 @@ _WHERE_WEIGHTS_GO = (
     " <b>Settings</b>. Every mode needs the <b>SDXL base</b> (folder or single file); LCM also needs the"
     " <b>lcm-sdxl</b> UNet folder, LCM-LoRA the <b>lcm-lora-sdxl</b> file, Lightning"
     " <b>sdxl_lightning_4step_unet</b> and Lightning LoRA <b>sdxl_lightning_4step_lora</b>"
-    " (.safetensors, ByteDance's file names)."
+    " (.safetensors, ByteDance's file names). TCD, Hyper-SD, DMD2, PCM, Flash and SDXL-Turbo files are"
+    " known by their published names; a <b>pytorch_lora_weights.safetensors</b> whose folder does not say"
+    " LCM, TCD or Flash asks you which (right-click it)."
 )
 POCKET_HINT = (
     "<b>Built-in pocket model</b>: a small SDXL-architecture model Fewstep trained on 64×64 drawings of"
