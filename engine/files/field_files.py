@@ -23,6 +23,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.files.hub_cache import hub_repo_id
+
 LORA_FILE_IN_FOLDER = "pytorch_lora_weights.safetensors"  # what diffusers' training scripts export
 
 
@@ -110,14 +112,6 @@ def unet_by_name(path: Path) -> Recognised | None:
     for rule in _UNET_NAMES:
         if rule.pattern.search(name):
             return Recognised(rule.role, rule.label, "name")
-    return None
-
-
-def hub_repo_id(path: Path) -> str | None:
-    """The repository id of a file in the Hugging Face cache (``models--{org}--{name}/snapshots/...``)."""
-    for parent in path.parents:
-        if parent.name.startswith("models--"):
-            return parent.name.removeprefix("models--").replace("--", "/", 1)
     return None
 
 

@@ -234,6 +234,7 @@ def test_fewstep_models_lists_the_field_in_80_columns(
     assert listed["sdxl-turbo/"]["enables"] == ["turbo"]
     undecided = listed[f"downloads/{LORA_FILE}"]
     assert undecided["usable"] and "say which" in undecided["what"]
-    assert undecided["enables"] == ["one of lcm-lora, tcd, flash-lora"]
+    assert undecided["enables"] == [] and undecided["say_which"] == ["lcm-lora", "tcd-lora", "flash-lora"]
+    assert "say which: --model" in text and "flash-lora=PATH" in text  # wrapped in its column
     refused = listed["DMD2/dmd2_sdxl_1step_unet_fp16.bin"]
     assert not refused["usable"] and "dmd2_sdxl_4step_unet_fp16.safetensors" in refused["reason"]
