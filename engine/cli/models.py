@@ -17,7 +17,7 @@ from typing import Any
 from engine.cli.arguments import EXIT_OK
 from engine.cli.terminal_table import fitted_table, terminal_width
 from engine.contract.errors import ModelInputError
-from engine.files.model_files import FileKind, ModelFile, inspect_path
+from engine.files.model_files import UNDECIDED_ROLES, FileKind, ModelFile, inspect_path
 from engine.files.model_scan import Refused, scan_models
 from engine.files.safe_paths import special_file_problem
 
@@ -43,6 +43,8 @@ class Listed:
     what: str | None  # what it is; None where it could not be read
     enables: tuple[str, ...]
     reason: str | None  # why it is refused; None when it is usable
+    # The roles the user may give it as, where header and name cannot tell (--model ROLE=PATH).
+    say_which: tuple[str, ...] = ()
 
     @property
     def usable(self) -> bool:
@@ -65,6 +67,7 @@ class Listed:
             "what": self.what,
             "enables": list(self.enables),
             "reason": self.reason,
+            "say_which": list(self.say_which),
         }
 
 
@@ -73,7 +76,15 @@ def _listed(item: ModelFile | Refused, name: str, source: str) -> Listed:
         return Listed(item.path, name, source, None, (), item.reason)
     if item.kind in (FileKind.OTHER, FileKind.NOT_SDXL):
         return Listed(item.path, name, source, item.describe(), (), item.describe())
+    if item.kind is FileKind.UNDECIDED_LORA:  # the user says which, by the role it is given as
+        return Listed(item.path, name, source, item.describe(), (), None, UNDECIDED_ROLES)
     return Listed(item.path, name, source, item.describe(), tuple(item.enables), None)
+
+
+def _enables(item: Listed) -> str:
+    if item.say_which:
+        return "say which: --model " + "|".join(item.say_which) + "=PATH"
+    return ", ".join(item.enables) or "-"
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -121,7 +132,7 @@ def models_table(items: Iterable[Listed], width: int) -> list[str]:
     refused = [i for i in listed if not i.usable]
     lines: list[str] = []
     if usable:
-        rows = [(_name(i), i.what or "", ", ".join(i.enables) or "-") for i in usable]
+        rows = [(_name(i), i.what or "", _enables(i)) for i in usable]
         lines += fitted_table((f"usable ({len(usable)})", "what it is", "enables"), rows, width)
     if refused:
         if lines:

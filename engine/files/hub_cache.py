@@ -30,6 +30,15 @@ def looks_like_hub_reference(text: str) -> bool:
     )
 
 
+def hub_repo_id(path: Path) -> str | None:
+    """The repository id of a path in the cache, from huggingface_hub's folder name for it
+    (``models--{org}--{name}/snapshots/{commit}/...``); None for a path outside the cache."""
+    for parent in path.parents:
+        if parent.name.startswith("models--"):
+            return parent.name.removeprefix("models--").replace("--", "/", 1)
+    return None
+
+
 def resolve_hub_reference(text: str) -> Path | None:
     """The local folder or file a hub reference names, if it is in the cache; None otherwise."""
     from huggingface_hub import snapshot_download, try_to_load_from_cache

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -17,6 +17,17 @@ from safetensors import SafetensorError, safe_open
 
 from engine.contract.errors import ModelInputError
 from engine.contract.modes import MODES, ModeFile, ModelRole
+from engine.files.field_files import (
+    LCM_LORA_ROLE,
+    LORA_FILE_IN_FOLDER,
+    SAME_NAME_LORAS,
+    Recognised,
+    is_turbo_pipeline,
+    lora_by_name,
+    safetensors_instead,
+    same_name_lora_by_place,
+    unet_by_name,
+)
 from engine.files.hub_cache import looks_like_hub_reference, resolve_hub_reference
 from engine.files.safe_paths import NotRegularFileError, open_regular, special_file_problem
 from engine.files.weight_folders import PICKLE_SUFFIXES as PICKLE_SUFFIXES
@@ -28,7 +39,6 @@ _LIGHTNING_NAME = re.compile(r"sdxl_lightning_(\d+)step", re.IGNORECASE)
 # How the field's files say their step count: sdxl_lightning_4step_lora, Hyper-SDXL-8steps-CFG-lora,
 # dmd2_sdxl_1step_unet_fp16, pcm_sdxl_smallcfg_2step_converted.
 _STEPS_NAME = re.compile(r"(?<![0-9])([0-9]{1,3})[-_]?steps?(?![a-z])", re.IGNORECASE)
-_LORA_FILE_IN_FOLDER = "pytorch_lora_weights.safetensors"  # what diffusers' training scripts export
 KOHYA_PREFIXES = ("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_")
 # diffusers' own test for an SDXL base single file (docs/model-files.md): the 10th block of OpenCLIP bigG.
 _SDXL_BASE_KEY = "conditioner.embedders.1.model.transformer.resblocks.9.mlp.c_proj.bias"
@@ -45,13 +55,25 @@ class FileKind(StrEnum):
     LCM_LORA = "LCM-LoRA"
     LIGHTNING_LORA = "SDXL-Lightning LoRA"
     STYLE_LORA = "style LoRA"
+    # A LoRA of the field told by its name or place (TCD, Hyper-SD, DMD2, PCM, Flash): its label says which.
+    DISTILLATION_LORA = "distillation LoRA"
+    # pytorch_lora_weights.safetensors where neither folder nor repository names its family.
+    UNDECIDED_LORA = "a distillation LoRA: LCM-LoRA, TCD or Flash; say which"
     VAE_FOLDER = "VAE (diffusers folder)"
     VAE_FILE = "VAE (single file)"
     NOT_SDXL = "not an SDXL model"
     OTHER = "unrecognised"
 
 
-_LORAS = (FileKind.LCM_LORA, FileKind.LIGHTNING_LORA, FileKind.STYLE_LORA)
+LORA_KINDS = (
+    FileKind.LCM_LORA,
+    FileKind.LIGHTNING_LORA,
+    FileKind.STYLE_LORA,
+    FileKind.DISTILLATION_LORA,
+    FileKind.UNDECIDED_LORA,
+)
+# The roles an undecided LoRA may be given as: LCM-LoRA, TCD or Flash SDXL.
+UNDECIDED_ROLES = tuple(role for _word, role, _label in SAME_NAME_LORAS)
 
 
 @dataclass(frozen=True)
@@ -59,37 +81,81 @@ class ModelFile:
     """A checked model path: what it is and what the engine needs to know to load it."""
 
     path: Path  # the file or folder to load
-    kind: FileKind
+    kind: FileKind  # how it loads (the engine reads this); `role` says which distillation it is
     detail: str = ""  # e.g. "Stable Diffusion 1.x checkpoint", "4-step"
     lightning_steps: int | None = None  # from a Lightning file's name
     x0_prediction: bool = False  # Lightning's 1-step file predicts the clean sample
     text_encoder_keys: bool = False  # a LoRA that also patches the text encoders
+    # The role a mode takes this file as, where its name, place or header says it (None: it does not,
+    # or no built-in mode runs it), what it is in words, and what decided.
+    role: str | None = None
+    label: str = ""
+    decided_by: str = ""
+    steps: int | None = None  # the step count its name gives, where its mode runs the file's count
 
     def describe(self) -> str:
         if self.kind in (FileKind.LIGHTNING_UNET, FileKind.LIGHTNING_LORA, FileKind.LIGHTNING_CHECKPOINT):
             steps = f"{self.lightning_steps}-step " if self.lightning_steps else ""
             x0 = " (x0 prediction)" if self.x0_prediction else ""
             return f"{steps}{self.kind}{x0}"
+        if self.label:
+            return f"{self.steps}-step {self.label}" if self.steps else self.label
         return f"{self.kind}: {self.detail}" if self.detail else str(self.kind)
+
+    @property
+    def natural_role(self) -> str | None:
+        """The role this file is for, if one: its recognised role, else the one its kind says."""
+        return self.role if self.role is not None else _KIND_ROLES.get(self.kind)
 
     @property
     def enables(self) -> tuple[str, ...]:
         """The modes this file makes possible (with the base model where it needs one)."""
+        if self.kind is FileKind.UNDECIDED_LORA:
+            return ()
+        if self.kind in (FileKind.SDXL_FOLDER, FileKind.SDXL_SINGLE_FILE) and self.role is None:
+            return tuple(name for name, spec in MODES.items() if spec.file is ModeFile.NONE)
+        role = self.natural_role
+        if role is not None and role != ModelRole.BASE:
+            return tuple(name for name, spec in MODES.items() if spec.role == role)
+        if self.role is None and self.label:  # a field file no built-in mode runs
+            return ()
         return _ENABLES.get(self.kind, ())
 
 
+_KIND_ROLES: Mapping[FileKind, str] = {
+    FileKind.SDXL_FOLDER: ModelRole.BASE,
+    FileKind.SDXL_SINGLE_FILE: ModelRole.BASE,
+    FileKind.LIGHTNING_CHECKPOINT: ModelRole.LIGHTNING_UNET,
+    FileKind.LCM_UNET: ModelRole.LCM_UNET,
+    FileKind.LIGHTNING_UNET: ModelRole.LIGHTNING_UNET,
+    FileKind.LCM_LORA: ModelRole.LCM_LORA,
+    FileKind.LIGHTNING_LORA: ModelRole.LIGHTNING_LORA,
+}
+
 _ENABLES: Mapping[FileKind, tuple[str, ...]] = {
-    FileKind.SDXL_FOLDER: ("ddim", "euler", "dpmpp-2m"),
-    FileKind.SDXL_SINGLE_FILE: ("ddim", "euler", "dpmpp-2m"),
-    FileKind.LIGHTNING_CHECKPOINT: ("lightning",),
-    FileKind.LCM_UNET: ("lcm",),
-    FileKind.LIGHTNING_UNET: ("lightning",),
-    FileKind.LCM_LORA: ("lcm-lora",),
-    FileKind.LIGHTNING_LORA: ("lightning-lora",),
     FileKind.STYLE_LORA: ("style on every base-UNet mode",),
     FileKind.VAE_FOLDER: ("a replacement VAE for every mode",),
     FileKind.VAE_FILE: ("a replacement VAE for every mode",),
 }
+
+
+def _steps_for(role: str | None, path: Path) -> int | None:
+    """The step count in the file's name, where the role's mode runs the count its file was made for."""
+    if role is None or not any(s.steps_fixed_by_file for s in MODES.values() if s.role == role):
+        return None
+    return steps_in_name(path)
+
+
+def _recognised(path: Path, kind: FileKind, found: Recognised, *, te: bool = False) -> ModelFile:
+    return ModelFile(
+        path,
+        kind,
+        text_encoder_keys=te,
+        role=found.role,
+        label=found.label,
+        decided_by=found.by,
+        steps=_steps_for(found.role, path),
+    )
 
 
 def lightning_steps_from_name(path: Path) -> int | None:
@@ -168,11 +234,7 @@ def classify_file(path: Path) -> ModelFile:
         te = any(k.startswith(("lora_te", "text_encoder")) or ".text_encoder" in k for k in keys)
         if lightning:
             return ModelFile(path, FileKind.LIGHTNING_LORA, lightning_steps=steps, text_encoder_keys=te)
-        # In the Hugging Face cache the parent is a commit hash; the repository folder names the model.
-        repo = next((p.name for p in path.parents if p.name.startswith("models--")), "")
-        names = f"{repo}/{path.parent.name}/{path.name}".lower()
-        kind = FileKind.LCM_LORA if "lcm" in names else FileKind.STYLE_LORA
-        return ModelFile(path, kind, text_encoder_keys=te)
+        return _lora_of_the_field(path, te)
     if any(k.startswith("model.diffusion_model.") for k in keys):
         in_channels = header.shapes.get("model.diffusion_model.input_blocks.0.0.weight", [0, 4])[1]
         if any(k.startswith("cond_stage_model.transformer.") for k in keys):
@@ -191,6 +253,8 @@ def classify_file(path: Path) -> ModelFile:
             return ModelFile(
                 path, FileKind.LIGHTNING_CHECKPOINT, lightning_steps=steps, x0_prediction="_x0" in path.stem
             )
+        if (turbo := is_turbo_pipeline(path, None)) is not None:
+            return _recognised(path, FileKind.SDXL_SINGLE_FILE, turbo)
         return ModelFile(path, FileKind.SDXL_SINGLE_FILE)
     if any(k.startswith(("encoder.down.", "encoder.down_blocks.")) for k in keys) and any(
         k.startswith("decoder.") for k in keys
@@ -201,8 +265,29 @@ def classify_file(path: Path) -> ModelFile:
             return ModelFile(
                 path, FileKind.LIGHTNING_UNET, lightning_steps=steps, x0_prediction="_x0" in path.stem.lower()
             )
+        if (found := unet_by_name(path)) is not None:
+            return _recognised(path, FileKind.UNET_STATE_DICT, found)
         return ModelFile(path, FileKind.UNET_STATE_DICT)
     return ModelFile(path, FileKind.OTHER, "no UNet, LoRA or checkpoint keys")
+
+
+def _lora_of_the_field(path: Path, te: bool) -> ModelFile:
+    """An SDXL LoRA that is not Lightning's: a distillation its name or place says, LCM-LoRA, TCD or
+    Flash undecided, or a style LoRA."""
+    if (found := lora_by_name(path)) is not None:
+        return _recognised(path, FileKind.DISTILLATION_LORA, found, te=te)
+    name = path.name.lower()
+    if name != LORA_FILE_IN_FOLDER:
+        # Any other name is the user's: a style LoRA, unless it says LCM (sdxl_lcm_lora.safetensors,
+        # Fooocus's copy of the LCM-LoRA).
+        kind = FileKind.LCM_LORA if "lcm" in name else FileKind.STYLE_LORA
+        return ModelFile(path, kind, text_encoder_keys=te)
+    placed = same_name_lora_by_place(path)
+    if placed is None:
+        return ModelFile(path, FileKind.UNDECIDED_LORA, text_encoder_keys=te)
+    if placed.role == LCM_LORA_ROLE:
+        return ModelFile(path, FileKind.LCM_LORA, text_encoder_keys=te, decided_by=placed.by)
+    return _recognised(path, FileKind.DISTILLATION_LORA, placed, te=te)
 
 
 def refuse_special_file(path: Path) -> None:
@@ -241,8 +326,11 @@ def classify_folder(path: Path) -> ModelFile:
 def _kind_of_folder(path: Path) -> ModelFile:
     index = path / "model_index.json"
     if index.is_file():
-        pipeline = _read_json(index).get("_class_name")
+        pipeline_index = _read_json(index)
+        pipeline = pipeline_index.get("_class_name")
         if pipeline == "StableDiffusionXLPipeline":
+            if (turbo := is_turbo_pipeline(path, pipeline_index.get("scheduler"))) is not None:
+                return _recognised(path, FileKind.SDXL_FOLDER, turbo)
             return ModelFile(path, FileKind.SDXL_FOLDER)
         return ModelFile(path, FileKind.NOT_SDXL, f"a {pipeline} folder")
     config = path / "config.json"
@@ -256,9 +344,17 @@ def _kind_of_folder(path: Path) -> ModelFile:
             if data.get("time_cond_proj_dim") is None:
                 return ModelFile(path, FileKind.UNET_FOLDER)
             return ModelFile(path, FileKind.LCM_UNET)
-    if (path / _LORA_FILE_IN_FOLDER).is_file():
-        return classify_file(path / _LORA_FILE_IN_FOLDER)
+    if (path / LORA_FILE_IN_FOLDER).is_file():
+        return classify_file(path / LORA_FILE_IN_FOLDER)
     return ModelFile(path, FileKind.OTHER, "a folder without model_index.json, config.json or LoRA weights")
+
+
+def pickle_refusal(path: Path) -> str:
+    """The one line that refuses a pickle and names the safetensors file to use instead."""
+    return (
+        f"{path} is a pickle checkpoint ({path.suffix}); Fewstep never unpickles files, as they can"
+        f" run code: use {safetensors_instead(path)}"
+    )
 
 
 def inspect_path(path: Path) -> ModelFile:
@@ -282,10 +378,7 @@ def inspect_path(path: Path) -> ModelFile:
     if path.is_dir():
         return classify_folder(path)
     if path.suffix.lower() in PICKLE_SUFFIXES:
-        raise ModelInputError(
-            f"{path} is a pickle checkpoint ({path.suffix}); Fewstep never unpickles files, as they can"
-            " run code: use the .safetensors version"
-        )
+        raise ModelInputError(pickle_refusal(path))
     if path.suffix.lower() != ".safetensors":
         raise ModelInputError(f"{path} is not a .safetensors file")
     return classify_file(path)
@@ -297,7 +390,10 @@ _ACCEPTS: Mapping[str, tuple[tuple[FileKind, ...], str]] = {
         "the SDXL base: a diffusers folder with model_index.json, or a single .safetensors checkpoint",
     ),
     ModelRole.LCM_UNET: ((FileKind.LCM_UNET,), "an LCM UNet folder like lcm-sdxl (config.json and weights)"),
-    ModelRole.LCM_LORA: ((FileKind.LCM_LORA, FileKind.STYLE_LORA), "an LCM-LoRA .safetensors file"),
+    ModelRole.LCM_LORA: (
+        (FileKind.LCM_LORA, FileKind.STYLE_LORA, FileKind.UNDECIDED_LORA, FileKind.DISTILLATION_LORA),
+        "an LCM-LoRA .safetensors file",
+    ),
     ModelRole.LIGHTNING_UNET: (
         (FileKind.LIGHTNING_UNET, FileKind.UNET_STATE_DICT, FileKind.LIGHTNING_CHECKPOINT),
         "a file like sdxl_lightning_4step_unet.safetensors",
@@ -321,7 +417,7 @@ _ACCEPTS_BY_FILE: Mapping[ModeFile, tuple[tuple[FileKind, ...], str]] = {
         ),
         "a full SDXL UNet: a bare UNet state dict (.safetensors) or a UNet folder",
     ),
-    ModeFile.LORA: (_LORAS, "an SDXL LoRA .safetensors file"),
+    ModeFile.LORA: (LORA_KINDS, "an SDXL LoRA .safetensors file"),
     ModeFile.PIPELINE: (
         (FileKind.SDXL_FOLDER, FileKind.SDXL_SINGLE_FILE),
         "a whole SDXL pipeline: a diffusers folder, or one file like sd_xl_turbo_1.0_fp16.safetensors",
@@ -347,6 +443,8 @@ def check_role(role: str, path: Path) -> ModelFile:
         raise ModelInputError(
             f"{_spaced(option)}{path}: this is {_what(info)}, but {_named(role)} takes {description}"
         )
+    _refuse_another_distillation(role, option, info)
+    info = _as_said(role, info)
     if role in (ModelRole.LIGHTNING_UNET, ModelRole.LIGHTNING_LORA) and info.lightning_steps is None:
         raise ModelInputError(
             f"--{role} {path}: cannot tell the step count; keep ByteDance's file name, e.g."
@@ -361,6 +459,54 @@ def check_role(role: str, path: Path) -> ModelFile:
     return info
 
 
+def _refuse_another_distillation(role: str, option: str, info: ModelFile) -> None:
+    """A file whose name or header says it is another distillation is refused for this one, naming the
+    role that takes it. Where only the place decided (a folder or repository named for LCM, TCD or
+    Flash), or nothing did, the user's word stands. The base takes any SDXL pipeline; a role only a
+    user's mode file declares takes any file of its kind."""
+    if role == ModelRole.BASE or info.role is None or info.role == role:
+        return
+    if info.decided_by not in ("name", "header") or role not in recognised_roles():
+        return
+    raise ModelInputError(
+        f"{_spaced(option)}{info.path}: this is {_article(info.describe())}, which {_named(info.role)} takes"
+    )
+
+
+def _as_said(role: str, info: ModelFile) -> ModelFile:
+    """A LoRA whose kind name and header could not tell (or only its place told), given for a
+    distillation's role: it is that distillation, as the user said."""
+    undecided = info.kind is FileKind.UNDECIDED_LORA or (
+        info.kind in (FileKind.LCM_LORA, FileKind.DISTILLATION_LORA)
+        and info.decided_by in ("folder name", "repository id")
+    )
+    if not undecided or role not in UNDECIDED_ROLES or info.natural_role == role:
+        return info
+    if role == ModelRole.LCM_LORA:
+        return replace(info, kind=FileKind.LCM_LORA, role=None, label="", decided_by="user")
+    return replace(
+        info, kind=FileKind.DISTILLATION_LORA, role=role, label=role_label(role), decided_by="user"
+    )
+
+
+def role_label(role: str) -> str:
+    """What the file of a role is, in words: "TCD LoRA", "DMD2 UNet", "SDXL-Turbo"."""
+    titles: dict[str, str] = {
+        ModelRole.BASE: "SDXL base",
+        ModelRole.LCM_UNET: "LCM UNet",
+        ModelRole.LCM_LORA: "LCM-LoRA",
+    }
+    if role in titles:
+        return titles[role]
+    spec = next((s for s in MODES.values() if s.role == role), None)
+    return spec.title.removeprefix("SDXL + ") if spec is not None else role
+
+
+def recognised_roles() -> frozenset[str]:
+    """The roles a file's name, place or header can say: the built-in modes' own."""
+    return frozenset(s.role for s in MODES.values() if s.role is not None and s.source == "built-in")
+
+
 def _named(role: str) -> str:
     return f"--{role}" if role in set(ModelRole) else f"--model {role}"
 
@@ -371,7 +517,7 @@ def _spaced(option: str) -> str:
 
 def check_style_lora(path: Path) -> ModelFile:
     info = inspect_path(path)
-    if info.kind not in _LORAS:
+    if info.kind not in LORA_KINDS:
         raise ModelInputError(f"--lora {path}: this is {_what(info)}, not an SDXL LoRA")
     return info
 

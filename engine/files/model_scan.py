@@ -13,6 +13,7 @@ from engine.files.model_files import (
     ModelFile,
     classify_file,
     classify_folder,
+    pickle_refusal,
 )
 from engine.files.safe_paths import special_file_problem
 
@@ -24,9 +25,12 @@ class Refused:
 
 
 def scan_models(
-    folder: Path, *, depth: int = 2, _seen: set[tuple[int, int]] | None = None
+    folder: Path, *, depth: int = 3, _seen: set[tuple[int, int]] | None = None
 ) -> Iterator[ModelFile | Refused]:
     """Every model file or folder under `folder`, classified; what cannot be used says why.
+
+    Three levels: a repository kept as its publisher lays it out can hold its files one folder down
+    (wangfuyun/PCM_Weights keeps its SDXL LoRAs in sdxl/).
 
     A folder reached twice (a symlink loop, or two links to one folder) is scanned once, and nothing
     but regular files and folders is opened.
@@ -60,7 +64,7 @@ def scan_models(
             elif depth > 1:
                 yield from scan_models(entry, depth=depth - 1, _seen=seen)
         elif entry.suffix.lower() in PICKLE_SUFFIXES:
-            yield Refused(entry, "a pickle checkpoint: never opened, as unpickling can run code")
+            yield Refused(entry, pickle_refusal(entry))
         elif entry.suffix.lower() == ".safetensors":
             try:
                 yield classify_file(entry)

@@ -90,7 +90,7 @@ class ModelController(QObject):
             self.message.emit(f"{path.name} was not used as {use.label}: {answer}", "error")
             return False
         settings = self.settings
-        if use is Use.STYLE:
+        if use == Use.STYLE:
             if any(style.path == path for style in settings.styles):
                 self.message.emit(f"{path.name} is already in the style list.", "info")
                 return False
@@ -98,7 +98,7 @@ class ModelController(QObject):
                 self.message.emit(f"At most {MAX_STYLES} style LoRAs; remove one first.", "error")
                 return False
             new = settings.with_style_added(path)
-        elif use is Use.VAE:
+        elif use == Use.VAE:
             new = replace(settings, vae=path)
         else:
             assert use.role is not None
@@ -108,7 +108,7 @@ class ModelController(QObject):
             return False
         reloads = self.apply_settings(new)
         then = " The engine reloads with it." if reloads else ""
-        if use is Use.STYLE and settings.uses_builtin_model:
+        if use == Use.STYLE and settings.uses_builtin_model:
             then = " " + STYLES_OFF_FOR_BUILTIN
         self.message.emit(f"{path.name} ({answer.describe()}) is now the {use.label}.{then}", "info")
         return True

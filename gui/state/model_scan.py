@@ -15,7 +15,7 @@ from engine.contract.modes import MODES
 from engine.files.hub_cache import cache_dir, cached_model_repos
 from engine.files.model_files import FileKind, ModelFile, inspect_path
 from engine.files.model_scan import Refused, scan_models
-from gui.state.model_setup import NATURAL_USE, Use
+from gui.state.model_setup import Use, natural_use, say_which, uses_for
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,19 @@ class ModelEntry:
 
     @property
     def natural_use(self) -> Use | None:
-        return NATURAL_USE.get(self.info.kind) if self.info is not None else None
+        return natural_use(self.info) if self.info is not None else None
+
+    def uses(self) -> tuple[Use, ...]:
+        """What its menu offers: the uses of its sort of file, its natural one first."""
+        return uses_for(self.info)
+
+    def why_no_natural_use(self) -> str:
+        """What a double-click says where the file has no one use: say which, or why it cannot be used."""
+        if self.info is not None and (ask := say_which(self.info)) is not None:
+            return f"{self.name}: {ask}"
+        if self.usable:
+            return f"{self.name} ({self.what()}): no loaded mode takes it; a mode file can"
+        return f"{self.name} cannot be used: {self.what()}"
 
     def what(self) -> str:
         if self.refused is not None:

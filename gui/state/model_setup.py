@@ -7,18 +7,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
+from typing import ClassVar
 
 from engine.contract.errors import FewstepError
 from engine.contract.info import EngineInfo
-from engine.contract.modes import MODES, ModelRole
+from engine.contract.modes import MODES, ModeFile, ModelRole
+from engine.files.field_files import PUBLISHED_FILES
 from engine.files.model_files import (
+    LORA_KINDS,
+    UNDECIDED_ROLES,
     FileKind,
     ModelFile,
     check_role,
     check_style_lora,
     check_vae,
+    role_label,
     steps_in_name,
 )
 from engine.pocket.model import BUILTIN_LIGHTNING_STEPS, BUILTIN_NATIVE_SIZE, BUILTIN_ROLES
@@ -29,7 +33,9 @@ _WHERE_WEIGHTS_GO = (
     " <b>Settings</b>. Every mode needs the <b>SDXL base</b> (folder or single file); LCM also needs the"
     " <b>lcm-sdxl</b> UNet folder, LCM-LoRA the <b>lcm-lora-sdxl</b> file, Lightning"
     " <b>sdxl_lightning_4step_unet</b> and Lightning LoRA <b>sdxl_lightning_4step_lora</b>"
-    " (.safetensors, ByteDance's file names)."
+    " (.safetensors, ByteDance's file names). TCD, Hyper-SD, DMD2, PCM, Flash and SDXL-Turbo files are"
+    " known by their published names; a <b>pytorch_lora_weights.safetensors</b> whose folder does not say"
+    " LCM, TCD or Flash asks you which (right-click it)."
 )
 POCKET_HINT = (
     "<b>Built-in pocket model</b>: a small SDXL-architecture model Fewstep trained on 64×64 drawings of"
@@ -69,31 +75,40 @@ def missing_roles(settings: Settings, mode: str) -> tuple[str, ...]:
     return tuple(role for role in roles if role not in settings.model_paths)
 
 
+def role_title(role: str) -> str:
+    """A role's name in the window: the five first ones' titles, else its file's ("TCD LoRA")."""
+    if role in ROLE_TITLES:
+        return ROLE_TITLES[ModelRole(role)]
+    return role_label(role)
+
+
+def role_hint(role: str) -> str:
+    """What file a role takes: its publisher's file name where Fewstep knows it, else the kind of file."""
+    if role in ROLE_HINTS:
+        return ROLE_HINTS[ModelRole(role)]
+    if role in PUBLISHED_FILES:
+        return PUBLISHED_FILES[role]
+    kind = MODES.role_files().get(role)
+    return {
+        ModeFile.UNET: "a full SDXL UNet (.safetensors state dict or a UNet folder)",
+        ModeFile.LORA: "an SDXL LoRA .safetensors file",
+        ModeFile.PIPELINE: "a whole SDXL pipeline: a diffusers folder or one .safetensors file",
+    }.get(kind or ModeFile.NONE, "a model file")
+
+
 def missing_hint(roles: tuple[str, ...]) -> str:
-    # A role only a mode file names has no title here: its own name, as --model ROLE=PATH takes it.
-    wanted = "; ".join(
-        f"{ROLE_TITLES[ModelRole(r)]} ({ROLE_HINTS[ModelRole(r)]})"
-        if r in set(ModelRole)
-        else f"the {r} file"
-        for r in roles
-    )
-    if all(r in set(ModelRole) for r in roles):
-        return f"Needs {wanted}. Add it from the Models tab or in Settings."
-    # Settings stores the five files of the first modes only; the field's files go on the command line.
-    flags = " ".join(f"--model {r}=PATH" for r in roles if r not in set(ModelRole))
-    return f"Needs {wanted}. The window cannot take it yet: run fewstep compare with {flags}."
+    wanted = "; ".join(f"{role_title(r)} ({role_hint(r)})" for r in roles)
+    return f"Needs {wanted}. Add it from the Models tab or in Settings."
 
 
 def file_steps(settings: Settings, mode: str) -> int | None:
-    """The step count a Lightning file was distilled for, read from its name."""
+    """The step count a file was distilled for, read from its name (Lightning, Hyper-SD, DMD2, PCM)."""
     spec = MODES[mode]
     if not spec.steps_fixed_by_file:
         return None
     if settings.uses_builtin_model:
         return BUILTIN_LIGHTNING_STEPS if spec.role in BUILTIN_ROLES else None
-    if spec.role is None or spec.role not in set(ModelRole):
-        return None  # the settings keep the five roles' files only, so far
-    path: Path | None = settings.model_paths.get(ModelRole(spec.role))
+    path = settings.model_paths.get(spec.role) if spec.role is not None else None
     return steps_in_name(path) if path is not None else None
 
 
@@ -132,53 +147,131 @@ def model_availability(settings: Settings, info: EngineInfo | None) -> ModelAvai
     )
 
 
-class Use(StrEnum):
-    """What the artist can make of a model file: one of the engine's roles, the VAE, or a style."""
+@dataclass(frozen=True)
+class Use:
+    """What the artist can make of a model file: a role of the loaded modes (the five first ones', or
+    any a mode declares: "tcd-lora", "dmd2-unet"...), the VAE, or a style."""
 
-    BASE = ModelRole.BASE.value
-    LCM_UNET = ModelRole.LCM_UNET.value
-    LCM_LORA = ModelRole.LCM_LORA.value
-    LIGHTNING_UNET = ModelRole.LIGHTNING_UNET.value
-    LIGHTNING_LORA = ModelRole.LIGHTNING_LORA.value
-    VAE = "vae"
-    STYLE = "style"
+    value: str
+
+    BASE: ClassVar[Use]
+    LCM_UNET: ClassVar[Use]
+    LCM_LORA: ClassVar[Use]
+    LIGHTNING_UNET: ClassVar[Use]
+    LIGHTNING_LORA: ClassVar[Use]
+    VAE: ClassVar[Use]
+    STYLE: ClassVar[Use]
 
     @property
-    def role(self) -> ModelRole | None:
-        return ModelRole(self.value) if self.value in set(ModelRole) else None
+    def role(self) -> str | None:
+        return None if self.value in (_VAE, _STYLE) else self.value
 
     @property
     def label(self) -> str:
         if (role := self.role) is not None:
-            return ROLE_TITLES[role]
-        return "VAE" if self is Use.VAE else "style LoRA"
+            return role_title(role)
+        return "VAE" if self.value == _VAE else "style LoRA"
 
     @property
     def action(self) -> str:
-        return "Add as style LoRA" if self is Use.STYLE else f"Use as {self.label}"
+        return "Add as style LoRA" if self == Use.STYLE else f"Use as {self.label}"
 
 
-# The use a double-click gives each kind of file; the others stay in the context menu.
+_VAE, _STYLE = "vae", "style"
+Use.BASE = Use(ModelRole.BASE)
+Use.LCM_UNET = Use(ModelRole.LCM_UNET)
+Use.LCM_LORA = Use(ModelRole.LCM_LORA)
+Use.LIGHTNING_UNET = Use(ModelRole.LIGHTNING_UNET)
+Use.LIGHTNING_LORA = Use(ModelRole.LIGHTNING_LORA)
+Use.VAE = Use(_VAE)
+Use.STYLE = Use(_STYLE)
+
+
+def assignable_roles() -> tuple[str, ...]:
+    """Every role the window can give a file: the base, then each role of the loaded modes (built-in and
+    the user's mode file), in mode order."""
+    roles = [str(ModelRole.BASE)]
+    for spec in MODES.values():
+        if spec.role is not None and spec.role not in roles:
+            roles.append(spec.role)
+    return tuple(roles)
+
+
+def all_uses() -> tuple[Use, ...]:
+    return (*(Use(role) for role in assignable_roles()), Use.VAE, Use.STYLE)
+
+
+_UNET_KINDS = (
+    FileKind.UNET_STATE_DICT,
+    FileKind.LIGHTNING_UNET,
+    FileKind.LCM_UNET,
+    FileKind.UNET_FOLDER,
+    FileKind.LIGHTNING_CHECKPOINT,
+)
+_PIPELINE_KINDS = (FileKind.SDXL_FOLDER, FileKind.SDXL_SINGLE_FILE)
+_VAE_KINDS = (FileKind.VAE_FOLDER, FileKind.VAE_FILE)
+
+
+def uses_for(info: ModelFile | None) -> tuple[Use, ...]:
+    """The uses a file's menu offers: those of its sort of file (a LoRA's roles and the style, a UNet's
+    roles...), its natural one first; every use where the file could not be read."""
+    if info is None:
+        return all_uses()
+    files = MODES.role_files()
+    if info.kind in LORA_KINDS:
+        fitting = [Use(r) for r in assignable_roles() if files.get(r) is ModeFile.LORA] + [Use.STYLE]
+    elif info.kind in _UNET_KINDS:
+        fitting = [Use(r) for r in assignable_roles() if files.get(r) is ModeFile.UNET]
+    elif info.kind in _PIPELINE_KINDS:
+        fitting = [Use.BASE] + [Use(r) for r in assignable_roles() if files.get(r) is ModeFile.PIPELINE]
+    elif info.kind in _VAE_KINDS:
+        fitting = [Use.VAE]
+    else:
+        return all_uses()
+    natural = natural_use(info)
+    return (natural, *(u for u in fitting if u != natural)) if natural in fitting else tuple(fitting)
+
+
+# The use a double-click gives each kind of file whose name, place or header names no role.
 NATURAL_USE: Mapping[FileKind, Use] = {
     FileKind.SDXL_FOLDER: Use.BASE,
     FileKind.SDXL_SINGLE_FILE: Use.BASE,
-    FileKind.LIGHTNING_CHECKPOINT: Use.LIGHTNING_UNET,
-    FileKind.LCM_UNET: Use.LCM_UNET,
     FileKind.UNET_STATE_DICT: Use.LIGHTNING_UNET,
-    FileKind.LIGHTNING_UNET: Use.LIGHTNING_UNET,
-    FileKind.LCM_LORA: Use.LCM_LORA,
-    FileKind.LIGHTNING_LORA: Use.LIGHTNING_LORA,
     FileKind.STYLE_LORA: Use.STYLE,
     FileKind.VAE_FOLDER: Use.VAE,
     FileKind.VAE_FILE: Use.VAE,
 }
 
 
+def natural_use(info: ModelFile) -> Use | None:
+    """The use a double-click gives a file: the role it is recognised for, else its kind's. None for a
+    LoRA the user must say the kind of (LCM-LoRA, TCD or Flash), and for a field file no mode runs."""
+    if info.kind is FileKind.UNDECIDED_LORA:
+        return None
+    role = info.natural_role
+    if role is not None and role in assignable_roles():
+        return Use(role)
+    if info.label:  # recognised, but no loaded mode takes it (PCM's LCM-like LoRA)
+        return None
+    return NATURAL_USE.get(info.kind)
+
+
+def say_which(info: ModelFile) -> str | None:
+    """Why a double-click cannot choose, and how the artist says which, where that is so."""
+    if info.kind is FileKind.UNDECIDED_LORA:
+        named = ", ".join(role_title(r) for r in UNDECIDED_ROLES)
+        return (
+            f"its header and name cannot tell LCM-LoRA, TCD and Flash apart (all ship as this file):"
+            f" right-click it and choose which it is ({named})"
+        )
+    return None
+
+
 def check_use(use: Use, path: Path) -> ModelFile:
     """engine.files.model_files' check for this use: ModelInputError, naming what the file is, if it does not fit."""
-    if use is Use.VAE:
+    if use == Use.VAE:
         return check_vae(path)
-    if use is Use.STYLE:
+    if use == Use.STYLE:
         return check_style_lora(path)
     role = use.role
     assert role is not None
@@ -198,7 +291,7 @@ def in_use(settings: Settings) -> dict[Path, str]:
     """Which configured path is used as what, for the model panel's marks."""
     found: dict[Path, list[str]] = {}
     for role, path in settings.model_paths.items():
-        found.setdefault(path, []).append(ROLE_TITLES[role])
+        found.setdefault(path, []).append(role_title(role))
     if settings.vae is not None:
         found.setdefault(settings.vae, []).append("VAE")
     for style in settings.styles:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,7 +27,7 @@ from engine.files.safe_paths import open_regular
 from engine.outputs.atomic import atomic_write_text
 from gui.state.jobs import EngineConfig
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SETTINGS_ENV = "FEWSTEP_SETTINGS"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MAX_SETTINGS_BYTES = 1 << 20  # a settings file is a few hundred bytes; anything huge is not ours
@@ -38,9 +39,26 @@ def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "schema_version": 2, "models_dir": None, "styles": [], "vae": None, "residency": "auto"}
 
 
+def _v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 3 lets model_paths hold any role a mode declares ("tcd-lora", "dmd2-unet"); a version 2
+    file holds only the five first ones, so it reads as it is (and is checked against those five)."""
+    _check_roles_of_v2(data.get("model_paths", {}))
+    return {**data, "schema_version": 3}
+
+
+def _check_roles_of_v2(raw: object) -> None:
+    if isinstance(raw, dict):
+        for key in raw:
+            if key not in set(ModelRole):
+                raise SettingsError(f"unknown model role {key!r} in model_paths")
+
+
 # Each entry turns a file of version N into version N + 1, so that a change to the schema never
 # breaks the files users already have.
-MIGRATIONS: Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
+MIGRATIONS: Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3}
+# A role as mode files spell it (engine.contract.mode_files): lower-case words joined by "-".
+_ROLE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+_NOT_ROLES = frozenset({"vae", "style"})  # the other uses of a file, stored apart
 
 
 def settings_path() -> Path:
@@ -76,7 +94,9 @@ class Settings:
     """What persists between sessions. No widget state: the window is built from this, not stored in it."""
 
     schema_version: int = SCHEMA_VERSION
-    model_paths: Mapping[ModelRole, Path] = field(default_factory=dict)
+    # By role: the five first ones and any a mode declares. A role no loaded mode declares (its mode
+    # file was removed) is kept, but not given to the engine.
+    model_paths: Mapping[str, Path] = field(default_factory=dict)
     output_dir: Path | None = None  # None: default_output_dir()
     device: str = "auto"
     live_mode: str = "lightning-lora"
@@ -127,7 +147,8 @@ class Settings:
         """None means the built-in model. Files for other roles without a base are kept but unused."""
         if self.uses_builtin_model:
             return None
-        paths = self.model_paths
+        known = {str(ModelRole.BASE), *MODES.role_files()}
+        paths = {role: path for role, path in self.model_paths.items() if role in known}
         return ModelPaths.from_roles(
             paths,
             # Every style at weight 1 whatever its setting: a toggle or a new weight then changes only
@@ -136,7 +157,7 @@ class Settings:
             vae=self.vae,
         )
 
-    def with_model_path(self, role: ModelRole, path: Path | None) -> Settings:
+    def with_model_path(self, role: str, path: Path | None) -> Settings:
         paths = dict(self.model_paths)
         if path is None:
             paths.pop(role, None)
@@ -218,13 +239,13 @@ def settings_from_json(data: object) -> Settings:
     raw_paths = data.get("model_paths", {})
     if not isinstance(raw_paths, dict):
         raise SettingsError("model_paths must be an object")
-    paths: dict[ModelRole, Path] = {}
+    paths: dict[str, Path] = {}
     for key, value in raw_paths.items():
-        if key not in set(ModelRole):
+        if not isinstance(key, str) or not _ROLE_NAME.match(key) or key in _NOT_ROLES:
             raise SettingsError(f"unknown model role {key!r} in model_paths")
         if not isinstance(value, str) or not value:
             raise SettingsError(f"model_paths.{key} must be a path")
-        paths[ModelRole(key)] = Path(value)
+        paths[key] = Path(value)
     output = _string(data, "output_dir", None)
     device = _string(data, "device", "auto") or "auto"
     if device not in DEVICES and not device.startswith("cuda:"):

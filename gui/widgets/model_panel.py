@@ -41,7 +41,6 @@ from PySide6.QtWidgets import (
 from engine.contract.info import MemoryReport
 from gui.state.background import Background
 from gui.state.model_scan import ModelEntry, ScanResult, scan_all
-from gui.state.model_setup import Use
 from gui.state.placement_view import PlanRequest, plan_text
 from gui.widgets.model_tree import ROLE_ENTRY, EntryDelegate, ModelTree
 from gui.widgets.theme import ERROR, MUTED
@@ -255,7 +254,7 @@ class ModelPanel(QWidget):
             return
         use = entry.natural_use
         if use is None:
-            self.refused.emit(f"{entry.name} cannot be used: {entry.what()}")
+            self.refused.emit(entry.why_no_natural_use())
             return
         self.assign_requested.emit(use, entry.reference)
 
@@ -265,9 +264,9 @@ class ModelPanel(QWidget):
             return None
         menu = QMenu(self)
         natural = entry.natural_use
-        for use in Use:
+        for use in entry.uses():
             action = QAction(use.action, menu)
-            if use is natural:
+            if use == natural:
                 font = action.font()
                 font.setBold(True)
                 action.setFont(font)

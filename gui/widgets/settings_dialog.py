@@ -17,23 +17,25 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QDoubleSpinBox,
     QFileDialog,
+    QFrame,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
 
-from engine.contract.modes import DEFAULT_COMPARISON, MODES, ModelRole
+from engine.contract.modes import DEFAULT_COMPARISON, MODES, ModeFile
 from engine.contract.placement import LoraRoute
 from engine.contract.residency import Residency
 from engine.files.model_files import ModelFile
 from engine.files.safe_paths import output_problem, special_file_problem
 from gui.state.background import Background
-from gui.state.model_setup import ROLE_HINTS, ROLE_TITLES, Use, checked_use
+from gui.state.model_setup import Use, assignable_roles, checked_use, role_hint, role_title
 from gui.state.settings import DEVICES, Settings, default_models_dir, default_output_dir
 from gui.widgets.theme import ERROR, MUTED, OK
 
@@ -44,6 +46,14 @@ BROWSE: dict[Use, tuple[bool, bool]] = {
     Use.VAE: (True, True),
 }
 BROWSE_WIDTH = 80
+# Roles of the field and of a user's modes: by the kind of file their mode declares.
+BROWSE_BY_FILE: dict[ModeFile, tuple[bool, bool]] = {
+    ModeFile.UNET: (True, True),
+    ModeFile.PIPELINE: (True, True),
+    ModeFile.LORA: (False, True),
+}
+# More rows than this scroll inside the dialog's "Model files" box (the field has a dozen roles).
+VISIBLE_MODEL_ROWS = 7
 VAE_HINT = "optional, e.g. the sdxl-vae-fp16-fix folder"
 # Typing waits this long before its path is checked: one header read per pause, not one per key, since
 # the reads of a dialog queue on its one pool thread (behind a hung one, if a share hangs).
@@ -92,9 +102,10 @@ class PathRow(QWidget):
         self._delay.setInterval(CHECK_DELAY_MS)
         self._delay.timeout.connect(self._submit)
         self.edit = QLineEdit(str(path) if path else "")
-        self.edit.setPlaceholderText(ROLE_HINTS[use.role] if use.role is not None else VAE_HINT)
+        self.edit.setPlaceholderText(role_hint(use.role) if use.role is not None else VAE_HINT)
         self.edit.setClearButtonEnabled(True)
-        folders, files = BROWSE.get(use, (False, True))
+        by_file = BROWSE_BY_FILE.get(MODES.role_files().get(use.role or "", ModeFile.NONE), (False, True))
+        folders, files = BROWSE.get(use, by_file)
         self.browse_folder = QPushButton("Folder…") if folders else None
         self.browse_file = QPushButton("File…") if files else None
         self.status = QLabel()
@@ -167,8 +178,8 @@ class PathRow(QWidget):
             self.error = str(answer)
             self._say(f"✗ {answer}", ERROR)
         else:
-            steps = f", {answer.lightning_steps} steps" if answer.lightning_steps else ""
-            self._say(f"✓ {answer.kind}{steps}", OK)
+            steps = answer.lightning_steps or answer.steps
+            self._say(f"✓ {answer.label or answer.kind}" + (f", {steps} steps" if steps else ""), OK)
         self.checked.emit()
 
     def _say(self, text: str, color: str) -> None:
@@ -191,7 +202,7 @@ def needs_table() -> str:
     lines = []
     for name in DEFAULT_COMPARISON:
         spec = MODES[name]
-        lines.append(f"{spec.title}: " + " + ".join(ROLE_TITLES[ModelRole(r)] for r in spec.required_roles))
+        lines.append(f"{spec.title}: " + " + ".join(role_title(r) for r in spec.required_roles))
     return "\n".join(lines)
 
 
@@ -204,18 +215,32 @@ class SettingsDialog(QDialog):
         # One pool thread for the dialog's header reads; shut down when the dialog closes (done()).
         self.checks = Background(self)
         self._save_when_checked = False
+        # A row for every role of the loaded modes: the five first ones, the field's, a user's.
         self.rows = {
-            role: PathRow(Use(role.value), settings.model_paths.get(role), self.checks) for role in ModelRole
+            role: PathRow(Use(role), settings.model_paths.get(role), self.checks)
+            for role in assignable_roles()
         }
         self.vae_row = PathRow(Use.VAE, settings.vae, self.checks)
         models = QGroupBox("Model files")
-        grid = QGridLayout(models)
+        files = QWidget()
+        grid = QGridLayout(files)
+        grid.setContentsMargins(0, 0, 0, 0)
         for index, (role, row) in enumerate(self.rows.items()):
-            grid.addWidget(QLabel(ROLE_TITLES[role]), index, 0)
+            label = QLabel(role_title(role))
+            label.setToolTip(f"--model {role}=PATH on the command line")
+            grid.addWidget(label, index, 0)
             grid.addWidget(row, index, 1)
         grid.addWidget(QLabel("VAE"), len(self.rows), 0)
         grid.addWidget(self.vae_row, len(self.rows), 1)
         grid.setColumnStretch(1, 1)
+        self.files_area = QScrollArea()
+        self.files_area.setWidget(files)
+        self.files_area.setWidgetResizable(True)
+        self.files_area.setFrameShape(QFrame.Shape.NoFrame)
+        row_height = self.vae_row.sizeHint().height() + grid.verticalSpacing()
+        self.files_area.setMinimumHeight(min(len(self.rows) + 1, VISIBLE_MODEL_ROWS) * row_height)
+        outer = QVBoxLayout(models)
+        outer.addWidget(self.files_area)
         needs = QLabel(
             "Leave the SDXL base empty to use the built-in pocket model (64×64 drawings of one shape,"
             " for trying the modes). The Models tab lists what the models folder and the Hugging Face"
@@ -224,7 +249,7 @@ class SettingsDialog(QDialog):
         )
         needs.setObjectName("tileCaption")
         needs.setWordWrap(True)
-        grid.addWidget(needs, len(self.rows) + 1, 0, 1, 2)
+        outer.addWidget(needs)
 
         folders = QGroupBox("Folders")
         folder_layout = QGridLayout(folders)
@@ -358,7 +383,7 @@ class SettingsDialog(QDialog):
 
     def path_rows(self) -> list[tuple[str, PathRow]]:
         """Each model path row with its title, the VAE last."""
-        return [(ROLE_TITLES[role], row) for role, row in self.rows.items()] + [("VAE", self.vae_row)]
+        return [(role_title(role), row) for role, row in self.rows.items()] + [("VAE", self.vae_row)]
 
     def checking(self) -> list[str]:
         """The titles of the rows whose check has not answered yet."""
@@ -409,7 +434,9 @@ class SettingsDialog(QDialog):
             self.accept()
 
     def chosen_settings(self) -> Settings:
-        paths = {role: path for role, row in self.rows.items() if (path := row.path()) is not None}
+        # A role without a row (its mode file is gone this session) keeps its file.
+        kept = {role: path for role, path in self.original.model_paths.items() if role not in self.rows}
+        paths = kept | {role: path for role, row in self.rows.items() if (path := row.path()) is not None}
         text = self.output_dir.text().strip()
         models = self.models_dir.text().strip()
         return replace(

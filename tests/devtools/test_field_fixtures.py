@@ -35,16 +35,12 @@ from devtools.field_fixtures import (
     pcm_fixture_name,
     safetensors_file_size,
 )
-from devtools.hub_cache_fixture import add_to_hub_cache
 from devtools.tiny_model import LORA_TARGETS, TinyModelSet
-from engine.contract.errors import ModelInputError
-from engine.files.model_files import FileKind, inspect_path
 from engine.files.resources import sdxl_config_dir
 
 HYPER_LORAS = tuple(hyper_lora_fixture_name(n) for n in HYPER_LORA_NAMES)
 PCM_LORAS = tuple(pcm_fixture_name(n) for n in PCM_LORA_NAMES)
 LORAS = ("tcd", *HYPER_LORAS, "dmd2-lora-4step", *PCM_LORAS, "flash")
-REFUSED = "refused"
 
 
 @pytest.fixture(scope="module")
@@ -296,62 +292,7 @@ def test_pcm_smallcfg_and_normalcfg_share_one_key_set(field: FieldSet) -> None:
     assert len({json.dumps(s, sort_keys=True) for s in sets.values()}) == 1
 
 
-# ---------------------------------------------------------------------------------------------
-# What Fewstep's recognizer says today. Flip a row when recognition of the family is added.
-
-# The kind engine.files.model_files.inspect_path gives each fixture, or REFUSED (ModelInputError).
-TODAY: dict[str, FileKind | str] = {
-    "tcd": FileKind.STYLE_LORA,  # a TCD LoRA is listed as a style LoRA
-    **dict.fromkeys(HYPER_LORAS, FileKind.STYLE_LORA),
-    "dmd2-lora-4step": FileKind.STYLE_LORA,
-    **dict.fromkeys((n for n in PCM_LORAS if n != "pcm-lcmlike"), FileKind.STYLE_LORA),
-    "pcm-lcmlike": FileKind.LCM_LORA,  # "lcm" in its name: taken for the LCM-LoRA
-    "flash": FileKind.STYLE_LORA,
-    "hyper-unet-1step": FileKind.UNET_STATE_DICT,
-    "dmd2-unet-4step": FileKind.UNET_STATE_DICT,
-    "dmd2-unet-1step-bin": REFUSED,  # a pickle; the message names no safetensors to use instead
-    "turbo-folder": FileKind.SDXL_FOLDER,  # taken for an SDXL base
-    "turbo-single-file": FileKind.SDXL_SINGLE_FILE,  # taken for an SDXL base
-}
-
-
-def kind_today(path: Path) -> FileKind | str:
-    try:
-        return inspect_path(path).kind
-    except ModelInputError:
-        return REFUSED
-
-
-@pytest.mark.parametrize("name", sorted(TODAY))
-def test_recognizer_today(name: str, field: FieldSet) -> None:
-    assert kind_today(field[name].path) == TODAY[name]
-
-
-# Loose copies and Hugging Face cache entries of the files that ship as pytorch_lora_weights.safetensors:
-# (fixture, where it lies) -> kind today. "loose" is a folder whose name says nothing.
-PLACES_TODAY: dict[tuple[str, str], FileKind | str] = {
-    ("tcd", "loose"): FileKind.STYLE_LORA,
-    ("flash", "loose"): FileKind.STYLE_LORA,
-    ("lcm-lora", "loose"): FileKind.STYLE_LORA,  # the tiny set's LCM-LoRA, away from its lcm-lora-sdxl folder
-    ("tcd", "h1t/TCD-SDXL-LoRA"): FileKind.STYLE_LORA,
-    ("flash", "jasperai/flash-sdxl"): FileKind.STYLE_LORA,
-    ("lcm-lora", "latent-consistency/lcm-lora-sdxl"): FileKind.LCM_LORA,
-}
-
-
-@pytest.mark.parametrize(("name", "place"), sorted(PLACES_TODAY))
-def test_recognizer_today_by_place(
-    name: str, place: str, field: FieldSet, tiny_models: TinyModelSet, tmp_path: Path
-) -> None:
-    source = tiny_models.lcm_lora if name == "lcm-lora" else field[name].path
-    file_name = "pytorch_lora_weights.safetensors"
-    if place == "loose":
-        path = tmp_path / "downloads" / file_name
-        path.parent.mkdir()
-        shutil.copyfile(source, path)
-    else:
-        path = add_to_hub_cache(tmp_path / "hub", place, {file_name: source}) / file_name
-    assert kind_today(path) == PLACES_TODAY[(name, place)]
+# How Fewstep's recognizer tells each of these files: tests/engine/files/test_field_recognition.py.
 
 
 # ---------------------------------------------------------------------------------------------

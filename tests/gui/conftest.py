@@ -100,7 +100,7 @@ def output_dir(tmp_path: Path) -> Path:
     return tmp_path / "out"
 
 
-def roles_of(models: TinyModelSet) -> dict[ModelRole, Path]:
+def roles_of(models: TinyModelSet) -> dict[str, Path]:
     return {
         ModelRole.BASE: Path(models.base),
         ModelRole.LCM_UNET: Path(models.lcm_unet),

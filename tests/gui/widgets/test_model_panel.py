@@ -18,7 +18,7 @@ from pytestqt.qtbot import QtBot
 from safetensors.numpy import save_file
 
 from devtools.tiny_model import TinyModelSet
-from engine.contract.modes import ModelRole
+from engine.contract.modes import MODES, ModeFile, ModelRole
 from gui.state.jobs import EngineConfig, EventKind
 from gui.state.model_scan import ModelEntry, ScanResult
 from gui.state.model_setup import Use
@@ -137,14 +137,14 @@ def test_scan_says_what_each_file_is_and_why_some_are_refused(
     assert "Stable Diffusion 1.x" in texts["v1-5-pruned.safetensors"]
     assert "truncated" in texts["half_downloaded.safetensors"]
     uses = {e.name: e.natural_use for e in panel.entries()}
-    assert uses["sdxl-base"] is Use.BASE and uses["watercolor_style.safetensors"] is Use.STYLE
+    assert uses["sdxl-base"] == Use.BASE and uses["watercolor_style.safetensors"] == Use.STYLE
     assert uses["old_model.ckpt"] is None and uses["v1-5-pruned.safetensors"] is None
     # The Hugging Face cache, named by repository id; a repository of other files is left out.
     _, lcm = entry(panel, "latent-consistency/lcm-lora-sdxl")
     assert lcm.info is not None and "LCM-LoRA" in lcm.what()
     assert lcm.reference == Path("latent-consistency/lcm-lora-sdxl")
     _, lightning = entry(panel, f"ByteDance/SDXL-Lightning/{LIGHTNING_LORA}")
-    assert lightning.natural_use is Use.LIGHTNING_LORA
+    assert lightning.natural_use == Use.LIGHTNING_LORA
     assert result.hub_skipped == 1
 
 
@@ -220,12 +220,15 @@ def test_double_click_and_menu_assign_files_and_reload_the_engine(
     assert "✓ in use: SDXL base" in item.text(0)
     assert not window.model_note.isVisible()
 
-    # The context menu offers every use; the natural one is first in bold.
+    # The context menu offers every use a LoRA has (each LoRA role of the loaded modes, and the style);
+    # the natural one is first in bold.
     item, _ = entry(panel, LIGHTNING_LORA)
     menu = panel.menu_for(item)
     assert menu is not None
     actions = {action.text(): action for action in menu.actions()}
-    assert set(actions) == {use.action for use in Use}
+    lora_roles = [s.role for s in MODES.values() if s.file is ModeFile.LORA and s.role]
+    assert set(actions) == {Use(role).action for role in lora_roles} | {Use.STYLE.action}
+    assert menu.actions()[0].text() == "Use as Lightning LoRA" and "Use as TCD LoRA" in actions
     assert actions["Use as Lightning LoRA"].font().bold()
     with wait_event(qtbot, window.worker, EventKind.ENGINE_READY, timeout=ENGINE_READY_MS):
         actions["Use as Lightning LoRA"].trigger()

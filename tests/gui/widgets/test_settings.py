@@ -119,7 +119,7 @@ def test_a_version_1_file_is_migrated(tmp_path: Path) -> None:
     assert settings.styles == () and settings.vae is None and settings.residency is Residency.AUTO
     assert settings.resolved_models_dir == default_models_dir()
     save_settings(settings)
-    assert json.loads(path.read_text())["schema_version"] == SCHEMA_VERSION == 2
+    assert json.loads(path.read_text())["schema_version"] == SCHEMA_VERSION == 3
 
 
 def test_styles_reach_the_engine_at_a_fixed_weight(tmp_path: Path) -> None:
