@@ -1,4 +1,4 @@
-"""Recipes 3 to 5: distillations of the pocket base model, each saved for the layout of its real counterpart.
+"""Recipes 3 to 7: distillations of the pocket base model, each saved for the layout of its real counterpart.
 
     python -m devtools.pocket.train.distill lcm            --seed 0 --out .pocket-work/lcm       --minutes 18
     python -m devtools.pocket.train.distill lcm-lora       --seed 0 --out .pocket-work/lcm-lora  --minutes 18
@@ -7,7 +7,11 @@
     python -m devtools.pocket.train.distill lightning-lora --steps 4 --out .pocket-work/lightning --minutes 5
     python -m devtools.pocket.train.distill lightning-lora --steps 2 --out .pocket-work/lightning --minutes 5
 
-(``--base .pocket-work/base/base.pt`` by default; the base's EMA weights are the teacher.)
+    python -m devtools.pocket.train.distill tcd-lora --base resources/pocket/base --out .pocket-work/tcd-lora --minutes 15
+    python -m devtools.pocket.train.distill pcm-lora --steps 4 --base resources/pocket/base --out .pocket-work/pcm-lora --minutes 15
+
+(``--base .pocket-work/base/base.pt`` by default; the base's EMA weights are the teacher. A shipped
+base folder, ``resources/pocket/base``, is the teacher as the application loads it.)
 
 - ``lcm``: latent consistency distillation as diffusers' train_lcm_distill_sdxl script does it: a
   50-step DDIM solver on the teacher with CFG scale w + 1, w uniform in [2, 8] and given to the
@@ -26,6 +30,11 @@
 - ``lightning-lora``: the same objective with a LoRA on the base (lr 5e-4), initialised by SVD from
   the full student of the same step count, so the file is a drop-in LoRA for the base (pocket.md's
   trap).
+- ``tcd-lora``: trajectory consistency distillation, lcm-lora's machinery with TCD's x_t -> x_s
+  consistency function (tcd_recipe).
+- ``pcm-lora``: phased consistency distillation, ``--steps`` phases on DDIM's trailing grid (pcm_recipe).
+- The LCM, TCD and PCM recipes score themselves every ``--validate-minutes`` on held-out prompts as
+  their mode runs and keep the best weights.
 """
 
 from __future__ import annotations
