@@ -92,8 +92,8 @@ def main() -> int:
         # The trilemma table shows five modes at its first height: a row more per mode beyond five.
         splitter = window.center.splitter
         total = sum(splitter.sizes())
-        table = 215 + 26 * max(0, len(modes) - 5)
-        splitter.setSizes([total - table, table])
+        table_height = 215 + 26 * max(0, len(modes) - 5)
+        splitter.setSizes([total - table_height, table_height])
     # One setting outside its mode's contract, so that the picture shows how Fewstep says so.
     window.mode_panel.apply("lightning-lora", steps=8, guidance=None)
     window.generate()
