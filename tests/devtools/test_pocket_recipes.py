@@ -262,3 +262,44 @@ def test_pseudo_huber_is_quadratic_near_zero_and_linear_far_away() -> None:
     # d^2 / 2c near zero (float32 loses a little to the subtraction)
     assert float(consistency_loss(near, goal, "huber")) == pytest.approx(1e-10 / 2 / 0.001, rel=1e-2)
     assert float(consistency_loss(far, goal, "l2")) == pytest.approx(0.25)
+
+
+def test_export_adds_the_field_loras_to_a_shipped_folder(tmp_path: Path) -> None:
+    """``export --add``: the TCD and PCM checkpoints' best weights go into the folder already there,
+    in their real layouts (TCD with diffusers' ``format: pt`` metadata, PCM with none), and the marker
+    says so; a LoRA distilled from another base is refused."""
+    import json
+
+    from safetensors import safe_open
+
+    from devtools.pocket.export import add_field_loras
+    from engine.pocket.model import MARKER, PCM_LORA_FILE, TCD_LORA_FILE
+
+    unet = build_unet()
+    lora = LoRA(unet, rank=POCKET_SPEC.lora_rank, alpha=POCKET_SPEC.lora_alpha)
+    best = {k: v + 1 for k, v in lora.kohya_state_dict().items()}
+    out, work = tmp_path / "pocket", tmp_path / "work"
+    out.mkdir()
+    (out / MARKER).write_text(json.dumps({"base": {"steps": 7}, "files": {"base": "base"}}), encoding="utf-8")
+    for checkpoint in ("tcd-lora/tcd_lora.pt", "pcm-lora/pcm_lora_4.pt"):
+        state = {
+            "step": 90,
+            "elapsed": 600.0,
+            "base_step": 7,
+            "kohya": lora.kohya_state_dict(),
+            "best": {"step": 30, "elapsed": 120.0, "score": 0.5, "weights": best},
+        }
+        save_checkpoint(work / checkpoint, state)
+    marker = add_field_loras(work, out)
+    assert marker["files"] == {"base": "base", "tcd_lora": TCD_LORA_FILE, "pcm_lora": PCM_LORA_FILE}
+    assert marker["tcd_lora"]["selected"]["step"] == 30
+    assert json.loads((out / MARKER).read_text(encoding="utf-8")) == marker
+    for file, metadata in ((TCD_LORA_FILE, {"format": "pt"}), (PCM_LORA_FILE, None)):
+        with safe_open(str(out / file), framework="pt") as handle:
+            assert handle.metadata() == metadata
+            key = next(k for k in handle.keys() if k.endswith(".lora_up.weight"))  # noqa: SIM118
+            tensor = handle.get_tensor(key)
+            assert tensor.dtype == torch.float16 and torch.equal(tensor.float(), best[key])
+    (out / MARKER).write_text(json.dumps({"base": {"steps": 8}, "files": {}}), encoding="utf-8")
+    with pytest.raises(ValueError, match="base step 7"):
+        add_field_loras(work, out)
