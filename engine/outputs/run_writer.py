@@ -29,7 +29,7 @@ from typing import Any
 
 from PIL import Image
 
-from engine.contract.request import ComparisonResult, GenerationRequest, ModeResult
+from engine.contract.request import ComparisonResult, GenerationRequest, ModeResult, ModeSettings
 from engine.outputs.atomic import atomic_write, atomic_write_text, replaced_folder
 from engine.outputs.comparison_files import (
     RunContext,
@@ -216,6 +216,12 @@ def trilemma_record(trilemma: Trilemma) -> dict[str, Any]:
     }
 
 
+def mode_record(settings: ModeSettings) -> dict[str, Any]:
+    """A mode as the run asked for it; eta only where it was given, so that other records stay as they were."""
+    eta = {"eta": settings.eta} if settings.eta is not None else {}
+    return {"mode": settings.mode, "steps": settings.steps, "guidance": settings.guidance, **eta}
+
+
 class RunWriter:
     """One run of the GUI under its output folder: save() each image as it finishes, then finish()
     writes the history record that names them. Used on one thread (the GUI's worker)."""
@@ -278,7 +284,7 @@ class RunWriter:
             "negative_prompt": request.negative_prompt,
             "seeds": list(request.seeds),
             "size": [request.width, request.height] if request.width and request.height else None,
-            "modes": [{"mode": m.mode, "steps": m.steps, "guidance": m.guidance} for m in request.modes],
+            "modes": [mode_record(m) for m in request.modes],
             "model": self.context.model_label,
             "styles": None if request.style_weights is None else self._styles(request.style_weights),
             "images": [

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.contract.errors import RequestError
 from engine.contract.limits import MAX_SEED
 from engine.contract.request import GenerationRequest, ModeSettings
 from engine.files.safe_paths import open_regular
@@ -84,16 +85,19 @@ def _mode_settings(items: Sequence[Any]) -> tuple[ModeSettings, ...]:
     for item in items:
         if not isinstance(item, dict):
             raise RecordError("a mode entry is malformed")
-        steps, guidance = item.get("steps"), item.get("guidance")
+        steps, guidance, eta = item.get("steps"), item.get("guidance"), item.get("eta")
         if steps is not None and not isinstance(steps, int):
             raise RecordError("a mode's steps are malformed")
         if guidance is not None and not isinstance(guidance, int | float):
             raise RecordError("a mode's guidance is malformed")
+        if eta is not None and (isinstance(eta, bool) or not isinstance(eta, int | float)):
+            raise RecordError("a mode's eta is malformed")
         modes.append(
             ModeSettings(
                 mode=_typed(item, "mode", str),
                 steps=steps,
                 guidance=None if guidance is None else float(guidance),
+                eta=None if eta is None else float(eta),
             )
         )
     return tuple(modes)
@@ -172,7 +176,7 @@ def run_record_from_json(path: Path, root: Path, data: object) -> RunRecord:
     )
     try:
         request.validate()
-    except ValueError as exc:
+    except (ValueError, RequestError) as exc:  # RequestError is no ValueError: a bad step count too
         raise RecordError(str(exc)) from None
     images = []
     for item in _typed(data, "images", list):

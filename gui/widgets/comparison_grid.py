@@ -21,12 +21,12 @@ from engine.contract.modes import MODES
 from engine.contract.request import ModeResult, Progress
 from gui.state.background import Background
 from gui.state.image_store import HistoryImage, RunRecord
-from gui.widgets.image_tile import ImageTile
+from gui.widgets.image_tile import TILE_SIDE_CHROME, ImageTile
 from gui.widgets.images import read_image
 
 MIN_TILE_WIDTH = 140
 MIN_CANVAS = 120
-TILE_CHROME = 190  # a tile's height besides its picture: title, bars, captions, a warning
+TILE_CHROME = 190  # a tile's height besides its picture: a one-line title, bars, captions, a warning
 
 
 # The arrow keys as (column, row) steps through the grid; the large view moves the same way.
@@ -91,20 +91,29 @@ class ComparisonGrid(QScrollArea):
         self._fit_tiles()
 
     def _fit_tiles(self) -> None:
+        """Equal widths that fill the viewport, never narrower than the widest title needs; titles of a row
+        take as many lines as its longest, so that the pictures of a row line up."""
         if not self.tiles:
             return
         spacing = self._layout.horizontalSpacing()
         viewport = self.viewport().size()
-        width = max(MIN_TILE_WIDTH, (viewport.width() - spacing * (self.columns - 1)) // self.columns)
+        least = max(MIN_TILE_WIDTH, *(tile.title.min_width() + TILE_SIDE_CHROME for tile in self.tiles))
+        width = max(least, (viewport.width() - spacing * (self.columns - 1)) // self.columns)
+        title_width = width - TILE_SIDE_CHROME
+        heights = [tile.title.needed_height(title_width) for tile in self.tiles]
+        one_line = self.tiles[0].title.fontMetrics().height()
         rows = -(-len(self.tiles) // self.columns)
-        row_budget = (viewport.height() - spacing * (rows - 1)) // rows - TILE_CHROME
-        canvas_height = round((width - 18) * self.aspect)
+        row_titles = [max(heights[r * self.columns : (r + 1) * self.columns]) for r in range(rows)]
+        chrome = TILE_CHROME + max(0, max(row_titles) - one_line)
+        row_budget = (viewport.height() - spacing * (rows - 1)) // rows - chrome
+        canvas_height = round((width - TILE_SIDE_CHROME) * self.aspect)
         if row_budget >= MIN_CANVAS:
             canvas_height = min(canvas_height, row_budget)
         canvas_height = max(MIN_CANVAS, canvas_height)
-        for tile in self.tiles:
+        for index, tile in enumerate(self.tiles):
             tile.setFixedWidth(width)
             tile.canvas.setFixedHeight(canvas_height)
+            tile.title.setMinimumHeight(row_titles[index // self.columns])
 
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
         super().resizeEvent(event)
@@ -138,6 +147,7 @@ class ComparisonGrid(QScrollArea):
             self.prepare([result.mode], [result.seed], aspect=aspect)
         self.show_result(result)
         self.tiles[0].title.setText(f"Live · {MODES[result.mode].title}")
+        self._fit_tiles()
         self.tiles[0].setToolTip(prompt)
 
     def show_saved_run(self, record: RunRecord) -> None:

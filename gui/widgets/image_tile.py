@@ -1,13 +1,27 @@
 """One tile of the comparison grid: a mode's live preview and progress while it runs, then its image
 with what it cost (a bar split into text encoding, switch, denoising and decode, and the same in numbers).
+
+Its title is never cut: it wraps where Qt may break a line (spaces, after hyphens), a piece too wide for
+the tile shrinks the font a little, and the grid never makes a tile narrower than its widest piece.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Iterable, Mapping
 
-from PySide6.QtCore import QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent
+from PySide6.QtCore import QRectF, QSize, Qt, QTextBoundaryFinder, Signal
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontMetricsF,
+    QImage,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QResizeEvent,
+)
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -82,6 +96,83 @@ def short_title(mode: str) -> str:
     return SHORT_TITLES.get(mode) or MODES[mode].title.removeprefix("SDXL + ").removeprefix("SDXL-")
 
 
+# The title's font shrinks in these steps, no further, before the grid widens the tiles instead.
+TITLE_SCALES = (1.0, 0.92, 0.85, 0.8)
+# A tile's width besides its title's and its picture's: the frame's 1 px border and the layout's 8 px
+# margins on each side (QFrame#tile in gui.widgets.theme, ImageTile's layout).
+TILE_SIDE_CHROME = 18
+
+
+def line_pieces(text: str) -> list[str]:
+    """The text cut where Qt may break a line (UAX #14: spaces, after a hyphen), trailing spaces dropped:
+    a word-wrapped label fits its width when every piece does."""
+    finder = QTextBoundaryFinder(QTextBoundaryFinder.BoundaryType.Line, text)
+    starts = [0]
+    while (position := finder.toNextBoundary()) != -1:
+        starts.append(position)
+    pieces = (text[a:b].rstrip() for a, b in itertools.pairwise(starts))
+    return [piece for piece in pieces if piece]
+
+
+def widest_piece(text: str, font: QFont) -> int:
+    metrics = QFontMetricsF(font)
+    return math.ceil(max((metrics.horizontalAdvance(piece) for piece in line_pieces(text)), default=0.0))
+
+
+class TileTitle(QLabel):
+    """A tile's mode title, wrapped; its font shrinks (within TITLE_SCALES) where a piece is too wide.
+
+    The size goes through the label's own style sheet: the theme's style sheet sets the titles' font,
+    and a style sheet's font wins over QWidget.setFont at the next polish."""
+
+    def __init__(self, text: str, parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self.setObjectName("tileTitle")
+        self.setWordWrap(True)
+        self.setMinimumWidth(1)
+        self.scale = 1.0
+
+    def base_font(self) -> QFont:
+        self.ensurePolished()
+        font = QFont(self.font())
+        font.setPointSizeF(font.pointSizeF() / self.scale)
+        return font
+
+    def scaled_font(self, scale: float) -> QFont:
+        font = self.base_font()
+        font.setPointSizeF(font.pointSizeF() * scale)
+        return font
+
+    def min_width(self) -> int:
+        """The least width at which the title fits at its smallest font."""
+        return widest_piece(self.text(), self.scaled_font(TITLE_SCALES[-1]))
+
+    def fit(self, width: int) -> None:
+        """The largest of TITLE_SCALES at which every piece of the title fits this width."""
+        scale = next(
+            (s for s in TITLE_SCALES if widest_piece(self.text(), self.scaled_font(s)) <= width),
+            TITLE_SCALES[-1],
+        )
+        if scale != self.scale:
+            size = self.base_font().pointSizeF() * scale
+            self.scale = scale
+            self.setStyleSheet("" if scale == 1.0 else f"font-size: {size:.2f}pt;")
+
+    def needed_height(self, width: int) -> int:
+        """The wrapped title's height at this width, in the font fit(width) chooses."""
+        self.fit(width)
+        return self.heightForWidth(width) if width > 0 else self.sizeHint().height()
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        super().setText(text)
+        if self.width() > 1:
+            self.fit(self.contentsRect().width())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self.fit(self.contentsRect().width())
+
+
 class ImageCanvas(QWidget):
     """Paints one image fitted into its box; small images are enlarged with hard pixel edges."""
 
@@ -154,10 +245,8 @@ class ImageTile(QFrame):
         self.result: ModeResult | None = None
         self.setObjectName("tile")
         self.setProperty("selected", False)
-        self.title = QLabel(short_title(mode))
-        self.title.setToolTip(MODES[mode].title)
-        self.title.setObjectName("tileTitle")
-        self.title.setMinimumWidth(10)
+        self.title = TileTitle(short_title(mode))
+        self.title.setToolTip(f"{MODES[mode].title} ({mode})")
         self.total = QLabel()
         self.total.setObjectName("tileTotal")
         self.total.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
@@ -184,16 +273,18 @@ class ImageTile(QFrame):
         self.warning.setObjectName("tileWarning")
         self.warning.setWordWrap(True)
         self.warning.hide()
-        header = QHBoxLayout()
-        header.addWidget(self.title, 1)
-        header.addWidget(self.total, 0, Qt.AlignmentFlag.AlignVCenter)
+        # The total ends the cost bar's row, not the title's, so that the title has the tile's whole width.
+        bars = QHBoxLayout()
+        bars.setSpacing(6)
+        bars.addWidget(self.progress, 1, Qt.AlignmentFlag.AlignVCenter)
+        bars.addWidget(self.cost_bar, 1, Qt.AlignmentFlag.AlignVCenter)
+        bars.addWidget(self.total, 0, Qt.AlignmentFlag.AlignVCenter)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
         layout.setSpacing(4)
-        layout.addLayout(header)
+        layout.addWidget(self.title)
         layout.addWidget(self.canvas)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.cost_bar)
+        layout.addLayout(bars)
         layout.addWidget(self.settings_line)
         layout.addWidget(self.cost_line)
         layout.addWidget(self.styles_line)
@@ -230,8 +321,9 @@ class ImageTile(QFrame):
         self.progress.hide()
         self.total.setText(f"{result.timings.total:.2f} s")
         self.total.show()
+        eta = f" · eta {result.eta:g}" if result.eta is not None else ""
         self.settings_line.setText(
-            f"{result.steps} steps · {guidance_text(result.mode, result.guidance)} · seed {result.seed}"
+            f"{result.steps} steps · {guidance_text(result.mode, result.guidance)}{eta} · seed {result.seed}"
         )
         self.cost_line.setText(cost_html(result))
         self.cost_line.setToolTip(cost_text(result))

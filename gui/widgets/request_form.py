@@ -96,4 +96,4 @@ def apply_run_request(prompt: PromptPanel, modes: ModePanel, request: Generation
         prompt.size_chosen_by_artist = True
     modes.set_checked(m.mode for m in request.modes)
     for settings in request.modes:
-        modes.apply(settings.mode, steps=settings.steps, guidance=settings.guidance)
+        modes.apply(settings.mode, steps=settings.steps, guidance=settings.guidance, eta=settings.eta)

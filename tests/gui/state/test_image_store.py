@@ -140,3 +140,19 @@ def test_a_record_keeps_the_trilemma_and_older_records_still_load(tmp_path: Path
     path.write_text(json.dumps(data))
     with pytest.raises(RecordError, match="trilemma"):
         read_run_record(path, tmp_path)
+
+
+def test_a_records_eta_comes_back_and_a_bad_one_is_refused(tmp_path: Path) -> None:
+    request = replace(REQUEST, modes=(ModeSettings(mode="lcm", steps=2), ModeSettings(mode="tcd", eta=0.7)))
+    writer = RunWriter(tmp_path, "20260101-000000-j1", request, CONTEXT)
+    writer.save(result())
+    path = writer.finish("finished")
+    assert path is not None
+    data = json.loads(path.read_text())
+    assert "eta" not in data["modes"][0]  # only a mode given one says it
+    assert read_run_record(path, tmp_path).request == request
+    for bad in ("0.7", True, 1.5):
+        data["modes"][1]["eta"] = bad
+        path.write_text(json.dumps(data))
+        with pytest.raises(RecordError):
+            read_run_record(path, tmp_path)
