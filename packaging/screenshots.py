@@ -6,6 +6,11 @@ Qt's offscreen platform unless a display is available. Settings and output go to
 the developer's own are never touched.
 
     .venv/bin/python packaging/screenshots.py [--out docs/screenshots]
+    .venv/bin/python packaging/screenshots.py --modes ddim,ays,lcm,lcm-lora,lightning,lightning-lora,tcd,pcm-lora \
+        --main-only --main-name field-window.png --size 2040x1900
+
+``--modes``: the modes to compare (default: the window's own first choice); ``--main-only``: the
+main window alone.
 """
 
 from __future__ import annotations
@@ -27,6 +32,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
     parser.add_argument("--seeds", type=int, default=4, help="rows of the grid")
+    parser.add_argument("--modes", help="comma-separated modes to compare (default: the window's choice)")
+    parser.add_argument("--main-only", action="store_true", help="only the main window's screenshot")
+    parser.add_argument("--main-name", default="main-window.png")
+    parser.add_argument("--size", default="1600x1720", help="the main window's WIDTHxHEIGHT")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="fewstep-shots-"))
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
@@ -48,7 +57,8 @@ def main() -> int:
     save_settings(Settings(output_dir=scratch / "out"))
     app = QApplication([sys.argv[0]])
     window = create_window(app)
-    window.resize(1600, 1720)
+    width, height = (int(n) for n in args.size.split("x"))
+    window.resize(width, height)
     window.show()
     window.start()
 
@@ -72,6 +82,18 @@ def main() -> int:
     window.prompt_panel.prompt.setPlainText(PROMPT)
     window.prompt_panel.negative.setPlainText(NEGATIVE)
     window.prompt_panel.seed_count.setValue(args.seeds)
+    if args.modes:
+        modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+        unavailable = [m for m in modes if m not in window.mode_panel.available_modes()]
+        if unavailable:
+            print(f"not available on the built-in model: {', '.join(unavailable)}", file=sys.stderr)
+            return 1
+        window.mode_panel.set_checked(modes)
+        # The trilemma table shows five modes at its first height: a row more per mode beyond five.
+        splitter = window.center.splitter
+        total = sum(splitter.sizes())
+        table_height = 215 + 26 * max(0, len(modes) - 5)
+        splitter.setSizes([total - table_height, table_height])
     # One setting outside its mode's contract, so that the picture shows how Fewstep says so.
     window.mode_panel.apply("lightning-lora", steps=8, guidance=None)
     window.generate()
@@ -85,11 +107,21 @@ def main() -> int:
         if table is not None and sum(row.images for row in table.rows) == tiles:
             break
         time.sleep(0.05)
+    # The finished run's history entry is read back off the GUI thread after FINISHED: wait for it,
+    # or the picture shows an empty history list.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and window.history.list.count() == 0:
+        app.processEvents()
+        time.sleep(0.05)
     window.grid.select(1)
     app.processEvents()
     args.out.mkdir(parents=True, exist_ok=True)
-    main_shot = args.out / "main-window.png"
+    main_shot = args.out / args.main_name
     window.grab().save(str(main_shot))
+    if args.main_only:
+        window.close()
+        print(f"wrote {main_shot}")
+        return 0
 
     # The large view: the LCM UNet's first-seed tile against the DDIM reference of the same seed.
     from gui.widgets.image_view import Form

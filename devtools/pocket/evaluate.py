@@ -47,9 +47,11 @@ def generate(
     steps: int,
     guidance: float,
     batch: int = 32,
+    eta: float | None = None,
 ) -> list[np.ndarray]:
-    """One uint8 [64, 64, 3] image per (prompt, seed) pair, in order."""
+    """One uint8 [64, 64, 3] image per (prompt, seed) pair, in order (``eta``: the TCD mode's gamma)."""
     images: list[np.ndarray] = []
+    extra: dict[str, Any] = {} if eta is None else {"eta": eta}
     for start in range(0, len(prompts), batch):
         chunk = prompts[start : start + batch]
         generators = [torch.Generator("cpu").manual_seed(s) for s in seeds[start : start + batch]]
@@ -60,17 +62,24 @@ def generate(
                 guidance_scale=guidance,
                 generator=generators,
                 output_type="np",
+                **extra,
             ).images
         images.extend((np.clip(out, 0, 1) * 255).round().astype(np.uint8))
     return images
 
 
 def evaluate(
-    pipe: Any, prompts: Sequence[Prompt], *, steps: int, guidance: float, seed: int = 0
+    pipe: Any,
+    prompts: Sequence[Prompt],
+    *,
+    steps: int,
+    guidance: float,
+    seed: int = 0,
+    eta: float | None = None,
 ) -> tuple[Summary, list[Score], float]:
     seeds = [seed + i for i in range(len(prompts))]
     start = time.perf_counter()
-    images = generate(pipe, prompts, seeds, steps=steps, guidance=guidance)
+    images = generate(pipe, prompts, seeds, steps=steps, guidance=guidance, eta=eta)
     seconds = (time.perf_counter() - start) / len(prompts)
     scores = [score(image, prompt) for image, prompt in zip(images, prompts, strict=True)]
     return summarize(scores), scores, seconds

@@ -2,6 +2,12 @@
 
     python -m devtools.pocket.export --work .pocket-work --out resources/pocket
 
+    python -m devtools.pocket.export --work .pocket-work --out resources/pocket --add
+
+``--add`` writes only the TCD and PCM LoRAs into the folder already there (they are distilled from the
+shipped base folder itself, ``train.distill --base resources/pocket/base``) and records them in its
+marker.
+
 Takes the newest checkpoint of each recipe found under ``--work`` (EMA weights where a recipe keeps
 them) and writes, fp16 only:
 
@@ -12,6 +18,10 @@ them) and writes, fp16 only:
 - ``lcm-lora/pytorch_lora_weights.safetensors``: kohya keys, alpha tensors, metadata ``format: pt``;
 - ``sdxl_lightning_{4,2}step_unet.safetensors``: bare UNet state dicts, no metadata;
 - ``sdxl_lightning_{4,2}step_lora.safetensors``: kohya LoRAs, no metadata;
+- ``tcd-lora/pytorch_lora_weights.safetensors``: kohya keys, alpha tensors, metadata ``format: pt``
+  (h1t/TCD-SDXL-LoRA's layout, the LCM-LoRA's);
+- ``pcm_sdxl_smallcfg_4step_converted.safetensors``: kohya keys, alpha tensors, no metadata
+  (wangfuyun/PCM_Weights' "_converted" files);
 - ``pocket_model.json``: what was trained how long, for the application and the docs.
 """
 
@@ -35,6 +45,8 @@ from engine.pocket.model import (
     LCM_DIR,
     LCM_LORA_FILE,
     MARKER,
+    PCM_LORA_FILE,
+    TCD_LORA_FILE,
     lightning_lora_file,
     lightning_unet_file,
 )
@@ -221,7 +233,40 @@ def export(work: Path, out: Path, *, allow_stale: bool = False) -> dict[str, Any
                     "steps": lora["step"],
                     "minutes": round(lora["elapsed"] / 60, 1),
                 }
+        _write_field_loras(work, tmp, marker, base["step"])
         write_json(tmp / MARKER, marker)
+    return marker
+
+
+# (checkpoint under --work, file in the folder, marker key, safetensors metadata as the real file has it)
+FIELD_LORAS: tuple[tuple[str, str, str, Mapping[str, str] | None], ...] = (
+    ("tcd-lora/tcd_lora.pt", TCD_LORA_FILE, "tcd_lora", _ST_METADATA),
+    ("pcm-lora/pcm_lora_4.pt", PCM_LORA_FILE, "pcm_lora", None),
+)
+
+
+def _write_field_loras(work: Path, out: Path, marker: dict[str, Any], base_step: int) -> list[str]:
+    """The TCD and PCM LoRAs whose checkpoints exist, written into ``out`` and recorded in ``marker``."""
+    written = []
+    for checkpoint, file, key, metadata in FIELD_LORAS:
+        if (state := _load(work / checkpoint)) is None:
+            continue
+        if state.get("base_step") != base_step:
+            raise ValueError(f"{work / checkpoint} was distilled from base step {state.get('base_step')}")
+        weights, marker[key] = selected_weights(state, "kohya")
+        write_lora(out / file, weights, metadata=metadata)
+        marker["files"][key] = file
+        written.append(file)
+    return written
+
+
+def add_field_loras(work: Path, out: Path) -> dict[str, Any]:
+    """Write the TCD and PCM LoRAs into the shipped folder ``out`` and update its marker in place."""
+    marker: dict[str, Any] = json.loads((out / MARKER).read_text(encoding="utf-8"))
+    written = _write_field_loras(work, out, marker, marker["base"]["steps"])
+    if not written:
+        raise FileNotFoundError(f"{work} holds no TCD or PCM LoRA checkpoint")
+    write_json(out / MARKER, marker)
     return marker
 
 
@@ -232,8 +277,12 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path(".pocket-work"))
     parser.add_argument("--out", type=Path, default=Path("resources/pocket"))
     parser.add_argument("--allow-stale", action="store_true", help="ship distillations of an older base")
+    parser.add_argument("--add", action="store_true", help="only add the TCD and PCM LoRAs to --out")
     args = parser.parse_args()
-    marker = export(args.work, args.out, allow_stale=args.allow_stale)
+    if args.add:
+        marker = add_field_loras(args.work, args.out)
+    else:
+        marker = export(args.work, args.out, allow_stale=args.allow_stale)
     total = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())
     print(json.dumps(marker, indent=2))
     print(f"{total / 1e6:.2f} MB in {args.out}")

@@ -1,7 +1,7 @@
 """The shipped pocket model: the model Fewstep runs when the user has configured none.
 
 A small SDXL-architecture model the project trained on 64x64 drawings of one shape, with its own LCM,
-LCM-LoRA and Lightning distillations, in the real files' layouts (``resources/pocket/``). It ships in
+LCM-LoRA, Lightning, TCD-LoRA and PCM-LoRA distillations, in the real files' layouts (``resources/pocket/``). It ships in
 every install route; when it is missing the install is damaged, and the error says how to repair it.
 
 The file names are the contract between the exporter (``devtools.pocket.export``) and the application.
@@ -44,6 +44,14 @@ BUILTIN_LIGHTNING_STEPS = 4
 BASE_DIR = "base"
 LCM_DIR = "lcm-unet"
 LCM_LORA_FILE = "lcm-lora/pytorch_lora_weights.safetensors"
+# h1t/TCD-SDXL-LoRA's file name, in a folder of its own as the LCM-LoRA's.
+TCD_LORA_FILE = "tcd-lora/pytorch_lora_weights.safetensors"
+# wangfuyun/PCM_Weights' 4-phase small-CFG file; the pcm-lora mode reads its step count from the name.
+PCM_LORA_FILE = "pcm_sdxl_smallcfg_4step_converted.safetensors"
+# The roles of the field's modes the pocket model ships a file for (resources/modes/builtin.toml's
+# `role` of the tcd and pcm-lora modes), beside the five roles of ModelRole.
+TCD_LORA_ROLE = "tcd-lora"
+PCM_LORA_ROLE = "pcm-lora"
 MARKER = "pocket_model.json"  # the export writes it last, once the set is whole
 
 
@@ -91,18 +99,20 @@ def pocket_model_paths(root: Path | None = None, *, lightning_steps: int = 4) ->
     def present(path: Path) -> Path | None:
         return path if path.exists() else None
 
-    files = {
+    files: dict[str, Path | None] = {
         ModelRole.BASE: root / BASE_DIR,
         ModelRole.LCM_UNET: present(root / LCM_DIR),
         ModelRole.LCM_LORA: present(root / LCM_LORA_FILE),
         ModelRole.LIGHTNING_UNET: present(root / lightning_unet_file(lightning_steps)),
         ModelRole.LIGHTNING_LORA: present(root / lightning_lora_file(lightning_steps)),
+        TCD_LORA_ROLE: present(root / TCD_LORA_FILE),
+        PCM_LORA_ROLE: present(root / PCM_LORA_FILE),
     }
     return ModelPaths.from_roles(files, builtin=True)
 
 
 # The roles of the files the pocket model ships (the GUI says which modes it cannot run before it loads).
-BUILTIN_ROLES: tuple[str, ...] = tuple(ModelRole)
+BUILTIN_ROLES: tuple[str, ...] = (*ModelRole, TCD_LORA_ROLE, PCM_LORA_ROLE)
 
 
 def builtin_model_paths() -> ModelPaths:

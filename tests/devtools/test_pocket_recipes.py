@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from diffusers import EulerDiscreteScheduler, LCMScheduler
+from diffusers import DDIMScheduler, EulerDiscreteScheduler, LCMScheduler, TCDScheduler
 
 from devtools.pocket.export import selected_weights, write_lora
 from devtools.pocket.lora import LoRA, extract_lora
@@ -23,6 +24,8 @@ from devtools.pocket.train.distill import (
     consistency_loss,
     ddim,
     param_groups,
+    pcm_phase_edges,
+    tcd_consistency,
     trailing,
 )
 from devtools.tiny_model import scheduler_config as sdxl_scheduler_file
@@ -64,6 +67,53 @@ def test_ddim_step_equals_an_euler_trailing_step() -> None:
     a_next = ac[int(t_next)].reshape(1, 1, 1, 1)
     expected = ddim(x_vp, eps, a_t, a_next) / a_next.sqrt()
     torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("step_index", [0, 1, 2, 3])
+def test_tcd_consistency_function_is_the_tcd_scheduler_step(step_index: int) -> None:
+    """The map the TCD recipe trains (x_t -> x_s, semi-linear) is what TCDScheduler.step computes at
+    eta 0 from each of its 4 timesteps to the next (to 0 after the last): the LoRA learns the jumps the
+    tcd mode's sampler takes."""
+    scheduler = TCDScheduler.from_config(scheduler_config())
+    scheduler.set_timesteps(4)
+    generator = torch.Generator().manual_seed(step_index)
+    x = torch.randn(2, 4, 8, 8, generator=generator)
+    eps = torch.randn(2, 4, 8, 8, generator=generator)
+    t = int(scheduler.timesteps[step_index])
+    s = int(scheduler.timesteps[step_index + 1]) if step_index < 3 else 0
+    scheduler._step_index = step_index
+    expected = scheduler.step(eps, t, x, eta=0.0).prev_sample
+    got = tcd_consistency(alphas_cumprod(), x, torch.tensor([t, t]), eps, torch.tensor([s, s]))
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("t", [0, 19, 500])
+def test_tcd_consistency_function_is_the_identity_to_its_own_timestep(t: int) -> None:
+    """The boundary condition: from t to s = t it returns x whatever eps (at t = 0 above all, where
+    the target of the last solver step is the teacher's x_0)."""
+    x = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    eps = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+    both = torch.tensor([t, t])
+    torch.testing.assert_close(tcd_consistency(alphas_cumprod(), x, both, eps, both), x, rtol=1e-5, atol=1e-5)
+
+
+def test_pcm_phases_end_where_ddim_trailing_steps_land() -> None:
+    """The PCM recipe's jump from a phase's top edge to its lower edge is exactly one step of the
+    pcm-lora mode's sampler (DDIM, trailing, set_alpha_to_one False): 999 -> 749 -> 499 -> 249 -> 0."""
+    scheduler = DDIMScheduler.from_config(
+        scheduler_config(), timestep_spacing="trailing", clip_sample=False, set_alpha_to_one=False
+    )
+    scheduler.set_timesteps(4)
+    edges = pcm_phase_edges(4)
+    assert edges[:-1] == [int(t) for t in scheduler.timesteps]
+    ac = alphas_cumprod()
+    generator = torch.Generator().manual_seed(0)
+    for top, low in itertools.pairwise(edges):
+        x = torch.randn(2, 4, 8, 8, generator=generator)
+        eps = torch.randn(2, 4, 8, 8, generator=generator)
+        out = scheduler.step(eps, top, x, eta=0.0).prev_sample
+        a_top, a_low = ac[top].reshape(1, 1, 1, 1), ac[low].reshape(1, 1, 1, 1)
+        torch.testing.assert_close(out, ddim(x, eps, a_top, a_low), rtol=1e-4, atol=1e-4)
 
 
 def test_boundary_scalings_equal_lcm_scheduler() -> None:
@@ -212,3 +262,44 @@ def test_pseudo_huber_is_quadratic_near_zero_and_linear_far_away() -> None:
     # d^2 / 2c near zero (float32 loses a little to the subtraction)
     assert float(consistency_loss(near, goal, "huber")) == pytest.approx(1e-10 / 2 / 0.001, rel=1e-2)
     assert float(consistency_loss(far, goal, "l2")) == pytest.approx(0.25)
+
+
+def test_export_adds_the_field_loras_to_a_shipped_folder(tmp_path: Path) -> None:
+    """``export --add``: the TCD and PCM checkpoints' best weights go into the folder already there,
+    in their real layouts (TCD with diffusers' ``format: pt`` metadata, PCM with none), and the marker
+    says so; a LoRA distilled from another base is refused."""
+    import json
+
+    from safetensors import safe_open
+
+    from devtools.pocket.export import add_field_loras
+    from engine.pocket.model import MARKER, PCM_LORA_FILE, TCD_LORA_FILE
+
+    unet = build_unet()
+    lora = LoRA(unet, rank=POCKET_SPEC.lora_rank, alpha=POCKET_SPEC.lora_alpha)
+    best = {k: v + 1 for k, v in lora.kohya_state_dict().items()}
+    out, work = tmp_path / "pocket", tmp_path / "work"
+    out.mkdir()
+    (out / MARKER).write_text(json.dumps({"base": {"steps": 7}, "files": {"base": "base"}}), encoding="utf-8")
+    for checkpoint in ("tcd-lora/tcd_lora.pt", "pcm-lora/pcm_lora_4.pt"):
+        state = {
+            "step": 90,
+            "elapsed": 600.0,
+            "base_step": 7,
+            "kohya": lora.kohya_state_dict(),
+            "best": {"step": 30, "elapsed": 120.0, "score": 0.5, "weights": best},
+        }
+        save_checkpoint(work / checkpoint, state)
+    marker = add_field_loras(work, out)
+    assert marker["files"] == {"base": "base", "tcd_lora": TCD_LORA_FILE, "pcm_lora": PCM_LORA_FILE}
+    assert marker["tcd_lora"]["selected"]["step"] == 30
+    assert json.loads((out / MARKER).read_text(encoding="utf-8")) == marker
+    for file, metadata in ((TCD_LORA_FILE, {"format": "pt"}), (PCM_LORA_FILE, None)):
+        with safe_open(str(out / file), framework="pt") as handle:
+            assert handle.metadata() == metadata
+            key = next(k for k in handle.keys() if k.endswith(".lora_up.weight"))  # noqa: SIM118
+            tensor = handle.get_tensor(key)
+            assert tensor.dtype == torch.float16 and torch.equal(tensor.float(), best[key])
+    (out / MARKER).write_text(json.dumps({"base": {"steps": 8}, "files": {}}), encoding="utf-8")
+    with pytest.raises(ValueError, match="base step 7"):
+        add_field_loras(work, out)

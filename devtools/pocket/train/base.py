@@ -74,13 +74,21 @@ class PromptTable:
         return self.ids1[rows], self.ids2[rows]
 
 
-def make_latent_cache(path: Path, vae_checkpoint: Path, count: int, seed: int, log: Log) -> dict[str, Any]:
+def make_latent_cache(
+    path: Path, vae_checkpoint: Path | Any, count: int, seed: int, log: Log
+) -> dict[str, Any]:
+    """Latents of ``count`` drawings; ``vae_checkpoint`` is a VAE recipe's file or a loaded AutoencoderKL."""
     if path.is_file():
         cache: dict[str, Any] = torch.load(path, weights_only=False)
         return cache
-    state = torch.load(vae_checkpoint, weights_only=False)
-    vae = build_vae(state["scaling_factor"])
-    vae.load_state_dict(state["model"])
+    if isinstance(vae_checkpoint, Path):
+        state = torch.load(vae_checkpoint, weights_only=False)
+        vae = build_vae(state["scaling_factor"])
+        vae.load_state_dict(state["model"])
+        scaling_factor = float(state["scaling_factor"])
+    else:
+        vae = vae_checkpoint
+        scaling_factor = float(vae.config.scaling_factor)
     vae.eval()
     rng = np.random.default_rng(seed + 777)
     from engine.pocket.grammar import random_prompt
@@ -90,14 +98,15 @@ def make_latent_cache(path: Path, vae_checkpoint: Path, count: int, seed: int, l
     with torch.no_grad():
         for start in range(0, count, 100):
             images = torch.from_numpy(draw_batch(prompts[start : start + 100], rng))
-            latents.append(vae.encode(images).latent_dist.mode() * state["scaling_factor"])
+            latents.append(vae.encode(images).latent_dist.mode() * scaling_factor)
             if start % 2000 == 0:
                 log(event="encoding", done=start)
     cache = {
         "latents": torch.cat(latents),
         "attributes": [(p.size, p.color, p.shape, p.background, p.position) for p in prompts],
-        "scaling_factor": state["scaling_factor"],
+        "scaling_factor": scaling_factor,
     }
+    path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(cache, path)
     return cache
 

@@ -1,4 +1,4 @@
-"""Recipes 3 to 5: distillations of the pocket base model, each saved for the layout of its real counterpart.
+"""Recipes 3 to 7: distillations of the pocket base model, each saved for the layout of its real counterpart.
 
     python -m devtools.pocket.train.distill lcm            --seed 0 --out .pocket-work/lcm       --minutes 18
     python -m devtools.pocket.train.distill lcm-lora       --seed 0 --out .pocket-work/lcm-lora  --minutes 18
@@ -7,7 +7,11 @@
     python -m devtools.pocket.train.distill lightning-lora --steps 4 --out .pocket-work/lightning --minutes 5
     python -m devtools.pocket.train.distill lightning-lora --steps 2 --out .pocket-work/lightning --minutes 5
 
-(``--base .pocket-work/base/base.pt`` by default; the base's EMA weights are the teacher.)
+    python -m devtools.pocket.train.distill tcd-lora --base resources/pocket/base --out .pocket-work/tcd-lora --minutes 15
+    python -m devtools.pocket.train.distill pcm-lora --steps 4 --base resources/pocket/base --out .pocket-work/pcm-lora --minutes 15
+
+(``--base .pocket-work/base/base.pt`` by default; the base's EMA weights are the teacher. A shipped
+base folder, ``resources/pocket/base``, is the teacher as the application loads it.)
 
 - ``lcm``: latent consistency distillation as diffusers' train_lcm_distill_sdxl script does it: a
   50-step DDIM solver on the teacher with CFG scale w + 1, w uniform in [2, 8] and given to the
@@ -26,6 +30,11 @@
 - ``lightning-lora``: the same objective with a LoRA on the base (lr 5e-4), initialised by SVD from
   the full student of the same step count, so the file is a drop-in LoRA for the base (pocket.md's
   trap).
+- ``tcd-lora``: trajectory consistency distillation, lcm-lora's machinery with TCD's x_t -> x_s
+  consistency function (tcd_recipe).
+- ``pcm-lora``: phased consistency distillation, ``--steps`` phases on DDIM's trailing grid (pcm_recipe).
+- The LCM, TCD and PCM recipes score themselves every ``--validate-minutes`` on held-out prompts as
+  their mode runs and keep the best weights.
 """
 
 from __future__ import annotations
@@ -44,7 +53,7 @@ from torch import nn
 from devtools.pocket.lora import LoRA, extract_lora, lora_from_kohya
 from devtools.pocket.spec import POCKET_SPEC, build_unet
 from devtools.pocket.text import encode, load_tokenizers, time_ids, tokenize
-from devtools.pocket.train.base import TextUNet, alphas_cumprod
+from devtools.pocket.train.base import TextUNet, alphas_cumprod, make_latent_cache
 from devtools.pocket.train.common import (
     EMA,
     Clock,
@@ -63,6 +72,9 @@ TIMESTEP_SCALING = 10.0
 SIGMA_DATA = 0.5
 HUBER_C = 0.001
 LIGHTNING_TEACHER_CFG = 5.0
+# Drawings encoded for a distillation of the shipped base folder (train.base cached 12,000; 8,000
+# take half the encoding time and are still 20x more than a 15-minute run draws at batch 32).
+SHIPPED_CACHE_IMAGES = 8_000
 LORA_RANK = POCKET_SPEC.lora_rank
 LORA_ALPHA = POCKET_SPEC.lora_alpha
 # The guidance embedding enters through one zero-initialised 32x32 projection whose signal (the
@@ -94,20 +106,27 @@ def trailing(steps: int) -> list[int]:
 
 
 class Setup:
-    """The frozen teacher, all prompt embeddings and the latent cache."""
+    """The frozen teacher, all prompt embeddings and the latent cache.
 
-    def __init__(self, base_checkpoint: Path, seed: int):
+    From a ``train.base`` checkpoint (its EMA weights), or from a shipped base folder
+    (``resources/pocket/base``: the fp16 files upcast by from_pretrained, exactly the weights a shipped
+    LoRA is applied to), whose latent cache is drawn and encoded by its own VAE on first use.
+    """
+
+    def __init__(self, base_checkpoint: Path, seed: int, *, work: Path | None = None):
+        if base_checkpoint.is_dir():
+            self._from_folder(base_checkpoint, seed, work or Path(".pocket-work") / "shipped")
+            return
         state = torch.load(base_checkpoint, map_location="cpu", weights_only=False)
-        self.base_state: dict[str, Any] = state
+        self.base_state: dict[str, Any] | None = state
+        self.base_folder: Path | None = None
         model = TextUNet(seed)
         model.load_state_dict(state["ema"])
         self.base_step = state["step"]
         self.teacher = model.unet.eval().requires_grad_(False)
         work = base_checkpoint.parent
         tokenizers = load_tokenizers(work / "tokenizers")
-        prompts = all_prompts()
-        self.texts = [p.text for p in prompts]
-        self.index = {(p.size, p.color, p.shape, p.background, p.position): i for i, p in enumerate(prompts)}
+        self._prompts()
         with torch.no_grad():
             self.hidden, self.pooled = encode(
                 model.te1, model.te2, tokenize(tokenizers[0], self.texts), tokenize(tokenizers[1], self.texts)
@@ -115,6 +134,36 @@ class Setup:
         cache = torch.load(work / "latents.pt", weights_only=False)
         self.latents: torch.Tensor = cache["latents"]
         self.attributes: list[tuple[str, str, str, str, str]] = cache["attributes"]
+        self.ac = alphas_cumprod()
+
+    def _prompts(self) -> None:
+        prompts = all_prompts()
+        self.texts = [p.text for p in prompts]
+        self.index = {(p.size, p.color, p.shape, p.background, p.position): i for i, p in enumerate(prompts)}
+
+    def _from_folder(self, folder: Path, seed: int, work: Path) -> None:
+        from devtools.pocket.evaluate import load_pipeline
+        from engine.pocket.model import pocket_marker
+
+        marker = pocket_marker(folder.parent)
+        self.base_state = None
+        self.base_folder = folder
+        self.base_step = int(marker["base"]["steps"]) if marker is not None else -1
+        pipe = load_pipeline(folder)
+        self.teacher = pipe.unet.eval().requires_grad_(False)
+        self._prompts()
+        with torch.no_grad():
+            self.hidden, self.pooled = encode(
+                pipe.text_encoder,
+                pipe.text_encoder_2,
+                tokenize(pipe.tokenizer, self.texts),
+                tokenize(pipe.tokenizer_2, self.texts),
+            )
+        cache = make_latent_cache(
+            work / "latents.pt", pipe.vae, SHIPPED_CACHE_IMAGES, seed, Log(work, "latents.jsonl")
+        )
+        self.latents = cache["latents"]
+        self.attributes = cache["attributes"]
         self.ac = alphas_cumprod()
 
     def batch(self, rng: np.random.Generator, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -320,6 +369,113 @@ def lightning_recipe(setup: Setup, args: argparse.Namespace, lora: bool) -> tupl
     return trainable, loss_fn, Hooks(lambda: None, saved, lambda _state: None)
 
 
+def tcd_consistency(
+    ac: torch.Tensor, x: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, s: torch.Tensor
+) -> torch.Tensor:
+    """TCD's trajectory consistency function from (x_t, t) to s <= t: the semi-linear (DDIM-form,
+    first-order exponential integrator) step sqrt(a_s) x0_hat + sqrt(1 - a_s) eps. It is the identity
+    from t to s = t, so the boundary condition holds with no c_skip/c_out scalings; TCDScheduler.step
+    at eta 0 computes the same."""
+    return ddim(x, eps, alpha(ac, t), alpha(ac, s))
+
+
+def tcd_recipe(setup: Setup, args: argparse.Namespace, lora: bool) -> tuple[nn.Module, Any, Hooks]:
+    """Trajectory consistency distillation (Zheng et al. 2024) as a LoRA on the base.
+
+    lcm-lora's setup (50-step DDIM solver on the teacher at CFG w + 1, w uniform in [2, 5], skip 20,
+    the online student as target, no guidance embedding), but the consistency function maps x_t to x_s
+    for an s drawn uniformly from [0, t_prev] rather than to x_0: the semi-linear (exponential-
+    integrator, DDIM-form) step x_s = sqrt(a_s) x0_hat + sqrt(1 - a_s) eps_hat from the network's own
+    eps_hat (tcd_consistency), applied alike to the student at t and to the target at t_prev. Drawing s at random teaches the LoRA every sub-trajectory that TCDScheduler's strategic
+    stochastic sampling visits (it steps to s = (1 - eta) * t_next, then adds noise back).
+    """
+    del lora  # always a LoRA, as the only released TCD SDXL weights are
+    student = copy.deepcopy(setup.teacher).requires_grad_(False)
+    adapter = LoRA(student, rank=LORA_RANK, alpha=LORA_ALPHA)
+    solver = torch.arange(1, LCM_SOLVER_STEPS + 1) * LCM_SKIP - 1
+    w_range = (2.0, 5.0)
+    ac = setup.ac
+
+    def consistency(x: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        return tcd_consistency(ac, x, t, eps, s)
+
+    def loss_fn(rng: np.random.Generator) -> torch.Tensor:
+        x0, hidden, pooled = setup.batch(rng, args.batch)
+        b = len(x0)
+        t = solver[torch.randint(0, LCM_SOLVER_STEPS, (b,))]
+        t_prev = (t - LCM_SKIP).clamp(min=0)
+        s = (torch.rand(b) * (t_prev + 1).float()).floor().long()  # uniform over 0..t_prev
+        w = torch.rand(b) * (w_range[1] - w_range[0]) + w_range[0]
+        a_t, a_prev = alpha(ac, t), alpha(ac, t_prev)
+        x_t = a_t.sqrt() * x0 + (1 - a_t).sqrt() * torch.randn_like(x0)
+        pred = consistency(x_t, t, unet_eps(student, x_t, t, hidden, pooled), s)
+        with torch.no_grad():
+            x_prev = ddim(x_t, cfg_eps(setup.teacher, x_t, t, hidden, pooled, w + 1), a_t, a_prev)
+            goal = consistency(x_prev, t_prev, unet_eps(student, x_prev, t_prev, hidden, pooled), s)
+        return consistency_loss(pred, goal, args.loss)
+
+    return adapter, loss_fn, _lora_hooks(student, adapter)
+
+
+# PCM's smallcfg LoRAs are run with CFG 1 to 2 or off: their teacher's guidance is small. The exact
+# range PCM trained them with is not published with the files; 2 to 3 (LCM-LoRA's is 3 to 6) is this
+# recipe's choice.
+PCM_TEACHER_CFG = (2.0, 3.0)
+
+
+def pcm_phase_edges(phases: int) -> list[int]:
+    """The phase edges on DDIMScheduler's trailing grid: 4 -> [999, 749, 499, 249, 0].
+
+    The last phase ends at t = 0 (alpha_cumprod[0], DDIM's final alpha with set_alpha_to_one False)."""
+    return [*trailing(phases), 0]
+
+
+def pcm_recipe(setup: Setup, args: argparse.Namespace, lora: bool) -> tuple[nn.Module, Any, Hooks]:
+    """Phased consistency distillation (Wang et al. 2024) as a LoRA on the base, ``--steps`` phases.
+
+    The trajectory is cut into N phases at DDIM's trailing timesteps for N steps; within each phase the
+    student is consistent to the phase's lower edge: f(x_t, t) = the DDIM step from t straight to the
+    edge with the student's eps, matched to f(x_prev, t_prev) of the online student, where x_prev is one
+    teacher step (50-step DDIM solver, skip 20, CFG w + 1, w in PCM_TEACHER_CFG - 1) from x_t, clipped at
+    the edge (there f is the identity, the boundary condition). So a 4-step DDIM-trailing sampler lands
+    on exactly the edges the LoRA was trained to jump to. No adversarial term (PCM's is optional).
+    """
+    del lora
+    student = copy.deepcopy(setup.teacher).requires_grad_(False)
+    adapter = LoRA(student, rank=LORA_RANK, alpha=LORA_ALPHA)
+    solver = torch.arange(1, LCM_SOLVER_STEPS + 1) * LCM_SKIP - 1
+    edges = torch.tensor(pcm_phase_edges(args.steps))
+    ac = setup.ac
+
+    def loss_fn(rng: np.random.Generator) -> torch.Tensor:
+        x0, hidden, pooled = setup.batch(rng, args.batch)
+        b = len(x0)
+        t = solver[torch.randint(0, LCM_SOLVER_STEPS, (b,))]
+        # the lower edge of t's phase: the largest edge below t
+        low = torch.stack([edges[edges < ti].max() for ti in t])
+        t_prev = torch.maximum(t - LCM_SKIP, low)
+        w = torch.rand(b) * (PCM_TEACHER_CFG[1] - PCM_TEACHER_CFG[0]) + PCM_TEACHER_CFG[0] - 1
+        a_t, a_prev, a_low = alpha(ac, t), alpha(ac, t_prev), alpha(ac, low)
+        x_t = a_t.sqrt() * x0 + (1 - a_t).sqrt() * torch.randn_like(x0)
+        pred = ddim(x_t, unet_eps(student, x_t, t, hidden, pooled), a_t, a_low)
+        with torch.no_grad():
+            x_prev = ddim(x_t, cfg_eps(setup.teacher, x_t, t, hidden, pooled, w + 1), a_t, a_prev)
+            goal = ddim(x_prev, unet_eps(student, x_prev, t_prev, hidden, pooled), a_prev, a_low)
+        return consistency_loss(pred, goal, args.loss)
+
+    return adapter, loss_fn, _lora_hooks(student, adapter)
+
+
+def _lora_hooks(student: nn.Module, adapter: LoRA) -> Hooks:
+    """An online-target LoRA: nothing after a step; ships (and validates) its kohya state."""
+    return Hooks(
+        lambda: None,
+        lambda: {"kohya": adapter.kohya_state_dict()},
+        lambda _state: None,
+        lambda: (student, adapter.kohya_state_dict()),
+    )
+
+
 def _require(path: Path) -> dict[str, Any]:
     state = load_checkpoint(path)
     if state is None:
@@ -332,7 +488,11 @@ RECIPES: dict[str, tuple[Callable[..., tuple[nn.Module, Any, Hooks]], bool]] = {
     "lcm-lora": (lcm_recipe, True),
     "lightning-unet": (lightning_recipe, False),
     "lightning-lora": (lightning_recipe, True),
+    "tcd-lora": (tcd_recipe, True),
+    "pcm-lora": (pcm_recipe, True),
 }
+# The application mode each self-validating recipe is scored as.
+VALIDATION_MODE = {"lcm": "lcm", "lcm-lora": "lcm-lora", "tcd-lora": "tcd", "pcm-lora": "pcm-lora"}
 
 
 def param_groups(trainable: nn.Module, lr: float) -> list[dict[str, Any]]:
@@ -359,6 +519,8 @@ def checkpoint_name(recipe: str, steps: int) -> str:
         "lcm-lora": "lora.pt",
         "lightning-unet": f"student_{steps}.pt",
         "lightning-lora": f"lora_{steps}.pt",
+        "tcd-lora": "tcd_lora.pt",
+        "pcm-lora": f"pcm_lora_{steps}.pt",
     }[recipe]
 
 
@@ -369,10 +531,17 @@ def main() -> None:
     parser.add_argument("recipe", choices=sorted(RECIPES))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--base", type=Path, default=Path(".pocket-work/base/base.pt"))
+    parser.add_argument(
+        "--base",
+        type=Path,
+        default=Path(".pocket-work/base/base.pt"),
+        help="train.base's checkpoint, or a shipped base folder (resources/pocket/base)",
+    )
     parser.add_argument("--minutes", type=float, default=8.0)
     parser.add_argument("--checkpoint-minutes", type=float, default=2.0)
-    parser.add_argument("--steps", type=int, default=4, choices=(4, 2), help="Lightning step count")
+    parser.add_argument(
+        "--steps", type=int, default=4, choices=(4, 2), help="Lightning step count; PCM phase count"
+    )
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument(
@@ -389,11 +558,11 @@ def main() -> None:
     name = checkpoint_name(args.recipe, args.steps)
     log = Log(out, name.replace(".pt", ".jsonl"))
     torch.manual_seed(args.seed)
-    setup = Setup(args.base, args.seed)
+    setup = Setup(args.base, args.seed, work=out.parent / "shipped")
     build, lora = RECIPES[args.recipe]
     trainable, loss_fn, hooks = build(setup, args, lora)
     # LCM-LoRA at 1e-4 as diffusers' LCM-LoRA script; at 5e-4 it drifted faster (see train.validate).
-    lr = args.lr or (5e-4 if args.recipe == "lightning-lora" else 1e-4)
+    lr = args.lr or (5e-4 if args.recipe == "lightning-lora" else 1e-4)  # TCD and PCM LoRAs as LCM-LoRA
     params = [p for p in trainable.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(param_groups(trainable, lr), lr=lr, weight_decay=0.0)
     rng = np.random.default_rng(args.seed)
@@ -423,10 +592,18 @@ def main() -> None:
         from devtools.pocket.export import shipped_vae
         from devtools.pocket.train.validate import Validator
 
-        mode = "lcm-lora" if lora else "lcm"
-        validator = Validator(
-            setup.base_state, shipped_vae(args.base.parent.parent), mode=mode, prompts=args.validate_prompts
-        )
+        mode = VALIDATION_MODE[args.recipe]
+        if setup.base_folder is not None:
+            validator = Validator(
+                None, None, mode=mode, prompts=args.validate_prompts, folder=setup.base_folder
+            )
+        else:
+            validator = Validator(
+                setup.base_state,
+                shipped_vae(args.base.parent.parent),
+                mode=mode,
+                prompts=args.validate_prompts,
+            )
 
     validated = -1
 

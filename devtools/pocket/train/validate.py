@@ -34,19 +34,33 @@ VALIDATION_GUIDANCE = {"lcm": 5.0}
 class Validator:
     """Scores a student UNet on held-out prompts as ``mode`` runs it (its default steps and guidance)."""
 
-    def __init__(self, base: dict[str, Any], vae: dict[str, torch.Tensor], *, mode: str, prompts: int):
+    def __init__(
+        self,
+        base: dict[str, Any] | None,
+        vae: dict[str, torch.Tensor] | None,
+        *,
+        mode: str,
+        prompts: int,
+        folder: Path | None = None,
+    ):
+        """From a ``train.base`` checkpoint and a VAE state, or (``folder``) from a shipped base folder."""
         from devtools.pocket.export import write_base_checkpoint
 
         spec = MODES[mode]
         self.steps = spec.default_steps
         self.guidance = VALIDATION_GUIDANCE.get(mode, spec.default_guidance)
+        self.eta = spec.eta
         self.prompts = evaluation_prompts(prompts, seed=VALIDATION_PROMPT_SEED)
-        self._scratch = Path(tempfile.mkdtemp(prefix="fewstep-validate-"))
-        try:
-            write_base_checkpoint(self._scratch / "base", base, vae)
-            self.pipe = load_pipeline(self._scratch / "base")
-        finally:
-            shutil.rmtree(self._scratch, ignore_errors=True)  # everything is in memory now
+        if folder is not None:
+            self.pipe = load_pipeline(folder)
+        else:
+            assert base is not None and vae is not None
+            self._scratch = Path(tempfile.mkdtemp(prefix="fewstep-validate-"))
+            try:
+                write_base_checkpoint(self._scratch / "base", base, vae)
+                self.pipe = load_pipeline(self._scratch / "base")
+            finally:
+                shutil.rmtree(self._scratch, ignore_errors=True)  # everything is in memory now
         self.pipe.scheduler = scheduler(self.pipe, spec.scheduler, **dict(spec.scheduler_overrides))
 
     def __call__(self, unet: nn.Module) -> float:
@@ -55,7 +69,12 @@ class Validator:
         self.pipe.unet = unet.eval()
         try:
             summary, _, _ = evaluate(
-                self.pipe, self.prompts, steps=self.steps, guidance=self.guidance, seed=VALIDATION_IMAGE_SEED
+                self.pipe,
+                self.prompts,
+                steps=self.steps,
+                guidance=self.guidance,
+                seed=VALIDATION_IMAGE_SEED,
+                eta=self.eta,
             )
         finally:
             unet.train(was_training)

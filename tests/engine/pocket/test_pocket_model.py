@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from devtools.tiny_model import TinyModelSet
 from engine.contract.modes import DEFAULT_COMPARISON, MODES, ModelRole
 from engine.contract.request import GenerationRequest, ModeSettings
 from engine.files.model_paths import ModelPaths
@@ -20,6 +21,10 @@ from engine.pocket.model import (
     LCM_DIR,
     LCM_LORA_FILE,
     MARKER,
+    PCM_LORA_FILE,
+    PCM_LORA_ROLE,
+    TCD_LORA_FILE,
+    TCD_LORA_ROLE,
     lightning_lora_file,
     lightning_unet_file,
     pocket_model_paths,
@@ -39,6 +44,7 @@ def pocket_paths(steps: int) -> ModelPaths:
     paths = pocket_model_paths(POCKET, lightning_steps=steps)
     assert paths is not None
     assert None not in (paths.lcm_unet, paths.lcm_lora, paths.lightning_unet, paths.lightning_lora)
+    assert None not in (paths.get(TCD_LORA_ROLE), paths.get(PCM_LORA_ROLE))
     return paths
 
 
@@ -60,7 +66,13 @@ def read_json(path: Path) -> dict[str, object]:
 def test_all_files_present_and_small() -> None:
     for steps in (4, 2):
         paths = pocket_paths(steps)
-        for path in (paths.base, paths.lcm_unet, paths.lcm_lora):
+        for path in (
+            paths.base,
+            paths.lcm_unet,
+            paths.lcm_lora,
+            POCKET / TCD_LORA_FILE,
+            POCKET / PCM_LORA_FILE,
+        ):
             assert path is not None and path.exists(), path
         assert (POCKET / lightning_unet_file(steps)).is_file()
         assert (POCKET / lightning_lora_file(steps)).is_file()
@@ -128,6 +140,8 @@ def test_distilled_files_are_in_the_real_layouts() -> None:
         (POCKET / LCM_LORA_FILE, {"format": "pt"}),
         (POCKET / lightning_lora_file(4), None),
         (POCKET / lightning_lora_file(2), None),
+        (POCKET / TCD_LORA_FILE, {"format": "pt"}),  # h1t/TCD-SDXL-LoRA: diffusers' save_lora_weights
+        (POCKET / PCM_LORA_FILE, None),  # wangfuyun/PCM_Weights' "_converted" files carry none
     ):
         lora, metadata = header(path)
         assert (metadata or None) == expected_metadata, path
@@ -138,10 +152,52 @@ def test_distilled_files_are_in_the_real_layouts() -> None:
         assert downs == {k.removesuffix(".alpha") for k in alphas}
 
 
+@pytest.mark.parametrize(
+    ("file", "writer"), [(TCD_LORA_FILE, "write_tcd_lora"), (PCM_LORA_FILE, "write_pcm_lora")]
+)
+def test_field_loras_have_the_layout_the_field_fixtures_pin(
+    file: str, writer: str, tiny_models: TinyModelSet, tmp_path: Path
+) -> None:
+    """The TCD and PCM files hold what devtools.field_fixtures writes for the real files (which
+    docs/field-layouts.md checked against the published sizes): the same kohya keys over the same
+    module kinds, fp16 with 0-d alphas, the same metadata, and shapes that differ only in the rank
+    (8 here, 64 there) and the tiny model's widths; the modules are the pocket LCM-LoRA's."""
+    from devtools import field_fixtures
+
+    models = tiny_models
+    if writer == "write_tcd_lora":
+        real, _ = field_fixtures.write_tcd_lora(models, tmp_path)
+    else:
+        real, _ = field_fixtures.write_pcm_lora(models, tmp_path, PCM_LORA_FILE)
+    assert real.name == Path(file).name
+    ours, ours_meta = header(POCKET / file)
+    theirs, theirs_meta = header(real)
+    assert ours_meta == theirs_meta
+
+    def kinds(keys: object) -> set[str]:  # the key's shape without block indices: module kind + suffix
+        return {"".join(c for c in k if not c.isdigit()) for k in keys}  # type: ignore[attr-defined]
+
+    assert kinds(ours) <= kinds(theirs) and kinds(ours) == kinds(header(POCKET / LCM_LORA_FILE)[0])
+    assert set(ours) == set(header(POCKET / LCM_LORA_FILE)[0])
+    assert {t.dtype for t in ours.values()} == {t.dtype for t in theirs.values()} == {torch.float16}
+    for key, tensor in ours.items():
+        if key.endswith(".alpha"):
+            assert tensor.dim() == 0
+        elif key.endswith(".lora_down.weight"):
+            assert tensor.shape[0] == 8
+        else:
+            assert tensor.shape[1] == 8
+
+
 def test_every_mode_runs_two_steps(pocket_engine: Engine) -> None:
     modes = pocket_engine.available_modes()
     # The five and every mode of the base alone; the rest of the field needs files it does not ship.
-    assert set(modes) >= {*DEFAULT_COMPARISON, *(name for name, spec in MODES.items() if spec.role is None)}
+    assert set(modes) >= {
+        *DEFAULT_COMPARISON,
+        *(name for name, spec in MODES.items() if spec.role is None),
+        "tcd",
+        "pcm-lora",
+    }
     assert all(MODES[m].role is None or MODES[m].role in pocket_engine.files for m in modes)
     request = GenerationRequest(
         prompt=PROMPT, seeds=(7,), modes=tuple(ModeSettings(mode=m, steps=2) for m in modes)
@@ -154,11 +210,18 @@ def test_every_mode_runs_two_steps(pocket_engine: Engine) -> None:
         assert 5 < float(result.image.std()) < 120, result.mode  # a picture, not a flat or broken one
 
 
-@pytest.mark.parametrize("mode", ["lcm-lora", "lightning-lora"])
+@pytest.mark.parametrize("mode", ["lcm-lora", "lightning-lora", "tcd", "pcm-lora"])
 def test_lora_modes_equal_plain_diffusers_and_differ_from_the_base(pocket_engine: Engine, mode: str) -> None:
     """The card's recipe in plain diffusers gives the engine's picture bit for bit (the same fp16
-    folders upcast by the same from_pretrained, the same LoRA file); without the LoRA it differs."""
-    from diffusers import EulerDiscreteScheduler, LCMScheduler, StableDiffusionXLPipeline
+    folders upcast by the same from_pretrained, the same LoRA file); without the LoRA it differs.
+    TCD: TCDScheduler, 4 steps, guidance 0, eta 0.3; PCM: DDIM trailing, 4 steps (the file's), guidance 0."""
+    from diffusers import (
+        DDIMScheduler,
+        EulerDiscreteScheduler,
+        LCMScheduler,
+        StableDiffusionXLPipeline,
+        TCDScheduler,
+    )
 
     resolved = pocket_engine.resolve(ModeSettings(mode=mode))
     request = GenerationRequest(prompt=PROMPT, seeds=(3,), modes=(ModeSettings(mode=mode),))
@@ -167,9 +230,21 @@ def test_lora_modes_equal_plain_diffusers_and_differ_from_the_base(pocket_engine
         POCKET / BASE_DIR, dtype=torch.float32, variant="fp16", local_files_only=True
     )
     pipe.set_progress_bar_config(disable=True)
+    extra: dict[str, float] = {}
     if mode == "lcm-lora":
         pipe.scheduler = LCMScheduler.from_config(pipe.scheduler.config)
         lora = POCKET / LCM_LORA_FILE
+    elif mode == "tcd":
+        pipe.scheduler = TCDScheduler.from_config(pipe.scheduler.config)
+        lora = POCKET / TCD_LORA_FILE
+        extra = {"eta": 0.3}
+        assert (resolved.steps, resolved.guidance) == (4, 0.0)
+    elif mode == "pcm-lora":
+        pipe.scheduler = DDIMScheduler.from_config(
+            pipe.scheduler.config, timestep_spacing="trailing", clip_sample=False, set_alpha_to_one=False
+        )
+        lora = POCKET / PCM_LORA_FILE
+        assert (resolved.steps, resolved.guidance) == (4, 0.0)
     else:
         pipe.scheduler = EulerDiscreteScheduler.from_config(
             pipe.scheduler.config, timestep_spacing="trailing"
@@ -179,7 +254,11 @@ def test_lora_modes_equal_plain_diffusers_and_differ_from_the_base(pocket_engine
     def plain() -> np.ndarray:
         generator = torch.Generator("cpu").manual_seed(3)
         out = pipe(
-            PROMPT, num_inference_steps=resolved.steps, guidance_scale=resolved.guidance, generator=generator
+            PROMPT,
+            num_inference_steps=resolved.steps,
+            guidance_scale=resolved.guidance,
+            generator=generator,
+            **extra,
         )
         return np.asarray(out.images[0])
 

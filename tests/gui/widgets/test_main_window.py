@@ -322,7 +322,9 @@ def test_the_builtin_model_is_said_and_its_size_offered(make_window: WindowMaker
     # Every mode the built-in model's files allow; the rest of the field waits for the user's files.
     for name, row in window.mode_panel.rows.items():
         assert row.available is (set(MODES[name].required_roles) <= set(BUILTIN_ROLES)), name
-    assert window.mode_panel.rows["lcm"].available and not window.mode_panel.rows["tcd"].available
+    rows = window.mode_panel.rows
+    assert rows["lcm"].available and rows["tcd"].available and rows["pcm-lora"].available
+    assert not rows["dmd2-lora"].available
 
 
 def test_contract_warnings_show_in_the_mode_panel(make_window: WindowMaker) -> None:
