@@ -3,8 +3,10 @@
 Every cell (prompt x mode x seed) is saved as it finishes, by one writer (engine.outputs.bench_folder);
 rerunning the same command skips the cells already there, and a rerun with other settings is refused
 unless --overwrite. The models load once; cells run in blocks of prompts, mode by mode, each prompt
-encoded once for all its modes (engine.runtime.engine.SharedEncodings). When every cell is done, the
-report (report.json, cells.csv, index.html) is rebuilt from the folder alone.
+encoded once for all its modes (engine.runtime.engine.SharedEncodings). The writer saves and measures
+each cell on a thread of its own while the next one is made (engine.cli.bench_writer). When every cell
+is done, the report (report.json, cells.csv, index.html) is rebuilt from the folder, using the measures
+taken meanwhile (the same numbers as the files give) instead of reading those images again.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from engine.outputs.bench_folder import BenchFolder, BenchFolderError
 
 if TYPE_CHECKING:  # Ray is the optional extra fewstep[cluster]: its module loads only for --ray
     from engine.cli.bench_ray import RayPool
+    from engine.outputs.bench_metrics import KnownMeasures
 
 NOT_MEASURED = (
     "not measured: give --clip PATH or a CLIP repository id in the Hugging Face cache (the built-in model"
@@ -178,7 +181,10 @@ def job_of(args: argparse.Namespace) -> BenchJob:
         raise UsageError(
             f"--device {args.device} with --ray: each actor uses the GPU Ray gives it; give --device cuda"
         )
-    check_device_names(args.device, args.dtype)
+    if args.ray is not None and args.device not in (None, "cpu", "cuda"):
+        raise UsageError(f"--device {args.device} with --ray: give cpu or cuda (each actor's own device)")
+    # With --ray the device is the actors' (the driver, a head node, may have no GPU): spelling only.
+    check_device_names(args.device if args.ray is None else None, args.dtype)
     if not 1 <= args.seeds <= MAX_SEEDS:
         raise UsageError(f"--seeds {args.seeds} must be from 1 to {MAX_SEEDS}")
     if args.seed + args.seeds - 1 > MAX_SEED:
@@ -254,12 +260,11 @@ def _run_bench(
     todo = [c for c in cells if c.id not in done]
     if len(done) and todo:
         _say(f"resuming {job.out}: {len(cells) - len(todo)} of {len(cells)} cells already done")
-    if todo:
-        _run_cells(args, job, folder, todo, len(cells), pool)
+    known = _run_cells(args, job, folder, todo, len(cells), pool) if todo else None
     started = time.perf_counter()
     scorer, reason = _scorer(job)
     with _progress(len(cells), 0, "measuring") as bar:
-        report = _write_report(folder, job, args, scorer, reason, bar.update)
+        report = _write_report(folder, job, args, scorer, reason, bar.update, known)
     _say(f"measured {len(cells)} cells and wrote the report in {time.perf_counter() - started:.1f} s")
     _print_table(report)
     print(f"wrote {job.out / 'index.html'}, {job.out / 'report.json'} and {job.out / 'cells.csv'}")
@@ -307,39 +312,49 @@ def _run_cells(
     todo: list[Cell],
     total: int,
     pool: RayPool | None = None,
-) -> None:
-    """The cells not yet done, run here or by the Ray actors, each saved by this process as it arrives."""
-    import threading
+) -> KnownMeasures:
+    """The cells not yet done, run here or by the Ray actors, each saved and measured by this process's
+    one writer (engine.cli.bench_writer) as it arrives; returns those measures for the report."""
+    from engine.cli.bench_writer import CellWriter
+    from engine.outputs.bench_live_metrics import LiveMeasures
 
-    # The report's libraries (scikit-image, scipy: a second or two) load while the models do.
-    threading.Thread(target=_load_metric_libraries, name="fewstep-metric-imports", daemon=True).start()
+    # Measured while the cells run: the pocket scorer (numpy, milliseconds); a CLIP model is loaded for
+    # the report only, so that it never takes the engine's threads or memory.
+    live = LiveMeasures(
+        folder,
+        [m.mode for m in job.modes],
+        [p.text for p in job.prompts],
+        len(job.seeds),
+        _scorer(job)[0] if job.clip is None else None,
+    )
     cells = _local_cells(args, job) if pool is None else pool.results
     warned: set[str] = set()
     with _progress(total, total - len(todo), "bench") as bar:
         started = time.perf_counter()
-        for count, done in enumerate(cells(todo), 1):
-            for warning in set(done.result.warnings) - warned:  # each once, not once per cell
-                warned.add(warning)
-                _say(f"warning: {warning}")
+        count = 0
+
+        def save(done: CellDone) -> None:
+            nonlocal count
             category = job.prompts[done.cell.prompt_index].category
             folder.write_cell(done.cell, category, done.request, done.result, done.context, done.worker)
+            count += 1
             bar.set_postfix_str(
                 f"{count / (time.perf_counter() - started) * 60:.1f} cells/min", refresh=False
             )
             bar.update()
+
+        writer = CellWriter(save, lambda done: live.add(done.cell, done.result.image))
+        try:
+            for done in cells(todo):
+                for warning in set(done.result.warnings) - warned:  # each once, not once per cell
+                    warned.add(warning)
+                    _say(f"warning: {warning}")
+                writer.hand_over(done)
+        finally:
+            writer.close()  # the cell handed over is saved, even on Ctrl-C or the engine's error
     seconds = time.perf_counter() - started
     _say(f"made {len(todo)} cells in {seconds:.1f} s ({len(todo) / seconds * 60:.1f} cells/min)")
-
-
-def _load_metric_libraries() -> None:
-    # scikit-image loads its submodules lazily: naming the functions is what loads them.
-    from scipy.ndimage import label
-    from skimage.color import rgb2gray
-    from skimage.filters import laplace
-    from skimage.measure import block_reduce
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
-    del label, rgb2gray, laplace, block_reduce, peak_signal_noise_ratio, structural_similarity
+    return live.known
 
 
 def _scorer(job: BenchJob) -> tuple[Any, str]:
@@ -355,11 +370,18 @@ def _scorer(job: BenchJob) -> tuple[Any, str]:
 
 
 def _write_report(
-    folder: BenchFolder, job: BenchJob, args: argparse.Namespace, scorer: Any, reason: str, tick: Any
+    folder: BenchFolder,
+    job: BenchJob,
+    args: argparse.Namespace,
+    scorer: Any,
+    reason: str,
+    tick: Any,
+    known: KnownMeasures | None,
 ) -> dict[str, Any]:
     from engine.outputs.bench_report import write_bench_report
 
-    return write_bench_report(folder, job.settings(args), scorer, not_measured=reason, on_cell=tick)
+    settings = job.settings(args)
+    return write_bench_report(folder, settings, scorer, not_measured=reason, on_cell=tick, known=known)
 
 
 def _print_table(report: Mapping[str, Any]) -> None:

@@ -58,6 +58,38 @@ def local_paths(paths: ModelPaths) -> ModelPaths:
     return replace(builtin_model_paths(), styles=paths.styles, vae=paths.vae)
 
 
+def _ray_gpu_ids(setup: ActorSetup) -> list[str]:
+    """The GPUs Ray gave this actor (it sets CUDA_VISIBLE_DEVICES to them): none for a CPU actor."""
+    if not setup.gpus:
+        return []
+    import ray  # only ever inside a Ray actor that holds a GPU
+
+    return [str(gpu) for gpu in ray.get_gpu_ids()]
+
+
+def cuda_problem(setup: ActorSetup, gpu_ids: list[str]) -> str | None:
+    """Why an actor that Ray gave a GPU cannot use it: torch sees no CUDA there (a CPU-only torch
+    wheel, a driver that does not match, CUDA_VISIBLE_DEVICES emptied); None when it can.
+
+    Refused, not run on the CPU: the engine would fall back to the CPU without a word (plan_device
+    picks the CPU where torch has no CUDA), and a cluster user who asked for one engine per GPU would get
+    one on a CPU core instead: hundreds of times slower, holding its cells to the end of the bench while
+    the GPUs wait, and putting CPU seconds into a report whose speed column is the GPUs'. A node set up
+    wrong is said at once, naming it, before any cell; --device cpu runs the CPUs on purpose (then no
+    GPU is reserved at all)."""
+    if not setup.gpus:
+        return None
+    import torch
+
+    if torch.cuda.is_available():
+        return None
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
+    return (
+        f"has GPU {', '.join(gpu_ids) or '?'} from Ray, but torch there sees no CUDA device (torch"
+        f" {torch.__version__}, CUDA_VISIBLE_DEVICES={visible})"
+    )
+
+
 class BenchActor:
     def __init__(self, setup: ActorSetup) -> None:
         self.setup = setup
@@ -70,12 +102,26 @@ class BenchActor:
                 self.paths.checked()
             except Exception as exc:  # every refusal the engine would make, reported, not raised
                 self.problems.append(f"refuses its copy of the files: {exc}")
+        self.gpu_ids = _ray_gpu_ids(setup)
+        self.device_problem = self.check_device()
         self._runner: CellRunner | None = None
         self._context: RunContext | None = None
 
+    def check_device(self) -> str | None:
+        """The device this actor was given, checked before any cell (see cuda_problem)."""
+        return cuda_problem(self.setup, self.gpu_ids)
+
     def hello(self) -> dict[str, Any]:
-        """Where this actor runs and which of its files are missing or unreadable (none: ready)."""
-        return {"index": self.setup.index, "node": self.node, "pid": os.getpid(), "problems": self.problems}
+        """Where this actor runs, which of its files are missing or unreadable, and whether it can use
+        the GPU Ray gave it (no problem of either kind: ready)."""
+        return {
+            "index": self.setup.index,
+            "node": self.node,
+            "pid": os.getpid(),
+            "problems": self.problems,
+            "gpu_ids": self.gpu_ids,
+            "device_problem": self.device_problem,
+        }
 
     def load(self) -> RunContext:
         """The engine, loaded once per actor (a restarted actor loads again on its first cell)."""
@@ -106,6 +152,7 @@ class BenchActor:
             "actor": setup.index,
             "node": self.node,
             "gpus": setup.gpus,
+            "gpu_ids": self.gpu_ids,  # as Ray numbers the node's GPUs (CUDA_VISIBLE_DEVICES)
             "cpus": setup.cpus,
             "threads": setup.threads,
         }

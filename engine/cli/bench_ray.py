@@ -12,7 +12,8 @@ install, the bundle and the window never load it.
   others. The driver writes a cell only when its result arrives, and each cell once, so none is lost
   and none is written twice.
 - Every actor checks its model files as it starts; a node that lacks one stops the bench, naming the
-  node and the file, before any cell runs.
+  node and the file, before any cell runs. So does an actor that Ray gave a GPU which torch cannot see
+  there (engine.cli.bench_actor.cuda_problem says why it is refused rather than run on the CPU).
 """
 
 from __future__ import annotations
@@ -72,10 +73,19 @@ class Share:
         return f"{self.actors} Ray actor{'s' * (self.actors != 1)}, each with {each}, {self.threads} torch threads"
 
 
-def plan_share(resources: dict[str, float], nodes: int, actors: int | None, threads: int | None) -> Share:
-    """One actor per GPU; without GPUs, one per node unless --ray-actors says, sharing the CPUs evenly.
-    UsageError where the cluster cannot hold what was asked for (Ray would wait for it forever)."""
-    gpus = int(resources.get("GPU", 0))
+def plan_share(
+    resources: dict[str, float],
+    nodes: int,
+    actors: int | None,
+    threads: int | None,
+    device: str | None = None,
+) -> Share:
+    """One actor per GPU; without GPUs (or with --device cpu), one per node unless --ray-actors says,
+    sharing the CPUs evenly. UsageError where the cluster cannot hold what was asked for (Ray would
+    wait for it forever)."""
+    gpus = 0 if device == "cpu" else int(resources.get("GPU", 0))
+    if device == "cuda" and not gpus:
+        raise UsageError("--device cuda: the Ray cluster has no GPUs; give --device cpu, or leave it out")
     cpus = int(resources.get("CPU", 0))
     count = actors if actors is not None else (gpus or max(1, nodes))
     if gpus:
@@ -127,7 +137,7 @@ class RayPool:
         pool: RayPool | None = None
         try:
             nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
-            share = plan_share(ray.cluster_resources(), nodes, args.ray_actors, args.threads)
+            share = plan_share(ray.cluster_resources(), nodes, args.ray_actors, args.threads, args.device)
             remote = ray.remote(BenchActor)
             run = uuid.uuid4().hex[:8]
             actors = []
@@ -186,6 +196,14 @@ class RayPool:
                 " every node needs fewstep[cluster] installed, at the driver's version"
             ) from None
         problems = [f"node {hello['node']} {problem}" for hello in hellos for problem in hello["problems"]]
+        if devices := [h for h in hellos if h.get("device_problem")]:
+            where = "; ".join(
+                f"actor {h['index']} on node {h['node']} {h['device_problem']}" for h in devices
+            )
+            raise UsageError(
+                f"--ray: {where}: install a CUDA build of torch and the NVIDIA driver on every GPU node,"
+                " or give --device cpu to run on the CPUs instead"
+            )
         if problems:
             raise UsageError(
                 f"--ray: {'; '.join(problems)}: every node needs the model files at the same path, or on"

@@ -2,8 +2,10 @@
 
     DIR/bench.json            the settings the cells were made with (written first)
     DIR/cells/<id>.png        one image per cell, with A1111's parameters in it
-    DIR/cells/<id>.json       its record (as `fewstep generate`'s sidecar), written last: the cell is done
-    DIR/report.json, cells.csv, index.html, thumbs/   the report, rebuilt whenever every cell is done
+    DIR/cells/<id>.json       its record (as `fewstep generate`'s sidecar, with the cell's place and
+                              compare's device_type, dtype and model_files), written last: the cell is done
+    DIR/thumbs/<id>.jpg       the page's picture of a cell larger than THUMB_SIDE (made once)
+    DIR/report.json, cells.csv, index.html   the report, rebuilt whenever every cell is done
 
 Each file is written atomically by the one writer of runs (engine.outputs.run_writer), the record after
 the image, so a kill at any
@@ -14,22 +16,29 @@ results to it instead of writing.
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from PIL import Image as PILImage
+
 from engine.contract.request import GenerationRequest, ModeResult
-from engine.outputs.atomic import atomic_write_text
+from engine.outputs.atomic import atomic_write, atomic_write_text
 from engine.outputs.bench_cells import Cell
 from engine.outputs.comparison_files import RunContext
 from engine.outputs.run_writer import write_bench_cell
+from engine.outputs.trilemma import Image
 
 FORMAT = "fewstep-bench-1"
 SETTINGS_FILE = "bench.json"
 CELLS = "cells"
+THUMBS = "thumbs"
+THUMB_SIDE = 160  # pixels on the long side of the page's thumbnails
 
 
 class BenchFolderError(Exception):
@@ -118,7 +127,35 @@ class BenchFolder:
         identity: dict[str, Any] = {"cell": cell.id, "prompt_index": cell.prompt_index, "category": category}
         if worker is not None:
             identity["worker"] = dict(worker)
+        # As `fewstep compare`'s report.json has them (engine.outputs.run_writer.record_additions): the
+        # report takes them from the records, which may come from several processes and nodes.
+        identity |= {
+            "device_type": context.device_type,
+            "dtype": context.dtype,
+            "model_files": [record.as_json() for record in context.model_files],
+        }
         return write_bench_cell(self.image_path(cell), result, request, context, identity)
+
+    def read_image(self, cell_id: str) -> Image:
+        """A done cell's image as the engine returned it: 8-bit RGB (a PNG is lossless)."""
+        with PILImage.open(self.cells / f"{cell_id}.png") as picture:
+            return np.asarray(picture.convert("RGB"))
+
+    def thumbnail_name(self, cell_id: str, size: Sequence[int]) -> str:
+        """The page's picture of a cell of this size (width, height): the image itself when small."""
+        return f"{CELLS}/{cell_id}.png" if max(size) <= THUMB_SIDE else f"{THUMBS}/{cell_id}.jpg"
+
+    def thumbnail(self, cell_id: str, image: Image) -> str:
+        """The page's picture of a cell, written once where it is not the image itself."""
+        name = self.thumbnail_name(cell_id, (image.shape[1], image.shape[0]))
+        path = self.root / name
+        if name.startswith(THUMBS) and not path.is_file():
+            picture = PILImage.fromarray(np.asarray(image)[:, :, :3])
+            picture.thumbnail((THUMB_SIDE, THUMB_SIDE))
+            buffer = io.BytesIO()
+            picture.save(buffer, format="JPEG", quality=85)
+            atomic_write(path, lambda handle: handle.write(buffer.getvalue()))
+        return name
 
     def records(self) -> dict[str, dict[str, Any]]:
         """Every done cell's record, by id."""

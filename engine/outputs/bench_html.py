@@ -186,13 +186,18 @@ def _grids(report: Mapping[str, Any], cells: Sequence[CellMeasure], thumbs: Mapp
     return "".join(out)
 
 
+def _ids(worker: Mapping[str, Any]) -> str:
+    ids = worker.get("gpu_ids") or []
+    return f" ({', '.join(ids)})" if ids else ""
+
+
 def _workers(workers: list[dict[str, Any]]) -> str:
     """Which Ray actors made the cells, with their share of the machine; nothing for a local bench."""
     actors = [w for w in workers if w.get("runner") == "ray"]
     if not actors:
         return ""
     parts = [
-        f"actor {w['actor']} on {w['node']}: {w['gpus']:g} GPU, {w['cpus']:g} CPUs, {w['threads']} torch"
+        f"actor {w['actor']} on {w['node']}: {w['gpus']:g} GPU{_ids(w)}, {w['cpus']:g} CPUs, {w['threads']} torch"
         f" threads, {w['cells']} images"
         for w in actors
     ]

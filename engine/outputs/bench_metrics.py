@@ -8,6 +8,11 @@ the ratio of the means), with a bootstrap interval over prompts (engine.outputs.
 
 Prompt adherence comes from a scorer (engine.outputs.bench_adherence): the pocket scorer on the
 built-in model, CLIP score with a CLIP model; without one it is None ("not measured"), never 0.
+
+A cell measured while the bench ran (engine.outputs.bench_live_metrics) comes as KnownMeasures: a
+prompt whose every cell is known is taken from them without reading an image; any other prompt is
+measured from its files. Both give the same numbers, bit for bit: the same functions on the same
+pixels (a PNG holds the very array the engine returned).
 """
 
 from __future__ import annotations
@@ -94,6 +99,45 @@ class CellMeasure:
 
 
 @dataclass
+class CellValues:
+    """What one image gives, measured once: its detail and adherence, and (None until its reference
+    of the same prompt and seed is measured too) its SSIM and PSNR to that reference."""
+
+    detail: float
+    adherence: float | None
+    to_reference: tuple[float, float] | None = None  # (ssim, psnr)
+
+
+@dataclass
+class KnownMeasures:
+    """Measures already taken, by cell id, and diversity by (mode, prompt index); adherence_metric:
+    the scorer they were scored with (None: adherence not taken)."""
+
+    adherence_metric: str | None
+    cells: dict[str, CellValues] = field(default_factory=dict)
+    diversity: dict[tuple[str, int], float] = field(default_factory=dict)
+
+    def covers(
+        self, index: int, group: Sequence[Mapping[str, Any]], reference: str, scorer: AdherenceScorer | None
+    ) -> bool:
+        """Whether every number of this prompt's cells is known (then no image need be read)."""
+        if scorer is not None and scorer.metric != self.adherence_metric:
+            return False
+        present = {(r["mode"], int(r["seed"])) for r in group}
+        for record in group:
+            values = self.cells.get(record["cell"])
+            if values is None:
+                return False
+            mode, seed = record["mode"], int(record["seed"])
+            if mode != reference and (reference, seed) in present and values.to_reference is None:
+                return False
+        modes = {mode for mode, _ in present}
+        return all(
+            (mode, index) in self.diversity for mode in modes if sum(1 for m, _ in present if m == mode) >= 2
+        )
+
+
+@dataclass
 class Measured:
     """Every cell measured, and what the aggregates need per prompt and mode."""
 
@@ -107,12 +151,47 @@ class Measured:
     adherence_note: str = ""
 
 
-def _pairwise_mean(items: Sequence[Any], distance: Callable[[Any, Any], float]) -> float:
+def pairwise_mean(items: Sequence[Any], distance: Callable[[Any, Any], float]) -> float:
     return float(np.mean([distance(a, b) for a, b in combinations(items, 2)]))
 
 
 def _cosine_distance(a: FloatImage, b: FloatImage) -> float:
     return float(1.0 - np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def _cell_measure(record: Mapping[str, Any], index: int) -> CellMeasure:
+    seconds = record["seconds"]
+    return CellMeasure(
+        cell=record["cell"],
+        prompt_index=index,
+        category=record.get("category", ""),
+        mode=record["mode"],
+        seed=int(record["seed"]),
+        steps=int(record["steps"]),
+        guidance=float(record["guidance"]),
+        seconds=float(seconds["denoising"]) + float(seconds["decode"]),
+        file=f"cells/{record['file']}",
+    )
+
+
+def _from_known(
+    measured: Measured, known: KnownMeasures, index: int, group: Sequence[Mapping[str, Any]], scored: bool
+) -> None:
+    """A prompt's cells as measured while the bench ran (known.covers said all are there)."""
+    for record in group:
+        values = known.cells[record["cell"]]
+        cell = _cell_measure(record, index)
+        cell.detail = values.detail
+        if scored and values.adherence is not None:
+            cell.adherence = values.adherence
+        if cell.mode == measured.reference:
+            cell.ssim_to_reference = 1.0
+        elif values.to_reference is not None:
+            cell.ssim_to_reference, cell.psnr_to_reference = values.to_reference
+        measured.cells.append(cell)
+    for mode in measured.modes:
+        if (mode, index) in known.diversity:
+            measured.diversity[(mode, index)] = known.diversity[(mode, index)]
 
 
 def measure_cells(
@@ -122,8 +201,10 @@ def measure_cells(
     prompts: Sequence[str],
     scorer: AdherenceScorer | None,
     on_cell: Callable[[], None] | None = None,
+    known: KnownMeasures | None = None,
 ) -> Measured:
-    """Measure every cell of `records` (cell id -> its record); images are read one prompt at a time."""
+    """Measure every cell of `records` (cell id -> its record); images are read one prompt at a time,
+    and only for the prompts whose numbers `known` does not hold whole."""
     reference = choose_reference(list(modes))
     by_prompt: dict[int, list[Mapping[str, Any]]] = {}
     for record in records.values():
@@ -133,25 +214,20 @@ def measure_cells(
         measured.adherence_metric, measured.adherence_note = scorer.metric, scorer.note
     for index in sorted(by_prompt):
         group = by_prompt[index]
+        if known is not None and known.covers(index, group, reference, scorer):
+            _from_known(measured, known, index, group, scored=scorer is not None)
+            if on_cell is not None:
+                for _ in group:
+                    on_cell()
+            continue
         images = {(r["mode"], int(r["seed"])): load_image(r["cell"]) for r in group}
         scores, embeddings = scorer.measure(list(images.values()), prompts[index]) if scorer else (None, None)
         embedding_of = dict(zip(images, embeddings, strict=True)) if embeddings is not None else {}
         score_of = dict(zip(images, scores, strict=True)) if scores is not None else {}
         for record in group:
             key = (record["mode"], int(record["seed"]))
-            seconds = record["seconds"]
-            cell = CellMeasure(
-                cell=record["cell"],
-                prompt_index=index,
-                category=record.get("category", ""),
-                mode=key[0],
-                seed=key[1],
-                steps=int(record["steps"]),
-                guidance=float(record["guidance"]),
-                seconds=float(seconds["denoising"]) + float(seconds["decode"]),
-                file=f"cells/{record['file']}",
-                detail=high_frequency_energy(images[key]),
-            )
+            cell = _cell_measure(record, index)
+            cell.detail = high_frequency_energy(images[key])
             if (adherence := score_of.get(key)) is not None:
                 cell.adherence = adherence
             ref_key = (reference, key[1])
@@ -167,10 +243,10 @@ def measure_cells(
             seeds = sorted(seed for m, seed in images if m == mode)
             if len(seeds) >= 2:
                 thumbs = [thumbnail(images[(mode, s)]) for s in seeds]
-                measured.diversity[(mode, index)] = _pairwise_mean(thumbs, rms_distance)
+                measured.diversity[(mode, index)] = pairwise_mean(thumbs, rms_distance)
                 if embedding_of:
                     vectors = [embedding_of[(mode, s)] for s in seeds]
-                    measured.clip_diversity[(mode, index)] = _pairwise_mean(vectors, _cosine_distance)
+                    measured.clip_diversity[(mode, index)] = pairwise_mean(vectors, _cosine_distance)
     return measured
 
 

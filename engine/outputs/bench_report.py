@@ -1,7 +1,9 @@
 """A finished bench's report beside its cells: report.json, cells.csv, thumbnails and index.html.
 
 Rebuilt from the cells' records and images alone, so a resumed bench, or one whose cells came from
-several processes, reports exactly as one uninterrupted run would. Each file is written atomically.
+several processes, reports exactly as one uninterrupted run would. The measures the bench's writer took
+as it saved the cells (engine.outputs.bench_live_metrics) spare reading those images again: they are
+the same numbers from the same pixels. Each file is written atomically.
 """
 
 from __future__ import annotations
@@ -14,19 +16,14 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from PIL import Image as PILImage
-
-from engine.outputs.atomic import atomic_write, atomic_write_text
+from engine.outputs.atomic import atomic_write_text
 from engine.outputs.bench_adherence import AdherenceScorer
 from engine.outputs.bench_folder import BenchFolder
 from engine.outputs.bench_html import bench_page
-from engine.outputs.bench_metrics import bench_trilemma, measure_cells
+from engine.outputs.bench_metrics import KnownMeasures, bench_trilemma, measure_cells
 from engine.outputs.comparison_files import version_of
 from engine.outputs.trilemma import Image
 
-THUMB_SIDE = 160  # pixels on the long side of the page's thumbnails
-THUMBS = "thumbs"
 CSV_COLUMNS = (
     "cell",
     "prompt_index",
@@ -44,21 +41,6 @@ CSV_COLUMNS = (
 )
 
 
-def _thumbnail(folder: BenchFolder, cell_id: str, image: Image) -> str:
-    """The page's picture of a cell: the image itself when small, else a thumbnail (made once)."""
-    if max(image.shape[:2]) <= THUMB_SIDE:
-        return f"cells/{cell_id}.png"
-    name = f"{THUMBS}/{cell_id}.jpg"
-    path = folder.root / name
-    if not path.is_file():
-        picture = PILImage.fromarray(np.asarray(image)[:, :, :3])
-        picture.thumbnail((THUMB_SIDE, THUMB_SIDE))
-        buffer = io.BytesIO()
-        picture.save(buffer, format="JPEG", quality=85)
-        atomic_write(path, lambda handle: handle.write(buffer.getvalue()))
-    return name
-
-
 def workers_of(records: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Where the cells were made, and how many each: this process (runner "local", with its device and
     threads), or a Ray actor with its node, GPUs, CPUs and torch threads (fewstep bench --ray)."""
@@ -70,6 +52,23 @@ def workers_of(records: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]
     return [json.loads(key) | {"cells": count} for key, count in sorted(counts.items())]
 
 
+def _common(records: Mapping[str, Mapping[str, Any]], key: str) -> Any:
+    """The one value every record that has `key` gives it; None where they differ (the workers then
+    say which cells ran how) or none has it (cells saved by a Fewstep before the key)."""
+    values = {json.dumps(record[key], sort_keys=True) for record in records.values() if key in record}
+    return json.loads(values.pop()) if len(values) == 1 else None
+
+
+def model_files_of(records: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """compare's model_files over every cell: each file record once, in the order first met. One list
+    when one engine made every cell; a cluster whose nodes keep the files at other paths lists each."""
+    seen: dict[str, dict[str, Any]] = {}
+    for record in records.values():
+        for entry in record.get("model_files") or ():
+            seen.setdefault(json.dumps(entry, sort_keys=True), dict(entry))
+    return list(seen.values())
+
+
 def write_bench_report(
     folder: BenchFolder,
     settings: Mapping[str, Any],
@@ -77,21 +76,30 @@ def write_bench_report(
     *,
     not_measured: str,
     on_cell: Callable[[], None] | None = None,
+    known: KnownMeasures | None = None,
 ) -> dict[str, Any]:
     """Measure every cell and write the report; returns report.json's content.
-    not_measured: why adherence was not measured, when scorer is None."""
+    not_measured: why adherence was not measured, when scorer is None. known: the measures taken
+    while the cells ran (engine.outputs.bench_live_metrics); the rest are measured from the files."""
     records = folder.records()
     prompts: Sequence[Mapping[str, str]] = settings["prompts"]
     modes = [m["mode"] for m in settings["modes"]]
     thumbs: dict[str, str] = {}
 
     def load(cell_id: str) -> Image:
-        with PILImage.open(folder.cells / f"{cell_id}.png") as picture:
-            image = np.asarray(picture.convert("RGB"))
-        thumbs[cell_id] = _thumbnail(folder, cell_id, image)
+        image = folder.read_image(cell_id)
+        thumbs[cell_id] = folder.thumbnail(cell_id, image)
         return image
 
-    measured = measure_cells(records, load, modes, [p["prompt"] for p in prompts], scorer, on_cell)
+    texts = [p["prompt"] for p in prompts]
+    measured = measure_cells(records, load, modes, texts, scorer, on_cell, known)
+    for cell_id, record in records.items():  # the cells measured without reading their image
+        if cell_id not in thumbs:
+            name = folder.thumbnail_name(cell_id, record["size"])
+            if (folder.root / name).is_file():
+                thumbs[cell_id] = name
+            else:
+                load(cell_id)  # makes it
     if scorer is None:
         measured.adherence_note = not_measured
     figures = bench_trilemma(measured, [p["category"] for p in prompts])
@@ -104,6 +112,10 @@ def write_bench_report(
         "seeds": list(settings["seeds"]),
         "model": first.get("model"),
         "device": first.get("device"),
+        # compare's keys, with compare's meaning; from the cells' records (None where cells differ).
+        "device_type": _common(records, "device_type"),
+        "dtype": _common(records, "dtype"),
+        "model_files": model_files_of(records),
         "cells": len(records),
         "workers": workers_of(records),
         "cells_csv": "cells.csv",

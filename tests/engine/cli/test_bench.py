@@ -72,6 +72,58 @@ def test_a_bench_writes_every_cell_and_the_report(finished: Path) -> None:
     assert sorted(r["cell"] for r in rows) == sorted(n[:-4] for n in cells if n.endswith(".png"))
 
 
+def test_the_measures_taken_while_running_give_the_report_the_files_give(
+    finished: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bench measured each cell as its writer saved it; the report built from those measures is the
+    one the files alone give (as after a resume), byte for byte, and it reads no image to build it."""
+    from engine.outputs.bench_adherence import PocketScorer
+    from engine.outputs.bench_cells import cell_order
+    from engine.outputs.bench_folder import BenchFolder
+    from engine.outputs.bench_live_metrics import LiveMeasures
+    from engine.outputs.bench_report import write_bench_report
+
+    made = {name: (finished / name).read_bytes() for name in ("report.json", "cells.csv", "index.html")}
+    copy = tmp_path / "copy"
+    shutil.copytree(finished, copy)
+    folder = BenchFolder(copy)
+    settings = json.loads((copy / "bench.json").read_text())["settings"]
+
+    def files() -> dict[str, bytes]:
+        return {name: (copy / name).read_bytes() for name in made}
+
+    write_bench_report(folder, settings, PocketScorer(), not_measured="")  # from the files alone
+    assert files() == made
+    # The cells measured as they arrive, in reverse (each before its reference): then no image is read.
+    live = LiveMeasures(folder, ["ddim", "lightning"], list(PROMPTS[:2]), 2, PocketScorer())
+    for cell in reversed(cell_order(2, ["ddim", "lightning"], (0, 1))):
+        live.add(cell, folder.read_image(cell.id))
+    for name in made:
+        (copy / name).unlink()
+
+    def no_image(self: BenchFolder, cell_id: str) -> None:
+        raise AssertionError(f"the report read {cell_id}'s image")
+
+    monkeypatch.setattr(BenchFolder, "read_image", no_image)
+    write_bench_report(folder, settings, PocketScorer(), not_measured="", known=live.known)
+    assert files() == made
+
+
+def test_report_json_has_compare_s_device_type_dtype_and_model_files(finished: Path, tmp_path: Path) -> None:
+    """The keys `fewstep compare` writes about where its images came from, with the same values for the
+    same model and device: from the cells' records, each of which keeps them."""
+    compared = tmp_path / "compared"
+    command = ["compare", "--prompt", PROMPTS[0], "--modes", "ddim", "--steps", "ddim=2", "--threads", "1"]
+    assert main([*command, "--out", str(compared)]) == EXIT_OK
+    expected = json.loads((compared / "report.json").read_text())
+    report = json.loads((finished / "report.json").read_text())
+    assert expected["device_type"] == "cpu" and expected["dtype"] == "float32" and expected["model_files"]
+    for key in ("device_type", "dtype", "model_files"):
+        assert report[key] == expected[key], key
+    record = json.loads((finished / "cells" / "p00000-ddim-s0.json").read_text())
+    assert record["model_files"] == expected["model_files"] and record["dtype"] == "float32"
+
+
 def test_a_rerun_with_other_settings_is_refused_and_writes_nothing(
     finished: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -29,6 +29,14 @@ def test_without_gpus_one_engine_per_node_or_as_asked_sharing_the_cpus() -> None
     assert plan_share({"CPU": 2.0}, nodes=1, actors=2, threads=1) == Share(2, 0, 1, 1)
 
 
+def test_device_cpu_leaves_the_gpus_alone_and_device_cuda_needs_some() -> None:
+    gpus = {"GPU": 8.0, "CPU": 64.0}
+    assert plan_share(gpus, nodes=2, actors=None, threads=None, device="cpu") == Share(2, 0, 32, 32)
+    assert plan_share(gpus, nodes=2, actors=None, threads=None, device="cuda") == Share(8, 1, 1, 8)
+    with pytest.raises(UsageError, match="--device cuda: the Ray cluster has no GPUs"):
+        plan_share({"CPU": 8.0}, nodes=1, actors=None, threads=None, device="cuda")
+
+
 @pytest.mark.parametrize(
     ("resources", "actors", "message"),
     [
