@@ -126,8 +126,9 @@ class Engine:
             raise RequestError("no base model given: every mode needs the SDXL base (--base)")
         device, dtype = self.plan.device, self.plan.dtype
         # On the CPU without --vram, RAM is the device: the plan is made for the RAM available before
-        # any weight is loaded (--vram keeps planning for a card of that size, moves being no-ops).
-        ram = device.type == "cpu" and vram is None
+        # any weight is loaded. --vram, or measures forced as they are (tests), keep planning for a
+        # card of that size, its moves being no-ops on the CPU.
+        ram = device.type == "cpu" and vram is None and measures is None
         ram_free = available_ram() if ram else None
         base_info = self.files[ModelRole.BASE]
         # Configs for single files: the base folder itself when it is one, else the shipped SDXL set.
