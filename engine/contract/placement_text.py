@@ -132,7 +132,8 @@ def describe_placement(placement: Placement, five_modes: Placement | None = None
         lines.append(f"  {part:29} {size_text(size):>10}  {where}")
     if placement.modes:
         lines.append("modes, in the order a comparison runs them:")
-        lines.append(f"  {'mode':15} {'peak':>10} {'moved':>10}  on the device while denoising")
+        held = "in RAM" if inp.ram else "on the device"
+        lines.append(f"  {'mode':15} {'peak':>10} {'moved':>10}  {held} while denoising")
         for mode in placement.modes:
             lines.append(
                 f"  {mode.mode:15} {size_text(mode.peak):>10} {size_text(mode.moved_bytes):>10}"
