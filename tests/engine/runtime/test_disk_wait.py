@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from devtools.tiny_model import TinyModelSet
+from engine.cli import EXIT_OK, main
 from engine.contract.modes import ModelRole
 from engine.contract.placement import ON_DISK_TEXT, Measure, part_of_role
 from engine.contract.request import GenerationRequest, ModeSettings
@@ -16,6 +19,7 @@ from engine.contract.residency import Residency
 from engine.runtime.engine import Engine
 from engine.runtime.memory import process_rss, release_freed_memory
 from tests.conftest import model_paths_of
+from tests.engine.cli.test_cli import model_args
 
 FIVE = ("ddim", "lcm", "lcm-lora", "lightning", "lightning-lora")
 FULL = (ModelRole.LCM_UNET, ModelRole.LIGHTNING_UNET)
@@ -118,3 +122,24 @@ def test_released_tensors_give_their_memory_back() -> None:
     release_freed_memory()
     after = process_rss()
     assert after is not None and held - after > 200 * 1024**2
+
+
+def test_report_json_records_the_reads(
+    tiny_models: TinyModelSet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "cmp"
+    code = main(
+        ["compare", "--prompt", "a red circle", "--modes", "ddim,lcm,lightning", "--residency", "one",
+         "--device", "cpu", "--steps", "ddim=1", "--out", str(out), *model_args(tiny_models)]
+    )  # fmt: skip
+    assert code == EXIT_OK, capsys.readouterr().err
+    placement = json.loads((out / "report.json").read_text())["placement"]
+    assert placement["ram"] is True and placement["parts"]["lcm unet"]["rests_on"] == "disk"
+    assert ON_DISK_TEXT in placement["measure_texts"]
+    reads = [m for m in placement["moves"] if m["direction"] == "read"]
+    assert [(m["mode"], m["part"], m["step"]) for m in reads] == [
+        ("lcm", "lcm unet", "denoise"),
+        ("lightning", "lightning unet", "denoise"),
+    ]
+    assert all(m["bytes"] > 0 and m["seconds"] > 0 for m in reads)
+    assert placement["read_bytes"] == sum(m["bytes"] for m in reads)
