@@ -56,6 +56,8 @@ def test_five_modes_equal_the_all_loaded_engine_and_read_each_unet_once(
 ) -> None:
     loaded = Engine(model_paths_of(tiny_models), residency=Residency.ALL)
     assert all(loaded.unet_loaded(role) for role in FULL)
+    # Like with like: both run the LoRA modes fused in the slot (the plan fits 64 GiB either way).
+    assert loaded.placer.fused and waiting.placer.fused
     expected = {r.mode: np.asarray(r.image) for r in loaded.run(_request()).results}
     # The first comparison reads both (Lightning pushes LCM out); the next ones run the UNet still
     # loaded first and read the other: each at most once per comparison.
