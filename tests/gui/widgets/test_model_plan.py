@@ -34,9 +34,7 @@ def test_models_tab_shows_the_plan_for_the_set_gpu_memory(
     assert text == plan_text(request)
 
 
-def test_on_the_cpu_the_tab_plans_the_ram_the_engine_measured(
-    make_window: WindowMaker, qtbot: QtBot
-) -> None:
+def test_on_the_cpu_the_tab_plans_the_ram_the_engine_measured(make_window: WindowMaker, qtbot: QtBot) -> None:
     window = make_window()  # the CPU engine plans with the RAM available (64 GiB in the tests)
     panel = window.model_panel
     qtbot.waitUntil(lambda: "needs at least" in panel.plan.toPlainText(), timeout=PLAN_MS)
