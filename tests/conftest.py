@@ -12,6 +12,7 @@ os.environ["FEWSTEP_THREADS"] = "1"
 os.environ["OMP_NUM_THREADS"] = "1"
 os.environ["HF_HUB_OFFLINE"] = "1"
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,17 @@ from engine.runtime.engine import Engine
 torch.set_num_threads(1)
 
 ROLES = ("base", "lcm_unet", "lcm_lora", "lightning_unet", "lightning_lora")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _roomy_ram() -> Iterator[None]:
+    """The engine plans the CPU with the RAM available when it starts (engine.runtime.engine): the
+    tests run on a shared machine whose free RAM comes and goes, so they see 64 GiB, where every part
+    stays loaded as before, unless a test of the CPU plan says otherwise (tests/engine/runtime/test_disk_wait.py)."""
+    patch = pytest.MonkeyPatch()
+    patch.setattr("engine.runtime.engine.available_ram", lambda: 64 * 1024**3)
+    yield
+    patch.undo()
 
 
 @pytest.fixture(autouse=True)

@@ -79,7 +79,8 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
         "--residency",
         choices=["auto", "all", "one"],
         default="auto",
-        help="which distilled UNets stay on the GPU: all, one at a time, or auto (from free memory)",
+        help="which full distilled UNets stay on the device: all, one at a time, or auto (from free"
+        " memory); on the CPU, RAM is the device and a UNet that waits, waits on disk",
     )
     parser.add_argument(
         "--lora-route",

@@ -1,7 +1,8 @@
 """`fewstep plan`: where each model part would live on a card with this much free memory.
 
 Sizes come from the files' safetensors headers: no weight is loaded, and torch is imported only to
-measure the free memory of a CUDA device when --vram is not given.
+measure the free memory of a CUDA device when neither --vram nor --ram is given. Without a CUDA
+device the plan is the CPU's: RAM is the device, and the full distilled UNets may wait on disk.
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="free device memory (default: measured on the CUDA device)",
     )
     parser.add_argument(
+        "--ram",
+        type=vram_gib,
+        metavar="GiB",
+        help="plan for the CPU with this much available RAM, where the full distilled UNets wait on disk"
+        " (default without --vram and without a CUDA device: the RAM available now)",
+    )
+    parser.add_argument(
         "--lora-route",
         choices=[str(r) for r in LoraRoute],
         default=str(LoraRoute.AUTO),
@@ -48,14 +56,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def measured_free_bytes() -> int:
-    """The free memory of the first CUDA device; RequestError where there is none."""
+def measured_free_bytes() -> tuple[int, bool]:
+    """The free memory of the first CUDA device; without one, the RAM available to plan the CPU
+    with (True); RequestError where neither is known."""
     import torch
 
     if not torch.cuda.is_available():
-        raise RequestError("--vram GiB is needed: there is no CUDA device here to measure (e.g. --vram 8)")
+        from engine.runtime.memory import available_ram
+
+        if (ram := available_ram()) is None:
+            raise RequestError(
+                "--vram GiB or --ram GiB is needed: there is no CUDA device or /proc/meminfo here"
+            )
+        return ram, True
     free, _total = torch.cuda.mem_get_info()
-    return int(free)
+    return int(free), False
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,7 +82,12 @@ def run(args: argparse.Namespace) -> int:
         )
     paths = model_paths(args)
     sizes = model_sizes(paths)
-    free = int(args.vram * GIB) if args.vram is not None else measured_free_bytes()
+    if args.vram is not None and args.ram is not None:
+        raise RequestError("--vram plans a card and --ram the CPU: give one of them")
+    if args.vram is not None or args.ram is not None:
+        free, ram = int((args.vram if args.vram is not None else args.ram) * GIB), args.ram is not None
+    else:
+        free, ram = measured_free_bytes()
     width, height = args.size
     in_dtype = sizes.bytes_in(args.dtype)
     placement = plan_placement(
@@ -79,11 +99,17 @@ def run(args: argparse.Namespace) -> int:
             height=height,
             modes=names,
             vae_upcast=sizes.vae_upcast,
+            ram=ram,
         ),
         lora_route=LoraRoute(args.lora_route),
     )
     five = five_mode_check(
-        in_dtype, args.dtype, free, vae_upcast=sizes.vae_upcast, lora_route=LoraRoute(args.lora_route)
+        in_dtype,
+        args.dtype,
+        free,
+        vae_upcast=sizes.vae_upcast,
+        lora_route=LoraRoute(args.lora_route),
+        ram=ram,
     )
     print(f"{sizes.parameters / 1e9:.3f} B parameters in the given files (read from their headers)")
     for line in describe_placement(placement, five):

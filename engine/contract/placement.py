@@ -36,6 +36,8 @@ MIB = 1024**2
 # Kept free on the device: the CUDA context is outside the measured free memory already, but the
 # caching allocator rounds blocks up and other programs (the desktop) grow. An estimate.
 RESERVE_BYTES = 512 * MIB
+# Kept free of the available RAM when the device is the CPU (PlanInput.ram).
+RAM_RESERVE_BYTES = 2 * GIB
 
 
 class Part(str):
@@ -136,6 +138,9 @@ Moves = tuple[tuple[Part, int], ...]  # (part, bytes) in the order moved
 class Where(StrEnum):
     DEVICE = "device"
     CPU = "cpu"
+    # On the CPU RAM is the device: a part that waits is not loaded at all, and is read from its
+    # file (by the same load route, so the same bytes) when its mode runs.
+    DISK = "disk"
 
 
 class Measure(StrEnum):
@@ -147,6 +152,13 @@ class Measure(StrEnum):
     IDLE_LORAS_WAIT = "the LoRA matrices of the modes not running wait in CPU RAM"
     BASE_UNET_WAITS = "the base UNet waits in CPU RAM while a full distilled UNet runs"
     UNETS_WAIT_FOR_ENCODING = "every UNet waits in CPU RAM while the prompt is encoded"
+
+
+# The only measure that means anything where RAM is the device (PlanInput.ram): the full distilled
+# UNets wait on disk. The others would move RAM to RAM.
+RAM_MEASURES = frozenset({Measure.DISTILLED_UNETS_WAIT})
+# What DISTILLED_UNETS_WAIT means where RAM is the device.
+ON_DISK_TEXT = "the full distilled UNets wait on disk; read from its file when its mode runs"
 
 
 TEXT_PARTS = (Part.TEXT_ENCODER, Part.TEXT_ENCODER_2, Part.STYLE_TEXT)
@@ -175,16 +187,19 @@ def cfg_batch(mode: str, guidance: float | None = None) -> int:
     return 2 if spec.guidance_kind is not GuidanceKind.EMBEDDING and value > 1 else 1
 
 
-def comparison_order(modes: Iterable[str], fused: str | None = None) -> list[str]:
+def comparison_order(modes: Iterable[str], fused: str | None = None, loaded: str | None = None) -> list[str]:
     """The order the engine runs a comparison in: the base UNet's modes first (switching them moves
-    no weights), then the full distilled UNets. Among the LoRA modes, the one whose LoRA the slot
+    no weights), then the full distilled UNets, each UNet's modes together, the one still loaded from
+    the comparison before (`loaded`, where they wait on disk) first: each is read at most once per
+    comparison, and the one loaded not at all. Among the LoRA modes, the one whose LoRA the slot
     holds already (`fused`) goes first and each LoRA's modes run together: one fuse per LoRA at most,
     none for the first."""
 
-    def cost(mode: str) -> tuple[bool, str, bool, str]:
+    def cost(mode: str) -> tuple[bool, bool, str, bool, str]:
         spec = MODES[mode]
         return (
             not spec.on_base_unet,
+            spec.unet_role is not None and spec.unet_role != loaded,
             spec.unet_role or "",
             spec.adapter is not None and spec.adapter != fused,
             spec.adapter or "",
@@ -204,10 +219,19 @@ class PlanInput:
     vae_upcast: bool = True  # SDXL's VAE config says force_upcast: in fp16 it decodes in fp32
     # Each mode's guidance where it is not its default: CFG above 1 doubles the step's batch.
     guidance: Mapping[str, float] = field(default_factory=dict)
+    # The device is the CPU and free_bytes its available RAM: a part that waits, waits on disk, and
+    # only the full distilled UNets may (every other measure would move RAM to RAM).
+    ram: bool = False
+
+    @property
+    def reserve(self) -> int:
+        """Kept free: in RAM the activations' allocator, the decode and the rest of the system grow
+        more than a card's caching allocator does (an estimate)."""
+        return RAM_RESERVE_BYTES if self.ram else RESERVE_BYTES
 
     @property
     def budget(self) -> int:
-        return self.free_bytes - RESERVE_BYTES
+        return self.free_bytes - self.reserve
 
     @property
     def decode_dtype(self) -> str:
@@ -338,7 +362,8 @@ def _resting(inp: PlanInput, measures: frozenset[Measure]) -> dict[Part, Where]:
         waits.add(Part.VAE)
     if Measure.IDLE_LORAS_WAIT in measures:
         waits |= adapter_parts()
-    return {p: Where.CPU if p in waits else Where.DEVICE for p in inp.sizes}
+    away = Where.DISK if inp.ram else Where.CPU
+    return {p: away if p in waits else Where.DEVICE for p in inp.sizes}
 
 
 class Step(StrEnum):
@@ -436,12 +461,20 @@ class _Simulation:
         # With the fused slot, the engine runs first the LoRA mode whose LoRA the slot still holds
         # from the comparison before: the steady state alternates, and its second pass is the one.
         fused: str | None = None
+        # Where RAM is the device and the full UNets wait on disk, the one read last stays loaded and
+        # the engine runs its modes first in the next comparison (comparison_order's `loaded`).
+        loaded: str | None = None
         for _warm in range(2):
-            running = comparison_order(order, fused) if Part.LORA_SLOT in self.inp.sizes else order
+            if Part.LORA_SLOT in self.inp.sizes or loaded is not None:
+                running = comparison_order(order, fused, loaded)
+            else:
+                running = order
             plans = tuple(
                 self.mode(m, encode=i == 0 or (restyled and m == first_full)) for i, m in enumerate(running)
             )
             fused = next((MODES[m].adapter for m in reversed(running) if MODES[m].adapter), None)
+            if self.inp.ram and Measure.DISTILLED_UNETS_WAIT in self.measures:
+                loaded = next((MODES[m].unet_role for m in reversed(running) if MODES[m].unet_role), None)
         return plans
 
 
@@ -476,10 +509,13 @@ def candidates(inp: PlanInput) -> list[Placement]:
     the free memory, which only decides which of them fit."""
     order = comparison_order(inp.runnable())
     found: list[Placement] = []
-    for count in range(len(Measure) + 1):
-        for chosen in combinations(Measure, count):
+    # In RAM only the full UNets may wait, and the decode stays whole: a tiled decode changes the
+    # picture and the CPU's activations are not what runs out first.
+    allowed = sorted(RAM_MEASURES) if inp.ram else list(Measure)
+    for count in range(len(allowed) + 1):
+        for chosen in combinations(allowed, count):
             whole = _evaluate(inp, frozenset(chosen), None, order)
-            found += [whole, *(_with_tile(whole, tile) for tile in TILE_SIZES)]
+            found += [whole] if inp.ram else [whole, *(_with_tile(whole, tile) for tile in TILE_SIZES)]
     return found
 
 
@@ -525,6 +561,8 @@ def _plan_parts(inp: PlanInput, forced: Iterable[Measure] | None, forced_tile: i
         return _evaluate(inp, frozenset(forced), forced_tile, order)
     fitting = [p for p in candidates(inp) if p.fits]
     if not fitting:
+        if inp.ram:
+            return _evaluate(inp, RAM_MEASURES, None, order)
         return _evaluate(inp, frozenset(Measure), TILE_SIZES[-1], order)
     return min(fitting, key=_cost)
 
@@ -536,8 +574,9 @@ def five_mode_check(
     *,
     vae_upcast: bool = True,
     lora_route: LoraRoute = LoraRoute.AUTO,
+    ram: bool = False,
 ) -> Placement:
-    """The plan of SDXL's five-mode comparison at 1024x1024 on this card."""
+    """The plan of SDXL's five-mode comparison at 1024x1024 on this card (or in this RAM: `ram`)."""
     return plan_placement(
         PlanInput(
             sizes=sizes,
@@ -547,6 +586,7 @@ def five_mode_check(
             height=1024,
             modes=DEFAULT_COMPARISON,
             vae_upcast=vae_upcast,
+            ram=ram,
         ),
         lora_route=lora_route,
     )

@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from engine.contract.memory_estimates import decode_bytes
-from engine.contract.placement import FIXED_PARTS, RESERVE_BYTES, LoraRoute, Part, Placement, Where
+from engine.contract.placement import (
+    FIXED_PARTS,
+    ON_DISK_TEXT,
+    LoraRoute,
+    Measure,
+    Part,
+    Placement,
+    Where,
+)
 
 GIB = 1024**3
 
@@ -30,6 +38,19 @@ def _parts_text(parts: frozenset[Part]) -> str:
     return ", ".join(in_order(parts)) or "-"
 
 
+def measure_text(measure: Measure, *, ram: bool) -> str:
+    """A measure in words; where RAM is the device, a full UNet that waits waits on disk."""
+    return ON_DISK_TEXT if ram and measure is Measure.DISTILLED_UNETS_WAIT else str(measure)
+
+
+# Where a part rests between steps, in words.
+_RESTING_TEXT = {
+    Where.DEVICE: "on the device",
+    Where.CPU: "waits in CPU RAM",
+    Where.DISK: "on disk; read from its file when its mode runs",
+}
+
+
 def verdict(placement: Placement) -> str:
     """One line: does it fit, and at what cost."""
     inp = placement.inputs
@@ -38,15 +59,29 @@ def verdict(placement: Placement) -> str:
         return f"no mode can run with these files at {size}"
     if placement.fits:
         moved = placement.moved_bytes
-        how = "with nothing moved" if moved == 0 else f"moving {size_text(moved)} per comparison"
+        if inp.ram:
+            # A move in is a read of the file; a move out, a drop that reads nothing.
+            read = sum(b for mode in placement.modes for step in mode.steps for _p, b in step.moved_in)
+            how = (
+                "with every part loaded"
+                if moved == 0
+                else f"reading {size_text(read)} from disk per comparison"
+            )
+        else:
+            how = "with nothing moved" if moved == 0 else f"moving {size_text(moved)} per comparison"
         tiled = f", VAE decode in {placement.tile}x{placement.tile} tiles" if placement.tiled else ""
         return f"fits at {size} {how}{tiled} (peak {size_text(placement.peak)}, estimated)"
+    if inp.ram:
+        return (
+            f"does not fit at {size}: the largest step needs {size_text(placement.peak + inp.reserve)} of RAM"
+            " with the full distilled UNets on disk"
+        )
     streamed = (
         f"; streaming the UNets layer by layer (group offloading, which Fewstep does not do) would need"
-        f" {size_text(placement.streamed_peak + RESERVE_BYTES)}"
+        f" {size_text(placement.streamed_peak + inp.reserve)}"
     )
     return (
-        f"does not fit at {size}: the largest step needs {size_text(placement.peak + RESERVE_BYTES)}"
+        f"does not fit at {size}: the largest step needs {size_text(placement.peak + inp.reserve)}"
         f" with every measure{streamed}"
     )
 
@@ -71,14 +106,15 @@ def lora_route_line(placement: Placement) -> str | None:
 
 def describe_placement(placement: Placement, five_modes: Placement | None = None) -> list[str]:
     inp = placement.inputs
+    memory = "available RAM (the CPU: RAM is the device)" if inp.ram else "free device memory"
     lines = [
-        f"Plan for {size_text(inp.free_bytes)} of free device memory, {inp.dtype}, {inp.width}x{inp.height}"
-        f" ({size_text(RESERVE_BYTES)} kept in reserve; sizes from the files, activations estimated)",
+        f"Plan for {size_text(inp.free_bytes)} of {memory}, {inp.dtype}, {inp.width}x{inp.height}"
+        f" ({size_text(inp.reserve)} kept in reserve; sizes from the files, activations estimated)",
         verdict(placement),
     ]
     if placement.measures or placement.tiled:
         lines.append("measures:")
-        lines += [f"  - {m}" for m in sorted(placement.measures)]
+        lines += [f"  - {measure_text(m, ram=inp.ram)}" for m in sorted(placement.measures)]
         if placement.tiled:
             whole = decode_bytes(inp.width, inp.height, inp.decode_dtype, None)
             lines.append(
@@ -91,11 +127,13 @@ def describe_placement(placement: Placement, five_modes: Placement | None = None
     for part in in_order(inp.sizes):
         if (size := inp.sizes.get(part)) is None or size == 0:
             continue
-        where = "on the device" if placement.resting.get(part) is Where.DEVICE else "waits in CPU RAM"
+        where = _RESTING_TEXT[placement.resting.get(part, Where.DEVICE)]
+        where = "loaded in RAM" if inp.ram and where == _RESTING_TEXT[Where.DEVICE] else where
         lines.append(f"  {part:29} {size_text(size):>10}  {where}")
     if placement.modes:
         lines.append("modes, in the order a comparison runs them:")
-        lines.append(f"  {'mode':15} {'peak':>10} {'moved':>10}  on the device while denoising")
+        held = "in RAM" if inp.ram else "on the device"
+        lines.append(f"  {'mode':15} {'peak':>10} {'moved':>10}  {held} while denoising")
         for mode in placement.modes:
             lines.append(
                 f"  {mode.mode:15} {size_text(mode.peak):>10} {size_text(mode.moved_bytes):>10}"

@@ -167,6 +167,11 @@ def _unet_only(info: ModelFile, part: Part) -> dict[Part, PartSize]:
     return header_sizes(info.path, lambda _key: part)
 
 
+def full_unet_size(info: ModelFile) -> PartSize:
+    """A full distilled UNet's (or a whole pipeline's UNet's) size, from its file's header only."""
+    return _unet_only(info, Part("unet"))[Part("unet")]
+
+
 def slot_size(path: Path) -> PartSize:
     """What the fused slot holds for this LoRA: the base UNet weights of the layers it touches, each
     out x in (x kh x kw), read from the shapes of its down and up matrices."""

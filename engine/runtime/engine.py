@@ -37,6 +37,7 @@ from engine.contract.request import (
 from engine.contract.residency import Residency
 from engine.files.model_files import FileKind, ModelFile, check_style_lora, check_vae, steps_in_name
 from engine.files.model_paths import ModelPaths
+from engine.files.part_sizes import full_unet_size
 from engine.files.resources import sdxl_config_dir
 from engine.outputs.comparison_files import RunContext
 from engine.runtime.collector import collector_quiet
@@ -53,8 +54,8 @@ from engine.runtime.loading import (
     load_vae,
     share_weights,
 )
-from engine.runtime.memory import available_ram, free_device_bytes, memory_report
-from engine.runtime.placer import build_placer, forced_measures, set_tiling
+from engine.runtime.memory import available_ram, free_device_bytes, memory_report, release_freed_memory
+from engine.runtime.placer import PartHandle, build_placer, dtype_name, forced_measures, set_tiling
 from engine.runtime.run_context import LoadedFiles, file_hashes, label_and_note, run_context
 from engine.runtime.styles import AdapterState, LoadedStyle, active_styles, load_style
 
@@ -64,9 +65,6 @@ ProgressCallback = Callable[[Progress], None]
 ResultCallback = Callable[[ModeResult], None]
 CancelCheck = Callable[[], bool]
 StatusCallback = Callable[[str], None]
-
-# RAM left to the activations, the decode and the rest of the system when the slot lives in RAM.
-RAM_RESERVE_BYTES = 2 * GIB
 
 
 def _option(role: str) -> str:
@@ -127,6 +125,11 @@ class Engine:
         if ModelRole.BASE not in self.files:
             raise RequestError("no base model given: every mode needs the SDXL base (--base)")
         device, dtype = self.plan.device, self.plan.dtype
+        # On the CPU without --vram, RAM is the device: the plan is made for the RAM available before
+        # any weight is loaded. --vram, or measures forced as they are (tests), keep planning for a
+        # card of that size, its moves being no-ops on the CPU.
+        ram = device.type == "cpu" and vram is None and measures is None
+        ram_free = available_ram() if ram else None
         base_info = self.files[ModelRole.BASE]
         # Configs for single files: the base folder itself when it is one, else the shipped SDXL set.
         self.config_dir = paths.base_config or (
@@ -169,10 +172,10 @@ class Engine:
         self.original_scheduler_config = self.base.scheduler.config
         # One pipeline per role: "base", each full UNet's role, each LoRA's role (its twin).
         self.pipes: dict[str, Any] = {ModelRole.BASE: self.base}
-        for role in unet_roles:
-            progress = loading(f"the {_unet_label(role)}")
+
+        def read_unet(role: str, progress: Callable[[float], None] | None) -> Any:
             if kinds[role] is ModeFile.PIPELINE:
-                unet = load_pipeline_unet(
+                return load_pipeline_unet(
                     self.files[role],
                     _option(role),
                     self.base,
@@ -182,11 +185,22 @@ class Engine:
                     progress,
                     own_vae=paths.vae is None,
                 )
-            else:
-                unet = load_full_unet(
-                    self.files[role], _option(role), self.base.unet, self.config_dir, cpu, dtype, progress
-                )
+            return load_full_unet(
+                self.files[role], _option(role), self.base.unet, self.config_dir, cpu, dtype, progress
+            )
+
+        # On the CPU RAM is the device: a full UNet can wait on disk. None is read now; the plan
+        # below says which are read at once (settle) and which when their mode runs.
+        on_disk: dict[str, PartHandle] = {}
+        for role in unet_roles:
+            if ram:
+                loading(f"the {_unet_label(role)}'s header (read when the plan says)")
+                self.pipes[role] = self._pipeline_with(None)
+                on_disk[role] = self._disk_handle(role, read_unet)
+                continue
+            unet = read_unet(role, loading(f"the {_unet_label(role)}"))
             self.pipes[role] = self._pipeline_with(unet)
+        self._on_disk = {role: handle.size for role, handle in on_disk.items()}
         # Each distillation LoRA gets its own twin of the base UNet: the same weight tensors (no
         # copy), its own peft wrappers. Switching between base, LCM-LoRA and Lightning LoRA is then
         # a choice of pipeline, with no adapter toggling (set_adapters costs 10 to 20 ms on every
@@ -221,25 +235,15 @@ class Engine:
             styles=tuple((s.name, s.file.path) for s in self.styles),
             plan=self.plan,
         )
-        free = int(vram * GIB) if vram is not None else free_device_bytes(device)
+        free = int(vram * GIB) if vram is not None else ram_free if ram else free_device_bytes(device)
         # The slot is reused by every LoRA mode: it needs room for the largest of their LoRAs.
         slot_size = max(
             (slot_bytes(self.base.unet, self.pipes[r].unet, str(r)) for r in lora_roles), default=0
         )
-        self.lora_route_reason: str | None = None
-        if lora_route is LoraRoute.AUTO and free is None and self.slot is not None:
-            # No device memory to plan for (the CPU): the slot lives in CPU RAM, if RAM has room.
-            room = available_ram()
-            if room is not None and slot_size > room - RAM_RESERVE_BYTES:
-                lora_route = LoraRoute.UNFUSED
-                self.lora_route_reason = (
-                    f"the fused slot ({size_text(slot_size)}) does not fit the {size_text(room)} of RAM"
-                    " still available: the LoRA modes run unfused"
-                )
         self.placer = build_placer(
             self.base,
             {r: self.pipes[r].unet for r in lora_roles},
-            {r: self.pipes[r].unet for r in unet_roles},
+            {r: self.pipes[r].unet for r in unet_roles if r not in on_disk},
             device_of=lambda: self.plan.device,
             dtype=self.plan.dtype,
             free_bytes=free,
@@ -249,6 +253,8 @@ class Engine:
             # The slot is reused by every LoRA mode: it needs room for the largest of their LoRAs.
             slot_bytes=slot_size,
             lora_route=lora_route,
+            ram=ram,
+            on_disk=on_disk,
         )
         self._adapters = AdapterState()
         self._schedulers: dict[str, Any] = {}
@@ -258,12 +264,41 @@ class Engine:
         )
         say("placing the models" + ("" if device.type == "cpu" else f" on {device}"))
         self.replan(*self.native_size, self.available_modes())
+        self.lora_route_reason: str | None = None
+        if ram and lora_route is LoraRoute.AUTO and self.slot is not None and not self.placer.fused:
+            # The slot is planned in RAM like every other part: with the full UNets on disk if need be.
+            self.lora_route_reason = (
+                f"the fused slot ({size_text(slot_size)}) does not fit the {size_text(free or 0)} of RAM"
+                " available, even with the full UNets waiting on disk: the LoRA modes run unfused"
+            )
         for warning in self.placement_warnings():
             say(f"warning: {warning}")
         self.placer.settle()
         say("ready")
 
     # --- placement ------------------------------------------------------------------------------
+
+    def _disk_handle(
+        self, role: str, read: Callable[[str, Callable[[float], None] | None], Any]
+    ) -> PartHandle:
+        """A full UNet that waits on disk as a plan part: read by the very load route that loads it at
+        start elsewhere (the same bytes, so the same images), dropped so that its RAM comes back."""
+        pipe = self.pipes[role]
+
+        def load(_device: torch.device) -> None:
+            if pipe.unet is None:
+                pipe.unet = read(role, None)
+
+        def drop() -> None:
+            pipe.unet = None
+            release_freed_memory()
+
+        size = full_unet_size(self.files[role]).bytes_in(dtype_name(self.plan.dtype))
+        return PartHandle(size, load, drop)
+
+    def unet_loaded(self, role: str) -> bool:
+        """Is this role's full UNet in memory now (not waiting on disk)?"""
+        return self.pipes[role].unet is not None
 
     def replan(
         self, width: int, height: int, modes: tuple[str, ...], guidance: tuple[tuple[str, float], ...] = ()
@@ -292,6 +327,12 @@ class Engine:
         placement = self.placer.placement
         if placement.fits or self.placer.basis.forced is not None:
             return [self.lora_route_reason] if self.lora_route_reason else []
+        if placement.inputs.ram:
+            return [
+                f"the models do not fit the {size_text(placement.inputs.free_bytes)} of RAM available at"
+                f" {placement.inputs.width}x{placement.inputs.height} even with the full UNets waiting on"
+                " disk (fewstep plan shows why); expect the system to swap or the process to be killed"
+            ]
         return [
             f"the models do not fit {size_text(placement.inputs.free_bytes)} of free GPU memory at"
             f" {placement.inputs.width}x{placement.inputs.height} even with every part waiting in CPU RAM"
@@ -401,6 +442,7 @@ class Engine:
             if Measure.DISTILLED_UNETS_WAIT in self.placer.measures
             else Residency.ALL,
             placement=self.placer.report(),
+            waiting=self._on_disk,
         )
         if self.slot is None or self.slot.fused is None:
             return report
@@ -477,7 +519,9 @@ class Engine:
 
         chosen = list(modes)
         fused = self.slot.fused if self.slot is not None and self.placer.fused else None
-        order = comparison_order((s.mode for s in chosen), fused)
+        # Where the full UNets wait on disk, the one still loaded runs first: no read for it.
+        loaded = next((r for r, _size in self._on_disk.items() if self.unet_loaded(r)), None)
+        order = comparison_order((s.mode for s in chosen), fused, loaded)
         return sorted(chosen, key=lambda s: order.index(s.mode))
 
     def run(

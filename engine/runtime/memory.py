@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import os
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -51,6 +55,19 @@ def available_ram() -> int | None:
     return None
 
 
+def release_freed_memory() -> None:
+    """Give the memory of dropped weights back to the OS. Collecting frees the tensors; glibc then
+    keeps freed heap chunks for reuse (its mmap threshold grows to 32 MiB once large blocks are freed,
+    so even a UNet's tensors may land on the heap): malloc_trim(0) returns them, so that the RSS
+    really drops. Elsewhere (not glibc) collecting is all there is."""
+    gc.collect()
+    if not sys.platform.startswith("linux"):
+        return
+    # musl and other C libraries have no malloc_trim.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def memory_report(
     base: Any,
     pipes: Mapping[str, Any],
@@ -60,12 +77,14 @@ def memory_report(
     where: Callable[[Part], str],
     residency: Residency,
     placement: Mapping[str, Any],
+    waiting: Mapping[str, int] | None = None,
 ) -> MemoryReport:
     """Bytes of weights per model and where they live, plus the process and device totals.
 
     pipes: the engine's pipelines by role ("base", a full UNet's or a LoRA's); lora_roles: those of
     LoRA twins; where: the device a part is on now; placement: the placer's report (its steps, moves
-    and fuses are left out here).
+    and fuses are left out here); waiting: the bytes of the full UNets that wait on disk now (their
+    pipeline holds no UNet), by role.
     """
     models = [
         ModelMemory(
@@ -83,6 +102,9 @@ def memory_report(
         if key in loras:  # a LoRA twin: only its LoRA matrices are its own
             lora = sum(p.numel() * p.element_size() for n, p in pipe.unet.named_parameters() if "lora_" in n)
             models.append(ModelMemory(f"{key} (matrices)", lora, where(part_of_role(key))))
+        elif pipe.unet is None:  # waits on disk until its mode runs
+            size = (waiting or {}).get(key, 0)
+            models.append(ModelMemory(_unet_label(key), size, where(part_of_role(key))))
         else:
             on = str(next(pipe.unet.parameters()).device)
             models.append(ModelMemory(_unet_label(key), module_bytes(pipe.unet), on))

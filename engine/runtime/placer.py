@@ -40,6 +40,7 @@ from engine.contract.placement import (
     plan_placement,
     step_moves,
 )
+from engine.contract.placement_text import measure_text
 from engine.contract.residency import Residency
 from engine.runtime.memory import module_bytes
 
@@ -134,6 +135,9 @@ def adapter_modules(unet: Any, adapter: str) -> list[Any]:
 class PartHandle:
     size: int
     move: Callable[[torch.device], object]
+    # Set for a part that waits on disk (a full UNet where RAM is the device): `move` then reads it
+    # from its file and `drop` lets it go, so that its RAM comes back.
+    drop: Callable[[], object] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,6 +150,7 @@ class PlanBasis:
     forced: frozenset[Measure] | None  # measures taken as they are instead of planned
     forced_tile: int | None = None
     lora_route: LoraRoute = LoraRoute.AUTO
+    ram: bool = False  # the device is the CPU: free_bytes is its available RAM (PlanInput.ram)
 
 
 class Placer:
@@ -173,8 +178,10 @@ class Placer:
         inputs = PlanInput(
             sizes={part: handle.size for part, handle in self.parts.items()},
             dtype=basis.dtype,
-            # Without a measurement (the CPU) nothing is planned: forced_measures forces no measure.
+            # Without a measurement (RAM of unknown size) nothing is planned unless forced:
+            # forced_measures forces no measure then.
             free_bytes=basis.free_bytes if basis.free_bytes is not None else 1 << 62,
+            ram=basis.ram,
             width=width,
             height=height,
             vae_upcast=basis.vae_upcast,
@@ -220,13 +227,20 @@ class Placer:
         return self.placement.measures
 
     def _move(self, part: Part, device: torch.device, mode: str, step: str, *, into: bool) -> None:
+        handle = self.parts[part]
         start = time.perf_counter()
-        self.parts[part].move(device)
+        if handle.drop is not None and not into:
+            handle.drop()  # a part that waits on disk leaves RAM by being let go, not copied
+        else:
+            handle.move(device)
         if self.device_of().type == "cuda" and torch.cuda.is_available():
             torch.cuda.synchronize()  # so that the seconds are the copy's, not its launch's
         seconds = time.perf_counter() - start
-        direction = "in" if into else "out"
-        self.moves.append(Move(mode, step, str(part), direction, device.type, self.parts[part].size, seconds))
+        if handle.drop is None:
+            direction, to = ("in" if into else "out"), device.type
+        else:
+            direction, to = ("read", device.type) if into else ("drop", str(Where.DISK))
+        self.moves.append(Move(mode, step, str(part), direction, to, handle.size, seconds))
 
     def settle(self) -> None:
         """The resting state: every part the plan keeps on the device goes there."""
@@ -249,7 +263,13 @@ class Placer:
             self.on.add(part)
 
     def where(self, part: Part) -> str:
-        return str(self.device_of()) if part in self.on else "cpu"
+        if part in self.on:
+            return str(self.device_of())
+        return str(Where.DISK) if part in self.parts and self.parts[part].drop is not None else "cpu"
+
+    def loaded(self, part: Part) -> bool:
+        """Is this part in memory (a part that waits on disk is not, until its mode reads it)?"""
+        return part in self.on or part not in self.parts or self.parts[part].drop is None
 
     def report(self) -> dict[str, Any]:
         """For report.json: the plan in force, where each part is, and the moves of the last run."""
@@ -261,13 +281,16 @@ class Placer:
             "dtype": inputs.dtype,
             "size": [inputs.width, inputs.height],
             "measures": sorted(m.name.lower() for m in placement.measures),
+            # Where RAM is the device (the CPU), what waits, waits on disk.
+            "ram": inputs.ram,
+            "measure_texts": sorted(measure_text(m, ram=inputs.ram) for m in placement.measures),
             "tiled_decode": placement.tile,
             "fits": placement.fits,
             "estimated_peak_bytes": placement.peak,
             "parts": {
                 str(part): {
                     "bytes": handle.size,
-                    "rests_on": "cpu" if placement.resting.get(part) is Where.CPU else "device",
+                    "rests_on": str(placement.resting.get(part, Where.DEVICE)),
                     "now_on": self.where(part),
                 }
                 for part, handle in self.parts.items()
@@ -285,6 +308,9 @@ class Placer:
             "moves": [move.record() for move in self.moves],
             "moved_bytes": sum(move.bytes for move in self.moves),
             "move_seconds": round(sum(move.seconds for move in self.moves), 6),
+            # The reads of full UNets that wait on disk, among the moves: a switch's cost.
+            "read_bytes": sum(move.bytes for move in self.moves if move.direction == "read"),
+            "read_seconds": round(sum(move.seconds for move in self.moves if move.direction == "read"), 6),
             "fuses": [fuse.record() for fuse in self.fuses],
             "fused_bytes": sum(fuse.bytes for fuse in self.fuses),
             "fuse_seconds": round(sum(fuse.seconds for fuse in self.fuses), 6),
@@ -357,7 +383,8 @@ def forced_measures(
 ) -> frozenset[Measure] | None:
     """The measures taken without planning, or None to plan. The residency choice predates the
     planner and keeps its meaning: ALL keeps every part on the device, ONE lets only the full
-    distilled UNets wait. With no measurement (the CPU, without --vram) RAM is the device."""
+    distilled UNets wait (on the CPU, on disk). The CPU without --vram plans with its available RAM;
+    where that is unknown (no /proc/meminfo), everything stays loaded."""
     if measures is not None:
         return frozenset(measures)
     if residency is Residency.ONE:
@@ -380,7 +407,11 @@ def build_placer(
     slot: Any = None,
     slot_bytes: int = 0,
     lora_route: LoraRoute = LoraRoute.AUTO,
+    ram: bool = False,
+    on_disk: Mapping[str, PartHandle] | None = None,
 ) -> Placer:
+    """ram: the device is the CPU and free_bytes its available RAM; on_disk: the full UNets not
+    loaded yet, by role, each with the handle that reads it from its file and drops it."""
     parts = engine_parts(
         base,
         {part_of_role(role): unet for role, unet in twins.items()},
@@ -388,6 +419,7 @@ def build_placer(
         slot,
         slot_bytes,
     )
+    parts.update({part_of_role(role): handle for role, handle in (on_disk or {}).items()})
     basis = PlanBasis(
         dtype=dtype_name(dtype),
         free_bytes=free_bytes,
@@ -395,6 +427,7 @@ def build_placer(
         forced=forced,
         forced_tile=forced_tile,
         lora_route=lora_route,
+        ram=ram,
     )
     return Placer(parts, device_of, basis)
 

@@ -39,6 +39,7 @@ class PlanRequest:
     dtype: str
     size: tuple[int, int]
     lora_route: LoraRoute = LoraRoute.AUTO  # the LoRA route set in Settings
+    ram: bool = False  # free_bytes is the CPU's available RAM: the full UNets wait on disk, if any
 
 
 def plan_request(settings: Settings, info: EngineInfo | None) -> PlanRequest:
@@ -55,6 +56,8 @@ def plan_request(settings: Settings, info: EngineInfo | None) -> PlanRequest:
         source = "the GPU memory set in Settings"
     elif isinstance(measured, int):
         free, source = measured, "measured on the GPU when the models loaded"
+        if placement.get("ram"):
+            source = "the RAM available when the models loaded on the CPU"
     else:
         free, source = None, ""
     size = info.native_size if info is not None else (1024, 1024)
@@ -65,6 +68,7 @@ def plan_request(settings: Settings, info: EngineInfo | None) -> PlanRequest:
         dtype=dtype,
         size=size,
         lora_route=settings.lora_route,
+        ram=settings.vram is None and bool(placement.get("ram")),
     )
 
 
@@ -95,6 +99,7 @@ def plan_text(request: PlanRequest) -> str:
             width=width,
             height=height,
             vae_upcast=sizes.vae_upcast,
+            ram=request.ram,
         ),
         lora_route=request.lora_route,
     )
@@ -104,6 +109,7 @@ def plan_text(request: PlanRequest) -> str:
         request.free_bytes,
         vae_upcast=sizes.vae_upcast,
         lora_route=request.lora_route,
+        ram=request.ram,
     )
     lines = describe_placement(placement, five)
     return "\n".join([f"{needs} Free memory: {request.source}.", *lines])

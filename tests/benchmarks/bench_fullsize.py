@@ -11,7 +11,9 @@ as an original single file, the LCM UNet folder, a Lightning 4-step UNet file an
   QApplication runs offscreen with the status-bar widget following the load (goal < 100 ms);
 - the bytes held against the sum of the distinct weights in the files, and the bytes five separate
   pipelines would hold;
-- the peak RSS;
+- the peak RSS, under the planner's CPU plan: with the RAM available at the start, the full LCM and
+  Lightning UNets wait on disk where they would not fit beside the fused slot, each read by its load
+  route when its mode runs (which parts waited and what each read cost are printed);
 - one small comparison's seconds per step (64x64, 2 steps per mode);
 - issue 22: each LoRA mode's step over the base UNet's step (same size and batch, CFG off for both),
   fused in the slot or unfused as --lora-route says, and the seconds and bytes of one fuse.
@@ -207,6 +209,17 @@ def print_plans(files: Any, base_config: Path | None) -> None:
             [*command, "--vram", str(gib)], cwd=REPO, capture_output=True, text=True, check=False
         )
         print(f"\n$ fewstep plan ... --vram {gib}\n{(done.stdout + done.stderr).strip()}")
+    # The CPU's plan, with the RAM available now (the engine's plan below measures it again at its start).
+    done = subprocess.run(
+        [*command, "--dtype", "bf16", "--size", "64x64"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    print(
+        f"\n$ fewstep plan ... --dtype bf16 --size 64x64 (no CUDA: RAM)\n{(done.stdout + done.stderr).strip()}"
+    )
 
 
 def load_in_worker(
@@ -253,8 +266,14 @@ def load_in_worker(
     )
     from engine.contract.placement import LoraRoute
 
+    # The planner's CPU plan (residency auto): with the RAM available at the start, the full UNets
+    # wait on disk where all of them and the fused slot would not fit.
     config = EngineConfig(
-        paths=paths, device="cpu", residency=Residency.ALL, dtype="bfloat16", lora_route=LoraRoute(lora_route)
+        paths=paths,
+        device="cpu",
+        residency=Residency.AUTO,
+        dtype="bfloat16",
+        lora_route=LoraRoute(lora_route),
     )
     worker = EngineWorker(config, factory=factory)
     seen_texts: list[str] = []
@@ -301,10 +320,12 @@ def load_in_worker(
 
 def memory(engine: Any, files: Any) -> None:
     from engine.contract.modes import ModelRole
+    from engine.contract.placement import Part
     from engine.runtime.memory import module_bytes
 
     base = engine.base
-    modules = [base.text_encoder, base.text_encoder_2, base.vae, *(p.unet for p in engine.pipes.values())]
+    unets = [p.unet for p in engine.pipes.values() if p.unet is not None]
+    modules = [base.text_encoder, base.text_encoder_2, base.vae, *unets]
     held = distinct_bytes(modules)
     weights = sum(
         header_elements(p)
@@ -324,11 +345,11 @@ def memory(engine: Any, files: Any) -> None:
         return sum(p.numel() * p.element_size() for n, p in unet.named_parameters() if "lora_" in n)
 
     loras = lora_bytes(ModelRole.LCM_LORA) + lora_bytes(ModelRole.LIGHTNING_LORA)
-    full = module_bytes(engine.pipes[ModelRole.LCM_UNET].unet) + module_bytes(
-        engine.pipes[ModelRole.LIGHTNING_UNET].unet
-    )
+    # A full UNet that waits on disk is counted at its size in the plan (from its file's header).
+    parts = engine.placer.parts
+    full = parts[Part.LCM_UNET].size + parts[Part.LIGHTNING_UNET].size
     separate = 5 * shared + 3 * base_unet + full + loras
-    print(f"bytes held by the five modes (distinct storages): {gib(held)}")
+    print(f"bytes held by the five modes (distinct storages, the UNets on disk left out): {gib(held)}")
     print(f"sum of the distinct weights in the files, in bf16:  {gib(weights * BF16)} "
           f"(held / sum = {held / (weights * BF16):.4f})")  # fmt: skip
     print(f"five separate pipelines would hold:                 {gib(separate)} ({separate / held:.2f}x)")
@@ -351,6 +372,22 @@ def compare(engine: Any, size: int, steps: int) -> None:
     for r in result.results:
         t = r.timings
         print(f"| {r.mode} | {statistics.median(t.per_step):.2f} | {t.text_encoding:.2f} | {t.decode:.2f} |")
+    disk_waits(engine)
+
+
+def disk_waits(engine: Any) -> None:
+    """Which parts waited on disk under the CPU plan, and what each read (and drop) of the last
+    comparison cost."""
+    report = engine.placement_report()
+    waited = [name for name, part in report["parts"].items() if part["rests_on"] == "disk"]
+    print(f"\nplan: {gib(report['free_bytes'] or 0)} of RAM available at the start, measures: "
+          f"{'; '.join(report['measure_texts']) or 'none'}; LoRA route {report['lora_route']}")  # fmt: skip
+    print(f"parts that waited on disk: {', '.join(waited) or 'none'}")
+    for move in report["moves"]:
+        if move["direction"] in ("read", "drop"):
+            print(f"  {move['direction']} {move['part']} at the switch to {move['mode']}: "
+                  f"{move['seconds']:.2f} s, {gib(move['bytes'])}")  # fmt: skip
+    print(f"reads in the comparison: {gib(report['read_bytes'])} in {report['read_seconds']:.2f} s")
 
 
 if __name__ == "__main__":

@@ -123,3 +123,19 @@ def test_compare_with_vram_records_the_placement(
     assert any(m["part"] == "lcm unet" and m["direction"] == "in" and m["step"] == "denoise" for m in moves)
     assert all(set(m) == {"mode", "step", "part", "direction", "to", "bytes", "seconds"} for m in moves)
     assert placement["moved_bytes"] == sum(m["bytes"] for m in moves)
+
+
+def test_plan_on_the_cpu_says_the_full_unets_wait_on_disk(
+    tiny_models: TinyModelSet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 1 GiB of RAM is under the 2 GiB reserve: nothing fits, and the full UNets wait on disk.
+    assert main(["plan", *model_args(tiny_models), "--ram", "1", "--size", "64x64"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "of available RAM (the CPU: RAM is the device)" in out
+    assert "the full distilled UNets wait on disk; read from its file when its mode runs" in out
+    assert f"  {Part.LCM_UNET}" in out and "on disk; read from its file when its mode runs" in out
+    assert "waits in CPU RAM" not in out
+    assert main(["plan", *model_args(tiny_models), "--ram", "64", "--size", "64x64"]) == EXIT_OK
+    roomy = capsys.readouterr().out
+    assert "with every part loaded" in roomy and "on disk" not in roomy
+    assert main(["plan", *model_args(tiny_models), "--ram", "8", "--vram", "8"]) == EXIT_BAD_INPUT

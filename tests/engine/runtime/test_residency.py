@@ -38,7 +38,9 @@ def test_policy_is_chosen_from_free_memory(
 def test_one_at_a_time_moves_only_the_needed_unet(
     tiny_models: TinyModelSet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    engine = Engine(model_paths_of(tiny_models), residency=Residency.ONE)
+    # --vram plans for a card even on the CPU (without it, ONE lets the UNets wait on disk:
+    # tests/engine/runtime/test_disk_wait.py).
+    engine = Engine(model_paths_of(tiny_models), residency=Residency.ONE, vram=80.0)
     # Pretend the device is a GPU; the moves are recorded, not made.
     engine.plan = replace(engine.plan, device=torch.device("cuda"))
     moves: list[tuple[str, str]] = []

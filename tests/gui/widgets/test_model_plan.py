@@ -34,13 +34,14 @@ def test_models_tab_shows_the_plan_for_the_set_gpu_memory(
     assert text == plan_text(request)
 
 
-def test_without_gpu_memory_the_tab_says_what_the_comparison_needs(
-    make_window: WindowMaker, qtbot: QtBot
-) -> None:
-    window = make_window()  # the CPU engine measures nothing
+def test_on_the_cpu_the_tab_plans_the_ram_the_engine_measured(make_window: WindowMaker, qtbot: QtBot) -> None:
+    window = make_window()  # the CPU engine plans with the RAM available (64 GiB in the tests)
     panel = window.model_panel
     qtbot.waitUntil(lambda: "needs at least" in panel.plan.toPlainText(), timeout=PLAN_MS)
-    assert "No GPU memory to plan for" in panel.plan.toPlainText()
+    text = panel.plan.toPlainText()
+    assert "of available RAM (the CPU: RAM is the device)" in text
+    assert "the RAM available when the models loaded on the CPU" in text
+    assert "No GPU memory to plan for" not in text
 
 
 def test_the_engines_measurement_is_used_when_settings_give_none(tiny_models: TinyModelSet) -> None:
