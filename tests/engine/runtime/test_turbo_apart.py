@@ -18,6 +18,7 @@ from PIL import Image
 
 from devtools.field_fixtures import write_turbo_apart, write_turbo_folder
 from devtools.tiny_model import TinyModelSet
+from engine.cli import EXIT_OK, main
 from engine.contract.modes import MODES
 from engine.contract.placement import (
     Measure,
@@ -155,6 +156,15 @@ def test_the_plan_and_the_memory_report_count_its_own_parts(
     assert vae in turbo_steps[Step.DECODE].on_device and Part.VAE not in turbo_steps[Step.DECODE].on_device
     lines = "\n".join(describe_placement(plan))
     assert "turbo text encoders" in lines and "turbo vae" in lines
+
+
+def test_fewstep_plan_shows_its_own_parts(
+    apart: dict[str, Path], tiny_models: TinyModelSet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["plan", "--base", str(tiny_models.base), "--model", f"turbo={apart['folder']}"]
+    assert main([*argv, "--vram", "1", "--size", "64x64", "--modes", "ddim,turbo"]) == EXIT_OK
+    printed = capsys.readouterr().out
+    assert "turbo text encoders" in printed and "turbo vae" in printed
 
 
 def test_the_placer_moves_its_own_parts_for_its_mode(engines: dict[str, Engine]) -> None:
