@@ -59,6 +59,7 @@ __all__ = [
     "write_hyper_unet",
     "write_pcm_lora",
     "write_tcd_lora",
+    "write_turbo_apart",
     "write_turbo_folder",
     "write_turbo_single_file",
 ]
@@ -332,6 +333,30 @@ def write_turbo_single_file(models: TinyModelSet, turbo_folder: Path) -> Path:
         lightning_lora=models.lightning_lora,
     )
     return write_single_file_checkpoint(turbo, turbo_folder / TURBO_SINGLE_FILE, dtype=torch.float16)
+
+
+TURBO_APART_DIR = "own-parts"  # holds an sdxl-turbo folder whose text encoders and VAE are its own
+_TURBO_OWN_PARTS = ("text_encoder", "text_encoder_2", "vae")
+
+
+def write_turbo_apart(models: TinyModelSet, folder: Path, *, seed: int = 0) -> tuple[Path, Path]:
+    """An SDXL-Turbo folder and its single file (``folder/own-parts/sdxl-turbo`` and the
+    ``sd_xl_turbo_1.0_fp16.safetensors`` in it), laid out as write_turbo_folder's, but whose text
+    encoders and VAE differ from the base's: every float tensor of ``text_encoder``, ``text_encoder_2``
+    and ``vae`` moved by seeded noise of 5% of its RMS, the ``.fp16`` variant the perturbed fp32 weights
+    in fp16. The case the engine loads apart; whether the real files differ from SDXL base's is
+    unverified."""
+    turbo = write_turbo_folder(models, folder / TURBO_APART_DIR, seed=seed)
+    for index, sub in enumerate(_TURBO_OWN_PARTS):
+        files = sorted((turbo / sub).glob("*.safetensors"))
+        full = next(f for f in files if ".fp16." not in f.name)
+        generator = torch.Generator(device="cpu").manual_seed(seed * 1009 + 711 + index)
+        moved = _perturbed(load_file(full), generator, 0.05)
+        save_file(moved, full, metadata=dict(ST_FORMAT_PT))
+        for half in (f for f in files if ".fp16." in f.name):
+            in_fp16 = {k: v.half() if v.is_floating_point() else v for k, v in moved.items()}
+            save_file(in_fp16, half, metadata=dict(ST_FORMAT_PT))
+    return turbo, write_turbo_single_file(models, turbo)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -101,6 +101,10 @@ FIELD_CARDS: dict[str, CardRun] = {
     "pcm-normalcfg": CardRun(
         "pcm-normalcfg-8step", False, _pcm_ddim, {"num_inference_steps": 8, "guidance_scale": 3.0}
     ),
+    # PCM's demo: LCMScheduler for the LCM-like file alone (LCM ignores the demo's trailing spacing).
+    "pcm-lcmlike": CardRun(
+        "pcm-lcmlike", False, LCMScheduler.from_config, {"num_inference_steps": 4, "guidance_scale": 0.0}
+    ),
     "flash-lora": CardRun(
         "flash", False, LCMScheduler.from_config, {"num_inference_steps": 4, "guidance_scale": 0.0}
     ),

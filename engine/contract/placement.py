@@ -16,7 +16,7 @@ The sizes are exact (from the headers); the activation figures added to them are
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from itertools import combinations
@@ -103,6 +103,47 @@ _ROLE_PARTS: dict[str, Part] = {
 def part_of_role(role: str) -> Part:
     """The part a distillation file is: a full UNet, or a LoRA's own matrices."""
     return _ROLE_PARTS.get(role) or Part(role)
+
+
+def own_text_part(role: str) -> Part:
+    """A whole pipeline's own text encoders (both), where they differ from the base's."""
+    return Part(f"{role} text encoders")
+
+
+def own_vae_part(role: str) -> Part:
+    """A whole pipeline's own VAE, where it differs from the base's."""
+    return Part(f"{role} vae")
+
+
+def _pipeline_roles() -> tuple[str, ...]:
+    return tuple(role for role, kind in MODES.role_files().items() if kind is ModeFile.PIPELINE)
+
+
+def own_text_parts() -> frozenset[Part]:
+    """Every whole pipeline's own text encoders a known mode can bring."""
+    return frozenset(own_text_part(role) for role in _pipeline_roles())
+
+
+def own_vae_parts() -> frozenset[Part]:
+    """Every whole pipeline's own VAE a known mode can bring."""
+    return frozenset(own_vae_part(role) for role in _pipeline_roles())
+
+
+def text_parts_of(mode: str, present: Collection[Part]) -> tuple[Part, ...]:
+    """The text encoders that encode a mode's prompt: its whole pipeline's own where it brings them
+    (they differ from the base's), else the base's."""
+    role = MODES[mode].unet_role
+    if role is not None and own_text_part(role) in present:
+        return (own_text_part(role),)
+    return TEXT_PARTS
+
+
+def vae_part_of(mode: str, present: Collection[Part]) -> Part:
+    """The VAE that decodes a mode's image: its whole pipeline's own where it brings one, else the base's."""
+    role = MODES[mode].unet_role
+    if role is not None and own_vae_part(role) in present:
+        return own_vae_part(role)
+    return Part.VAE
 
 
 def full_unet_parts() -> frozenset[Part]:
@@ -357,9 +398,9 @@ def _resting(inp: PlanInput, measures: frozenset[Measure]) -> dict[Part, Where]:
     if Measure.DISTILLED_UNETS_WAIT in measures:
         waits |= full_unet_parts()
     if Measure.TEXT_ENCODERS_WAIT in measures:
-        waits |= set(TEXT_PARTS)
+        waits |= {*TEXT_PARTS, *own_text_parts()}
     if Measure.VAE_WAITS in measures:
-        waits.add(Part.VAE)
+        waits |= {Part.VAE, *own_vae_parts()}
     if Measure.IDLE_LORAS_WAIT in measures:
         waits |= adapter_parts()
     away = Where.DISK if inp.ram else Where.CPU
@@ -373,20 +414,24 @@ class Step(StrEnum):
     DECODED = "decoded"  # after the decode, before the next step
 
 
-def step_moves(step: Step, mode: str, measures: frozenset[Measure]) -> tuple[set[Part], set[Part]]:
+def step_moves(
+    step: Step, mode: str, measures: frozenset[Measure], present: Collection[Part] = ()
+) -> tuple[set[Part], set[Part]]:
     """(wanted, leaving): the parts a step needs on the device, and those that must leave it first.
-    The engine's placer and the planner's simulation both follow these rules."""
+    present: the parts the engine holds (a whole pipeline's own text encoders and VAE serve its mode
+    where they are there). The engine's placer and the planner's simulation both follow these rules."""
+    vaes = {Part.VAE, *own_vae_parts()}
     if step is Step.ENCODE:
         leaving = set(unet_parts()) if Measure.UNETS_WAIT_FOR_ENCODING in measures else set()
-        return set(TEXT_PARTS), leaving
+        return set(text_parts_of(mode, present)), leaving
     if step is Step.DECODE:
-        return {Part.VAE}, set()
+        return {vae_part_of(mode, present)}, set()
     if step is Step.DECODED:
-        return set(), ({Part.VAE} if Measure.VAE_WAITS in measures else set())
+        return set(), (vaes if Measure.VAE_WAITS in measures else set())
     needed = set(mode_parts(mode))
     leaving = set()
     if Measure.TEXT_ENCODERS_WAIT in measures:
-        leaving |= set(TEXT_PARTS)
+        leaving |= {*TEXT_PARTS, *own_text_parts()}
     base_mode = MODES[mode].on_base_unet
     if Measure.DISTILLED_UNETS_WAIT in measures and (not base_mode or Measure.BASE_UNET_WAITS in measures):
         # As the engine's one-at-a-time residency: the last one stays until another UNet needs the
@@ -397,7 +442,7 @@ def step_moves(step: Step, mode: str, measures: frozenset[Measure]) -> tuple[set
     if Measure.BASE_UNET_WAITS in measures and not base_mode:
         leaving |= set(BASE_GROUP)
     if Measure.VAE_WAITS in measures:
-        leaving.add(Part.VAE)
+        leaving |= vaes
     return needed, leaving
 
 
@@ -432,31 +477,37 @@ class _Simulation:
         """The engine's order: encode (when this mode needs a new encoding), switch, denoise, decode."""
         inp, measures = self.inp, self.measures
         steps: list[StepPlan] = []
+        present = set(inp.sizes)
         if encode:
-            wanted, leaving = step_moves(Step.ENCODE, mode, measures)
+            wanted, leaving = step_moves(Step.ENCODE, mode, measures, present)
             steps.append(self._step(mode, Step.ENCODE, wanted, leaving, encode_bytes()))
-        wanted, leaving = step_moves(Step.DENOISE, mode, measures)
+        wanted, leaving = step_moves(Step.DENOISE, mode, measures, present)
         batch = cfg_batch(mode, inp.guidance.get(mode))
         activations = unet_step_bytes(inp.width, inp.height, inp.dtype, batch)
         steps.append(self._step(mode, Step.DENOISE, wanted, leaving, activations))
-        vae = inp.sizes.get(Part.VAE, 0)
+        vae = inp.sizes.get(vae_part_of(mode, present), 0)
         # An upcast VAE sits in fp32 during the decode: its weights take twice their fp16 bytes.
         upcast = inp.decode_dtype != inp.dtype
         extra = vae * (DTYPE_BYTES["fp32"] // DTYPE_BYTES[inp.dtype] - 1) if upcast else 0
         decode = decode_bytes(inp.width, inp.height, inp.decode_dtype, self.tile) + extra
-        wanted, leaving = step_moves(Step.DECODE, mode, measures)
+        wanted, leaving = step_moves(Step.DECODE, mode, measures, present)
         steps.append(self._step(mode, Step.DECODE, wanted, leaving, decode))
-        wanted, leaving = step_moves(Step.DECODED, mode, measures)
+        wanted, leaving = step_moves(Step.DECODED, mode, measures, present)
         steps.append(self._step(mode, Step.DECODED, wanted, leaving, 0))
         return ModePlan(mode, tuple(steps))
 
     def comparison(self, order: list[str]) -> tuple[ModePlan, ...]:
         # The first pass leaves the parts where a previous comparison would have; the second, the
         # steady state an artist sees from the second comparison on, is the one reported.
-        # A style that patches the text encoders is off for the full distilled UNets, so the first of
-        # them needs an encoding of its own.
+        # One encoding per state of the text encoders, as the engine keys them: a style that patches
+        # the base's is off for the full distilled UNets, so the first of them needs an encoding of its
+        # own; a whole pipeline with text encoders of its own encodes with them.
         restyled = bool(self.inp.sizes.get(Part.STYLE_TEXT))
-        first_full = next((m for m in order if not MODES[m].on_base_unet), None)
+        present = set(self.inp.sizes)
+
+        def text_state(mode: str) -> tuple[tuple[Part, ...], bool]:
+            return text_parts_of(mode, present), restyled and MODES[mode].on_base_unet
+
         plans: tuple[ModePlan, ...] = ()
         # With the fused slot, the engine runs first the LoRA mode whose LoRA the slot still holds
         # from the comparison before: the steady state alternates, and its second pass is the one.
@@ -469,9 +520,13 @@ class _Simulation:
                 running = comparison_order(order, fused, loaded)
             else:
                 running = order
-            plans = tuple(
-                self.mode(m, encode=i == 0 or (restyled and m == first_full)) for i, m in enumerate(running)
-            )
+            encoded: set[tuple[tuple[Part, ...], bool]] = set()
+            modes: list[ModePlan] = []
+            for m in running:
+                state = text_state(m)
+                modes.append(self.mode(m, encode=state not in encoded))
+                encoded.add(state)
+            plans = tuple(modes)
             fused = next((MODES[m].adapter for m in reversed(running) if MODES[m].adapter), None)
             if self.inp.ram and Measure.DISTILLED_UNETS_WAIT in self.measures:
                 loaded = next((MODES[m].unet_role for m in reversed(running) if MODES[m].unet_role), None)

@@ -8,6 +8,7 @@ ids) keep their own width. Torch-free, so the GUI can plan before the engine loa
 
 from __future__ import annotations
 
+import filecmp
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -19,7 +20,7 @@ from safetensors import SafetensorError, safe_open
 from engine.contract.errors import ModelInputError
 from engine.contract.memory_estimates import DTYPE_BYTES
 from engine.contract.modes import MODES, ModeFile, ModelRole
-from engine.contract.placement import Part, part_of_role
+from engine.contract.placement import Part, own_text_part, own_vae_part, part_of_role
 from engine.files.model_files import FileKind, ModelFile, check_style_lora, check_vae
 from engine.files.model_paths import ModelPaths
 from engine.files.resources import CONFIG_DIR_NAME, shipped
@@ -172,6 +173,51 @@ def full_unet_size(info: ModelFile) -> PartSize:
     return _unet_only(info, Part("unet"))[Part("unet")]
 
 
+def _same_files(one: Path, other: Path) -> bool:
+    """Whether two component folders hold the same weight files byte for byte (the Hugging Face
+    cache links equal files to one blob, which needs no reading)."""
+    try:
+        mine, theirs = _weights_of(one), _weights_of(other)
+    except ModelInputError:
+        return False
+    if [p.name for p in mine] != [p.name for p in theirs]:
+        return False
+    return all(
+        a.resolve() == b.resolve() or filecmp.cmp(a, b, shallow=False)
+        for a, b in zip(mine, theirs, strict=True)
+    )
+
+
+def _pipeline_own_sizes(
+    info: ModelFile, base: ModelFile, role: str, *, with_vae: bool
+) -> dict[Part, PartSize]:
+    """A whole pipeline's text encoders and VAE, as parts of its own unless shown to be the base's:
+    the engine shares them only where they equal the base's bit for bit. From headers alone that shows
+    only for two diffusers folders whose component files are the same bytes; anywhere else they are
+    counted apart, which can only overstate the plan."""
+    folders = info.kind is FileKind.SDXL_FOLDER and base.kind is FileKind.SDXL_FOLDER
+    text, vae = own_text_part(role), own_vae_part(role)
+    sizes: dict[Part, PartSize] = {}
+    text_subs = ("text_encoder", "text_encoder_2")
+    same_text = folders and all(_same_files(info.path / sub, base.path / sub) for sub in text_subs)
+    same_vae = not with_vae or (folders and _same_files(info.path / "vae", base.path / "vae"))
+    if info.kind is FileKind.SDXL_FOLDER:
+        if not same_text:
+            for sub in text_subs:
+                _merge(sizes, _folder_sizes(info.path / sub, text))
+        if not same_vae:
+            _merge(sizes, _folder_sizes(info.path / "vae", vae))
+        return sizes
+
+    def part_of(key: str) -> Part | None:
+        part = _prefix_part(key)
+        if part in (Part.TEXT_ENCODER, Part.TEXT_ENCODER_2) and not same_text:
+            return text
+        return vae if part == Part.VAE and not same_vae else None
+
+    return header_sizes(info.path, part_of)
+
+
 def slot_size(path: Path) -> PartSize:
     """What the fused slot holds for this LoRA: the base UNet weights of the layers it touches, each
     out x in (x kh x kw), read from the shapes of its down and up matrices."""
@@ -220,8 +266,10 @@ def model_sizes(paths: ModelPaths, config_dir: Path | None = None) -> ModelSizes
     slots: list[PartSize] = []  # the fused slot's size for each LoRA role given
     for role, info in files.items():
         part = part_of_role(role)
-        if kinds.get(role) in (ModeFile.UNET, ModeFile.PIPELINE):  # a pipeline's own part is its UNet
+        if kinds.get(role) in (ModeFile.UNET, ModeFile.PIPELINE):
             _merge(sizes, _unet_only(info, part))
+        if kinds.get(role) is ModeFile.PIPELINE:  # and its text encoders and VAE where not the base's
+            _merge(sizes, _pipeline_own_sizes(info, base, role, with_vae=paths.vae is None))
         elif kinds.get(role) is ModeFile.LORA:
             _merge(sizes, header_sizes(info.path, _lora_part(part, part)))
             slots.append(slot_size(info.path))

@@ -6,7 +6,9 @@ tensors. The LCM and Lightning UNets are separate UNet objects. Every UNet sits 
 that shares the base's text encoders, tokenizers and VAE (the same tensors, not copies), so a mode
 switch is a choice of pipeline plus a scheduler, and reads no file. A pipeline per UNet, rather
 than assigning pipe.unet, keeps adapters with the UNet they were loaded into (after
-`pipe.unet = other`, set_adapters silently applies to the text encoders only).
+`pipe.unet = other`, set_adapters silently applies to the text encoders only). A whole pipeline
+(SDXL-Turbo) shares the base's text encoders and VAE where they are equal bit for bit; where they
+differ it keeps its own, loaded once, and its mode encodes and decodes with them.
 """
 
 from __future__ import annotations
@@ -23,7 +25,16 @@ import torch
 from engine.contract.errors import JobCancelled, RequestError
 from engine.contract.info import EngineInfo, MemoryReport, ModelMemory, StyleInfo
 from engine.contract.modes import MODES, GuidanceKind, ModeFile, ModelRole, ModeSpec
-from engine.contract.placement import GIB, LoraRoute, Measure, Part, Step, comparison_order
+from engine.contract.placement import (
+    GIB,
+    LoraRoute,
+    Measure,
+    Part,
+    Step,
+    comparison_order,
+    own_text_part,
+    own_vae_part,
+)
 from engine.contract.placement_text import size_text
 from engine.contract.request import (
     ComparisonResult,
@@ -46,11 +57,12 @@ from engine.runtime.device import DevicePlan, plan_device, synchronize
 from engine.runtime.fused_slot import CannotFuseError, FusedSlot, slot_bytes
 from engine.runtime.libraries import quiet_diffusers
 from engine.runtime.loading import (
+    PipelineParts,
     SDXLPipeline,
     load_base,
     load_full_unet,
     load_lora,
-    load_pipeline_unet,
+    load_pipeline,
     load_vae,
     share_weights,
 )
@@ -80,7 +92,9 @@ def _unet_label(role: str) -> str:
 
 log = logging.getLogger(__name__)
 
-TextState = tuple[tuple[str, float], ...]  # the styles patching the text encoders, with their weights
+# Whose text encoders encode ("base", or a whole pipeline's role where its own differ from the base's),
+# and the styles patching them, with their weights.
+TextState = tuple[str, tuple[tuple[str, float], ...]]
 
 
 @dataclass
@@ -174,32 +188,37 @@ class Engine:
         self.pipes: dict[str, Any] = {ModelRole.BASE: self.base}
 
         def read_unet(role: str, progress: Callable[[float], None] | None) -> Any:
+            return load_full_unet(
+                self.files[role], _option(role), self.base.unet, self.config_dir, cpu, dtype, progress
+            )
+
+        # Each whole pipeline's components: the base's text encoders and VAE where equal, else its own.
+        # A whole pipeline is read at start: its parts are compared with the base's once, not at each
+        # switch. On the CPU RAM is the device, and a plain full UNet can wait on disk: none is read
+        # now; the plan below says which are read at once (settle) and which when their mode runs.
+        self.pipelines: dict[str, PipelineParts] = {}
+        on_disk: dict[str, PartHandle] = {}
+        for role in unet_roles:
             if kinds[role] is ModeFile.PIPELINE:
-                return load_pipeline_unet(
+                parts = load_pipeline(
                     self.files[role],
                     _option(role),
                     self.base,
                     self.config_dir,
                     cpu,
                     dtype,
-                    progress,
-                    own_vae=paths.vae is None,
+                    loading(f"the {_unet_label(role)}"),
+                    replacement_vae=paths.vae is not None,
                 )
-            return load_full_unet(
-                self.files[role], _option(role), self.base.unet, self.config_dir, cpu, dtype, progress
-            )
-
-        # On the CPU RAM is the device: a full UNet can wait on disk. None is read now; the plan
-        # below says which are read at once (settle) and which when their mode runs.
-        on_disk: dict[str, PartHandle] = {}
-        for role in unet_roles:
-            if ram:
+                self.pipelines[role] = parts
+                self.pipes[role] = self._pipeline_of(parts)
+            elif ram:
                 loading(f"the {_unet_label(role)}'s header (read when the plan says)")
                 self.pipes[role] = self._pipeline_with(None)
                 on_disk[role] = self._disk_handle(role, read_unet)
-                continue
-            unet = read_unet(role, loading(f"the {_unet_label(role)}"))
-            self.pipes[role] = self._pipeline_with(unet)
+            else:
+                unet = read_unet(role, loading(f"the {_unet_label(role)}"))
+                self.pipes[role] = self._pipeline_with(unet)
         self._on_disk = {role: handle.size for role, handle in on_disk.items()}
         # Each distillation LoRA gets its own twin of the base UNet: the same weight tensors (no
         # copy), its own peft wrappers. Switching between base, LCM-LoRA and Lightning LoRA is then
@@ -255,6 +274,7 @@ class Engine:
             lora_route=lora_route,
             ram=ram,
             on_disk=on_disk,
+            own=self._own_parts(),
         )
         self._adapters = AdapterState()
         self._schedulers: dict[str, Any] = {}
@@ -306,7 +326,8 @@ class Engine:
         """The plan for this image size, these modes and their guidance (the activations grow with
         the size, and double under CFG)."""
         self.placer.replan(width, height, modes, guidance)
-        set_tiling(self.base.vae, self.placer.placement.tile, self.base.vae_scale_factor)
+        for vae in (self.base.vae, *(p.vae for p in self.pipelines.values() if p.own_vae)):
+            set_tiling(vae, self.placer.placement.tile, self.base.vae_scale_factor)
         if self.slot is not None and not self.placer.fused:
             self.slot.clear()  # the plan runs the LoRA modes unfused: the slot gives its memory back
 
@@ -343,6 +364,40 @@ class Engine:
         return self.placer.report()
 
     # --- what can run -------------------------------------------------------------------------
+
+    def _own_parts(self) -> dict[Part, list[Any]]:
+        """The whole pipelines' own text encoders and VAEs, as plan parts (none where they are the base's)."""
+        own: dict[Part, list[Any]] = {}
+        for role, parts in self.pipelines.items():
+            if parts.own_text:
+                own[own_text_part(role)] = [parts.text_encoder, parts.text_encoder_2]
+            if parts.own_vae:
+                own[own_vae_part(role)] = [parts.vae]
+        return own
+
+    def _pipeline_of(self, parts: PipelineParts) -> Any:
+        """A whole pipeline's mode's pipeline: its UNet, with its own text encoders and VAE where they
+        differ from the base's, else the base's (the same objects)."""
+        pipe = SDXLPipeline(
+            vae=parts.vae,
+            text_encoder=parts.text_encoder,
+            text_encoder_2=parts.text_encoder_2,
+            tokenizer=parts.tokenizer,
+            tokenizer_2=parts.tokenizer_2,
+            unet=parts.unet,
+            scheduler=self.base.scheduler,
+            force_zeros_for_empty_prompt=parts.force_zeros_for_empty_prompt,
+            add_watermarker=False,
+        )
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    def text_key(self, spec: ModeSpec) -> str:
+        """Whose text encoders encode a mode's prompt: a whole pipeline's role where its own differ
+        from the base's, else the base's."""
+        role = spec.unet_role
+        parts = self.pipelines.get(role) if role is not None else None
+        return str(role) if role is not None and parts is not None and parts.own_text else ModelRole.BASE
 
     def _pipeline_with(self, unet: Any) -> Any:
         base = self.base
@@ -396,7 +451,10 @@ class Engine:
                 # Lightning's 1-step UNet predicts the clean image; only its name says so.
                 overrides["prediction_type"] = "sample"
             scheduler_class = getattr(diffusers, spec.scheduler)
-            scheduler = scheduler_class.from_config(self.original_scheduler_config, **overrides)
+            # A whole pipeline's modes start from its own scheduler config, as its card's pipeline does.
+            parts = self.pipelines.get(spec.unet_role) if spec.unet_role is not None else None
+            config = parts.scheduler_config if parts is not None else self.original_scheduler_config
+            scheduler = scheduler_class.from_config(config, **overrides)
             self._schedulers[spec.name] = scheduler
         return scheduler
 
@@ -491,10 +549,13 @@ class Engine:
 
     # --- running ------------------------------------------------------------------------------
 
-    def encode(self, prompt: str, negative_prompt: str, *, with_negative: bool) -> PromptEmbeddings:
+    def encode(
+        self, prompt: str, negative_prompt: str, *, with_negative: bool, text_key: str = ModelRole.BASE
+    ) -> PromptEmbeddings:
+        """text_key: whose text encoders encode it (Engine.text_key): the base's, or a whole pipeline's own."""
         start = time.perf_counter()
         with torch.inference_mode():
-            embeds = self.base.encode_prompt(
+            embeds = self.pipes[text_key].encode_prompt(
                 prompt,
                 device=self.plan.device,
                 num_images_per_prompt=1,
@@ -580,7 +641,7 @@ class Engine:
         )
         # One encoding per state of the text encoders: the distillation LoRAs never touch them, so
         # usually one for the whole comparison; a second only where a style patches them and the
-        # full distilled UNets run without it.
+        # full distilled UNets run without it, or where a whole pipeline brings text encoders of its own.
         encodings: dict[TextState, PromptEmbeddings] = {} if kept is None else kept.by_text_state
         results: dict[tuple[str, int], ModeResult] = {}
         guidance = tuple(sorted((name, r.guidance) for name, r in resolved.items()))
@@ -592,7 +653,11 @@ class Engine:
                 raise JobCancelled
             mode = resolved[settings.mode]
             mode_styles = styles_on if mode.spec.on_base_unet else ()
-            text_state = tuple((n, w) for n, w in mode_styles if self._style(n).patches_text_encoders)
+            text_key = self.text_key(mode.spec)
+            text_state = (
+                text_key,
+                tuple((n, w) for n, w in mode_styles if self._style(n).patches_text_encoders),
+            )
             shared = text_state in encodings
             if not shared:
                 # Encoded before the switch, as the plan has it: on a small card the text encoders
@@ -600,9 +665,13 @@ class Engine:
                 start = time.perf_counter()
                 self.placer.prepare(Step.ENCODE, settings.mode)
                 moving = time.perf_counter() - start
-                if any(s.patches_text_encoders for s in self.styles):
-                    self._adapters.apply_text((self.base.text_encoder, self.base.text_encoder_2), text_state)
-                encoded = self.encode(request.prompt, request.negative_prompt, with_negative=with_negative)
+                if text_key == ModelRole.BASE and any(s.patches_text_encoders for s in self.styles):
+                    self._adapters.apply_text(
+                        (self.base.text_encoder, self.base.text_encoder_2), text_state[1]
+                    )
+                encoded = self.encode(
+                    request.prompt, request.negative_prompt, with_negative=with_negative, text_key=text_key
+                )
                 encodings[text_state] = replace(encoded, seconds=encoded.seconds + moving)
             switch_seconds = self.switch_to(settings.mode, mode_styles)
             embeddings = encodings[text_state]

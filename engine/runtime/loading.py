@@ -8,6 +8,7 @@ import logging
 import re
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +132,27 @@ def load_full_unet(
     return load_lightning_unet(info, base_unet, config_dir, device, dtype, on_progress, option=option)
 
 
-def load_pipeline_unet(
+@dataclass(frozen=True)
+class PipelineParts:
+    """A whole pipeline's components as a mode runs them: its UNet, and its text encoders (with their
+    tokenizers) and VAE, each the base's own object where it equals the base's bit for bit, else its
+    own, loaded once."""
+
+    unet: Any
+    text_encoder: Any
+    text_encoder_2: Any
+    tokenizer: Any
+    tokenizer_2: Any
+    vae: Any
+    force_zeros_for_empty_prompt: bool
+    # Its own scheduler config, which its modes' schedulers are built from, as its card's whole
+    # pipeline builds them (a single file's is the base's configs').
+    scheduler_config: Any
+    own_text: bool  # its text encoders differ from the base's: its prompts are encoded with its own
+    own_vae: bool  # its VAE differs from the base's: its images are decoded with its own
+
+
+def load_pipeline(
     info: ModelFile,
     option: str,
     base: Any,
@@ -140,25 +161,36 @@ def load_pipeline_unet(
     dtype: torch.dtype,
     on_progress: Progress | None = None,
     *,
-    own_vae: bool = True,
-) -> Any:
-    """The UNet of a whole pipeline (SDXL-Turbo: a diffusers folder or one original file), loaded as the
-    base is, whose text encoders and VAE must equal the base's bit for bit: then one prompt encoding and
-    one VAE serve it too. Where they differ it is refused (loading them apart is not done yet).
-    own_vae: False where a replacement VAE serves every pipeline anyway (nothing to compare)."""
-    # A single file takes the base's configs: its text encoders must be the base's anyway.
+    replacement_vae: bool = False,
+) -> PipelineParts:
+    """A whole pipeline (SDXL-Turbo: a diffusers folder or one original file), loaded as the base is.
+    Its text encoders (the pair) and its VAE are each compared with the base's, tensor by tensor: where
+    equal the base's serve it and the copy just read is dropped, so nothing is held twice; where they
+    differ its own are kept. replacement_vae: a --vae serves every pipeline, its own VAE is not kept."""
+    # A single file takes the base's configs and tokenizers (its text encoders are CLIP's either way).
     config_dir = info.path if info.kind is FileKind.SDXL_FOLDER else config_dir
     try:
         pipe = load_base(info, device, dtype, config_dir, on_progress)
     except ModelInputError as exc:
         raise ModelInputError(str(exc).replace("--base ", f"{option.rstrip('=')} ", 1)) from None
-    for name in ("text_encoder", "text_encoder_2", *(("vae",) if own_vae else ())):
-        if not _same_tensors(getattr(pipe, name), getattr(base, name)):
-            raise ModelInputError(
-                f"{option}{info.path}: its {name.replace('_', ' ')} differs from the base's; Fewstep runs a"
-                " whole pipeline only where its text encoders and VAE are the base's, for now"
-            )
-    return pipe.unet
+    own_text = not (
+        _same_tensors(pipe.text_encoder, base.text_encoder)
+        and _same_tensors(pipe.text_encoder_2, base.text_encoder_2)
+    )
+    own_vae = not replacement_vae and not _same_tensors(pipe.vae, base.vae)
+    text = pipe if own_text else base
+    return PipelineParts(
+        unet=pipe.unet,
+        text_encoder=text.text_encoder,
+        text_encoder_2=text.text_encoder_2,
+        tokenizer=text.tokenizer,
+        tokenizer_2=text.tokenizer_2,
+        vae=pipe.vae if own_vae else base.vae,
+        force_zeros_for_empty_prompt=bool(pipe.config.force_zeros_for_empty_prompt),
+        scheduler_config=pipe.scheduler.config,
+        own_text=own_text,
+        own_vae=own_vae,
+    )
 
 
 def _same_tensors(one: Any, other: Any) -> bool:

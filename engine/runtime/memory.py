@@ -15,7 +15,7 @@ import torch
 
 from engine.contract.info import MemoryReport, ModelMemory
 from engine.contract.modes import ModelRole
-from engine.contract.placement import Part, part_of_role
+from engine.contract.placement import Part, own_text_part, own_vae_part, part_of_role
 from engine.contract.residency import Residency
 
 
@@ -108,6 +108,14 @@ def memory_report(
         else:
             on = str(next(pipe.unet.parameters()).device)
             models.append(ModelMemory(_unet_label(key), module_bytes(pipe.unet), on))
+            # A whole pipeline's own text encoders and VAE, where they are not the base's objects.
+            if pipe.text_encoder is not base.text_encoder:
+                own = module_bytes(pipe.text_encoder, pipe.text_encoder_2)
+                models.append(ModelMemory(str(own_text_part(key)), own, where(own_text_part(key))))
+            if pipe.vae is not base.vae:
+                models.append(
+                    ModelMemory(str(own_vae_part(key)), module_bytes(pipe.vae), where(own_vae_part(key)))
+                )
     allocated = torch.cuda.memory_allocated(device) if device.type == "cuda" else None
     return MemoryReport(
         residency=str(residency),

@@ -253,7 +253,7 @@ class Placer:
 
     def prepare(self, step: Step, mode: str) -> None:
         """Before a step: what must leave goes to CPU RAM first, then what it wants comes in."""
-        wanted, leaving = step_moves(step, mode, self.measures)
+        wanted, leaving = step_moves(step, mode, self.measures, self.parts)
         for part in sorted(leaving & self.on):
             self._move(part, _CPU, mode, str(step), into=False)
             self.on.discard(part)
@@ -342,10 +342,12 @@ def engine_parts(
     full_unets: Mapping[Part, Any],
     slot: Any = None,
     slot_bytes: int = 0,
+    own: Mapping[Part, Sequence[Any]] | None = None,
 ) -> dict[Part, PartHandle]:
     """The engine's modules as plan parts. twins: adapter part -> its twin UNet (named as the part);
     full_unets: the full distilled UNets' parts; slot: the fused slot's UNet, whose own tensors (at
-    most slot_bytes) move with the base UNet's, since every other tensor of it is the base's."""
+    most slot_bytes) move with the base UNet's, since every other tensor of it is the base's; own: a
+    whole pipeline's own text encoders or VAE (engine.contract.placement.own_text_part), by part."""
     shared = [base.unet, *twins.values(), *([slot] if slot is not None else [])]
     distillation_lora = _distillation_lora(str(part) for part in twins)
 
@@ -372,6 +374,8 @@ def engine_parts(
     for part, twin in twins.items():
         modules = adapter_modules(twin, str(part))
         parts[part] = PartHandle(module_bytes(*modules), mover(modules))
+    for part, own_modules in (own or {}).items():
+        parts[part] = PartHandle(module_bytes(*own_modules), mover(own_modules))
     if slot is not None:
         # Moved by move_base with the tensors it shares: its own handle moves nothing.
         parts[Part.LORA_SLOT] = PartHandle(slot_bytes, lambda _device: None)
@@ -409,6 +413,7 @@ def build_placer(
     lora_route: LoraRoute = LoraRoute.AUTO,
     ram: bool = False,
     on_disk: Mapping[str, PartHandle] | None = None,
+    own: Mapping[Part, Sequence[Any]] | None = None,
 ) -> Placer:
     """ram: the device is the CPU and free_bytes its available RAM; on_disk: the full UNets not
     loaded yet, by role, each with the handle that reads it from its file and drops it."""
@@ -418,6 +423,7 @@ def build_placer(
         {part_of_role(role): unet for role, unet in full_unets.items()},
         slot,
         slot_bytes,
+        own,
     )
     parts.update({part_of_role(role): handle for role, handle in (on_disk or {}).items()})
     basis = PlanBasis(

@@ -74,24 +74,49 @@ def with_unet(base: Any, unet: Any) -> Any:
     return pipe
 
 
+def whole_pipeline(files: dict[str, Any], which: str, dtype: Any, device: str) -> Any:
+    """A whole pipeline (SDXL-Turbo) loaded whole, as its card loads it: its own text encoders, VAE and
+    scheduler config with its UNet (a single file takes the base's config folder). A replacement VAE
+    serves it too, as in Fewstep."""
+    from diffusers import AutoencoderKL, AutoPipelineForText2Image, StableDiffusionXLPipeline
+
+    whole = files[which]
+    if whole["single_file"]:
+        pipe = StableDiffusionXLPipeline.from_single_file(
+            whole["path"], config=files["base"]["config"], local_files_only=True, dtype=dtype
+        )
+    else:
+        pipe = AutoPipelineForText2Image.from_pretrained(
+            whole["path"], dtype=dtype, variant=whole["variant"], use_safetensors=True, local_files_only=True
+        )
+    vae = files.get("vae")
+    if vae is not None:
+        if vae["single_file"]:
+            pipe.vae = AutoencoderKL.from_single_file(
+                vae["path"],
+                config=files["base"]["config"],
+                subfolder="vae",
+                local_files_only=True,
+                dtype=dtype,
+            )
+        else:
+            pipe.vae = AutoencoderKL.from_pretrained(
+                vae["path"], dtype=dtype, variant=vae["variant"], local_files_only=True
+            )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
 def distilled_unet(files: dict[str, Any], which: str, base: Any, dtype: Any, device: str) -> Any:
     from diffusers import UNet2DConditionModel
     from safetensors.torch import load_file
 
     unet_file = files[which]
-    if unet_file.get("pipeline") and not unet_file["single_file"]:  # a whole pipeline's folder (SDXL-Turbo)
-        unet = UNet2DConditionModel.from_pretrained(
-            unet_file["path"],
-            subfolder="unet",
-            dtype=dtype,
-            variant=unet_file["variant"],
-            local_files_only=True,
-        )
-    elif unet_file.get("folder") or which == "lcm_unet":  # a diffusers UNet folder, as lcm-sdxl
+    if unet_file.get("folder") or which == "lcm_unet":  # a diffusers UNet folder, as lcm-sdxl
         unet = UNet2DConditionModel.from_pretrained(
             unet_file["path"], dtype=dtype, variant=unet_file["variant"], local_files_only=True
         )
-    elif unet_file["single_file"]:  # an all-in-one checkpoint (Lightning's, SDXL-Turbo's): its UNet only
+    elif unet_file["single_file"]:  # an all-in-one checkpoint (Lightning's): its UNet only
         unet = UNet2DConditionModel.from_single_file(
             unet_file["path"],
             config=files["base"]["config"],
@@ -121,6 +146,8 @@ def build(key: tuple[str, str, bool, tuple[tuple[str, float], ...], float], dtyp
     LoRA stays an adapter, weighted by its scale."""
     files = RECIPE["files"]
     unet_kind, adapter, fused, styles, lora_scale = key
+    if unet_kind != "base" and files[unet_kind].get("pipeline"):
+        return whole_pipeline(files, unet_kind, dtype, device)
     base = load_base(files, dtype, device)
     if unet_kind != "base":
         return with_unet(base, distilled_unet(files, unet_kind, base, dtype, device))

@@ -118,6 +118,7 @@ def test_a1111_names_for_each_mode(tmp_path: Path) -> None:
         "dmd2-lora": ("LCM", "Automatic"),
         "pcm-lora": ("DDIM", "SGM Uniform"),
         "pcm-normalcfg": ("DDIM", "SGM Uniform"),
+        "pcm-lcmlike": ("LCM", "Automatic"),
         "flash-lora": ("LCM", "Automatic"),
         "turbo": ("Euler a", "SGM Uniform"),
     }

@@ -4,20 +4,26 @@ loaded by the same route on both sides (tests/plain_diffusers.py)."""
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from safetensors.torch import load_file, save_file
 
 from devtools.field_fixtures import FieldSet, build_field_set
 from devtools.tiny_model import TinyModelSet
-from engine.contract.errors import ModelInputError
 from engine.contract.modes import MODES, ModeFile
-from engine.contract.placement import LoraRoute, Measure, Part, PlanInput, Where, plan_placement
+from engine.contract.placement import (
+    LoraRoute,
+    Measure,
+    Part,
+    PlanInput,
+    Where,
+    own_text_part,
+    own_vae_part,
+    plan_placement,
+)
 from engine.contract.request import GenerationRequest, ModeResult, ModeSettings
 from engine.files.model_paths import ModelPaths
 from engine.files.part_sizes import model_sizes
@@ -207,17 +213,18 @@ def test_field_modes_replay_bit_for_bit(field_engine: Engine, tmp_path: Path) ->
         np.testing.assert_array_equal(theirs, ours, err_msg=image["file"])
 
 
-def test_a_pipeline_whose_vae_is_not_the_bases_is_refused_in_one_line(
-    tiny_models: TinyModelSet, field: FieldSet, tmp_path: Path
-) -> None:
-    turbo = tmp_path / "sdxl-turbo"
-    shutil.copytree(field["turbo-folder"].path, turbo)
-    for weights in (turbo / "vae").glob("*.safetensors"):
-        state = load_file(weights)
-        save_file({k: v + 1e-3 if v.is_floating_point() else v for k, v in state.items()}, weights)
-    with pytest.raises(ModelInputError) as caught:
-        Engine(ModelPaths.from_roles({"base": tiny_models.base, "turbo": turbo}))
-    assert str(caught.value) == (
-        f"--model turbo={turbo}: its vae differs from the base's; Fewstep runs a whole pipeline only where"
-        " its text encoders and VAE are the base's, for now"
-    )
+def test_a_pipeline_whose_text_encoders_and_vae_are_the_bases_shares_them(field_engine: Engine) -> None:
+    """Equal bit for bit: the turbo mode runs on the base's own text encoders and VAE, the same tensors
+    (no second copy is kept), and the plan and the memory report count no part of its own for them."""
+    turbo, base = field_engine.pipes["turbo"], field_engine.base
+    for name in ("text_encoder", "text_encoder_2", "vae"):
+        assert getattr(turbo, name) is getattr(base, name)
+        ours = {t.untyped_storage().data_ptr() for t in getattr(turbo, name).state_dict().values()}
+        theirs = {t.untyped_storage().data_ptr() for t in getattr(base, name).state_dict().values()}
+        assert ours == theirs
+    parts = field_engine.pipelines["turbo"]
+    assert not parts.own_text and not parts.own_vae
+    assert {own_text_part("turbo"), own_vae_part("turbo")}.isdisjoint(field_engine.placer.parts)
+    names = {m.name for m in field_engine.memory_report().models}
+    assert {"turbo text encoders", "turbo vae"}.isdisjoint(names)
+    assert field_engine.text_key(MODES["turbo"]) == "base"

@@ -23,9 +23,11 @@ def test_cells_run_one_by_one_match_the_comparison_bit_for_bit(
     encoded: list[str] = []
     encode = engine_all.encode
 
-    def counting(prompt: str, negative: str, *, with_negative: bool) -> PromptEmbeddings:
+    def counting(
+        prompt: str, negative: str, *, with_negative: bool, text_key: str = "base"
+    ) -> PromptEmbeddings:
         encoded.append(prompt)
-        return encode(prompt, negative, with_negative=with_negative)
+        return encode(prompt, negative, with_negative=with_negative, text_key=text_key)
 
     monkeypatch.setattr(engine_all, "encode", counting)
     kept = SharedEncodings(PROMPT, "", engine_all.needs_negative(settings))
