@@ -186,7 +186,7 @@ def test_every_link_in_the_readme_and_docs_resolves() -> None:
 def test_the_pages_link_something() -> None:
     """The check above checks something: the README links its screenshot and every docs page."""
     readme = {target for _, target in link_targets((ROOT / "README.md").read_text(encoding="utf-8"))}
-    assert "docs/screenshots/main-window.png" in readme
+    assert "docs/screenshots/field-window.png" in readme
     for page in PAGES[1:]:
         assert f"docs/{page.name}" in readme, f"the README does not link {page.name}"
 

@@ -58,8 +58,8 @@ _LORA_NAMES = (
     # Hyper-SDXL-{2,4,8}steps-lora, and Fooocus's copy sdxl_hyper_sd_4step_lora.
     _rule(r"hyper", "hyper-lora", "Hyper-SD LoRA"),
     _rule(r"dmd2", "dmd2-lora", "DMD2 LoRA"),
-    # pcm_sdxl_lcmlike_lora_converted runs with LCMScheduler: no built-in mode has it.
-    _rule(r"pcm.*lcmlike", None, "PCM LCM-like LoRA (no built-in mode)"),
+    # pcm_sdxl_lcmlike_lora_converted runs with LCMScheduler (the pcm-lcmlike mode), not as LCM-LoRA.
+    _rule(r"pcm.*lcmlike", "pcm-lcmlike-lora", "PCM LCM-like LoRA"),
     _rule(r"pcm.*normalcfg", "pcm-normalcfg-lora", "PCM LoRA (normal CFG)"),
     _rule(r"pcm", "pcm-lora", "PCM LoRA (small CFG)"),
     _rule(r"tcd", "tcd-lora", "TCD LoRA"),

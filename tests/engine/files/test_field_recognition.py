@@ -40,7 +40,7 @@ EXPECTED: dict[str, tuple[FileKind | str, str | None, int | None]] = {
     "pcm-normalcfg-4step": (FileKind.DISTILLATION_LORA, "pcm-normalcfg-lora", 4),
     "pcm-normalcfg-8step": (FileKind.DISTILLATION_LORA, "pcm-normalcfg-lora", 8),
     "pcm-normalcfg-16step": (FileKind.DISTILLATION_LORA, "pcm-normalcfg-lora", 16),
-    "pcm-lcmlike": (FileKind.DISTILLATION_LORA, None, None),  # PCM's, not LCM's; no built-in mode
+    "pcm-lcmlike": (FileKind.DISTILLATION_LORA, "pcm-lcmlike-lora", None),  # PCM's, not LCM's
     "flash": (FileKind.DISTILLATION_LORA, "flash-lora", None),  # its folder, flash-sdxl, decides
     "hyper-unet-1step": (FileKind.UNET_STATE_DICT, "hyper-unet", None),
     "dmd2-unet-4step": (FileKind.UNET_STATE_DICT, "dmd2-unet", 4),
@@ -191,13 +191,18 @@ def test_the_dmd2_pickles_name_their_safetensors(field: FieldSet, tmp_path: Path
     assert "dmd2_sdxl_4step_unet_fp16.safetensors" in refusal.reason
 
 
+@pytest.mark.parametrize("role", ["dmd2-unet", "dmd2"])  # the role, or the name of the mode that takes it
 def test_the_cli_refuses_the_pickle_in_one_line(
-    field: FieldSet, tiny_models: TinyModelSet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    field: FieldSet,
+    tiny_models: TinyModelSet,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    role: str,
 ) -> None:
     out = tmp_path / "out"
     pickle = field["dmd2-unet-1step-bin"].path
     argv = ["compare", "--prompt", "x", "--base", str(tiny_models.base), "--out", str(out)]
-    assert main([*argv, "--model", f"dmd2-unet={pickle}"]) == EXIT_BAD_INPUT
+    assert main([*argv, "--model", f"{role}={pickle}"]) == EXIT_BAD_INPUT
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1, lines
     assert str(pickle) in lines[0] and "dmd2_sdxl_4step_unet_fp16.safetensors" in lines[0]
