@@ -93,8 +93,8 @@ def role_path(text: str) -> tuple[str, Path]:
             f"{text!r} must look like ROLE=PATH, e.g. tcd-lora=TCD/pytorch_lora_weights.safetensors"
         )
     known = sorted(set(MODES.role_files()) | {ModelRole.BASE})
-    if role not in known and role in MODES and MODES[role].role is not None:
-        role = MODES[role].role  # a mode's name stands for its file's role: --model tcd=... is tcd-lora
+    if role not in known and role in MODES and (taken := MODES[role].role) is not None:
+        role = taken  # a mode's name stands for its file's role: --model tcd=... is tcd-lora
     if role not in known:
         raise argparse.ArgumentTypeError(f"unknown file role {role!r} in {text!r}; known: {', '.join(known)}")
     return role, Path(path)
