@@ -68,6 +68,8 @@ def _image_entry(png: Path, root: Path) -> tuple[dict[str, Any], dict[str, Any]]
             "size": list(data["size"]),
         }
         image = {k: data[k] for k in ("mode", "seed", "steps", "guidance")}
+        if data.get("eta") is not None:  # only the modes that pass one (TCD's gamma) carry it
+            image["eta"] = float(data["eta"])
     except (OSError, ValueError, KeyError, TypeError):
         try:
             settings = read_settings(png)
@@ -95,6 +97,7 @@ def _adopt(root: Path, run_id: str, pngs: list[Path]) -> tuple[int, int]:
     modes = list(dict.fromkeys(image["mode"] for image in images))
     steps = {image["mode"]: image["steps"] for image in images}
     guidance = {image["mode"]: image["guidance"] for image in images}
+    eta = {image["mode"]: {"eta": image.pop("eta")} for image in images if "eta" in image}
     created = datetime.strptime(run_id[:15], "%Y%m%d-%H%M%S").isoformat(timespec="seconds")
     data = {
         "format": RECORD_FORMAT,
@@ -103,7 +106,7 @@ def _adopt(root: Path, run_id: str, pngs: list[Path]) -> tuple[int, int]:
         "status": RECOVERED,
         **request,
         "seeds": list(dict.fromkeys(image["seed"] for image in images)),
-        "modes": [{"mode": m, "steps": steps[m], "guidance": guidance[m]} for m in modes],
+        "modes": [{"mode": m, "steps": steps[m], "guidance": guidance[m], **eta.get(m, {})} for m in modes],
         "model": "unknown (recovered after an interrupted run)",
         "styles": None,
         "images": images,

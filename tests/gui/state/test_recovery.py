@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -79,3 +80,17 @@ def test_no_recovery_while_another_window_uses_the_folder(tmp_path: Path) -> Non
     recovery = third.take(tmp_path)
     assert recovery is not None and recovery.adopted_images == 1
     third.release()
+
+
+def test_an_adopted_run_keeps_its_eta(tmp_path: Path) -> None:
+    """TCD's eta is in each image's sidecar: a run adopted after a kill restores it as the record would."""
+    request = GenerationRequest(
+        prompt="a circle", seeds=(7,), modes=(ModeSettings(mode="tcd", steps=4, eta=0.6),)
+    )
+    killed = RunWriter(tmp_path, "20261129-101700-j3", request, CONTEXT)
+    killed.save(replace(result("tcd", 4), eta=0.6))
+    assert recover_output_folder(tmp_path).adopted_images == 1
+    records, damaged = load_history(tmp_path)
+    assert damaged == 0
+    (settings,) = records[0].request.modes
+    assert (settings.mode, settings.eta) == ("tcd", 0.6)
