@@ -59,9 +59,9 @@ VAE_HINT = "optional, e.g. the sdxl-vae-fp16-fix folder"
 # the reads of a dialog queue on its one pool thread (behind a hung one, if a share hangs).
 CHECK_DELAY_MS = 150
 RESIDENCY_NOTES = {
-    Residency.AUTO: "every part on the device if they fit in its free memory; else what does not fit waits in CPU RAM (the Models tab shows the plan)",
-    Residency.ALL: "the LCM and Lightning UNets stay on the device: switching modes costs nothing",
-    Residency.ONE: "one full distilled UNet on the device at a time: less memory, each switch copies one",
+    Residency.AUTO: "every part on the device if they fit in its free memory; else what does not fit waits in CPU RAM, or on the CPU on disk (the Models tab shows the plan)",
+    Residency.ALL: "the full distilled UNets stay on the device (on the CPU: in RAM): switching modes costs nothing",
+    Residency.ONE: "one full distilled UNet on the device at a time: less memory, each switch copies one (on the CPU: reads it from its file)",
 }
 
 
@@ -288,7 +288,9 @@ class SettingsDialog(QDialog):
         for policy in Residency:
             self.residency.addItem(str(policy))
         self.residency.setCurrentText(str(settings.residency))
-        self.residency.setToolTip("which UNets stay on the GPU and which wait in CPU RAM")
+        self.residency.setToolTip(
+            "which UNets stay on the GPU and which wait in CPU RAM (on the CPU: on disk)"
+        )
         self.residency_note = QLabel()
         self.residency_note.setObjectName("tileCaption")
         self.residency_note.setWordWrap(True)
