@@ -89,6 +89,7 @@ PUBLISHED_FILES = {
     "dmd2-lora": "dmd2_sdxl_4step_lora_fp16.safetensors",
     "pcm-lora": "pcm_sdxl_smallcfg_<N>step_converted.safetensors",
     "pcm-normalcfg-lora": "pcm_sdxl_normalcfg_<N>step_converted.safetensors",
+    "pcm-lcmlike-lora": "pcm_sdxl_lcmlike_lora_converted.safetensors",
     "flash-lora": "pytorch_lora_weights.safetensors of jasperai/flash-sdxl",
     TURBO_ROLE: "the sdxl-turbo folder, or sd_xl_turbo_1.0_fp16.safetensors",
 }

@@ -213,9 +213,11 @@ class Engine:
                 self.pipelines[role] = parts
                 self.pipes[role] = self._pipeline_of(parts)
             elif ram:
-                loading(f"the {_unet_label(role)}'s header (read when the plan says)")
+                # Its header now; its tensors when the plan first reads it (at once if it fits in RAM),
+                # under the same status line, so that the status bar still follows a large file's read.
+                progress = loading(f"the {_unet_label(role)}")
                 self.pipes[role] = self._pipeline_with(None)
-                on_disk[role] = self._disk_handle(role, read_unet)
+                on_disk[role] = self._disk_handle(role, read_unet, progress)
             else:
                 unet = read_unet(role, loading(f"the {_unet_label(role)}"))
                 self.pipes[role] = self._pipeline_with(unet)
@@ -299,15 +301,20 @@ class Engine:
     # --- placement ------------------------------------------------------------------------------
 
     def _disk_handle(
-        self, role: str, read: Callable[[str, Callable[[float], None] | None], Any]
+        self,
+        role: str,
+        read: Callable[[str, Callable[[float], None] | None], Any],
+        first_progress: Callable[[float], None] | None = None,
     ) -> PartHandle:
         """A full UNet that waits on disk as a plan part: read by the very load route that loads it at
-        start elsewhere (the same bytes, so the same images), dropped so that its RAM comes back."""
+        start elsewhere (the same bytes, so the same images), dropped so that its RAM comes back.
+        first_progress: the loading status of its first read (later reads are mode switches)."""
         pipe = self.pipes[role]
+        pending = [first_progress] if first_progress is not None else []
 
         def load(_device: torch.device) -> None:
             if pipe.unet is None:
-                pipe.unet = read(role, None)
+                pipe.unet = read(role, pending.pop() if pending else None)
 
         def drop() -> None:
             pipe.unet = None

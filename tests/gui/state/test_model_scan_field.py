@@ -55,4 +55,4 @@ def test_the_models_folder_lists_each_field_file_for_its_mode(field: FieldSet) -
     assert by_name["sdxl-turbo"].natural_use == Use("turbo")
     assert by_name["sdxl-turbo"].uses()[:2] == (Use("turbo"), Use.BASE)
     lcmlike = by_name["PCM_Weights/sdxl/pcm_sdxl_lcmlike_lora_converted.safetensors"]
-    assert lcmlike.natural_use is None and "a mode file can" in lcmlike.why_no_natural_use()
+    assert lcmlike.natural_use == Use("pcm-lcmlike-lora")  # PCM's own LCM-like file, not the LCM-LoRA
