@@ -5,7 +5,6 @@ twice; a node without a model file stops the bench, naming the node and the file
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import subprocess
@@ -26,6 +25,7 @@ from engine.cli.bench_actor import ActorSetup, BenchActor
 from engine.cli.bench_ray import ACTOR_PREFIX, RayPool
 from engine.outputs.bench_folder import BenchFolder
 from tests.conftest import REPO_ROOT
+from tests.engine.cli.local_ray import local_ray
 
 ray = pytest.importorskip("ray")  # the cluster extra, which the test extra (and so CI) installs
 
@@ -64,17 +64,8 @@ def test_auto_without_a_cluster_starts_a_local_one_and_stops_it(
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[None]:
     """A local Ray of 2 CPUs, no dashboard, no token under ~/.ray; shut down whatever the tests did."""
-    saved = os.environ.get("RAY_AUTH_MODE")
-    os.environ["RAY_AUTH_MODE"] = "disabled"
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
-    try:
+    with local_ray(cpus=2):
         yield
-    finally:
-        ray.shutdown()
-        if saved is None:
-            os.environ.pop("RAY_AUTH_MODE", None)
-        else:
-            os.environ["RAY_AUTH_MODE"] = saved
 
 
 def _models(models: TinyModelSet, lightning_unet: Path | None = None) -> list[str]:

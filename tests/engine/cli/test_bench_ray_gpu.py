@@ -11,7 +11,6 @@ What it cannot show: a CUDA kernel, a GPU's memory or its speed (docs/ray.md say
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ import pytest
 from devtools.tiny_model import TinyModelSet
 from engine.cli import EXIT_BAD_INPUT, EXIT_OK, bench_ray, main
 from engine.cli.bench_actor import BenchActor
+from tests.engine.cli.local_ray import local_ray
 
 ray = pytest.importorskip("ray")  # the cluster extra, which the test extra (and so CI) installs
 
@@ -32,19 +32,8 @@ FAST = ["--modes", "ddim,lightning", "--steps", "ddim=4", "--seeds", "2", "--thr
 @pytest.fixture(scope="module")
 def gpu_cluster() -> Iterator[None]:
     """A local Ray of 2 CPUs and 2 logical GPUs, no dashboard, no token under ~/.ray."""
-    saved = os.environ.get("RAY_AUTH_MODE")
-    os.environ["RAY_AUTH_MODE"] = "disabled"
-    ray.init(
-        num_cpus=2, num_gpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False
-    )
-    try:
+    with local_ray(cpus=2, gpus=2):
         yield
-    finally:
-        ray.shutdown()
-        if saved is None:
-            os.environ.pop("RAY_AUTH_MODE", None)
-        else:
-            os.environ["RAY_AUTH_MODE"] = saved
 
 
 def _bench(tmp_path: Path, out: Path, models: TinyModelSet, *more: str) -> list[str]:

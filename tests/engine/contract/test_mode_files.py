@@ -9,9 +9,7 @@ import json
 from pathlib import Path
 
 import diffusers
-import numpy as np
 import pytest
-from PIL import Image
 
 from devtools.tiny_model import TinyModelSet
 from engine.cli import EXIT_BAD_INPUT, EXIT_OK, main
@@ -19,7 +17,7 @@ from engine.cli.user_modes import user_modes
 from engine.contract.mode_files import ModeFileError, parse_modes, user_modes_path
 from engine.contract.modes import MODES, SCHEDULERS, ModeFile
 from tests.conftest import REPO_ROOT
-from tests.engine.outputs.test_reproduce import recipe_of, replay
+from tests.engine.outputs.test_reproduce import assert_replays_bit_for_bit, recipe_of
 
 GOOD = """
 [[mode]]
@@ -224,12 +222,7 @@ def test_a_user_mode_runs_end_to_end_like_a_builtin_one(tiny_models: TinyModelSe
     (image,) = [i for i in recipe["images"] if i["mode"] == "my-tcd"]
     assert (image["adapter"], image["timesteps"], image["eta"]) == ("my_lora", [999, 666, 333], 0.1)
     assert recipe["files"]["my_lora"] == str(tiny_models.lcm_lora)
-    replayed = tmp_path / "replayed"
-    replay(out, replayed)
-    for record in report["results"]:
-        ours = np.asarray(Image.open(out / record["file"]).convert("RGB"))
-        theirs = np.asarray(Image.open(replayed / record["file"]).convert("RGB"))
-        np.testing.assert_array_equal(theirs, ours, err_msg=record["file"])
+    assert_replays_bit_for_bit(out, [record["file"] for record in report["results"]], tmp_path)
 
 
 def test_the_example_in_docs_modes_md_reads() -> None:

@@ -58,6 +58,16 @@ def replay(folder: Path, out: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+def assert_replays_bit_for_bit(out: Path, files: list[str], tmp_path: Path) -> None:
+    """out's reproduce.py, run apart (replay), remakes each of these image files byte for byte."""
+    replayed = tmp_path / "replayed"
+    replay(out, replayed)
+    for name in files:
+        ours = np.asarray(Image.open(out / name).convert("RGB"))
+        theirs = np.asarray(Image.open(replayed / name).convert("RGB"))
+        np.testing.assert_array_equal(theirs, ours, err_msg=name)
+
+
 def recipe_of(folder: Path) -> dict[str, Any]:
     """The RECIPE a comparison folder's reproduce.py carries, read back from its text."""
     text = (folder / "reproduce.py").read_text(encoding="utf-8")

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from devtools.field_fixtures import FieldSet, build_field_set
 from devtools.tiny_model import TinyModelSet
@@ -29,7 +28,7 @@ from engine.files.model_paths import ModelPaths
 from engine.files.part_sizes import model_sizes
 from engine.outputs.run_writer import write_comparison
 from engine.runtime.engine import Engine
-from tests.engine.outputs.test_reproduce import recipe_of, replay
+from tests.engine.outputs.test_reproduce import assert_replays_bit_for_bit, recipe_of
 from tests.plain_diffusers import folder_base
 from tests.plain_field_cards import AYS_SDXL, FIELD_CARDS, card_image
 
@@ -205,12 +204,7 @@ def test_field_modes_replay_bit_for_bit(field_engine: Engine, tmp_path: Path) ->
     assert by_mode[scaled.name]["lora_route"] == by_mode["tcd"]["lora_route"] == "fused"
     assert by_mode[scaled.name]["lora_scale"] == 0.7 and by_mode["tcd"]["eta"] == 0.3
     assert recipe["files"]["turbo"]["pipeline"] and recipe["cannot_replay"] == []
-    replayed = tmp_path / "replayed"
-    replay(out, replayed)
-    for image in recipe["images"]:
-        ours = np.asarray(Image.open(out / image["file"]).convert("RGB"))
-        theirs = np.asarray(Image.open(replayed / image["file"]).convert("RGB"))
-        np.testing.assert_array_equal(theirs, ours, err_msg=image["file"])
+    assert_replays_bit_for_bit(out, [image["file"] for image in recipe["images"]], tmp_path)
 
 
 def test_a_pipeline_whose_text_encoders_and_vae_are_the_bases_shares_them(field_engine: Engine) -> None:

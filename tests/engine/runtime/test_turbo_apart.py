@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 from diffusers import AutoPipelineForText2Image, EulerAncestralDiscreteScheduler, StableDiffusionXLPipeline
-from PIL import Image
 
 from devtools.field_fixtures import write_turbo_apart, write_turbo_folder
 from devtools.tiny_model import TinyModelSet
@@ -35,7 +34,7 @@ from engine.files.model_paths import ModelPaths
 from engine.files.part_sizes import model_sizes
 from engine.outputs.run_writer import write_comparison
 from engine.runtime.engine import Engine
-from tests.engine.outputs.test_reproduce import recipe_of, replay
+from tests.engine.outputs.test_reproduce import assert_replays_bit_for_bit, recipe_of
 
 PROMPT = "a large red circle on a blue background"
 SEED = 1234
@@ -195,9 +194,4 @@ def test_reproduce_replays_it_loading_the_pipeline_whole(
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     turbo_files = [r["path"] for r in report["model_files"] if r["role"] == "turbo"]
     assert turbo_files and all(Path(p).is_relative_to(apart[layout]) for p in turbo_files)
-    replayed = tmp_path / "replayed"
-    replay(out, replayed)
-    for image in recipe["images"]:
-        ours = np.asarray(Image.open(out / image["file"]).convert("RGB"))
-        theirs = np.asarray(Image.open(replayed / image["file"]).convert("RGB"))
-        np.testing.assert_array_equal(theirs, ours, err_msg=image["file"])
+    assert_replays_bit_for_bit(out, [image["file"] for image in recipe["images"]], tmp_path)
