@@ -44,6 +44,28 @@ def eta_tooltip(spec: ModeSpec) -> str:
     return text
 
 
+# A zero-width space after each of these lets Qt wrap a long file name (its word wrap breaks only at
+# spaces), so that a hint naming pcm_sdxl_normalcfg_<N>step_converted.safetensors stays within its
+# column instead of widening the whole mode panel past the window's left column.
+_BREAK_AFTER = ("_", "/", ".", "-")
+
+
+_LONG_WORD = 24  # characters: about a third of the mode column at the window's narrowest
+
+
+def breakable(text: str) -> str:
+    """text with break points inside its long words only (file names); short words stay as they are."""
+
+    def split(word: str) -> str:
+        if len(word) <= _LONG_WORD:
+            return word
+        for mark in _BREAK_AFTER:
+            word = word.replace(mark, mark + "\u200b")
+        return word
+
+    return " ".join(split(word) for word in text.split(" "))
+
+
 class ModeRow(QWidget):
     changed = Signal()
 
@@ -139,7 +161,7 @@ class ModeRow(QWidget):
             widget.setEnabled(available)
         if available is not was:
             self.check.setChecked(available and self.wanted)
-        self.hint.setText(hint or "")
+        self.hint.setText(breakable(hint or ""))
         self.hint.setVisible(not available)
         self._refresh_warning()
 

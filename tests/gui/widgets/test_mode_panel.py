@@ -215,3 +215,18 @@ def test_a_mode_whose_files_go_shows_unticked_and_its_tick_comes_back_with_them(
     panel.set_missing({mode: None if mode in FIVE_FILES else "absent" for mode in MODES})
     assert chosen(panel) == ["ddim", "lcm", "lightning"]
     assert panel.sections["lcm"].check.checkState() is Qt.CheckState.PartiallyChecked
+
+
+def test_a_hint_naming_a_long_file_wraps_inside_the_panel(qtbot: QtBot) -> None:
+    """Qt wraps words only at spaces: a hint naming a published file name must still fit its column,
+    or it widens the whole panel past the window's left column and cuts its buttons off."""
+    panel = ModePanel()
+    qtbot.addWidget(panel)
+    panel.resize(330, 800)
+    panel.show()
+    long_name = "pcm_sdxl_normalcfg_<N>step_converted.safetensors"
+    panel.set_missing(dict.fromkeys(MODES, f"Needs PCM LoRA (normal CFG) ({long_name}). Add it."))
+    panel.sections["pcm"].set_expanded(True)
+    row = panel.rows["pcm-normalcfg"]
+    assert row.hint.text().replace("\u200b", "") == f"Needs PCM LoRA (normal CFG) ({long_name}). Add it."
+    assert row.hint.minimumSizeHint().width() < 300
