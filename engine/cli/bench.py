@@ -385,7 +385,7 @@ def _write_report(
 
 
 def _print_table(report: Mapping[str, Any]) -> None:
-    from engine.outputs.bench_html import COLUMNS
+    from engine.outputs.bench_columns import COLUMNS
 
     trilemma = report["trilemma"]
     keys = [k for k, _ in COLUMNS if any(v.get(k) is not None for v in trilemma["modes"].values())]

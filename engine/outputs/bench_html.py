@@ -11,19 +11,10 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
+from engine.outputs.bench_columns import COLUMNS
 from engine.outputs.bench_metrics import CellMeasure
 from engine.outputs.trilemma import EXPLANATIONS, format_value
 
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("seconds_per_image", "s/image"),
-    ("speed_up", "speed-up"),
-    ("ssim_to_reference", "SSIM"),
-    ("psnr_to_reference", "PSNR dB"),
-    ("detail_ratio", "detail"),
-    ("diversity_ratio", "diversity"),
-    ("adherence", "adherence"),
-    ("clip_diversity", "CLIP diversity"),
-)
 HELP: Mapping[str, str] = {
     **EXPLANATIONS,
     "adherence": "How well the image follows its prompt (the report's adherence metric says how).",

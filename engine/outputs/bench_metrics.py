@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from engine.outputs.bench_adherence import AdherenceScorer
+from engine.outputs.bench_columns import BENCH_METRIC_KEYS
 from engine.outputs.bench_statistics import (
     BOOTSTRAP_SEED,
     CONFIDENCE,
@@ -44,18 +45,6 @@ from engine.outputs.trilemma import (
     rms_distance,
     ssim,
     thumbnail,
-)
-
-# The trilemma's keys as compare names them, then what a bench adds.
-BENCH_METRIC_KEYS = (
-    "seconds_per_image",
-    "speed_up",
-    "ssim_to_reference",
-    "psnr_to_reference",
-    "detail_ratio",
-    "diversity_ratio",
-    "adherence",
-    "clip_diversity",
 )
 
 

@@ -12,20 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.outputs.bench_columns import COLUMNS
 from engine.outputs.trilemma import format_value
 
 REPORT = "report.json"
-# The table's columns: report.json's keys and their headers, as the bench's page shows them.
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("seconds_per_image", "s / image"),
-    ("speed_up", "speed-up"),
-    ("ssim_to_reference", "SSIM"),
-    ("psnr_to_reference", "PSNR dB"),
-    ("detail_ratio", "detail"),
-    ("diversity_ratio", "diversity"),
-    ("adherence", "adherence"),
-    ("clip_diversity", "CLIP diversity"),
-)
 
 
 class NotABenchError(Exception):

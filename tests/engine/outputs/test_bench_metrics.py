@@ -166,3 +166,12 @@ def test_parti_is_shipped_with_its_licence_and_read_with_its_categories(
     assert len(parti) == 1632 and parti[0] == BenchPrompt("bond", "", "Abstract")
     assert len({p.category for p in parti}) == 12
     assert "Apache License" in (REPO_ROOT / "resources" / "parti" / "LICENSE").read_text()
+
+
+def test_the_bench_columns_start_with_compares_trilemma_keys() -> None:
+    """report.json's keys are a contract: a bench's figures carry compare's trilemma keys, in order."""
+    from engine.outputs.bench_columns import BENCH_METRIC_KEYS
+    from engine.outputs.trilemma import METRIC_KEYS
+
+    assert BENCH_METRIC_KEYS[: len(METRIC_KEYS)] == METRIC_KEYS
+    assert BENCH_METRIC_KEYS[len(METRIC_KEYS) :] == ("adherence", "clip_diversity")
