@@ -385,19 +385,7 @@ class Engine:
     def _pipeline_of(self, parts: PipelineParts) -> Any:
         """A whole pipeline's mode's pipeline: its UNet, with its own text encoders and VAE where they
         differ from the base's, else the base's (the same objects)."""
-        pipe = SDXLPipeline(
-            vae=parts.vae,
-            text_encoder=parts.text_encoder,
-            text_encoder_2=parts.text_encoder_2,
-            tokenizer=parts.tokenizer,
-            tokenizer_2=parts.tokenizer_2,
-            unet=parts.unet,
-            scheduler=self.base.scheduler,
-            force_zeros_for_empty_prompt=parts.force_zeros_for_empty_prompt,
-            add_watermarker=False,
-        )
-        pipe.set_progress_bar_config(disable=True)
-        return pipe
+        return self._sdxl_pipeline(parts, parts.unet, parts.force_zeros_for_empty_prompt)
 
     def text_key(self, spec: ModeSpec) -> str:
         """Whose text encoders encode a mode's prompt: a whole pipeline's role where its own differ
@@ -407,16 +395,22 @@ class Engine:
         return str(role) if role is not None and parts is not None and parts.own_text else ModelRole.BASE
 
     def _pipeline_with(self, unet: Any) -> Any:
-        base = self.base
+        """A pipeline of the base's components around this UNet (None for one that waits on disk)."""
+        return self._sdxl_pipeline(self.base, unet, self.base.config.force_zeros_for_empty_prompt)
+
+    def _sdxl_pipeline(self, parts: Any, unet: Any, force_zeros_for_empty_prompt: bool) -> Any:
+        """parts: whatever holds the text encoders, their tokenizers and the VAE (the base pipeline, or a
+        whole pipeline's PipelineParts). Every pipeline shares the base's scheduler object: the engine
+        sets each mode's scheduler before it runs."""
         pipe = SDXLPipeline(
-            vae=base.vae,
-            text_encoder=base.text_encoder,
-            text_encoder_2=base.text_encoder_2,
-            tokenizer=base.tokenizer,
-            tokenizer_2=base.tokenizer_2,
+            vae=parts.vae,
+            text_encoder=parts.text_encoder,
+            text_encoder_2=parts.text_encoder_2,
+            tokenizer=parts.tokenizer,
+            tokenizer_2=parts.tokenizer_2,
             unet=unet,
-            scheduler=base.scheduler,
-            force_zeros_for_empty_prompt=base.config.force_zeros_for_empty_prompt,
+            scheduler=self.base.scheduler,
+            force_zeros_for_empty_prompt=force_zeros_for_empty_prompt,
             add_watermarker=False,
         )
         pipe.set_progress_bar_config(disable=True)
