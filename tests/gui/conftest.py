@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QThread
+from PySide6.QtCore import QCoreApplication, QThread
 from pytestqt.qtbot import QtBot
 from pytestqt.wait_signal import SignalBlocker
 from safetensors.numpy import save_file
@@ -50,6 +50,34 @@ def anything(*_args: object) -> bool:
 def wait_event(qtbot: QtBot, worker: EngineWorker, *kinds: EventKind, timeout: int = JOB_MS) -> SignalBlocker:
     """Waits (as a `with` block) for the worker's next event of one of these kinds; .args[0] is it."""
     return qtbot.waitSignal(worker.reported, timeout=timeout, check_params_cb=kind_is(*kinds))
+
+
+@pytest.fixture(autouse=True)
+def _signal_waits_outlive_the_worker(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """pytest-qt's SignalBlocker is no QObject. What the worker thread emitted before a wait ended
+    still reaches the blocker's bound method later, queued, after the disconnect; and PySide6 calls
+    it even once the blocker has been freed: a segfault in a later processEvents (test_live_mode
+    crashed 4 times in 11 runs). So every blocker lives until the worker is stopped (by make_window,
+    or by _no_thread_left, set up after this fixture and so torn down before it) and the queue drained."""
+    kept: list[object] = []
+    original_one, original_many = QtBot.waitSignal, QtBot.waitSignals
+
+    def wait_signal(self: QtBot, *args: Any, **kwargs: Any) -> Any:
+        blocker = original_one(self, *args, **kwargs)
+        kept.append(blocker)
+        return blocker
+
+    def wait_signals(self: QtBot, *args: Any, **kwargs: Any) -> Any:
+        blocker = original_many(self, *args, **kwargs)
+        kept.append(blocker)
+        return blocker
+
+    monkeypatch.setattr(QtBot, "waitSignal", wait_signal)
+    monkeypatch.setattr(QtBot, "waitSignals", wait_signals)
+    yield
+    if (app := QCoreApplication.instance()) is not None:
+        app.processEvents()
+    kept.clear()
 
 
 @pytest.fixture(autouse=True)
