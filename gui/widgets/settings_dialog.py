@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.contract.modes import DEFAULT_COMPARISON, MODES, ModeFile
+from engine.contract.modes import MODES, ModeFile, ModelRole
 from engine.contract.placement import LoraRoute
 from engine.contract.residency import Residency
 from engine.files.model_files import ModelFile
@@ -199,11 +199,35 @@ class PathRow(QWidget):
 
 
 def needs_table() -> str:
-    lines = []
-    for name in DEFAULT_COMPARISON:
+    """What the loaded modes (the field's and a user's too) need beyond the SDXL base, which all need.
+    Most need one file whose row's title is inside the mode's ("SDXL + TCD LoRA" needs "TCD LoRA");
+    only the modes for which that does not hold are spelt out, so that twenty modes take three lines."""
+    bare: list[str] = []
+    named: list[str] = []  # examples: modes whose title says more than their file's
+    one_file = False
+    unlike: list[str] = []
+    for name in MODES:
         spec = MODES[name]
-        lines.append(f"{spec.title}: " + " + ".join(role_title(r) for r in spec.required_roles))
-    return "\n".join(lines)
+        extra = [role_title(r) for r in spec.required_roles if r != ModelRole.BASE]
+        if not extra:
+            bare.append(spec.title)
+        elif len(extra) == 1 and extra[0] in spec.title:
+            one_file = True
+            if spec.title != extra[0]:
+                named.append(f"{spec.title}: the {extra[0]} row")
+        else:
+            unlike.append(f"{spec.title} needs {' + '.join(extra)}.")
+    lines = ["Every mode needs the SDXL base."]
+    if bare:
+        lines.append(f"{_listed(bare)} {'needs' if len(bare) == 1 else 'need'} nothing more.")
+    if one_file:
+        example = f" (e.g. {named[0]})" if named else ""
+        lines.append(f"Each other mode needs the one file its title names{example}.")
+    return "\n".join(lines + unlike)
+
+
+def _listed(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 class SettingsDialog(QDialog):
@@ -245,7 +269,7 @@ class SettingsDialog(QDialog):
             "Leave the SDXL base empty to use the built-in pocket model (64×64 drawings of one shape,"
             " for trying the modes). The Models tab lists what the models folder and the Hugging Face"
             " cache hold."
-            "\nWhat each mode needs:\n" + needs_table()
+            "\n" + needs_table()
         )
         needs.setObjectName("tileCaption")
         needs.setWordWrap(True)

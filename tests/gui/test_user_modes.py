@@ -12,7 +12,9 @@ from pytestqt.qtbot import QtBot
 from engine.contract.mode_files import user_modes_path
 from engine.contract.modes import MODES
 from gui.app import add_user_modes
+from gui.state.model_setup import role_title
 from gui.widgets.mode_panel import ModePanel
+from gui.widgets.settings_dialog import needs_table
 
 MODE = """
 [[mode]]
@@ -55,3 +57,32 @@ def test_a_bad_file_is_one_line_and_the_builtin_modes_stay(modes_toml: Path) -> 
         == f"{modes_toml}, line 8: steps: 0 is outside 1 to 1000; running with the built-in modes only"
     )
     assert dict(MODES) == before
+
+
+LORA_MODE = """
+[[mode]]
+name = "my-look"
+label = "SDXL + my look"
+file = "lora"
+role = "my-look-lora"
+scheduler = "TCDScheduler"
+steps = 4
+guidance = 0.0
+guidance_kind = "none"
+"""
+
+
+def test_the_settings_help_says_what_every_loaded_mode_needs(modes_toml: Path) -> None:
+    modes_toml.write_text(MODE + LORA_MODE, encoding="utf-8")
+    assert add_user_modes() is None
+    lines = needs_table().splitlines()
+    assert lines[0] == "Every mode needs the SDXL base."
+    assert "SDXL + my Euler, trailing" in lines[1] and lines[1].endswith("need nothing more.")
+    # A file's row is titled after its mode ("SDXL + my look" needs the "my look" row), so the one line
+    # covers every mode with one file, a user's too: nothing is spelt out apart.
+    assert lines[2].startswith("Each other mode needs the one file its title names")
+    assert lines[3:] == [] and role_title("my-look-lora") == "my look"
+    for name in MODES:
+        spec = MODES[name]
+        if spec.role is not None:
+            assert role_title(spec.role) in spec.title, name
