@@ -95,6 +95,7 @@ def png_parameters_for(
         model_hash=context.model_hash,
         styles=styles,
         version=f"fewstep {version_of('fewstep')}",
+        eta=result.eta,
     )
 
 

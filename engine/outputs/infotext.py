@@ -54,6 +54,8 @@ FEWSTEP_MODE = "Fewstep mode"
 FEWSTEP_STYLES = "Fewstep styles"
 # The exact number where `CFG scale` cannot carry it (CFG off below 1): Fewstep's own readers use it.
 FEWSTEP_GUIDANCE = "Fewstep guidance"
+# A mode's eta (TCD's gamma): no A1111 field means it (its "Eta" is the ancestral samplers' noise).
+FEWSTEP_ETA = "Fewstep eta"
 # The LCM UNet takes guidance as an embedding, not as CFG: under its own key so that no other tool reads
 # it as a CFG scale of 8, which would burn the image.
 LCM_EMBEDDING = "LCM guidance embedding"
@@ -101,6 +103,7 @@ class Infotext:
     height: int | None = None
     steps: int | None = None
     guidance: float | None = None
+    eta: float | None = None  # only for a mode that takes one
     mode: str | None = None
     mode_named: bool = False  # True when the text names a Fewstep mode, False when read from its sampler
     model: str | None = None
@@ -157,6 +160,7 @@ def fewstep_infotext(
     model_hash: str | None = None,
     styles: Sequence[StyleTag] = (),
     version: str,
+    eta: float | None = None,
 ) -> str:
     """The text for one Fewstep image, in A1111's names, with Fewstep's own keys to read it back exactly."""
     spec = MODES[mode]
@@ -175,6 +179,8 @@ def fewstep_infotext(
     if hashed := [(s.name, s.hash) for s in styles if s.hash]:
         fields["Lora hashes"] = _pairs(hashed)
     fields[FEWSTEP_MODE] = mode
+    if eta is not None:
+        fields[FEWSTEP_ETA] = f"{eta:g}"
     if styles:
         fields[FEWSTEP_STYLES] = _pairs([(s.name, f"{s.weight:g}") for s in styles])
     fields["Version"] = version
@@ -355,6 +361,23 @@ def _guidance(fields: Mapping[str, str], mode: str | None, ignored: list[Ignored
     return _float(fields, "CFG scale", ignored)
 
 
+def _eta(fields: Mapping[str, str], mode: str | None, ignored: list[Ignored]) -> float | None:
+    text = fields.get(FEWSTEP_ETA)
+    if text is None:
+        return None
+    if mode is None or MODES[mode].eta is None:
+        ignored.append(Ignored(FEWSTEP_ETA, f"{MODES[mode].title if mode else 'no mode'} takes no eta"))
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if 0.0 <= value <= 1.0:  # also refuses nan
+        return value
+    ignored.append(Ignored(FEWSTEP_ETA, f"{text[:40]!r} is not a number from 0 to 1"))
+    return None
+
+
 def _styles(
     fields: Mapping[str, str], tags: Sequence[StyleTag], ignored: list[Ignored]
 ) -> tuple[StyleTag, ...]:
@@ -409,6 +432,7 @@ def parse_infotext(text: str, keywords: frozenset[str] = frozenset()) -> Infotex
         height=height,
         steps=steps,
         guidance=_guidance(fields, mode, ignored),
+        eta=_eta(fields, mode, ignored),
         mode=mode,
         mode_named=named,
         model=_model(fields),

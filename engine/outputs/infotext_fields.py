@@ -22,6 +22,7 @@ USED = frozenset(
         "Fewstep mode",
         "Fewstep styles",
         "Fewstep guidance",
+        "Fewstep eta",
         "LCM guidance embedding",
         "Lora hashes",
     }

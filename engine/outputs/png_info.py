@@ -27,6 +27,7 @@ def info_record(settings: Infotext) -> dict[str, Any]:
         "height": settings.height,
         "steps": settings.steps,
         "guidance": settings.guidance,
+        "eta": settings.eta,
         "mode": settings.mode,
         "styles": [{"name": s.name, "weight": s.weight, "hash": s.hash} for s in settings.styles],
         "model": settings.model,

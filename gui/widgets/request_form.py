@@ -67,7 +67,7 @@ def apply_png_settings(prompt: PromptPanel, modes: ModePanel, restored: Infotext
         prompt.size_chosen_by_artist = True
     if restored.mode is not None:
         modes.set_checked([restored.mode])
-        modes.apply(restored.mode, steps=restored.steps, guidance=restored.guidance)
+        modes.apply(restored.mode, steps=restored.steps, guidance=restored.guidance, eta=restored.eta)
 
 
 def png_restore_note(restored: Infotext) -> str:

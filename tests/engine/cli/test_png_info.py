@@ -37,6 +37,7 @@ def test_info_prints_what_fewstep_reads(tmp_path: Path, capsys: pytest.CaptureFi
         "height": 1216,
         "steps": 30,
         "guidance": 5.0,
+        "eta": None,
         "mode": "dpmpp-2m",
         "styles": [{"name": "fox_detail_xl", "weight": 0.6, "hash": None}],
         "model": None,

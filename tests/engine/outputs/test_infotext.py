@@ -28,7 +28,9 @@ from engine.outputs.png_text import (
 SETTINGS = "Steps: 4, Seed: 1, Size: 64x64"  # three fields: A1111 reads the line as settings
 
 
-def result(mode: str, guidance: float, styles: tuple[tuple[str, float], ...] = ()) -> ModeResult:
+def result(
+    mode: str, guidance: float, styles: tuple[tuple[str, float], ...] = (), eta: float | None = None
+) -> ModeResult:
     return ModeResult(
         mode=mode,
         seed=1234,
@@ -39,6 +41,7 @@ def result(mode: str, guidance: float, styles: tuple[tuple[str, float], ...] = (
         timings=Timings(text_encoding=0.1, switch=0.0, denoising=0.2, per_step=(0.2,), decode=0.1),
         image=np.zeros((64, 48, 3), dtype=np.uint8),
         styles=styles,
+        eta=eta,
     )
 
 
@@ -93,6 +96,36 @@ def test_every_mode_round_trips_with_styles(tmp_path: Path, mode: str) -> None:
         assert fields["CFG scale"] == f"{guidance:g}"
     assert fields["Schedule type"] in ("Automatic", "DDIM", "SGM Uniform", "Align Your Steps")
     assert "<lora:" not in read_png_parameters(tmp_path / f"{mode}.png")
+
+
+@pytest.mark.parametrize("mode", [name for name in MODES if MODES[name].eta is not None])
+def test_a_modes_eta_round_trips(tmp_path: Path, mode: str) -> None:
+    restored = read_settings(fewstep_png(tmp_path, mode, 0.0, "a cat", eta=0.65))
+    assert (restored.mode, restored.eta, restored.ignored) == (mode, 0.65, ())
+    assert restored.fields["Fewstep eta"] == "0.65"
+
+
+def test_a_mode_without_eta_writes_none() -> None:
+    request = GenerationRequest(prompt="a cat", modes=(ModeSettings(mode="lcm"),))
+    text = png_parameters_for(result("lcm", 8.0), request, 48, 64, CONTEXT)
+    assert "Fewstep eta" not in text
+    assert parse_infotext(text).eta is None
+
+
+@pytest.mark.parametrize(
+    ("mode", "eta", "reason"),
+    [
+        ("tcd", "1.5", "'1.5' is not a number from 0 to 1"),
+        ("tcd", "nan", "'nan' is not a number from 0 to 1"),
+        ("lightning", "0.3", "SDXL-Lightning UNet takes no eta"),
+    ],
+)
+def test_a_bad_or_misplaced_eta_is_left_out_and_said(mode: str, eta: str, reason: str) -> None:
+    restored = parse_infotext(
+        f"a cat\nSteps: 4, Seed: 1, Size: 64x64, Fewstep mode: {mode}, Fewstep eta: {eta}"
+    )
+    assert restored.mode == mode and restored.eta is None
+    assert [(i.field, i.reason) for i in restored.ignored] == [("Fewstep eta", reason)]
 
 
 def test_a1111_names_for_each_mode(tmp_path: Path) -> None:

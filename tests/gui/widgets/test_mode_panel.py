@@ -1,5 +1,5 @@
 """The mode panel: modes by family, only present ones tickable, presets that skip absent files, and eta
-from the row to the engine's request and back from a run's record."""
+from the row to the engine's request and back from a run's record and its PNG text."""
 
 from __future__ import annotations
 
@@ -16,13 +16,14 @@ from pytestqt.qtbot import QtBot
 from engine.contract.modes import DEFAULT_COMPARISON, MODES, ModeFile
 from engine.contract.request import ModeResult, ModeSettings, Timings
 from engine.outputs.comparison_files import RunContext
+from engine.outputs.png_info import read_settings
 from engine.outputs.run_writer import RunWriter
 from gui.state.image_store import read_run_record
 from gui.state.mode_groups import USER_GROUP, Preset, mode_groups
 from gui.widgets.main_window import MainWindow
 from gui.widgets.mode_family import NONE_PRESENT
 from gui.widgets.mode_panel import ModePanel
-from gui.widgets.request_form import comparison_request
+from gui.widgets.request_form import apply_png_settings, comparison_request
 from tests.gui.widgets.window_without_engine import bare_window
 
 __all__ = ["bare_window"]  # the fixture, imported for pytest to find
@@ -192,6 +193,12 @@ def test_eta_reaches_the_request_and_comes_back_from_the_runs_record(
     window.restore_run(record)
     assert window.mode_panel.rows["tcd"].eta.value() == 0.7
     assert [(m.mode, m.eta) for m in window.mode_panel.chosen()] == [("ddim", None), ("tcd", 0.7)]
+
+    # The image's PNG text carries it too: a PNG dropped on the window sets the row back.
+    (png,) = (tmp_path / "out").rglob("*.png")
+    window.mode_panel.rows["tcd"].reset_to_defaults()
+    apply_png_settings(window.prompt_panel, window.mode_panel, read_settings(png))
+    assert window.mode_panel.rows["tcd"].eta.value() == 0.7
 
 
 def test_a_users_modes_have_a_family_of_their_own(qtbot: QtBot) -> None:
