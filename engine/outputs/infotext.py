@@ -70,6 +70,9 @@ _BARE = re.compile(r"[^,]*")
 _END = re.compile(r"\s*(?:,|$)")
 _SIZE = re.compile(r"(\d{1,5})x(\d{1,5})")
 _LORA_TAG = re.compile(r"<(?:lora|lyco):([^:<>]{1,255})(?::([^:<>]{0,40}))?(?::[^<>]{0,80})?>", re.IGNORECASE)
+# Any other extra network tag (<hypernet:…>, an extension's <kind:…>): A1111's parse_prompt removes
+# every `<(\w+):([^>]+)>` from the prompt, whatever its kind, so a restored prompt drops them too.
+_OTHER_TAG = re.compile(r"<(\w{1,40}):([^<>]{1,255})>")
 _SPACES = re.compile(r"[ \t]{2,}")
 _NAME_WEIGHT = re.compile(r"\s*([^,:]+?)\s*:\s*([-+]?[\d.]+(?:[eE][-+]?\d+)?)\s*(?:,|\s|$)")
 _NAME_HASH = re.compile(r"\s*([^,:]+?)\s*:\s*([0-9a-fA-F]{8,64})\s*(?:,|$)")
@@ -268,7 +271,8 @@ def _split(text: str) -> tuple[str, str, str]:
 
 
 def strip_lora_tags(prompt: str) -> tuple[str, list[StyleTag], list[Ignored]]:
-    """The prompt without its `<lora:NAME:WEIGHT>` tags (they would eat CLIP tokens), and the tags."""
+    """The prompt without its `<lora:NAME:WEIGHT>` tags (they would eat CLIP tokens), and the tags;
+    other extra networks' tags leave the prompt too, each said as not applied."""
     tags: list[StyleTag] = []
     ignored: list[Ignored] = []
     for match in _LORA_TAG.finditer(prompt):
@@ -281,6 +285,9 @@ def strip_lora_tags(prompt: str) -> tuple[str, list[StyleTag], list[Ignored]]:
             tags.append(StyleTag(name, value))
         else:
             ignored.append(Ignored(match.group(0)[:60], f"the weight {weight!r} is not a number"))
+    for match in _OTHER_TAG.finditer(_LORA_TAG.sub("", prompt)):
+        kind = match.group(1).lower()
+        ignored.append(Ignored(match.group(0)[:60], f"Fewstep has no {kind} networks; the tag is not applied"))
     if not (tags or ignored):
         return prompt, tags, ignored
     # A1111 (extra_networks.parse_prompt) replaces each tag with "" and encodes the rest as it stands,
@@ -288,7 +295,7 @@ def strip_lora_tags(prompt: str) -> tuple[str, list[StyleTag], list[Ignored]]:
     # CLIP's tokenizer collapses anyway (whitespace_clean); a line that held nothing but tags goes.
     lines = []
     for line in prompt.split("\n"):
-        cleaned = _LORA_TAG.sub("", line)
+        cleaned = _OTHER_TAG.sub("", _LORA_TAG.sub("", line))
         if cleaned.strip() or not line.strip():
             lines.append(_SPACES.sub(" ", cleaned).strip())
     return "\n".join(lines).strip(), tags, ignored

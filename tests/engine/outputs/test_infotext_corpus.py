@@ -282,3 +282,27 @@ def test_a_tag_is_removed_and_nothing_else(prompt: str, restored: str) -> None:
     assert read.prompt == restored
     assert re.sub(r"\s+", " ", read.prompt).strip() == a1111_encodes(prompt)
     assert read.styles and read.negative_prompt == "blurry"
+
+
+@pytest.mark.parametrize(
+    ("prompt", "restored", "kinds"),
+    [
+        pytest.param(
+            "a lighthouse <hypernet:ink:0.6> at dusk", "a lighthouse at dusk", ["hypernet"], id="hypernet"
+        ),
+        pytest.param(
+            "a, <lora:ink:0.8>, <wildcard:colours>, b",
+            "a, , , b",
+            ["wildcard"],
+            id="an extension's kind beside a LoRA",
+        ),
+    ],
+)
+def test_other_extra_network_tags_leave_the_prompt_as_in_a1111(
+    prompt: str, restored: str, kinds: list[str]
+) -> None:
+    read = parse_infotext(f"{prompt}\n{SETTINGS}")
+    assert read.prompt == restored
+    assert re.sub(r"\s+", " ", read.prompt).strip() == a1111_encodes(prompt)
+    said = [i.reason for i in read.ignored if i.field.startswith("<")]
+    assert said == [f"Fewstep has no {kind} networks; the tag is not applied" for kind in kinds]
