@@ -93,7 +93,10 @@ PUBLISHED_FILES = {
     "flash-lora": "pytorch_lora_weights.safetensors of jasperai/flash-sdxl",
     TURBO_ROLE: "the sdxl-turbo folder, or sd_xl_turbo_1.0_fp16.safetensors",
 }
-_TURBO = re.compile(r"turbo")
+# Stability's names for it: the repository sdxl-turbo, the file sd_xl_turbo_1.0(_fp16). Not "turbo"
+# alone: community SDXL merges say it too (dreamshaperXL_turboDpmppSDE, a base run with DPM++ SDE at
+# 4 to 8 steps and CFG 2), and such a file is an SDXL base, not a pipeline for Turbo's 1-step EulerA.
+_TURBO = re.compile(r"(?<![a-z0-9])sd[-_ ]?xl[-_ ]?turbo(?![a-z])")
 
 
 def lora_by_name(path: Path) -> Recognised | None:
@@ -129,7 +132,8 @@ def same_name_lora_by_place(path: Path) -> Recognised | None:
 
 
 def is_turbo_pipeline(path: Path, scheduler: object) -> Recognised | None:
-    """SDXL-Turbo among SDXL pipelines: by its file, folder or repository name, or by the scheduler its
+    """SDXL-Turbo among SDXL pipelines: by its file, folder or repository name (sdxl-turbo, sd_xl_turbo),
+    or by the scheduler its
     model_index.json names (``scheduler``: that entry, e.g. ["diffusers", "EulerAncestralDiscreteScheduler"];
     None for a single file)."""
     form = "single-file checkpoint" if path.is_file() else "diffusers folder"

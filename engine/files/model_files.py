@@ -474,8 +474,13 @@ def _refuse_another_distillation(role: str, option: str, info: ModelFile) -> Non
 
 
 def _as_said(role: str, info: ModelFile) -> ModelFile:
-    """A LoRA whose kind name and header could not tell (or only its place told), given for a
-    distillation's role: it is that distillation, as the user said."""
+    """A LoRA whose kind name and header could not tell (or only its place told), or an SDXL pipeline,
+    given for a distillation's role: it is that distillation, as the user said."""
+    pipelines = (FileKind.SDXL_FOLDER, FileKind.SDXL_SINGLE_FILE)
+    if info.kind in pipelines and info.role is None and MODES.role_files().get(role) is ModeFile.PIPELINE:
+        # An SDXL pipeline whose name says no distillation (a merge named "…turbo…"): the user's word.
+        form = "single-file checkpoint" if info.kind is FileKind.SDXL_SINGLE_FILE else "diffusers folder"
+        return replace(info, role=role, label=f"{role_label(role)} ({form})", decided_by="user")
     undecided = info.kind is FileKind.UNDECIDED_LORA or (
         info.kind in (FileKind.LCM_LORA, FileKind.DISTILLATION_LORA)
         and info.decided_by in ("folder name", "repository id")

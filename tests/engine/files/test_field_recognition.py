@@ -169,6 +169,20 @@ def test_a_style_lora_with_a_name_of_its_own_stays_a_style(tiny_models: TinyMode
     assert inspect_path(style).kind is FileKind.STYLE_LORA
 
 
+@pytest.mark.parametrize(
+    "name", ["dreamshaperXL_turboDpmppSDE.safetensors", "juggernautXL_turbo.safetensors"]
+)
+def test_a_community_checkpoint_that_says_turbo_is_a_base(name: str, field: FieldSet, tmp_path: Path) -> None:
+    # Merges named "turbo" run as SDXL bases (their cards: DPM++ SDE, 4 to 8 steps, CFG 2), not as
+    # SDXL-Turbo's 1-step pipeline; only Stability's own names (sdxl-turbo, sd_xl_turbo) say Turbo.
+    merge = tmp_path / name
+    shutil.copyfile(field["turbo-single-file"].path, merge)
+    info = inspect_path(merge)
+    assert (info.kind, info.role, info.natural_role) == (FileKind.SDXL_SINGLE_FILE, None, "base")
+    assert "turbo" not in info.enables and "ddim" in info.enables
+    assert check_role("turbo", merge).natural_role == "turbo"  # the artist may still say it is Turbo
+
+
 # ---------------------------------------------------------------------------------------------
 # A pickle is refused with the safetensors file to use instead
 
