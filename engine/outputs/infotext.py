@@ -287,7 +287,9 @@ def strip_lora_tags(prompt: str) -> tuple[str, list[StyleTag], list[Ignored]]:
             ignored.append(Ignored(match.group(0)[:60], f"the weight {weight!r} is not a number"))
     for match in _OTHER_TAG.finditer(_LORA_TAG.sub("", prompt)):
         kind = match.group(1).lower()
-        ignored.append(Ignored(match.group(0)[:60], f"Fewstep has no {kind} networks; the tag is not applied"))
+        ignored.append(
+            Ignored(match.group(0)[:60], f"Fewstep has no {kind} networks; the tag is not applied")
+        )
     if not (tags or ignored):
         return prompt, tags, ignored
     # A1111 (extra_networks.parse_prompt) replaces each tag with "" and encodes the rest as it stands,
