@@ -32,7 +32,7 @@ def _package(root: Path, dotted: str, body: str = "") -> None:
 
 
 def test_the_contracts_catch_lazy_imports_across_the_boundary(tmp_path: Path) -> None:
-    """The repository's own contracts, on a skeleton with three lazy imports that break them."""
+    """The repository's own contracts, on a skeleton with four lazy imports that break them."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]
     contracts = config["contracts"]
     lines = [
@@ -50,6 +50,7 @@ def test_the_contracts_catch_lazy_imports_across_the_boundary(tmp_path: Path) ->
     _package(tmp_path, "devtools", "def tool():\n    pass\n")
     for name in ("gui.launcher", "gui.app", "gui.self_test", "gui.widgets", "gui.state"):
         _package(tmp_path, name)
+    _package(tmp_path, "gui.xcb_libraries", "def check():\n    from PySide6 import QtCore\n")
     (tmp_path / "engine" / "contract" / "heavy.py").write_text("def f():\n    import torch\n")
     (tmp_path / "gui" / "state" / "lazy.py").write_text("def f():\n    import diffusers\n")
     (tmp_path / "engine" / "files" / "uses_tools.py").write_text("def f():\n    from devtools import tool\n")
@@ -58,6 +59,7 @@ def test_the_contracts_catch_lazy_imports_across_the_boundary(tmp_path: Path) ->
     assert "engine.contract.heavy -> torch" in result.stdout
     assert "gui.state.lazy -> diffusers" in result.stdout
     assert "engine.files.uses_tools -> devtools" in result.stdout
+    assert "gui.xcb_libraries -> PySide6" in result.stdout
 
 
 def _toml(value: object) -> str:
