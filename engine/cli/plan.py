@@ -8,6 +8,10 @@ device the plan is the CPU's: RAM is the device, and the full distilled UNets ma
 from __future__ import annotations
 
 import argparse
+import shutil
+import sys
+import textwrap
+from collections.abc import Iterable
 from pathlib import Path
 
 from engine.cli.arguments import EXIT_OK, add_model_flags, model_paths, size, style_lora, vram_gib
@@ -111,7 +115,32 @@ def run(args: argparse.Namespace) -> int:
         lora_route=LoraRoute(args.lora_route),
         ram=ram,
     )
-    print(f"{sizes.parameters / 1e9:.3f} B parameters in the given files (read from their headers)")
-    for line in describe_placement(placement, five):
-        print(line)
+    lines = [
+        f"{sizes.parameters / 1e9:.3f} B parameters in the given files (read from their headers)",
+        *describe_placement(placement, five),
+    ]
+    # On a terminal, folded to its width; piped (grep, a script), one line per fact.
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+    print("\n".join(folded(lines, width)))
     return EXIT_OK
+
+
+def folded(lines: Iterable[str], width: int | None) -> list[str]:
+    """Each line longer than width folded at spaces, its continuation indented under its own text."""
+    if width is None:
+        return list(lines)
+    width = max(width, 60)
+    out: list[str] = []
+    for line in lines:
+        indent = " " * (len(line) - len(line.lstrip(" ")))
+        if len(line) <= width:
+            out.append(line)
+            continue
+        out += textwrap.wrap(
+            line,
+            width,
+            subsequent_indent=indent + "    ",
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+    return out

@@ -13,6 +13,7 @@ import torch
 from devtools.original_layout import SINGLE_FILE_NAME, write_single_file_checkpoint
 from devtools.tiny_model import TinyModelSet
 from engine.cli import EXIT_BAD_INPUT, EXIT_OK, main
+from engine.cli.plan import folded
 from engine.contract.placement import Part
 from engine.contract.placement_text import size_text
 from engine.files.model_paths import ModelPaths
@@ -139,3 +140,16 @@ def test_plan_on_the_cpu_says_the_full_unets_wait_on_disk(
     roomy = capsys.readouterr().out
     assert "with every part loaded" in roomy and "on disk" not in roomy
     assert main(["plan", *model_args(tiny_models), "--ram", "8", "--vram", "8"]) == EXIT_BAD_INPUT
+
+
+def test_a_terminals_plan_is_folded_to_its_width_and_a_piped_one_is_not() -> None:
+    lines = [
+        "LoRA modes: fused, as their model cards run them; the slot (6 MiB, the layers the LoRA touches)"
+        " lives beside the base UNet and is re-fused at each switch between LoRAs",
+        "  ddim              4.32 GiB        0 B  every part",
+    ]
+    assert folded(lines, None) == lines
+    out = folded(lines, 80)
+    assert all(len(line) <= 80 for line in out) and len(out) > 2
+    assert out[1].startswith("    ") and out[-1] == lines[1]  # a fold is indented; a short row stays
+    assert " ".join(part.strip() for part in out[:-1]) == lines[0]  # nothing lost but the fold's spaces

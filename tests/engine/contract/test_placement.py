@@ -242,3 +242,30 @@ def test_smallest_fit_is_where_plans_start_to_fit() -> None:
     assert 6 * GIB < smallest_fit(sizes("fp16"), "fp16") <= 8 * GIB
     assert smallest_fit(sizes("bf16"), "bf16") <= smallest_fit(sizes("fp16"), "fp16")  # no fp32 decode
     assert smallest_fit(sizes("fp32"), "fp32") > smallest_fit(sizes("fp16"), "fp16")
+
+
+def mode_rows(lines: list[str]) -> dict[str, str]:
+    """The modes table's rows by mode: what each holds while denoising, as said."""
+    table = lines[lines.index(next(line for line in lines if line.startswith("modes, in the order"))) + 2 :]
+    rows = {}
+    for line in table:
+        if not line.startswith("  "):
+            break
+        rows[line.split()[0]] = line.split("  ")[-1]
+    return rows
+
+
+def test_the_modes_table_says_every_part_or_what_is_not_held() -> None:
+    """A row names the parts held while denoising, or what is not held where that is shorter."""
+    roomy = plan(24, "fp16")
+    assert set(mode_rows(describe_placement(roomy)).values()) == {"every part"}
+    for placement in (plan(8, "fp16"), plan(12, "fp16"), plan(8, "fp16", styles=True)):
+        every = {part for part, size in placement.inputs.sizes.items() if size}
+        rows = mode_rows(describe_placement(placement))
+        assert set(rows) == {m.mode for m in placement.modes}
+        for mode, said in rows.items():
+            held = placement.mode(mode).denoise_parts
+            if said.startswith("every part but "):
+                assert set(said.removeprefix("every part but ").split(", ")) == every - held, mode
+            else:
+                assert set(said.split(", ")) == held, mode
