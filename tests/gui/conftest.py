@@ -53,12 +53,13 @@ def wait_event(qtbot: QtBot, worker: EngineWorker, *kinds: EventKind, timeout: i
 
 
 @pytest.fixture(autouse=True)
-def _signal_waits_outlive_the_worker(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _kept_signal_waits(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """pytest-qt's SignalBlocker is no QObject. What the worker thread emitted before a wait ended
     still reaches the blocker's bound method later, queued, after the disconnect; and PySide6 calls
     it even once the blocker has been freed: a segfault in a later processEvents (test_live_mode
     crashed 4 times in 11 runs). So every blocker lives until the worker is stopped (by make_window,
-    or by _no_thread_left, set up after this fixture and so torn down before it) and the queue drained."""
+    or by _no_thread_left, which asks for this fixture and so is torn down before it) and the queue
+    drained."""
     kept: list[object] = []
     original_one, original_many = QtBot.waitSignal, QtBot.waitSignals
 
@@ -81,7 +82,7 @@ def _signal_waits_outlive_the_worker(monkeypatch: pytest.MonkeyPatch) -> Iterato
 
 
 @pytest.fixture(autouse=True)
-def _no_thread_left(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _no_thread_left(monkeypatch: pytest.MonkeyPatch, _kept_signal_waits: None) -> Iterator[None]:
     started: list[QThread] = []
     original_start = QThread.start
 
