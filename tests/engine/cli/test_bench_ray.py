@@ -62,9 +62,9 @@ def test_auto_without_a_cluster_starts_a_local_one_and_stops_it(
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[None]:
+def cluster(pytestconfig: pytest.Config) -> Iterator[None]:
     """A local Ray of 2 CPUs, no dashboard, no token under ~/.ray; shut down whatever the tests did."""
-    with local_ray(cpus=2):
+    with local_ray(pytestconfig, cpus=2):
         yield
 
 

@@ -30,9 +30,9 @@ FAST = ["--modes", "ddim,lightning", "--steps", "ddim=4", "--seeds", "2", "--thr
 
 
 @pytest.fixture(scope="module")
-def gpu_cluster() -> Iterator[None]:
+def gpu_cluster(pytestconfig: pytest.Config) -> Iterator[None]:
     """A local Ray of 2 CPUs and 2 logical GPUs, no dashboard, no token under ~/.ray."""
-    with local_ray(cpus=2, gpus=2):
+    with local_ray(pytestconfig, cpus=2, gpus=2):
         yield
 
 
