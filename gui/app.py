@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QApplication
 
 from engine.contract.mode_files import ModeFileError, read_mode_file, user_modes_path
 from engine.contract.modes import MODES
+from gui.state.gui_collector import GuiThreadCollector
 from gui.state.settings import load_settings
 from gui.state.worker import EngineWorker
 from gui.widgets.main_window import MainWindow
@@ -47,6 +48,8 @@ def run_app(argv: Sequence[str] = ()) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     app = QApplication([sys.argv[0], *argv])
     app.setApplicationName("Fewstep")
+    # Every cyclic collection on this thread: one on the engine's could delete a widget there.
+    GuiThreadCollector(app).start()
     window = create_window(app)
     window.show()
     # Load the engine once the window has painted, so that torch's import never delays it.

@@ -279,6 +279,9 @@ def main(argv: Sequence[str] = ()) -> int:
 
     app = QApplication([sys.argv[0] if sys.argv else "fewstep"])
     app.setApplicationName("Fewstep")
+    from gui.state.gui_collector import GuiThreadCollector
+
+    GuiThreadCollector(app).start()  # as the window runs: collections on this thread alone
     report.check("qt", True, f"platform {app.platformName()}, Qt {qVersion()}, PySide6 {pyside_version}")
 
     backend_results: list[tuple[str, bool, str]] = []

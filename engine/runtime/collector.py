@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 _lock = threading.Lock()
 _models_loaded = False  # once models were built, freezing could keep their memory alive
@@ -51,3 +51,25 @@ def collector_quiet(*, loads_models: bool = False) -> Iterator[None]:
             if _depth == 0 and _saved is not None:
                 gc.set_threshold(*_saved)
                 _saved = None
+
+
+# Who runs an explicit full collection (after models are dropped). A collection frees every
+# unreachable cycle, whoever made it: in a Qt process that includes Python-owned Qt objects, which
+# must be deleted on the GUI thread, so the window sets a collector that runs there
+# (gui.state.gui_collector). Elsewhere (the CLI, the bench) the calling thread collects.
+_collector: Callable[[], None] | None = None
+
+
+def set_collector(collect: Callable[[], None] | None) -> None:
+    """Route collect_garbage() through this callable; None: collect on the calling thread."""
+    global _collector
+    _collector = collect
+
+
+def collect_garbage() -> None:
+    """A full collection, where this process runs its collections."""
+    collect = _collector
+    if collect is None:
+        gc.collect()
+    else:
+        collect()

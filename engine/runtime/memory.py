@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import gc
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
@@ -17,6 +16,7 @@ from engine.contract.info import MemoryReport, ModelMemory
 from engine.contract.modes import ModelRole
 from engine.contract.placement import Part, own_text_part, own_vae_part, part_of_role
 from engine.contract.residency import Residency
+from engine.runtime.collector import collect_garbage
 
 
 def module_bytes(*modules: Any) -> int:
@@ -60,7 +60,7 @@ def release_freed_memory() -> None:
     keeps freed heap chunks for reuse (its mmap threshold grows to 32 MiB once large blocks are freed,
     so even a UNet's tensors may land on the heap): malloc_trim(0) returns them, so that the RSS
     really drops. Elsewhere (not glibc) collecting is all there is."""
-    gc.collect()
+    collect_garbage()
     if not sys.platform.startswith("linux"):
         return
     # musl and other C libraries have no malloc_trim.

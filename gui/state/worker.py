@@ -13,7 +13,6 @@ engine checks after each denoising step, so the job stops at its next step.
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 from collections import deque
@@ -28,6 +27,7 @@ from engine.contract.info import ComparisonEngine, EngineInfo
 from engine.contract.request import ModeResult, Progress
 from engine.outputs.comparison_files import RunContext
 from engine.outputs.run_writer import RunWriter, new_run_id
+from engine.runtime.collector import collect_garbage
 from gui.state.jobs import (
     JOB_ENDS,
     EngineConfig,
@@ -231,7 +231,8 @@ class EngineWorker(QThread):
         self._loaded = None  # free the old models before loading new ones
         # Now, not at some later full collection: models in reference cycles would otherwise keep
         # their memory while the new ones load beside them (full collections wait during a load).
-        gc.collect()
+        # On the GUI thread where the window runs one (gui.state.gui_collector), never on this one.
+        collect_garbage()
         try:
             loaded = self._factory(config, self._say)
         except FewstepError as exc:

@@ -27,6 +27,7 @@ from devtools.tiny_model import TinyModelSet
 from engine.contract.modes import ModelRole
 from engine.outputs.comparison_files import RunContext
 from engine.runtime.engine import Engine
+from gui.state.gui_collector import GuiThreadCollector
 from gui.state.jobs import EngineConfig, EventKind, WorkerEvent
 from gui.state.settings import Settings, save_settings
 from gui.state.worker import EngineFactory, EngineWorker, LoadedEngine
@@ -53,7 +54,19 @@ def wait_event(qtbot: QtBot, worker: EngineWorker, *kinds: EventKind, timeout: i
 
 
 @pytest.fixture(autouse=True)
-def _kept_signal_waits(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _gui_thread_collections(qapp: Any) -> Iterator[None]:
+    """As in the application: cyclic collections on the GUI thread alone (gui.state.gui_collector), so
+    that a collection on an engine thread never deletes a window of an earlier test there. Stopped
+    (automatic collection back, then one full collection here) once the test's worker has stopped."""
+    collector = GuiThreadCollector(qapp)
+    collector.start()
+    yield
+    collector.stop()
+    collector.deleteLater()
+
+
+@pytest.fixture(autouse=True)
+def _kept_signal_waits(monkeypatch: pytest.MonkeyPatch, _gui_thread_collections: None) -> Iterator[None]:
     """pytest-qt's SignalBlocker is no QObject. What the worker thread emitted before a wait ended
     still reaches the blocker's bound method later, queued, after the disconnect; and PySide6 calls
     it even once the blocker has been freed: a segfault in a later processEvents (test_live_mode

@@ -13,6 +13,7 @@ import pytest
 
 # The GUI fixtures (offscreen Qt, private settings, a window on the session's tiny engine).
 from tests.gui.conftest import (  # noqa: F401 - fixtures, found by pytest by name
+    _gui_thread_collections,
     _kept_signal_waits,
     _no_thread_left,
     _private_model_dirs,
