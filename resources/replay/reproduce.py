@@ -30,7 +30,7 @@ RECIPE: dict[str, Any] = json.loads("{}")
 
 def load_base(files: dict[str, Any], dtype: Any, device: str) -> Any:
     """The SDXL base pipeline as Fewstep loads it: a diffusers folder, or one file with a config folder."""
-    from diffusers import AutoencoderKL, StableDiffusionXLPipeline
+    from diffusers import StableDiffusionXLPipeline
 
     base = files["base"]
     if base["single_file"]:
@@ -41,18 +41,26 @@ def load_base(files: dict[str, Any], dtype: Any, device: str) -> Any:
         pipe = StableDiffusionXLPipeline.from_pretrained(
             base["path"], dtype=dtype, variant=base["variant"], use_safetensors=True, local_files_only=True
         )
-    vae = files.get("vae")
-    if vae is not None:
-        if vae["single_file"]:
-            pipe.vae = AutoencoderKL.from_single_file(
-                vae["path"], config=base["config"], subfolder="vae", local_files_only=True, dtype=dtype
-            )
-        else:
-            pipe.vae = AutoencoderKL.from_pretrained(
-                vae["path"], dtype=dtype, variant=vae["variant"], local_files_only=True
-            )
+    replace_vae(pipe, files, dtype)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
+
+
+def replace_vae(pipe: Any, files: dict[str, Any], dtype: Any) -> None:
+    """A replacement VAE (--vae), where the run had one: it serves every pipeline, as in Fewstep."""
+    from diffusers import AutoencoderKL
+
+    vae = files.get("vae")
+    if vae is None:
+        return
+    if vae["single_file"]:
+        pipe.vae = AutoencoderKL.from_single_file(
+            vae["path"], config=files["base"]["config"], subfolder="vae", local_files_only=True, dtype=dtype
+        )
+    else:
+        pipe.vae = AutoencoderKL.from_pretrained(
+            vae["path"], dtype=dtype, variant=vae["variant"], local_files_only=True
+        )
 
 
 def with_unet(base: Any, unet: Any) -> Any:
@@ -78,7 +86,7 @@ def whole_pipeline(files: dict[str, Any], which: str, dtype: Any, device: str) -
     """A whole pipeline (SDXL-Turbo) loaded whole, as its card loads it: its own text encoders, VAE and
     scheduler config with its UNet (a single file takes the base's config folder). A replacement VAE
     serves it too, as in Fewstep."""
-    from diffusers import AutoencoderKL, AutoPipelineForText2Image, StableDiffusionXLPipeline
+    from diffusers import AutoPipelineForText2Image, StableDiffusionXLPipeline
 
     whole = files[which]
     if whole["single_file"]:
@@ -89,20 +97,7 @@ def whole_pipeline(files: dict[str, Any], which: str, dtype: Any, device: str) -
         pipe = AutoPipelineForText2Image.from_pretrained(
             whole["path"], dtype=dtype, variant=whole["variant"], use_safetensors=True, local_files_only=True
         )
-    vae = files.get("vae")
-    if vae is not None:
-        if vae["single_file"]:
-            pipe.vae = AutoencoderKL.from_single_file(
-                vae["path"],
-                config=files["base"]["config"],
-                subfolder="vae",
-                local_files_only=True,
-                dtype=dtype,
-            )
-        else:
-            pipe.vae = AutoencoderKL.from_pretrained(
-                vae["path"], dtype=dtype, variant=vae["variant"], local_files_only=True
-            )
+    replace_vae(pipe, files, dtype)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
 
