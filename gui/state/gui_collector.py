@@ -39,16 +39,15 @@ class GuiThreadCollector(QObject):
 
     _asked = Signal()
 
-    def __init__(self, parent: QObject | None = None, *, interval_ms: int = CHECK_MS) -> None:
+    def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._timer = QTimer(self)
-        self._timer.setInterval(interval_ms)
+        self._timer.setInterval(CHECK_MS)
         self._timer.timeout.connect(self.check)
         self._asked.connect(self._collect_asked)  # queued: emitted on other threads
         self._lock = threading.Lock()
         self._waiting: list[threading.Event] = []
         self._was_enabled = gc.isenabled()
-        self.running = False
         self._gui_thread = threading.get_ident()  # made on the thread whose event loop runs it
 
     def start(self) -> None:
@@ -56,7 +55,6 @@ class GuiThreadCollector(QObject):
         gc.disable()
         set_collector(self.collect)
         self._timer.start()
-        self.running = True
 
     def stop(self) -> None:
         """The automatic collector back, as it was; then one full collection, here."""
@@ -64,7 +62,6 @@ class GuiThreadCollector(QObject):
         set_collector(None)
         if self._was_enabled:
             gc.enable()
-        self.running = False
         self._collect_asked()
 
     @Slot()

@@ -72,17 +72,34 @@ guidance_kind = "none"
 """
 
 
+# A user's mode on a built-in role: that file's row is titled after the built-in mode ("TCD LoRA").
+ON_TCD = """
+[[mode]]
+name = "my-tcd"
+label = "My TCD, 6 steps"
+file = "lora"
+role = "tcd-lora"
+scheduler = "TCDScheduler"
+steps = 6
+guidance = 0.0
+guidance_kind = "none"
+eta = 0.5
+eta_range = [0.0, 1.0]
+"""
+
+
 def test_the_settings_help_says_what_every_loaded_mode_needs(modes_toml: Path) -> None:
-    modes_toml.write_text(MODE + LORA_MODE, encoding="utf-8")
+    modes_toml.write_text(MODE + LORA_MODE + ON_TCD, encoding="utf-8")
     assert add_user_modes() is None
     lines = needs_table().splitlines()
     assert lines[0] == "Every mode needs the SDXL base."
     assert "SDXL + my Euler, trailing" in lines[1] and lines[1].endswith("need nothing more.")
-    # A file's row is titled after its mode ("SDXL + my look" needs the "my look" row), so the one line
-    # covers every mode with one file, a user's too: nothing is spelt out apart.
+    # A file's row is titled after its mode ("SDXL + my look" needs the "my look" row), so one line
+    # covers every mode with one file; only a mode whose title does not name its row is spelt out.
     assert lines[2].startswith("Each other mode needs the one file its title names")
-    assert lines[3:] == [] and role_title("my-look-lora") == "my look"
+    assert role_title("my-look-lora") == "my look"
+    assert lines[3:] == ["My TCD, 6 steps needs TCD LoRA."]
     for name in MODES:
         spec = MODES[name]
-        if spec.role is not None:
+        if spec.role is not None and name != "my-tcd":
             assert role_title(spec.role) in spec.title, name
